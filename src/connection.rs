@@ -1,0 +1,746 @@
+//! `Pipe` and `Connection`: framed, typed messages between two processes.
+//!
+//! # Wire format
+//! Every message is one frame in the format of Python's `multiprocessing.connection`: a 4-byte
+//! big-endian signed length, or for bodies over 2 GiB the length `-1` followed by an 8-byte
+//! big-endian length, then the body. `send_bytes` bodies are the bytes themselves; `send`
+//! bodies are one byte giving the number of OS handles in the message followed by the
+//! postcard encoding of the value (see [`crate::handle`]). Handles travel as `SCM_RIGHTS` with
+//! the frame's first byte, so a reader collects them in arrival order and each typed message
+//! takes exactly the count its first byte announces.
+//!
+//! # Reading
+//! Reads go through a 64 KiB buffer, so a burst of small messages costs one `recvmsg`, and a
+//! message that fits in it is decoded in place without a copy. A larger body is read straight
+//! into its own vector, which grows with the data that actually arrives: a header that
+//! announces 10 GiB costs nothing until the limit check rejects it.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::handle::{self, CodecError, FdOwned, FdRef};
+use crate::sys;
+
+/// Default largest message body a [`Connection`] accepts: 1 GiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 1 << 30;
+
+const READ_CHUNK: usize = 64 * 1024;
+/// Large bodies grow their buffer by at most this much per step, so memory follows the data.
+const GROW_STEP: usize = 16 << 20;
+
+/// What can go wrong on a [`Connection`].
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectionError {
+    /// The other end closed the connection (Python's `EOFError`).
+    #[error("end of file: the other end of the connection is closed")]
+    Eof,
+    /// The other end closed the connection while we were sending (Python's `BrokenPipeError`).
+    #[error("broken pipe: the other end of the connection is closed")]
+    PeerClosed,
+    /// The connection ended in the middle of a message.
+    #[error("connection closed in the middle of a message ({got} of {expected} bytes received)")]
+    Truncated {
+        /// Bytes the frame announced (header included).
+        expected: u64,
+        /// Bytes that arrived.
+        got: u64,
+    },
+    /// A frame announced a body larger than this connection accepts. The connection cannot be
+    /// used afterwards: the rest of the stream is unread.
+    #[error(
+        "incoming message of {len} bytes exceeds this connection's limit of {limit} bytes \
+         (raise it with Connection::set_max_message_size)"
+    )]
+    TooLarge {
+        /// Announced body length.
+        len: u64,
+        /// The limit in force.
+        limit: u64,
+    },
+    /// The bytes received do not follow the protocol.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The value could not be encoded or the message could not be decoded as the asked type.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// `recv_bytes_into` was given a buffer smaller than the message; the message is returned
+    /// whole (Python's `BufferTooShort`).
+    #[error("buffer too short: the message has {} bytes", .0.len())]
+    BufferTooShort(Vec<u8>),
+    /// This end of a one-way pipe cannot do that.
+    #[error("this end of the connection is {0}")]
+    WrongDirection(&'static str),
+    /// An earlier protocol error left the stream in an unknown position.
+    #[error("the connection is unusable after an earlier protocol error")]
+    Broken,
+    /// An operating-system error.
+    #[error("I/O error on connection: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Shorthand for results of connection operations.
+pub type Result<T, E = ConnectionError> = std::result::Result<T, E>;
+
+/// One end of a pipe between two processes (Python's `multiprocessing.connection.Connection`).
+///
+/// Send any serde value with [`send`](Self::send) and read it with [`recv`](Self::recv), or
+/// move raw bytes with [`send_bytes`](Self::send_bytes) / [`recv_bytes`](Self::recv_bytes).
+/// A `Connection` is itself a handle: pass it as a process argument, or send it over another
+/// connection, and the receiver gets a working end of the same pipe.
+///
+/// Each end is for one thread at a time (methods take `&mut self`); wrap it in a `Mutex` to
+/// share it. Dropping it closes the end: the peer then gets [`ConnectionError::Eof`].
+///
+/// ```
+/// use multiproc::{pipe, Connection, Process};
+///
+/// fn worker(mut conn: Connection) {
+///     let v: Vec<i32> = conn.recv().unwrap();
+///     conn.send(&v.iter().sum::<i32>()).unwrap();
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (mut here, there) = pipe()?;
+/// let child = Process::start(worker, there)?;
+/// here.send(&vec![1, 2, 3])?;
+/// assert_eq!(here.recv::<i32>()?, 6);
+/// child.join()?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct Connection {
+    fd: OwnedFd,
+    readable: bool,
+    writable: bool,
+    max_message: u64,
+    broken: bool,
+    /// Received, not yet consumed bytes are `rbuf[rpos..]`.
+    rbuf: Vec<u8>,
+    rpos: usize,
+    /// Descriptors received and not yet claimed by a message, in arrival order.
+    fds: VecDeque<OwnedFd>,
+    /// Reused encoding buffer for `send`.
+    scratch: Vec<u8>,
+}
+
+/// A duplex pipe: two connected [`Connection`]s that can both send and receive
+/// (Python's `Pipe()`).
+///
+/// ```
+/// let (mut a, mut b) = multiproc::pipe()?;
+/// a.send(&"ping")?;
+/// assert_eq!(b.recv::<String>()?, "ping");
+/// b.send_bytes(b"pong")?;
+/// assert_eq!(a.recv_bytes()?, b"pong");
+/// # Ok::<(), multiproc::ConnectionError>(())
+/// ```
+pub fn pipe() -> Result<(Connection, Connection)> {
+    let (a, b) = sys::socketpair()?;
+    Ok((Connection::from_fd(a, true, true), Connection::from_fd(b, true, true)))
+}
+
+/// A one-way pipe: `(reader, writer)` (Python's `Pipe(duplex=False)`).
+///
+/// ```
+/// let (mut rx, mut tx) = multiproc::pipe_oneway()?;
+/// tx.send(&42u8)?;
+/// assert_eq!(rx.recv::<u8>()?, 42);
+/// assert!(rx.send(&1u8).is_err()); // the reader cannot send
+/// # Ok::<(), multiproc::ConnectionError>(())
+/// ```
+pub fn pipe_oneway() -> Result<(Connection, Connection)> {
+    let (r, w) = sys::socketpair()?;
+    sys::shutdown(r.as_fd(), false)?;
+    sys::shutdown(w.as_fd(), true)?;
+    Ok((Connection::from_fd(r, true, false), Connection::from_fd(w, false, true)))
+}
+
+impl Connection {
+    /// Wrap a connected `AF_UNIX` stream socket (e.g. one half of
+    /// `std::os::unix::net::UnixStream::pair()`).
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// let (a, b) = UnixStream::pair()?;
+    /// let (mut a, mut b) = (multiproc::Connection::new(a.into()), multiproc::Connection::new(b.into()));
+    /// a.send(&1.5f64)?;
+    /// assert_eq!(b.recv::<f64>()?, 1.5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(fd: OwnedFd) -> Connection {
+        Connection::from_fd(fd, true, true)
+    }
+
+    pub(crate) fn from_fd(fd: OwnedFd, readable: bool, writable: bool) -> Connection {
+        Connection {
+            fd,
+            readable,
+            writable,
+            max_message: DEFAULT_MAX_MESSAGE_SIZE,
+            broken: false,
+            rbuf: Vec::new(),
+            rpos: 0,
+            fds: VecDeque::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Whether this end can receive.
+    ///
+    /// ```
+    /// let (rx, tx) = multiproc::pipe_oneway()?;
+    /// assert!(rx.readable() && !tx.readable());
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn readable(&self) -> bool {
+        self.readable
+    }
+
+    /// Whether this end can send.
+    ///
+    /// ```
+    /// let (rx, tx) = multiproc::pipe_oneway()?;
+    /// assert!(tx.writable() && !rx.writable());
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The largest message body this end accepts ([`DEFAULT_MAX_MESSAGE_SIZE`] unless set).
+    ///
+    /// ```
+    /// let (a, _b) = multiproc::pipe()?;
+    /// assert_eq!(a.max_message_size(), multiproc::DEFAULT_MAX_MESSAGE_SIZE);
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn max_message_size(&self) -> u64 {
+        self.max_message
+    }
+
+    /// Change the largest message body this end accepts. A larger incoming message fails with
+    /// [`ConnectionError::TooLarge`] before any memory is reserved for it.
+    ///
+    /// ```
+    /// let (mut a, mut b) = multiproc::pipe()?;
+    /// b.set_max_message_size(8);
+    /// a.send_bytes(&[0u8; 100])?;
+    /// assert!(matches!(b.recv_bytes(), Err(multiproc::ConnectionError::TooLarge { len: 100, limit: 8 })));
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn set_max_message_size(&mut self, limit: u64) {
+        self.max_message = limit;
+    }
+
+    /// Send a value of any serde type; OS handles inside it ([`Connection`],
+    /// [`Handle`](crate::Handle), ...) travel too.
+    ///
+    /// ```
+    /// let (mut a, mut b) = multiproc::pipe()?;
+    /// a.send(&(1u32, "two".to_string(), vec![3.0f32]))?;
+    /// let (x, y, z): (u32, String, Vec<f32>) = b.recv()?;
+    /// assert_eq!((x, y.as_str(), z[0]), (1, "two", 3.0));
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn send<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<()> {
+        self.check_writable()?;
+        let mut body = std::mem::take(&mut self.scratch);
+        body.clear();
+        body.push(0);
+        let encoded = handle::encode(value, &mut body);
+        let result = encoded.map_err(ConnectionError::from).and_then(|fds| {
+            if fds.len() > sys::MAX_FDS_PER_MESSAGE {
+                return Err(ConnectionError::Malformed(format!(
+                    "a message can carry at most {} OS handles, this one has {}",
+                    sys::MAX_FDS_PER_MESSAGE,
+                    fds.len()
+                )));
+            }
+            body[0] = fds.len() as u8;
+            self.write_frame(&body, &fds)
+        });
+        // Keep a modest buffer for the next message; give huge ones back to the allocator.
+        if body.capacity() <= READ_CHUNK {
+            self.scratch = body;
+        }
+        result
+    }
+
+    /// Receive a value sent with [`send`](Self::send). Blocks until a whole message arrives.
+    ///
+    /// ```
+    /// let (mut a, mut b) = multiproc::pipe()?;
+    /// a.send(&Some("x"))?;
+    /// assert_eq!(b.recv::<Option<String>>()?, Some("x".into()));
+    /// drop(a);
+    /// assert!(matches!(b.recv::<u8>(), Err(multiproc::ConnectionError::Eof)));
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn recv<T: DeserializeOwned>(&mut self) -> Result<T> {
+        self.check_readable()?;
+        let len = self.read_header()?;
+        if len <= (self.rbuf.len() - self.rpos) as u64 {
+            let end = self.rpos + len as usize;
+            let result = decode_body(&self.rbuf[self.rpos..end], &mut self.fds);
+            self.consume(len as usize);
+            result
+        } else {
+            let body = self.read_body(len)?;
+            decode_body(&body, &mut self.fds)
+        }
+    }
+
+    /// Wait up to `timeout` for a message and receive it; `Ok(None)` if none arrived in time.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (mut a, mut b) = multiproc::pipe()?;
+    /// assert_eq!(b.recv_timeout::<u8>(Duration::from_millis(10))?, None);
+    /// a.send(&7u8)?;
+    /// assert_eq!(b.recv_timeout::<u8>(Duration::from_secs(5))?, Some(7));
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn recv_timeout<T: DeserializeOwned>(&mut self, timeout: Duration) -> Result<Option<T>> {
+        if self.poll(Some(timeout))? {
+            self.recv().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Send `bytes` as one message (Python's `send_bytes`).
+    ///
+    /// ```
+    /// let (mut a, mut b) = multiproc::pipe()?;
+    /// a.send_bytes(b"hello")?;
+    /// assert_eq!(b.recv_bytes()?, b"hello");
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn send_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        self.check_writable()?;
+        self.write_frame(bytes, &[])
+    }
+
+    /// Send `size` bytes of `buf` starting at `offset` (all the rest if `size` is `None`),
+    /// checking the range like Python's `send_bytes(buf, offset, size)`.
+    ///
+    /// ```
+    /// let (mut a, mut b) = multiproc::pipe()?;
+    /// a.send_bytes_range(b"abcdef", 2, Some(3))?;
+    /// assert_eq!(b.recv_bytes()?, b"cde");
+    /// assert!(a.send_bytes_range(b"abc", 4, None).is_err());
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn send_bytes_range(&mut self, buf: &[u8], offset: usize, size: Option<usize>) -> Result<()> {
+        let out_of_range = || {
+            ConnectionError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "range offset {offset} size {size:?} is outside a buffer of {} bytes",
+                    buf.len()
+                ),
+            ))
+        };
+        let rest = buf.get(offset..).ok_or_else(out_of_range)?;
+        let part = match size {
+            None => rest,
+            Some(n) => rest.get(..n).ok_or_else(out_of_range)?,
+        };
+        self.send_bytes(part)
+    }
+
+    /// Receive one message as bytes (Python's `recv_bytes`).
+    ///
+    /// ```
+    /// let (mut a, mut b) = multiproc::pipe()?;
+    /// a.send_bytes(&[1, 2, 3])?;
+    /// assert_eq!(b.recv_bytes()?, vec![1, 2, 3]);
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
+        self.check_readable()?;
+        let len = self.read_header()?;
+        if len <= (self.rbuf.len() - self.rpos) as u64 {
+            let body = self.rbuf[self.rpos..self.rpos + len as usize].to_vec();
+            self.consume(len as usize);
+            Ok(body)
+        } else {
+            self.read_body(len)
+        }
+    }
+
+    /// Receive one message into `buf`, returning its length (Python's `recv_bytes_into`).
+    /// If `buf` is too small the message is returned in [`ConnectionError::BufferTooShort`].
+    ///
+    /// ```
+    /// let (mut a, mut b) = multiproc::pipe()?;
+    /// a.send_bytes(b"abc")?;
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(b.recv_bytes_into(&mut buf)?, 3);
+    /// assert_eq!(&buf[..3], b"abc");
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize> {
+        self.check_readable()?;
+        let len = self.read_header()?;
+        if len > buf.len() as u64 {
+            let body = if len <= (self.rbuf.len() - self.rpos) as u64 {
+                let b = self.rbuf[self.rpos..self.rpos + len as usize].to_vec();
+                self.consume(len as usize);
+                b
+            } else {
+                self.read_body(len)?
+            };
+            return Err(ConnectionError::BufferTooShort(body));
+        }
+        let len = len as usize;
+        let buffered = (self.rbuf.len() - self.rpos).min(len);
+        buf[..buffered].copy_from_slice(&self.rbuf[self.rpos..self.rpos + buffered]);
+        self.consume(buffered);
+        let mut got = buffered;
+        while got < len {
+            let n = sys::recv_some(self.fd.as_fd(), &mut buf[got..len], &mut self.fds)
+                .map_err(recv_error)?;
+            if n == 0 {
+                self.broken = true;
+                return Err(ConnectionError::Truncated {
+                    expected: len as u64,
+                    got: got as u64,
+                });
+            }
+            got += n;
+        }
+        Ok(len)
+    }
+
+    /// Receive one typed message without decoding it: its value bytes and its descriptors.
+    /// Used where the receiver does not know the type (the fork server relays a task it
+    /// cannot decode; a spawned child reads its task before resolving its entry point).
+    pub(crate) fn recv_raw(&mut self) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
+        let body = self.recv_bytes()?;
+        let (&count, _) = body
+            .split_first()
+            .ok_or_else(|| ConnectionError::Malformed("empty message where a value was expected".into()))?;
+        let count = count as usize;
+        if count > self.fds.len() {
+            return Err(ConnectionError::Malformed(format!(
+                "message announces {count} OS handles but only {} arrived",
+                self.fds.len()
+            )));
+        }
+        let fds = self.fds.drain(..count).collect();
+        let mut body = body;
+        body.remove(0);
+        Ok((body, fds))
+    }
+
+    /// Send a message produced by [`recv_raw`](Self::recv_raw) unchanged.
+    pub(crate) fn send_raw(&mut self, bytes: &[u8], fds: &[OwnedFd]) -> Result<()> {
+        self.check_writable()?;
+        let mut body = Vec::with_capacity(bytes.len() + 1);
+        body.push(fds.len() as u8);
+        body.extend_from_slice(bytes);
+        self.write_frame(&body, fds)
+    }
+
+    /// Whether a message (or end of file) is ready to read, waiting up to `timeout`
+    /// (`None` waits forever, `Some(Duration::ZERO)` only checks).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (mut a, mut b) = multiproc::pipe()?;
+    /// assert!(!b.poll(Some(Duration::ZERO))?);
+    /// a.send(&1u8)?;
+    /// assert!(b.poll(Some(Duration::from_secs(1)))?);
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        self.check_readable()?;
+        if self.rpos < self.rbuf.len() {
+            return Ok(true);
+        }
+        Ok(sys::wait_readable(&[self.fd.as_fd()], timeout)?[0])
+    }
+
+    /// Close this end now (dropping it does the same).
+    ///
+    /// ```
+    /// let (a, mut b) = multiproc::pipe()?;
+    /// a.close();
+    /// assert!(matches!(b.recv_bytes(), Err(multiproc::ConnectionError::Eof)));
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn close(self) {}
+
+    fn check_readable(&self) -> Result<()> {
+        if !self.readable {
+            return Err(ConnectionError::WrongDirection("write-only"));
+        }
+        if self.broken {
+            return Err(ConnectionError::Broken);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        if !self.writable {
+            return Err(ConnectionError::WrongDirection("read-only"));
+        }
+        Ok(())
+    }
+
+    fn write_frame(&self, body: &[u8], fds: &[OwnedFd]) -> Result<()> {
+        let mut header = [0u8; 12];
+        let header: &[u8] = if body.len() <= i32::MAX as usize {
+            header[..4].copy_from_slice(&(body.len() as i32).to_be_bytes());
+            &header[..4]
+        } else {
+            header[..4].copy_from_slice(&(-1i32).to_be_bytes());
+            header[4..].copy_from_slice(&(body.len() as u64).to_be_bytes());
+            &header[..]
+        };
+        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+        sys::send_all(self.fd.as_fd(), &[header, body], &borrowed).map_err(|e| {
+            match e.raw_os_error() {
+                Some(libc::EPIPE) | Some(libc::ECONNRESET) => ConnectionError::PeerClosed,
+                _ => ConnectionError::Io(e),
+            }
+        })
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.rpos += n;
+        if self.rpos == self.rbuf.len() {
+            self.rpos = 0;
+            self.rbuf.clear();
+        }
+    }
+
+    /// Make at least `n` bytes available in the buffer. `Ok(false)` on end of file before any
+    /// byte of them arrived.
+    fn fill_to(&mut self, n: usize) -> Result<bool> {
+        while self.rbuf.len() - self.rpos < n {
+            if self.rpos > 0 {
+                self.rbuf.drain(..self.rpos);
+                self.rpos = 0;
+            }
+            let have = self.rbuf.len();
+            self.rbuf.resize(READ_CHUNK.max(n), 0);
+            let got = sys::recv_some(self.fd.as_fd(), &mut self.rbuf[have..], &mut self.fds);
+            let got = match got {
+                Ok(g) => g,
+                Err(e) => {
+                    self.rbuf.truncate(have);
+                    return Err(recv_error(e));
+                }
+            };
+            self.rbuf.truncate(have + got);
+            if got == 0 {
+                if have == 0 {
+                    return Ok(false);
+                }
+                self.broken = true;
+                return Err(ConnectionError::Truncated {
+                    expected: n as u64,
+                    got: have as u64,
+                });
+            }
+        }
+        Ok(true)
+    }
+
+    /// Read and consume a frame header; returns the body length.
+    fn read_header(&mut self) -> Result<u64> {
+        if !self.fill_to(4)? {
+            return Err(ConnectionError::Eof);
+        }
+        let short = i32::from_be_bytes(self.rbuf[self.rpos..self.rpos + 4].try_into().unwrap_or([0; 4]));
+        let len = match short {
+            n if n >= 0 => {
+                self.consume(4);
+                n as u64
+            }
+            -1 => {
+                if !self.fill_to(12)? {
+                    return Err(ConnectionError::Eof);
+                }
+                let long: [u8; 8] = self.rbuf[self.rpos + 4..self.rpos + 12]
+                    .try_into()
+                    .unwrap_or([0; 8]);
+                self.consume(12);
+                u64::from_be_bytes(long)
+            }
+            n => {
+                self.broken = true;
+                return Err(ConnectionError::Malformed(format!("negative frame length {n}")));
+            }
+        };
+        if len > self.max_message {
+            self.broken = true;
+            return Err(ConnectionError::TooLarge {
+                len,
+                limit: self.max_message,
+            });
+        }
+        Ok(len)
+    }
+
+    /// Read a body of `len` bytes that is not (entirely) buffered yet.
+    fn read_body(&mut self, len: u64) -> Result<Vec<u8>> {
+        let len = usize::try_from(len).map_err(|_| ConnectionError::TooLarge {
+            len,
+            limit: usize::MAX as u64,
+        })?;
+        let buffered = self.rbuf.len() - self.rpos;
+        let mut body = Vec::with_capacity(len.min(GROW_STEP.max(buffered)));
+        body.extend_from_slice(&self.rbuf[self.rpos..]);
+        self.consume(buffered);
+        while body.len() < len {
+            if body.len() == body.capacity() {
+                body.reserve_exact((len - body.len()).min(GROW_STEP));
+            }
+            // Never read past this frame: the next one may carry descriptors.
+            let room = (len - body.len()).min(body.capacity() - body.len());
+            let n = sys::read_uninit(self.fd.as_fd(), &mut body.spare_capacity_mut()[..room])
+                .map_err(recv_error)?;
+            if n == 0 {
+                self.broken = true;
+                return Err(ConnectionError::Truncated {
+                    expected: len as u64,
+                    got: body.len() as u64,
+                });
+            }
+            // SAFETY: `read_uninit` initialised the first `n` bytes of the spare capacity.
+            unsafe { body.set_len(body.len() + n) };
+        }
+        Ok(body)
+    }
+}
+
+fn recv_error(e: io::Error) -> ConnectionError {
+    match e.raw_os_error() {
+        Some(libc::ECONNRESET) => ConnectionError::Eof,
+        _ => ConnectionError::Io(e),
+    }
+}
+
+/// Decode a typed message body: its handle count, then the value.
+fn decode_body<T: DeserializeOwned>(body: &[u8], fds: &mut VecDeque<OwnedFd>) -> Result<T> {
+    let (&count, rest) = body
+        .split_first()
+        .ok_or_else(|| ConnectionError::Malformed("empty message where a value was expected".into()))?;
+    let count = count as usize;
+    if count > fds.len() {
+        return Err(ConnectionError::Malformed(format!(
+            "message announces {count} OS handles but only {} arrived",
+            fds.len()
+        )));
+    }
+    let mine: Vec<OwnedFd> = fds.drain(..count).collect();
+    Ok(handle::decode(rest, mine)?)
+}
+
+impl AsFd for Connection {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for Connection {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("readable", &self.readable)
+            .field("writable", &self.writable)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a `Connection` looks inside a message: its descriptor plus any bytes and descriptors
+/// already read from the socket but not consumed, so the receiver misses nothing.
+#[derive(Serialize)]
+struct WireOut<'a> {
+    fd: FdRef<'a>,
+    readable: bool,
+    writable: bool,
+    max_message: u64,
+    pending: &'a [u8],
+    pending_fds: Vec<FdRef<'a>>,
+}
+
+#[derive(Deserialize)]
+struct WireIn {
+    fd: FdOwned,
+    readable: bool,
+    writable: bool,
+    max_message: u64,
+    pending: Vec<u8>,
+    pending_fds: Vec<FdOwned>,
+}
+
+impl Serialize for Connection {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        WireOut {
+            fd: FdRef(self.fd.as_fd()),
+            readable: self.readable,
+            writable: self.writable,
+            max_message: self.max_message,
+            pending: &self.rbuf[self.rpos..],
+            pending_fds: self.fds.iter().map(|f| FdRef(f.as_fd())).collect(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Connection {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let w = WireIn::deserialize(deserializer)?;
+        let mut conn = Connection::from_fd(w.fd.0, w.readable, w.writable);
+        conn.max_message = w.max_message;
+        conn.rbuf = w.pending;
+        conn.fds = w.pending_fds.into_iter().map(|f| f.0).collect();
+        Ok(conn)
+    }
+}
+
+/// Wait until at least one of `objects` is ready, or `timeout` passes (Python's
+/// `multiprocessing.connection.wait`). Works with anything that has a descriptor: a
+/// [`Connection`] is ready when a message or end of file can be read, a
+/// [`Process`](crate::Process) when the child has ended. Returns the indices of the ready
+/// objects (empty on timeout).
+///
+/// Note that a `Connection` with messages already buffered in this process is ready even if
+/// its socket is not; check [`Connection::poll`] first when that matters.
+///
+/// ```
+/// use std::time::Duration;
+/// let (mut a1, mut b1) = multiproc::pipe()?;
+/// let (_a2, b2) = multiproc::pipe()?;
+/// a1.send(&1u8)?;
+/// let ready = multiproc::wait(&[&b1, &b2], Some(Duration::from_secs(1)))?;
+/// assert_eq!(ready, vec![0]);
+/// # Ok::<(), multiproc::ConnectionError>(())
+/// ```
+pub fn wait<T: AsFd>(objects: &[T], timeout: Option<Duration>) -> Result<Vec<usize>> {
+    let fds: Vec<BorrowedFd<'_>> = objects.iter().map(|o| o.as_fd()).collect();
+    let ready = sys::wait_readable(&fds, timeout)?;
+    Ok(ready
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| **r)
+        .map(|(i, _)| i)
+        .collect())
+}

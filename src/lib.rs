@@ -1,0 +1,63 @@
+//! # multiproc
+//!
+//! Everything Python's `multiprocessing` gives Python programs, for Rust programs that need
+//! *processes* rather than threads: isolation of crashy or leaky native code, work that can
+//! be killed on a timeout, memory isolation, and parallel work that one bad task cannot take
+//! down.
+//!
+//! ```
+//! use multiproc::{pipe, Connection, Process};
+//!
+//! fn square(x: u64) -> u64 { x * x }
+//!
+//! fn echo_upper(mut conn: Connection) {
+//!     while let Ok(s) = conn.recv::<String>() {
+//!         conn.send(&s.to_uppercase()).unwrap();
+//!     }
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A function and its argument run in a new process; the result comes back on join.
+//! assert_eq!(Process::start(square, 7)?.join()?, 49);
+//!
+//! // Pipes carry any serde value, and are themselves passed to children.
+//! let (mut here, there) = pipe()?;
+//! let child = Process::start(echo_upper, there)?;
+//! here.send(&"hello")?;
+//! assert_eq!(here.recv::<String>()?, "HELLO");
+//! drop(here); // the child sees end of file and returns
+//! child.join()?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! No set-up is needed in `main`, in tests or in examples: see [`StartMethod`] for how
+//! children find their code.
+//!
+//! ## Platform support
+//! Linux is supported (x86_64 first-class; other Linux architectures should work). Other
+//! platforms are not supported yet: the crate does not compile there, and says so. All OS
+//! calls live in one private module (`sys`), the only part a port would replace.
+//!
+//! ## Map
+//! - [`process`]: [`Process`], [`Builder`], [`StartMethod`], [`current_process`],
+//!   [`parent_process`], [`active_children`], [`cpu_count`].
+//! - [`connection`]: [`pipe`], [`pipe_oneway`], [`Connection`], [`wait`].
+//! - [`handle`]: [`Handle`], how OS handles travel between processes.
+
+#![warn(missing_docs)]
+
+pub mod connection;
+pub mod handle;
+pub mod process;
+mod sys;
+
+pub use connection::{
+    Connection, ConnectionError, DEFAULT_MAX_MESSAGE_SIZE, pipe, pipe_oneway, wait,
+};
+pub use handle::{CodecError, Handle};
+pub use process::{
+    Builder, ChildInfo, Location, ParentProcess, Process, ProcessError, ProcessInfo, RemotePanic,
+    Run, StartMethod, active_children, cpu_count, current_process, forkserver_pid,
+    get_start_method, parent_process, set_start_method,
+};

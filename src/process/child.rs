@@ -1,0 +1,216 @@
+//! The child side: who this process is, and how its outcome reaches the parent.
+//!
+//! Every child owns a *status connection* to whoever started it. Exactly one [`Outcome`]
+//! travels on it: the task's return value, or the panic that ended it (message, location and
+//! a backtrace captured in the child), or why the task could not even start. The panic hook
+//! sends the report from inside the panicking thread, before unwinding, so it arrives even
+//! when the binary is built with `panic = "abort"`, and it never depends on the child's stderr.
+
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, Once, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::connection::Connection;
+use crate::sys::{self, ExitStatus};
+
+/// The one message a child's status connection carries (plus, from the fork server, how the
+/// child ended).
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Outcome<R> {
+    /// The task returned this value.
+    Returned(R),
+    /// The task panicked.
+    Panicked(PanicReport),
+    /// The task could not be started in the child (its message could not be decoded, ...).
+    Failed(String),
+    /// Sent by the fork server after it reaped the child.
+    Exited(ExitStatus),
+}
+
+/// A panic as the child saw it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct PanicReport {
+    pub message: String,
+    pub location: Option<(String, u32, u32)>,
+    pub backtrace: String,
+    pub thread: Option<String>,
+}
+
+/// Who this process is, as Python's `current_process()` knows it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct Identity {
+    pub name: String,
+    pub daemon: bool,
+    /// Python's `_identity`: the child counter at each level (`Process-2:1` is `[2, 1]`).
+    pub path: Vec<u32>,
+    pub parent_pid: u32,
+    pub parent_name: String,
+}
+
+/// This process's identity and a pidfd of its parent; `None` in the main process.
+static CURRENT: RwLock<Option<Current>> = RwLock::new(None);
+static NEXT_CHILD: AtomicU32 = AtomicU32::new(1);
+static STATUS: Mutex<Option<Connection>> = Mutex::new(None);
+static REPORTED: AtomicBool = AtomicBool::new(false);
+static HOOK: Once = Once::new();
+
+thread_local! {
+    static IS_TASK_THREAD: Cell<bool> = const { Cell::new(false) };
+    static PENDING_PANIC: RefCell<Option<PanicReport>> = const { RefCell::new(None) };
+}
+
+struct Current {
+    identity: Identity,
+    parent_pidfd: Option<Arc<OwnedFd>>,
+}
+
+/// This process's identity; `None` in the main process.
+pub(crate) fn identity() -> Option<Identity> {
+    let current = CURRENT.read().unwrap_or_else(|e| e.into_inner());
+    current.as_ref().map(|c| c.identity.clone())
+}
+
+/// A pidfd of the parent, opened when this child started (`None` in the main process or if
+/// the parent was already gone).
+pub(crate) fn parent_pidfd() -> Option<Arc<OwnedFd>> {
+    let current = CURRENT.read().unwrap_or_else(|e| e.into_inner());
+    current.as_ref().and_then(|c| c.parent_pidfd.clone())
+}
+
+/// Hold the identity exclusively across `fork`, so the child's copy is never left locked by
+/// a reader in a thread that does not exist there.
+pub(crate) fn lock_for_fork() -> impl Drop {
+    CURRENT.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Identity for the next child this process starts (name `Process-N`, or `Process-N:M` in a
+/// child, as in Python).
+pub(crate) fn next_child_identity(name: Option<String>, daemon: bool) -> Identity {
+    let n = NEXT_CHILD.fetch_add(1, Ordering::Relaxed);
+    let me = identity();
+    let mut path = me.as_ref().map(|i| i.path.clone()).unwrap_or_default();
+    path.push(n);
+    let name = name.unwrap_or_else(|| {
+        let parts: Vec<String> = path.iter().map(u32::to_string).collect();
+        format!("Process-{}", parts.join(":"))
+    });
+    Identity {
+        name,
+        daemon,
+        path,
+        parent_pid: sys::getpid(),
+        parent_name: me.map_or_else(|| "MainProcess".to_string(), |i| i.name),
+    }
+}
+
+/// Make this (new) process the child described by `identity`.
+pub(crate) fn become_child(identity: Identity) {
+    let parent_pidfd = sys::pidfd_open(identity.parent_pid).ok().map(Arc::new);
+    *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(Current {
+        identity,
+        parent_pidfd,
+    });
+    NEXT_CHILD.store(1, Ordering::Relaxed);
+    REPORTED.store(false, Ordering::Relaxed);
+}
+
+/// Send `outcome` to the parent (at most one decisive outcome is sent per child).
+pub(crate) fn report<R: Serialize>(outcome: &Outcome<R>) {
+    let mut status = STATUS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(conn) = status.as_mut() {
+        // The parent may have dropped its handle; the child's exit code must not depend on
+        // whether anyone still listens.
+        let _ = conn.send(outcome);
+    }
+    REPORTED.store(true, Ordering::Relaxed);
+}
+
+/// Run `body` as this child's task with `status` as its outcome channel, then exit: code 0 if
+/// the task returned, 1 if it panicked or could not start (as Python's `_bootstrap` does).
+pub(crate) fn run_and_exit(status: Connection, body: impl FnOnce() -> Result<(), String>) -> ! {
+    *STATUS.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+    install_panic_hook();
+    IS_TASK_THREAD.set(true);
+    let result = panic::catch_unwind(AssertUnwindSafe(body));
+    IS_TASK_THREAD.set(false);
+    let code = match result {
+        Ok(Ok(())) => 0,
+        Ok(Err(reason)) => {
+            report(&Outcome::<()>::Failed(reason));
+            1
+        }
+        Err(payload) => {
+            if !REPORTED.load(Ordering::Relaxed) {
+                let report_ = PENDING_PANIC
+                    .take()
+                    .unwrap_or_else(|| PanicReport {
+                        message: payload_message(payload.as_ref()),
+                        location: None,
+                        backtrace: String::new(),
+                        thread: None,
+                    });
+                report(&Outcome::<()>::Panicked(report_));
+            }
+            1
+        }
+    };
+    let _ = std::io::stdout().flush();
+    sys::exit_now(code)
+}
+
+fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_string()
+    }
+}
+
+fn install_panic_hook() {
+    HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !IS_TASK_THREAD.get() || REPORTED.load(Ordering::Relaxed) {
+                previous(info);
+                return;
+            }
+            let report_ = PanicReport {
+                message: payload_message(info.payload()),
+                location: info
+                    .location()
+                    .map(|l| (l.file().to_string(), l.line(), l.column())),
+                backtrace: std::backtrace::Backtrace::force_capture().to_string(),
+                thread: std::thread::current().name().map(str::to_string),
+            };
+            let name = identity().map_or_else(|| "MainProcess".into(), |i| i.name);
+            let at = report_
+                .location
+                .as_ref()
+                .map_or_else(String::new, |(f, l, c)| format!(" at {f}:{l}:{c}"));
+            let _ = writeln!(
+                std::io::stderr(),
+                "process '{name}' (pid {}) panicked{at}:\n{}",
+                sys::getpid(),
+                report_.message
+            );
+            // Send now (so `panic = "abort"` loses nothing) unless the status channel is busy
+            // in this very thread (a panic inside the return value's Serialize); then the
+            // unwinding path sends it.
+            if let Ok(mut status) = STATUS.try_lock() {
+                if let Some(conn) = status.as_mut() {
+                    let _ = conn.send(&Outcome::<()>::Panicked(report_));
+                    REPORTED.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+            PENDING_PANIC.set(Some(report_));
+        }));
+    });
+}

@@ -1,0 +1,971 @@
+//! Child processes: starting them, watching them, ending them, getting their results.
+//!
+//! A child runs a *task*: a function item with a serializable argument
+//! ([`Process::start`]), a value implementing [`Run`] ([`Builder::start_run`]), or, with the
+//! fork start method only, any closure ([`Builder::fork`]). Its return value comes back on
+//! [`Process::join`]; a panic comes back as [`ProcessError::Panicked`] with the child's
+//! message, location and backtrace; death by a signal as [`ProcessError::Signaled`].
+//!
+//! Three [`StartMethod`]s exist, as in Python: `Fork`, `Spawn` (a re-executed copy of the
+//! program that runs only the task) and `ForkServer` (the default: children are forked by a
+//! small single-threaded server, which is safe however many threads the parent has).
+//!
+//! # Lifetime of children
+//! - Every child is reaped: by [`Process::join`], or, if its handle is dropped first, by a
+//!   background reaper thread, so no zombie is left behind.
+//! - When the parent exits normally (`main` returns or `std::process::exit`), daemonic
+//!   children are sent `SIGTERM` (then `SIGKILL` after one second) and the parent then waits
+//!   for all non-daemonic children to finish, as Python does.
+//! - If the parent dies abruptly (`SIGKILL`, a crash), daemonic children are killed by the
+//!   kernel (`PR_SET_PDEATHSIG`); Python leaves them running. Non-daemonic children keep
+//!   running and are adopted by init, as in Python. With the fork and spawn methods the
+//!   kernel ties the death signal to the *thread* that started the child: start daemonic
+//!   children from a long-lived thread (with the fork server, the server's only thread is
+//!   the parent, so this caveat does not apply).
+
+mod child;
+mod fork;
+mod forkserver;
+mod registry;
+mod spawn;
+mod task;
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::connection::{Connection, ConnectionError};
+use crate::handle::{self, CodecError};
+use crate::sys::{self, ExitStatus};
+use child::{Identity, Outcome, PanicReport};
+use registry::ChildRecord;
+use spawn::{BootHeader, TaskMessage};
+use task::{EntryPoint, FnTask};
+
+pub use forkserver::forkserver_pid;
+pub use registry::ChildInfo;
+pub use task::Run;
+
+/// How a child process is created (Python's start methods).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum StartMethod {
+    /// `fork()` the calling process: fastest, and the only method that can run a capturing
+    /// closure, but unsafe in spirit when other threads hold locks (their locks stay locked
+    /// in the child).
+    Fork,
+    /// Start a fresh copy of the executable that runs only the task.
+    Spawn,
+    /// Ask a single-threaded server process, started on first use, to fork the child. The
+    /// default: nearly as fast as fork and safe in a multithreaded parent.
+    #[default]
+    ForkServer,
+}
+
+impl StartMethod {
+    /// Python's name for the method: `"fork"`, `"spawn"` or `"forkserver"`.
+    ///
+    /// ```
+    /// assert_eq!(multiproc::StartMethod::ForkServer.as_str(), "forkserver");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StartMethod::Fork => "fork",
+            StartMethod::Spawn => "spawn",
+            StartMethod::ForkServer => "forkserver",
+        }
+    }
+
+    /// All methods available on this platform (Python's `get_all_start_methods`).
+    ///
+    /// ```
+    /// assert_eq!(multiproc::StartMethod::all().len(), 3);
+    /// ```
+    pub fn all() -> &'static [StartMethod] {
+        &[StartMethod::ForkServer, StartMethod::Spawn, StartMethod::Fork]
+    }
+}
+
+impl fmt::Display for StartMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StartMethod {
+    type Err = ProcessError;
+    fn from_str(s: &str) -> Result<Self, ProcessError> {
+        match s {
+            "fork" => Ok(StartMethod::Fork),
+            "spawn" => Ok(StartMethod::Spawn),
+            "forkserver" => Ok(StartMethod::ForkServer),
+            other => Err(ProcessError::Start(format!(
+                "unknown start method {other:?} (expected fork, spawn or forkserver)"
+            ))),
+        }
+    }
+}
+
+static DEFAULT_METHOD: AtomicU8 = AtomicU8::new(2);
+
+/// Set the start method used when a [`Builder`] does not choose one (Python's
+/// `set_start_method`).
+///
+/// ```
+/// use multiproc::StartMethod;
+/// multiproc::set_start_method(StartMethod::Spawn);
+/// assert_eq!(multiproc::get_start_method(), StartMethod::Spawn);
+/// multiproc::set_start_method(StartMethod::ForkServer);
+/// ```
+pub fn set_start_method(method: StartMethod) {
+    let code = match method {
+        StartMethod::Fork => 0,
+        StartMethod::Spawn => 1,
+        StartMethod::ForkServer => 2,
+    };
+    DEFAULT_METHOD.store(code, Ordering::Relaxed);
+}
+
+/// The start method used when a [`Builder`] does not choose one ([`StartMethod::ForkServer`]
+/// unless changed with [`set_start_method`]).
+///
+/// ```
+/// println!("default start method: {}", multiproc::get_start_method());
+/// ```
+pub fn get_start_method() -> StartMethod {
+    match DEFAULT_METHOD.load(Ordering::Relaxed) {
+        0 => StartMethod::Fork,
+        1 => StartMethod::Spawn,
+        _ => StartMethod::ForkServer,
+    }
+}
+
+/// Where a panic happened in the child.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// Source file.
+    pub file: String,
+    /// Line (1-based).
+    pub line: u32,
+    /// Column (1-based).
+    pub column: u32,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+/// A panic in a child process, as reported to the parent.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RemotePanic {
+    /// Name of the child.
+    pub process_name: String,
+    /// Pid of the child.
+    pub pid: u32,
+    /// The panic message.
+    pub message: String,
+    /// Where it panicked.
+    pub location: Option<Location>,
+    /// The child's backtrace at the panic (always captured, whatever `RUST_BACKTRACE` says).
+    pub backtrace: String,
+    /// Name of the panicking thread in the child, if it had one.
+    pub thread: Option<String>,
+}
+
+impl fmt::Display for RemotePanic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "process '{}' (pid {}) panicked", self.process_name, self.pid)?;
+        if let Some(loc) = &self.location {
+            write!(f, " at {loc}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// Why starting or joining a process failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// The child's task panicked.
+    #[error("{0}")]
+    Panicked(Box<RemotePanic>),
+    /// The child exited with this code before returning a value (it called
+    /// `std::process::exit`, or its task could not produce a value).
+    #[error("process '{name}' (pid {pid}) exited with code {code} without returning a value")]
+    Exited {
+        /// Name of the child.
+        name: String,
+        /// Pid of the child.
+        pid: u32,
+        /// Its exit code.
+        code: i32,
+    },
+    /// A signal ended the child (`SIGKILL`, `SIGSEGV`, ...).
+    #[error(
+        "process '{name}' (pid {pid}) was killed by signal {signal} ({signal_name}){}",
+        if *core_dumped { ", core dumped" } else { "" }
+    )]
+    Signaled {
+        /// Name of the child.
+        name: String,
+        /// Pid of the child.
+        pid: u32,
+        /// The signal number.
+        signal: i32,
+        /// Its conventional name.
+        signal_name: &'static str,
+        /// Whether it dumped core.
+        core_dumped: bool,
+    },
+    /// The child started but could not run its task (e.g. its argument failed to decode).
+    #[error("process '{name}' (pid {pid}) could not run its task: {reason}")]
+    TaskFailed {
+        /// Name of the child.
+        name: String,
+        /// Pid of the child.
+        pid: u32,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The fork server ended before reporting how the child ended.
+    #[error("process '{name}' (pid {pid}) ended, but its fork server died before reporting how")]
+    Lost {
+        /// Name of the child.
+        name: String,
+        /// Pid of the child.
+        pid: u32,
+    },
+    /// The process could not be started.
+    #[error("could not start process: {0}")]
+    Start(String),
+    /// As in Python, a daemonic process may not start children (they would be orphaned when
+    /// it is terminated).
+    #[error("daemonic processes are not allowed to have children")]
+    DaemonCannotHaveChildren,
+    /// The task or its result could not be encoded or decoded.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// Talking to the child failed.
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+    /// An operating-system error.
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl ProcessError {
+    /// Python's exit code for the child, when the error is about how it ended: `n` for
+    /// `exit(n)`, 1 for a panic, `-N` for signal `N`.
+    ///
+    /// ```
+    /// use multiproc::{Process, StartMethod};
+    /// fn fail(code: i32) { std::process::exit(code) }
+    /// let err = Process::start(fail, 3)?.join().unwrap_err();
+    /// assert_eq!(err.exitcode(), Some(3));
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn exitcode(&self) -> Option<i32> {
+        match self {
+            ProcessError::Panicked(_) | ProcessError::TaskFailed { .. } => Some(1),
+            ProcessError::Exited { code, .. } => Some(*code),
+            ProcessError::Signaled { signal, .. } => Some(-signal),
+            _ => None,
+        }
+    }
+}
+
+/// A started child: what every start method hands back.
+pub(crate) struct Started {
+    pub pid: u32,
+    pub pidfd: OwnedFd,
+    pub status: Connection,
+    /// Whether the kernel made it our child (so we reap it) or the fork server's.
+    pub ours: bool,
+}
+
+/// Configures and starts a child process (Python's `Process(...)` + `start()`).
+///
+/// ```
+/// use multiproc::{Builder, StartMethod};
+///
+/// fn shout(s: String) -> String { s.to_uppercase() }
+///
+/// # fn main() -> Result<(), multiproc::ProcessError> {
+/// let child = Builder::new()
+///     .name("shouter")
+///     .start_method(StartMethod::Spawn)
+///     .start(shout, "hi".to_string())?;
+/// assert_eq!(child.name(), "shouter");
+/// assert_eq!(child.join()?, "HI");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use = "a Builder does nothing until one of its start methods is called"]
+pub struct Builder {
+    name: Option<String>,
+    daemon: bool,
+    method: Option<StartMethod>,
+}
+
+impl Builder {
+    /// A builder with the defaults: name `Process-N`, not daemonic, the default start method.
+    ///
+    /// ```
+    /// let _ = multiproc::Builder::new();
+    /// ```
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Name the child (default `Process-N`, numbered per parent as in Python).
+    ///
+    /// ```
+    /// let b = multiproc::Builder::new().name("worker-1");
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Make the child daemonic: terminated when the parent exits, killed if it dies.
+    ///
+    /// ```
+    /// let b = multiproc::Builder::new().daemon(true);
+    /// ```
+    pub fn daemon(mut self, daemon: bool) -> Builder {
+        self.daemon = daemon;
+        self
+    }
+
+    /// Choose the start method for this child.
+    ///
+    /// ```
+    /// let b = multiproc::Builder::new().start_method(multiproc::StartMethod::Fork);
+    /// ```
+    pub fn start_method(mut self, method: StartMethod) -> Builder {
+        self.method = Some(method);
+        self
+    }
+
+    /// Start a child that runs `f(arg)`. `f` must be a function item or a non-capturing
+    /// closure (checked at compile time); put the data it needs in `arg`, which may contain
+    /// [`Connection`]s and [`Handle`](crate::Handle)s.
+    ///
+    /// ```
+    /// fn add((a, b): (i64, i64)) -> i64 { a + b }
+    /// let child = multiproc::Builder::new().start(add, (2, 3))?;
+    /// assert_eq!(child.join()?, 5);
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn start<F, A, R>(self, f: F, arg: A) -> Result<Process<R>, ProcessError>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.start_run(FnTask::new(f, arg))
+    }
+
+    /// Start a child that runs `task.run()` (the "class-style" process; see [`Run`]).
+    ///
+    /// ```
+    /// use multiproc::Run;
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Double(u32);
+    /// impl Run for Double {
+    ///     type Output = u32;
+    ///     fn run(self) -> u32 { self.0 * 2 }
+    /// }
+    /// assert_eq!(multiproc::Builder::new().start_run(Double(21))?.join()?, 42);
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn start_run<T: Run>(self, task: T) -> Result<Process<T::Output>, ProcessError> {
+        let method = self.method.unwrap_or_else(get_start_method);
+        let identity = self.identity()?;
+        let started = match method {
+            StartMethod::Fork => fork::start(identity.clone(), move || task.run())?,
+            StartMethod::Spawn | StartMethod::ForkServer => {
+                let header = BootHeader {
+                    entry: EntryPoint::of::<T>(),
+                    identity: identity.clone(),
+                };
+                let mut bytes = Vec::new();
+                let fds = handle::encode(&task, &mut bytes)?;
+                drop(task);
+                let message = TaskMessage { bytes, fds };
+                if method == StartMethod::Spawn {
+                    spawn::start(&header, &message)?
+                } else {
+                    forkserver::start(&header, &message)?
+                }
+            }
+        };
+        Ok(Process::new(started, identity, method))
+    }
+
+    /// Fork a child that runs the closure `f`, which may capture anything (the child has a
+    /// copy of the parent's memory). Always uses the fork start method, whatever was set.
+    ///
+    /// ```
+    /// let words = vec!["a", "b", "c"];
+    /// let child = multiproc::Builder::new().fork(move || words.join("-"))?;
+    /// assert_eq!(child.join()?, "a-b-c");
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn fork<F, R>(self, f: F) -> Result<Process<R>, ProcessError>
+    where
+        F: FnOnce() -> R,
+        R: Serialize + DeserializeOwned,
+    {
+        let identity = self.identity()?;
+        let started = fork::start(identity.clone(), f)?;
+        Ok(Process::new(started, identity, StartMethod::Fork))
+    }
+
+    fn identity(&self) -> Result<Identity, ProcessError> {
+        if child::identity().is_some_and(|me| me.daemon) {
+            return Err(ProcessError::DaemonCannotHaveChildren);
+        }
+        Ok(child::next_child_identity(self.name.clone(), self.daemon))
+    }
+}
+
+/// A handle to a started child process (Python's `Process` after `start()`).
+///
+/// `R` is the type the child's task returns. Dropping the handle does not stop the child;
+/// it is then reaped in the background when it exits.
+///
+/// ```
+/// use std::time::Duration;
+/// use multiproc::Process;
+///
+/// fn nap(ms: u64) { std::thread::sleep(Duration::from_millis(ms)) }
+///
+/// # fn main() -> Result<(), multiproc::ProcessError> {
+/// let child = Process::start(nap, 10_000)?;
+/// assert!(child.is_alive());
+/// assert!(!child.join_timeout(Duration::from_millis(50))?); // still running
+/// child.terminate()?;
+/// let err = child.join().unwrap_err();
+/// assert_eq!(err.exitcode(), Some(-15)); // SIGTERM
+/// # Ok(())
+/// # }
+/// ```
+pub struct Process<R> {
+    record: Arc<ChildRecord>,
+    method: StartMethod,
+    state: Mutex<State<R>>,
+    joined: bool,
+    _result: PhantomData<fn() -> R>,
+}
+
+struct State<R> {
+    /// The child's status connection, until end of file.
+    status: Option<Connection>,
+    /// The child's decisive report (return value, panic or start failure).
+    outcome: Option<Outcome<R>>,
+    /// How it ended, once known.
+    exit: Option<ExitStatus>,
+    /// The fork server vanished without reporting the exit status.
+    lost: bool,
+    /// A report that could not be read.
+    error: Option<ConnectionError>,
+}
+
+impl<R> State<R> {
+    fn finished(&self) -> bool {
+        self.exit.is_some() || self.lost
+    }
+}
+
+impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
+    /// Start a child running `f(arg)` with the default settings (like `std::thread::spawn`,
+    /// in a new process). See [`Builder::start`].
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 { x * x }
+    /// let child = multiproc::Process::start(square, 12)?;
+    /// assert_eq!(child.join()?, 144);
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn start<F, A>(f: F, arg: A) -> Result<Process<R>, ProcessError>
+    where
+        F: Fn(A) -> R + Copy + 'static,
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        Builder::new().start(f, arg)
+    }
+}
+
+impl Process<()> {
+    /// A [`Builder`] for a child process.
+    ///
+    /// ```
+    /// let child = multiproc::Process::builder().name("x").fork(|| 1 + 1)?;
+    /// assert_eq!(child.join()?, 2);
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+}
+
+impl<R: DeserializeOwned> Process<R> {
+    fn new(started: Started, identity: Identity, method: StartMethod) -> Process<R> {
+        let record = Arc::new(ChildRecord::new(
+            started.pid,
+            identity.name,
+            identity.daemon,
+            started.pidfd,
+            started.ours,
+        ));
+        registry::register(record.clone());
+        log::debug!(target: "multiproc", "started process '{}' (pid {}) with {method}", record.name, record.pid);
+        Process {
+            record,
+            method,
+            state: Mutex::new(State {
+                status: Some(started.status),
+                outcome: None,
+                exit: None,
+                lost: false,
+                error: None,
+            }),
+            joined: false,
+            _result: PhantomData,
+        }
+    }
+
+    /// The child's pid.
+    ///
+    /// ```
+    /// let child = multiproc::Process::builder().fork(|| ())?;
+    /// assert_ne!(child.pid(), std::process::id());
+    /// child.join()?;
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn pid(&self) -> u32 {
+        self.record.pid
+    }
+
+    /// The child's name.
+    ///
+    /// ```
+    /// let child = multiproc::Process::builder().name("n").fork(|| ())?;
+    /// assert_eq!(child.name(), "n");
+    /// child.join()?;
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    /// Whether the child is daemonic.
+    ///
+    /// ```
+    /// let child = multiproc::Process::builder().daemon(true).fork(|| ())?;
+    /// assert!(child.daemon());
+    /// child.join()?;
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn daemon(&self) -> bool {
+        self.record.daemon
+    }
+
+    /// The start method that created the child.
+    ///
+    /// ```
+    /// let child = multiproc::Process::builder().fork(|| ())?;
+    /// assert_eq!(child.start_method(), multiproc::StartMethod::Fork);
+    /// child.join()?;
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn start_method(&self) -> StartMethod {
+        self.method
+    }
+
+    /// Whether the child is still running. Never blocks.
+    ///
+    /// ```
+    /// let child = multiproc::Process::builder().fork(|| ())?;
+    /// child.join_timeout(std::time::Duration::from_secs(10))?;
+    /// assert!(!child.is_alive());
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn is_alive(&self) -> bool {
+        !self.record.has_exited()
+    }
+
+    /// Python's `exitcode`: `None` while running, then the exit code, or `-N` if signal `N`
+    /// ended it. Never blocks.
+    ///
+    /// ```
+    /// let child = multiproc::Process::builder().fork(|| std::process::exit(7))?;
+    /// child.join_timeout(std::time::Duration::from_secs(10))?;
+    /// assert_eq!(child.exitcode(), Some(7));
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn exitcode(&self) -> Option<i32> {
+        let mut state = self.lock_state();
+        let _ = self.wait(&mut state, Some(Duration::ZERO));
+        state.exit.map(ExitStatus::exitcode)
+    }
+
+    /// Wait up to `timeout` for the child to end; `Ok(true)` if it has. Returns on time
+    /// when the child is still running (then `Ok(false)`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let child = multiproc::Process::builder().fork(|| std::thread::sleep(Duration::from_secs(5)))?;
+    /// assert!(!child.join_timeout(Duration::from_millis(20))?);
+    /// child.kill()?;
+    /// assert!(child.join_timeout(Duration::from_secs(5))?);
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, ProcessError> {
+        let mut state = self.lock_state();
+        self.wait(&mut state, Some(timeout))
+    }
+
+    /// Wait for the child to end and return its task's value, or why there is none.
+    ///
+    /// ```
+    /// fn boom(_: ()) -> u8 { panic!("no luck") }
+    /// let err = multiproc::Process::start(boom, ())?.join().unwrap_err();
+    /// match err {
+    ///     multiproc::ProcessError::Panicked(p) => {
+    ///         assert_eq!(p.message, "no luck");
+    ///         assert!(p.location.is_some());
+    ///     }
+    ///     other => panic!("unexpected {other}"),
+    /// }
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn join(mut self) -> Result<R, ProcessError> {
+        let mut state = std::mem::replace(
+            &mut *self.lock_state(),
+            State {
+                status: None,
+                outcome: None,
+                exit: None,
+                lost: false,
+                error: None,
+            },
+        );
+        let waited = self.wait(&mut state, None);
+        self.joined = true;
+        registry::forget(&self.record);
+        waited?;
+        self.conclude(state)
+    }
+
+    /// Ask the child to stop: `SIGTERM` (Python's `terminate`).
+    ///
+    /// ```
+    /// let child = multiproc::Process::builder().fork(|| std::thread::sleep(std::time::Duration::from_secs(60)))?;
+    /// child.terminate()?;
+    /// assert_eq!(child.join().unwrap_err().exitcode(), Some(-15));
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn terminate(&self) -> Result<(), ProcessError> {
+        Ok(self.record.signal(sys::SIGTERM)?)
+    }
+
+    /// Stop the child at once: `SIGKILL` (Python's `kill`).
+    ///
+    /// ```
+    /// let child = multiproc::Process::builder().fork(|| std::thread::sleep(std::time::Duration::from_secs(60)))?;
+    /// child.kill()?;
+    /// assert_eq!(child.join().unwrap_err().exitcode(), Some(-9));
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn kill(&self) -> Result<(), ProcessError> {
+        Ok(self.record.signal(sys::SIGKILL)?)
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, State<R>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Read every report that is ready without blocking.
+    fn drain(&self, state: &mut State<R>) {
+        while let Some(conn) = state.status.as_mut() {
+            match conn.poll(Some(Duration::ZERO)) {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(e) => {
+                    state.error.get_or_insert(e);
+                    state.status = None;
+                    return;
+                }
+            }
+            match conn.recv::<Outcome<R>>() {
+                Ok(Outcome::Exited(exit)) => {
+                    self.record.set_exit(exit);
+                    state.exit = Some(exit);
+                    state.status = None;
+                }
+                Ok(outcome) => {
+                    state.outcome.get_or_insert(outcome);
+                }
+                Err(ConnectionError::Eof) => state.status = None,
+                Err(e) => {
+                    state.error.get_or_insert(e);
+                    state.status = None;
+                }
+            }
+        }
+    }
+
+    /// Advance `state` until the child has ended or `timeout` passes; `Ok(true)` if ended.
+    fn wait(&self, state: &mut State<R>, timeout: Option<Duration>) -> Result<bool, ProcessError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            self.drain(state);
+            if !state.finished() {
+                if self.record.ours {
+                    if let Some(exit) = self.record.poll_exit()? {
+                        // Everything the child wrote is in the socket now.
+                        self.drain(state);
+                        state.exit = Some(exit);
+                    }
+                } else if state.status.is_none() && self.record.has_exited() {
+                    state.lost = true;
+                }
+            }
+            if state.finished() {
+                return Ok(true);
+            }
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if remaining == Some(Duration::ZERO) {
+                return Ok(false);
+            }
+            // Our own child: its pidfd says when it exits; meanwhile read its report as it
+            // comes (a large return value must not block the child's exit). A fork-server
+            // child: its status connection brings the report and then the exit status.
+            let mut fds: Vec<BorrowedFd<'_>> = Vec::with_capacity(2);
+            if self.record.ours || state.status.is_none() {
+                fds.push(self.record.pidfd.as_fd());
+            }
+            if let Some(conn) = &state.status {
+                fds.push(conn.as_fd());
+            }
+            sys::wait_readable(&fds, remaining)?;
+        }
+    }
+
+    fn conclude(&self, state: State<R>) -> Result<R, ProcessError> {
+        let name = self.record.name.clone();
+        let pid = self.record.pid;
+        match state.outcome {
+            Some(Outcome::Returned(value)) => return Ok(value),
+            Some(Outcome::Panicked(report)) => return Err(panic_error(report, name, pid)),
+            Some(Outcome::Failed(reason)) => return Err(ProcessError::TaskFailed { name, pid, reason }),
+            Some(Outcome::Exited(_)) | None => {}
+        }
+        match state.exit {
+            Some(ExitStatus::Signal {
+                signal,
+                core_dumped,
+            }) => Err(ProcessError::Signaled {
+                name,
+                pid,
+                signal,
+                signal_name: sys::signal_name(signal),
+                core_dumped,
+            }),
+            Some(ExitStatus::Code(code)) => match state.error {
+                Some(e) if code == 0 => Err(e.into()),
+                _ => Err(ProcessError::Exited { name, pid, code }),
+            },
+            None => Err(ProcessError::Lost { name, pid }),
+        }
+    }
+}
+
+fn panic_error(report: PanicReport, process_name: String, pid: u32) -> ProcessError {
+    ProcessError::Panicked(Box::new(RemotePanic {
+        process_name,
+        pid,
+        message: report.message,
+        location: report.location.map(|(file, line, column)| Location { file, line, column }),
+        backtrace: report.backtrace,
+        thread: report.thread,
+    }))
+}
+
+impl<R> Drop for Process<R> {
+    fn drop(&mut self) {
+        if !self.joined {
+            registry::detach(&self.record);
+        }
+    }
+}
+
+impl<R> AsFd for Process<R> {
+    /// Python's `sentinel`: a descriptor that becomes readable when the child ends (a pidfd).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.record.pidfd.as_fd()
+    }
+}
+
+impl<R> fmt::Debug for Process<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Process")
+            .field("name", &self.record.name)
+            .field("pid", &self.record.pid)
+            .field("daemon", &self.record.daemon)
+            .field("start_method", &self.method)
+            .finish()
+    }
+}
+
+/// Facts about the running process (Python's `current_process()`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProcessInfo {
+    /// `"MainProcess"` in the main process, the child's name in a child.
+    pub name: String,
+    /// This process's pid.
+    pub pid: u32,
+    /// Whether this process is a daemonic child.
+    pub daemon: bool,
+}
+
+/// This process: its name, pid and daemon flag.
+///
+/// ```
+/// let me = multiproc::current_process();
+/// assert_eq!(me.pid, std::process::id());
+/// assert_eq!(me.name, "MainProcess");
+/// ```
+pub fn current_process() -> ProcessInfo {
+    match child::identity() {
+        Some(identity) => ProcessInfo {
+            name: identity.name,
+            pid: sys::getpid(),
+            daemon: identity.daemon,
+        },
+        None => ProcessInfo {
+            name: "MainProcess".into(),
+            pid: sys::getpid(),
+            daemon: false,
+        },
+    }
+}
+
+/// The process that started this one (Python's `parent_process()`); `None` in the main
+/// process.
+///
+/// ```
+/// assert!(multiproc::parent_process().is_none());
+/// fn parent_pid(_: ()) -> Option<u32> { multiproc::parent_process().map(|p| p.pid()) }
+/// let child = multiproc::Process::start(parent_pid, ())?;
+/// assert_eq!(child.join()?, Some(std::process::id()));
+/// # Ok::<(), multiproc::ProcessError>(())
+/// ```
+pub fn parent_process() -> Option<ParentProcess> {
+    let identity = child::identity()?;
+    Some(ParentProcess {
+        pid: identity.parent_pid,
+        name: identity.parent_name,
+        pidfd: child::parent_pidfd(),
+    })
+}
+
+/// The parent of this process, as seen from a child.
+#[derive(Clone, Debug)]
+pub struct ParentProcess {
+    pid: u32,
+    name: String,
+    pidfd: Option<Arc<OwnedFd>>,
+}
+
+impl ParentProcess {
+    /// The parent's pid.
+    ///
+    /// ```
+    /// fn ppid(_: ()) -> u32 { multiproc::parent_process().unwrap().pid() }
+    /// assert_eq!(multiproc::Process::start(ppid, ())?.join()?, std::process::id());
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The parent's name (`"MainProcess"` for the main process).
+    ///
+    /// ```
+    /// fn pname(_: ()) -> String { multiproc::parent_process().unwrap().name().to_string() }
+    /// assert_eq!(multiproc::Process::start(pname, ())?.join()?, "MainProcess");
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the parent is still running.
+    ///
+    /// ```
+    /// fn alive(_: ()) -> bool { multiproc::parent_process().unwrap().is_alive() }
+    /// assert!(multiproc::Process::start(alive, ())?.join()?);
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn is_alive(&self) -> bool {
+        !self.join_timeout(Duration::ZERO)
+    }
+
+    /// Wait up to `timeout` for the parent to end; `true` if it has.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fn check(_: ()) -> bool { multiproc::parent_process().unwrap().join_timeout(Duration::from_millis(10)) }
+    /// assert!(!multiproc::Process::start(check, ())?.join()?);
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        match &self.pidfd {
+            Some(fd) => sys::wait_readable(&[fd.as_fd()], Some(timeout))
+                .map(|r| r[0])
+                .unwrap_or(true),
+            None => true,
+        }
+    }
+}
+
+/// The children of this process that are still running; finished ones are reaped on the way
+/// (Python's `active_children()`).
+///
+/// ```
+/// let child = multiproc::Process::builder().fork(|| std::thread::sleep(std::time::Duration::from_secs(30)))?;
+/// let pid = child.pid();
+/// assert!(multiproc::active_children().iter().any(|c| c.pid == pid));
+/// child.kill()?;
+/// let _ = child.join();
+/// assert!(multiproc::active_children().iter().all(|c| c.pid != pid));
+/// # Ok::<(), multiproc::ProcessError>(())
+/// ```
+pub fn active_children() -> Vec<ChildInfo> {
+    registry::active_children()
+}
+
+/// The number of CPUs this process may use: its CPU affinity mask and its cgroup's CPU quota
+/// both count (Python's `os.cpu_count()` ignores both and overcommits in containers).
+///
+/// ```
+/// assert!(multiproc::cpu_count() >= 1);
+/// ```
+pub fn cpu_count() -> usize {
+    sys::cpu_count()
+}

@@ -1,0 +1,150 @@
+//! The *spawn* start method: a fresh copy of the running executable runs only the task.
+//!
+//! The parent starts `/proc/self/exe` with `posix_spawn`, keeping one end of a socket pair
+//! open in the child and naming it in the `MULTIPROC_BOOT` environment variable. Nothing is
+//! needed in the user's `main`: this crate places a function in the executable's
+//! `.init_array`, which the dynamic loader runs before `main` (and before a test harness's
+//! `main`, so spawn works inside `cargo test` and `cargo nextest` binaries). In an ordinary
+//! run the variable is absent and the function returns at once. In a spawned child it
+//! removes the variable, reads a [`BootHeader`] and the task message from the socket,
+//! resolves the entry point, runs the task and exits with `_exit`: the program's own `main`
+//! never runs in the child.
+//!
+//! Why not a user-placed `init()` call: test binaries have no user `main`, and a forgotten
+//! call would make the child run the whole program again (Python's infamous missing
+//! `if __name__ == "__main__"`). The start path refers to the `.init_array` entry, so any
+//! executable that can spawn is guaranteed to contain it.
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use serde::{Deserialize, Serialize};
+
+use super::child::{self, Identity};
+use super::task::EntryPoint;
+use super::{ProcessError, Started};
+use crate::connection::Connection;
+use crate::sys;
+
+/// The environment variable that turns a starting copy of the executable into a child.
+const BOOT_ENV: &str = "MULTIPROC_BOOT";
+
+/// What a spawned or fork-server child learns before its task message.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct BootHeader {
+    pub entry: EntryPoint,
+    pub identity: Identity,
+}
+
+/// An encoded task message: value bytes and the descriptors it carries.
+pub(crate) struct TaskMessage {
+    pub bytes: Vec<u8>,
+    pub fds: Vec<OwnedFd>,
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static BOOT_HOOK: extern "C" fn() = boot_hook;
+
+/// Runs before `main` in every process of an executable that links multiproc.
+extern "C" fn boot_hook() {
+    let Some(value) = std::env::var_os(BOOT_ENV) else {
+        return;
+    };
+    // SAFETY: this runs from `.init_array`, before `main` and before any thread exists, so
+    // nothing can read the environment concurrently.
+    unsafe { std::env::remove_var(BOOT_ENV) };
+    let value = value.to_string_lossy().into_owned();
+    let parsed = value
+        .split_once(':')
+        .and_then(|(mode, fd)| fd.parse::<i32>().ok().map(|fd| (mode.to_string(), fd)));
+    let Some((mode, raw_fd)) = parsed.filter(|(_, fd)| *fd >= 0 && sys::fd_is_open(*fd)) else {
+        eprintln!("multiproc: ignoring malformed {BOOT_ENV}={value:?}");
+        return;
+    };
+    sys::ignore_sigpipe();
+    // SAFETY: the parent opened this descriptor for this process alone and named it in the
+    // environment variable just removed; nothing else in this fresh process owns it.
+    let fd = unsafe { sys::adopt_fd(raw_fd) };
+    let _ = sys::set_cloexec(fd.as_fd());
+    let conn = Connection::new(fd);
+    match mode.as_str() {
+        "spawn" => spawned_child(conn),
+        "forkserver" => super::forkserver::serve(conn),
+        other => {
+            eprintln!("multiproc: unknown boot mode {other:?}");
+            sys::exit_now(1)
+        }
+    }
+}
+
+fn spawned_child(mut conn: Connection) -> ! {
+    let boot = conn
+        .recv::<BootHeader>()
+        .and_then(|header| conn.recv_raw().map(|task| (header, task)));
+    match boot {
+        Ok((header, (bytes, fds))) => {
+            let parent = header.identity.parent_pid;
+            run_boot(header, TaskMessage { bytes, fds }, conn, parent)
+        }
+        Err(e) => {
+            eprintln!("multiproc: spawned child could not read its task: {e}");
+            sys::exit_now(1)
+        }
+    }
+}
+
+/// Become the child `header` describes and run its task; shared by spawn and the fork server.
+/// `deathsig_parent` is the process whose death must kill a daemonic child.
+pub(crate) fn run_boot(
+    header: BootHeader,
+    task: TaskMessage,
+    status: Connection,
+    deathsig_parent: u32,
+) -> ! {
+    if header.identity.daemon && sys::die_with_parent(deathsig_parent).is_err() {
+        sys::exit_now(1);
+    }
+    child::become_child(header.identity);
+    let entry = header.entry;
+    child::run_and_exit(status, move || {
+        let trampoline = entry.resolve()?;
+        trampoline(&task.bytes, task.fds)
+    })
+}
+
+/// Start a spawned child for `header` + `task`.
+pub(crate) fn start(header: &BootHeader, task: &TaskMessage) -> Result<Started, ProcessError> {
+    // Refer to the `.init_array` entry so the linker keeps it in every executable that can
+    // spawn (see the module documentation).
+    std::hint::black_box(&BOOT_HOOK);
+    let (mine, theirs) = sys::socketpair()?;
+    let argv0 = std::env::args().next().unwrap_or_else(|| "multiproc-child".into());
+    let pid = sys::spawn_self(
+        &argv0,
+        &[(BOOT_ENV, format!("spawn:{}", theirs.as_raw_fd()))],
+        theirs.as_fd(),
+    )?;
+    drop(theirs);
+    let pidfd = sys::pidfd_open(pid)?;
+    let mut status = Connection::new(mine);
+    // If the child died before reading, the caller still gets a handle whose join reports
+    // how it ended; only a failure to write for another reason is a start error.
+    match status
+        .send(header)
+        .and_then(|()| status.send_raw(&task.bytes, &task.fds))
+    {
+        Ok(()) | Err(crate::ConnectionError::PeerClosed) => {}
+        Err(e) => {
+            let _ = sys::pidfd_signal(pidfd.as_fd(), sys::SIGKILL);
+            let _ = sys::wait_readable(&[pidfd.as_fd()], None);
+            let _ = sys::try_reap(pidfd.as_fd());
+            return Err(e.into());
+        }
+    }
+    Ok(Started {
+        pid,
+        pidfd,
+        status,
+        ours: true,
+    })
+}

@@ -1,0 +1,165 @@
+//! What a child runs, and how a re-executed child finds it.
+//!
+//! A child started by *spawn* or by the *fork server* is a fresh copy of the same executable,
+//! so it cannot receive a closure. It receives an [`EntryPoint`]: the distance in bytes from a
+//! fixed function of this crate ([`anchor`]) to a monomorphised trampoline `run_task::<T>`.
+//! The executable is the same file (`/proc/self/exe`), so that distance is the same in every
+//! copy whatever address-space randomisation did; the child adds it to its own `anchor` and
+//! calls the trampoline, which decodes a `T` from the task message and runs it. A second
+//! distance travels along as a fingerprint so that a mismatch (which would mean a different
+//! executable) is reported instead of jumping into the wrong code.
+//!
+//! Two kinds of task exist: a user type implementing [`Run`] (the "class-style" process), and
+//! [`FnTask`], a function item or non-capturing closure together with its argument.
+
+use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::child::{self, Outcome};
+use crate::handle;
+
+/// A unit of work a child process can run: its data travels to the child, then `run` is
+/// called there and its output travels back (the Rust form of subclassing Python's
+/// `Process` and overriding `run`).
+///
+/// ```
+/// use multiproc::{Process, Run};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Countdown { from: u32 }
+///
+/// impl Run for Countdown {
+///     type Output = Vec<u32>;
+///     fn run(self) -> Vec<u32> { (0..=self.from).rev().collect() }
+/// }
+///
+/// # fn main() -> Result<(), multiproc::ProcessError> {
+/// let child = Process::builder().start_run(Countdown { from: 3 })?;
+/// assert_eq!(child.join()?, vec![3, 2, 1, 0]);
+/// # Ok(())
+/// # }
+/// ```
+pub trait Run: Serialize + DeserializeOwned + 'static {
+    /// What the child sends back.
+    type Output: Serialize + DeserializeOwned + 'static;
+    /// The child's work.
+    fn run(self) -> Self::Output;
+}
+
+/// A function item (or non-capturing closure) and its argument, as one [`Run`] task.
+pub(crate) struct FnTask<F, A> {
+    arg: A,
+    func: PhantomData<fn() -> F>,
+}
+
+impl<F, A> FnTask<F, A> {
+    pub(crate) fn new(_func: F, arg: A) -> Self {
+        // A capturing closure would need its captures serialized, which Rust cannot do; fail
+        // the build rather than run code without its data.
+        const {
+            assert!(
+                std::mem::size_of::<F>() == 0,
+                "Process::start needs a function item or a non-capturing closure (data goes in \
+                 the argument); for a capturing closure use Builder::fork"
+            )
+        };
+        FnTask { arg, func: PhantomData }
+    }
+}
+
+impl<F, A, R> Run for FnTask<F, A>
+where
+    F: Fn(A) -> R + Copy + 'static,
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+{
+    type Output = R;
+    fn run(self) -> R {
+        const { assert!(std::mem::size_of::<F>() == 0) };
+        // SAFETY: `F` is zero-sized (checked at compile time above and in `new`): a function
+        // item or a closure without captures. Such a type has exactly one value and no bytes,
+        // so "reading" it from zero bytes produces that value; `F: Copy` rules out tokens whose
+        // construction is meant to be restricted.
+        let func: F = unsafe { std::mem::zeroed() };
+        func(self.arg)
+    }
+}
+
+impl<F, A: Serialize> Serialize for FnTask<F, A> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.arg.serialize(serializer)
+    }
+}
+
+impl<'de, F, A: Deserialize<'de>> Deserialize<'de> for FnTask<F, A> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(FnTask {
+            arg: A::deserialize(deserializer)?,
+            func: PhantomData,
+        })
+    }
+}
+
+/// The signature every trampoline has: decode the task message, run it, report its output.
+pub(crate) type Trampoline = fn(&[u8], Vec<OwnedFd>) -> Result<(), String>;
+
+/// Decode a `T` from its message, run it, and report the result to the parent.
+fn run_task<T: Run>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<(), String> {
+    let task: T = handle::decode(bytes, fds).map_err(|e| e.to_string())?;
+    let output = task.run();
+    child::report(&Outcome::Returned(&output));
+    Ok(())
+}
+
+/// The fixed point every entry point is measured from.
+#[inline(never)]
+fn anchor() -> u64 {
+    std::hint::black_box(0x6d75_6c74_6970_726f)
+}
+
+fn distance(f: usize) -> i64 {
+    f.wrapping_sub(anchor as fn() -> u64 as usize) as i64
+}
+
+/// Identifies this executable's layout: the distance between two of its functions.
+fn fingerprint() -> i64 {
+    distance(EntryPoint::resolve as fn(EntryPoint) -> Result<Trampoline, String> as usize)
+}
+
+/// Where a child finds the code to run (see the module documentation).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub(crate) struct EntryPoint {
+    offset: i64,
+    fingerprint: i64,
+}
+
+impl EntryPoint {
+    /// The entry point that runs tasks of type `T`.
+    pub(crate) fn of<T: Run>() -> EntryPoint {
+        EntryPoint {
+            offset: distance(run_task::<T> as Trampoline as usize),
+            fingerprint: fingerprint(),
+        }
+    }
+
+    /// The trampoline this entry point designates in the running executable.
+    pub(crate) fn resolve(self) -> Result<Trampoline, String> {
+        if self.fingerprint != fingerprint() {
+            return Err(
+                "the child is not running the same executable as its parent (entry point \
+                 fingerprint mismatch)"
+                    .into(),
+            );
+        }
+        let address = (anchor as fn() -> u64 as usize).wrapping_add(self.offset as usize);
+        // SAFETY: both processes run the same executable file (the child was started from
+        // /proc/self/exe of the parent, and the fingerprint agrees), so `anchor + offset` is the
+        // address of the `run_task::<T>` instance the parent measured, which has exactly the
+        // `Trampoline` signature.
+        Ok(unsafe { std::mem::transmute::<usize, Trampoline>(address) })
+    }
+}

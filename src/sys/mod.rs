@@ -1,0 +1,436 @@
+//! Every operating-system call multiproc makes lives here.
+//!
+//! The rest of the crate speaks in terms of [`OwnedFd`], [`Duration`] and small enums; only this
+//! module knows about `libc`, `rustix`, `fork`, `posix_spawn`, pidfds and `SCM_RIGHTS`. Linux
+//! (x86_64 first) is the supported platform: a port to another Unix replaces this module (pidfds
+//! become `kqueue`/`waitpid` polling, `PR_SET_PDEATHSIG` becomes a parent-liveness pipe) and
+//! nothing else. On other targets the crate refuses to compile with a clear message instead of
+//! failing at run time.
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "multiproc currently supports Linux only: its process, pidfd and fd-passing layer (src/sys) \
+     has not been ported to this platform yet"
+);
+
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+use rustix::process::{Pid, PidfdFlags, Signal, WaitId, WaitIdOptions};
+
+/// The kernel's limit on descriptors in one `SCM_RIGHTS` message (`SCM_MAX_FD`).
+pub const MAX_FDS_PER_MESSAGE: usize = 253;
+
+/// A connected, close-on-exec `AF_UNIX` stream socket pair.
+pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// Shut one direction of a socket down (used for one-way pipes).
+pub fn shutdown(fd: BorrowedFd<'_>, read: bool) -> io::Result<()> {
+    let how = if read {
+        rustix::net::Shutdown::Read
+    } else {
+        rustix::net::Shutdown::Write
+    };
+    Ok(rustix::net::shutdown(fd, how)?)
+}
+
+/// Write all of `bufs` to a stream socket; `fds` travel (as `SCM_RIGHTS`) with the first byte.
+///
+/// `MSG_NOSIGNAL` turns a closed peer into `EPIPE` instead of a process-killing `SIGPIPE`.
+pub fn send_all(fd: BorrowedFd<'_>, bufs: &[&[u8]], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
+    if fds.len() > MAX_FDS_PER_MESSAGE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "a message can carry at most {MAX_FDS_PER_MESSAGE} OS handles, this one has {}",
+                fds.len()
+            ),
+        ));
+    }
+    let total: usize = bufs.iter().map(|b| b.len()).sum();
+    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
+    let mut first = true;
+    let mut done = 0usize;
+    while done < total {
+        // Build the iovec of what is still unsent.
+        let mut skip = done;
+        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(bufs.len());
+        for b in bufs {
+            if skip >= b.len() {
+                skip -= b.len();
+                continue;
+            }
+            iov.push(IoSlice::new(&b[skip..]));
+            skip = 0;
+        }
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if first && !fds.is_empty() {
+            control.push(SendAncillaryMessage::ScmRights(fds));
+        }
+        match rustix::net::sendmsg(fd, &iov, &mut control, SendFlags::NOSIGNAL) {
+            Ok(n) => {
+                done += n;
+                first = false;
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Read at most `buf.len()` bytes; descriptors that arrive are appended to `fds`.
+///
+/// Returns 0 at end of file. The kernel attaches passed descriptors to the first byte of the
+/// message that carried them, so they are never delivered later than that byte.
+pub fn recv_some(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut VecDeque<OwnedFd>,
+) -> io::Result<usize> {
+    let mut space =
+        [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
+    loop {
+        let mut control = RecvAncillaryBuffer::new(&mut space);
+        let mut iov = [IoSliceMut::new(buf)];
+        match rustix::net::recvmsg(fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+            Ok(msg) => {
+                for m in control.drain() {
+                    if let RecvAncillaryMessage::ScmRights(received) = m {
+                        fds.extend(received);
+                    }
+                }
+                if msg.flags.contains(ReturnFlags::CTRUNC) {
+                    return Err(io::Error::other(
+                        "passed OS handles were truncated by the kernel (descriptor limit reached?)",
+                    ));
+                }
+                return Ok(msg.bytes);
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Wait until one of `fds` is readable (or hung up). `None` waits forever.
+///
+/// Returns which of them are ready; all `false` means the timeout expired.
+pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let mut pfds: Vec<PollFd<'_>> = fds
+            .iter()
+            .map(|fd| PollFd::new(fd, PollFlags::IN))
+            .collect();
+        let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let ts = remaining.map(|r| rustix::event::Timespec {
+            tv_sec: r.as_secs() as _,
+            tv_nsec: r.subsec_nanos() as _,
+        });
+        match rustix::event::poll(&mut pfds, ts.as_ref()) {
+            Ok(_) => return Ok(pfds.iter().map(|p| !p.revents().is_empty()).collect()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum ExitStatus {
+    /// It exited with this code.
+    Code(i32),
+    /// A signal ended it.
+    Signal {
+        /// The signal number.
+        signal: i32,
+        /// Whether it dumped core.
+        core_dumped: bool,
+    },
+}
+
+impl ExitStatus {
+    /// Python's `exitcode`: the exit code, or minus the signal number.
+    pub fn exitcode(self) -> i32 {
+        match self {
+            ExitStatus::Code(c) => c,
+            ExitStatus::Signal { signal, .. } => -signal,
+        }
+    }
+}
+
+/// The calling process's id.
+pub fn getpid() -> u32 {
+    rustix::process::getpid().as_raw_nonzero().get() as u32
+}
+
+/// The parent process's id (0 if there is none visible).
+pub fn getppid() -> u32 {
+    rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get() as u32)
+}
+
+fn pid(raw: u32) -> io::Result<Pid> {
+    Pid::from_raw(raw as i32).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "pid 0"))
+}
+
+/// A pidfd for `pid`: pollable (readable once the process has exited) and usable to signal it
+/// without the pid-reuse race of `kill`.
+pub fn pidfd_open(raw: u32) -> io::Result<OwnedFd> {
+    Ok(rustix::process::pidfd_open(pid(raw)?, PidfdFlags::empty())?)
+}
+
+/// Send `signal` through a pidfd. A process that has already exited is not an error.
+pub fn pidfd_signal(pidfd: BorrowedFd<'_>, signal: i32) -> io::Result<()> {
+    // SAFETY: `Signal::from_raw_unchecked` only requires a value the kernel accepts; the
+    // numbers come from libc's constants or a user-supplied signal the kernel will validate.
+    let sig = unsafe { Signal::from_raw_unchecked(signal) };
+    match rustix::process::pidfd_send_signal(pidfd, sig) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reap a child through its pidfd if it has exited; `None` while it runs.
+pub fn try_reap(pidfd: BorrowedFd<'_>) -> io::Result<Option<ExitStatus>> {
+    loop {
+        match rustix::process::waitid(
+            WaitId::PidFd(pidfd),
+            WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
+        ) {
+            Ok(None) => return Ok(None),
+            Ok(Some(st)) => {
+                if let Some(code) = st.exit_status() {
+                    return Ok(Some(ExitStatus::Code(code)));
+                }
+                if let Some(signal) = st.terminating_signal() {
+                    return Ok(Some(ExitStatus::Signal {
+                        signal,
+                        core_dumped: st.dumped(),
+                    }));
+                }
+                // A WNOHANG waitid with no child ready reports an empty status.
+                return Ok(None);
+            }
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Ask the kernel to send `SIGKILL` to this process when the thread that created it exits.
+///
+/// Returns an error if the parent is already gone (the race `PR_SET_PDEATHSIG` leaves open).
+pub fn die_with_parent(expected_parent: u32) -> io::Result<()> {
+    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+    if getppid() != expected_parent {
+        return Err(io::Error::other("parent process exited before the child started"));
+    }
+    Ok(())
+}
+
+/// What `fork` returned.
+pub enum Fork {
+    /// In the parent: the child's pid.
+    Parent(u32),
+    /// In the child.
+    Child,
+}
+
+/// `fork(2)`.
+///
+/// # Safety
+/// In the child only the forking thread exists; the caller must not rely on locks other threads
+/// might have held (glibc's allocator is fork-safe; user locks may not be).
+pub unsafe fn fork() -> io::Result<Fork> {
+    // SAFETY: the caller upholds the contract above; fork itself has no preconditions.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Fork::Child),
+        pid => Ok(Fork::Parent(pid as u32)),
+    }
+}
+
+/// End this process at once, without running `atexit` handlers or destructors.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` is always safe to call; it never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// Start a fresh copy of the running executable (`/proc/self/exe`) with `env` added to the
+/// environment and `inherit` kept open (same descriptor number) in the child.
+///
+/// Uses `posix_spawn`, whose glibc implementation is a `vfork`-style clone: no page tables
+/// are copied and nothing runs in the child before `exec` that could deadlock on a lock held
+/// by another thread of this process.
+pub fn spawn_self(argv0: &str, env: &[(&str, String)], inherit: BorrowedFd<'_>) -> io::Result<u32> {
+    let path = CString::new("/proc/self/exe").map_err(io::Error::other)?;
+    let arg0 = CString::new(argv0.replace('\0', "")).map_err(io::Error::other)?;
+    let mut envs: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| !env.iter().any(|(n, _)| k == n))
+        .filter_map(|(k, v)| {
+            let mut kv = k.into_encoded_bytes();
+            kv.push(b'=');
+            kv.extend(v.into_encoded_bytes());
+            CString::new(kv).ok()
+        })
+        .collect();
+    for (k, v) in env {
+        envs.push(CString::new(format!("{k}={v}")).map_err(io::Error::other)?);
+    }
+    let mut envp: Vec<*mut libc::c_char> = envs.iter().map(|c| c.as_ptr() as *mut _).collect();
+    envp.push(std::ptr::null_mut());
+    let argv: [*mut libc::c_char; 2] = [arg0.as_ptr() as *mut _, std::ptr::null_mut()];
+
+    let fd = inherit.as_raw_fd();
+    let mut actions = MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
+    // SAFETY: `actions` is initialised by `posix_spawn_file_actions_init` before any other use
+    // and destroyed exactly once below; all pointers passed to `posix_spawn` (path, argv, envp)
+    // point into CStrings/Vecs that outlive the call and are NULL-terminated.
+    unsafe {
+        let rc = libc::posix_spawn_file_actions_init(actions.as_mut_ptr());
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        // dup2(fd, fd) clears FD_CLOEXEC in the child only (POSIX 2024, glibc >= 2.29): no other
+        // thread of ours can inherit the child's end by accident.
+        let mut rc = libc::posix_spawn_file_actions_adddup2(actions.as_mut_ptr(), fd, fd);
+        let mut pid: libc::pid_t = 0;
+        if rc == 0 {
+            rc = libc::posix_spawn(
+                &mut pid,
+                path.as_ptr(),
+                actions.as_ptr(),
+                std::ptr::null(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+            );
+        }
+        libc::posix_spawn_file_actions_destroy(actions.as_mut_ptr());
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        Ok(pid as u32)
+    }
+}
+
+/// Take ownership of a descriptor number handed over through the environment.
+///
+/// # Safety
+/// `fd` must be an open descriptor that nothing else in this process owns.
+pub unsafe fn adopt_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: guaranteed by the caller.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Mark a descriptor close-on-exec (an inherited bootstrap socket must not leak further).
+pub fn set_cloexec(fd: BorrowedFd<'_>) -> io::Result<()> {
+    Ok(rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC)?)
+}
+
+/// Whether `fd` is an open descriptor.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD on an arbitrary number only reads the descriptor table.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+/// Number of threads in this process (fork from a multithreaded process is risky).
+pub fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count())
+}
+
+/// The CPUs this process may use: scheduler affinity and cgroup CPU quota both count.
+///
+/// `std::thread::available_parallelism` already reads `sched_getaffinity` and the cgroup v1/v2
+/// quota on Linux, so it is the right primitive (Python's `os.cpu_count` ignores both).
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The conventional name of a signal (`SIGKILL`), or `"SIG?"` for unknown numbers.
+pub fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGCHLD => "SIGCHLD",
+        libc::SIGCONT => "SIGCONT",
+        libc::SIGSTOP => "SIGSTOP",
+        libc::SIGTSTP => "SIGTSTP",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => "SIG?",
+    }
+}
+
+/// Signal numbers used by the process module.
+pub const SIGTERM: i32 = libc::SIGTERM;
+/// See [`SIGTERM`].
+pub const SIGKILL: i32 = libc::SIGKILL;
+
+/// Ignore `SIGPIPE`, as the Rust runtime does before `main` (a spawned child runs before it).
+pub fn ignore_sigpipe() {
+    // SAFETY: installing SIG_IGN for SIGPIPE has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+    }
+}
+
+/// Register a function to run at normal process exit (`exit`, or returning from `main`).
+pub fn at_exit(f: extern "C" fn()) {
+    // SAFETY: `f` is a plain function with the C ABI and no arguments, as atexit requires.
+    unsafe {
+        libc::atexit(f);
+    }
+}
+
+/// Read at most `buf.len()` bytes into uninitialised memory; returns how many bytes were
+/// written (and so are now initialised) at the start of `buf`, 0 at end of file. Used for the
+/// body of a large message, which never carries descriptors (they arrive with its first byte).
+pub fn read_uninit(fd: BorrowedFd<'_>, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    loop {
+        match rustix::io::read(fd, &mut *buf) {
+            Ok((init, _)) => return Ok(init.len()),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Ignore `SIGINT` (`true`) or restore its default action (`false`).
+pub fn ignore_sigint(ignore: bool) {
+    let action = if ignore { libc::SIG_IGN } else { libc::SIG_DFL };
+    // SAFETY: installing SIG_IGN or SIG_DFL has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGINT, action);
+    }
+}
