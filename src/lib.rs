@@ -44,12 +44,17 @@
 //!   [`parent_process`], [`active_children`], [`cpu_count`].
 //! - [`connection`]: [`pipe`], [`pipe_oneway`], [`Connection`], [`wait`].
 //! - [`handle`]: [`Handle`], how OS handles travel between processes.
+//! - [`sync`]: [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`],
+//!   [`Condition`], [`Barrier`].
+//! - [`shared`]: [`Value`], [`Array`], [`RawValue`], [`RawArray`], [`SharedMemory`].
 
 #![warn(missing_docs)]
 
 pub mod connection;
 pub mod handle;
 pub mod process;
+pub mod shared;
+pub mod sync;
 mod sys;
 
 pub use connection::{
@@ -60,4 +65,12 @@ pub use process::{
     Builder, ChildInfo, Location, ParentProcess, Process, ProcessError, ProcessInfo, RemotePanic,
     Run, StartMethod, active_children, cpu_count, current_process, forkserver_pid,
     get_start_method, parent_process, set_start_method,
+};
+pub use shared::{
+    Array, ArrayGuard, AtomicInt, RawArray, RawValue, SharedMemory, Value, ValueGuard,
+    resource_tracker_pid,
+};
+pub use sync::{
+    AcquireError, Barrier, BoundedSemaphore, CondGuard, Condition, Event, Lock, LockGuard, RLock,
+    RLockGuard, Semaphore, SemaphoreGuard, SyncError,
 };

@@ -35,6 +35,7 @@ pub(crate) fn start<R: Serialize>(
     let parent_pid = sys::getpid();
     let registry_guard = registry::lock_for_fork();
     let mut server_guard = forkserver::lock_for_fork();
+    let mut tracker_guard = crate::shared::tracker::lock_for_fork();
     let identity_guard = child::lock_for_fork();
     // SAFETY: see the module documentation: this crate's locks are held by this thread across
     // the call; the child only runs the user's closure and exits with `_exit`.
@@ -42,6 +43,8 @@ pub(crate) fn start<R: Serialize>(
     match forked {
         Ok(sys::Fork::Child) => {
             forkserver::forget_in_child(&mut server_guard);
+            *tracker_guard = None;
+            drop(tracker_guard);
             drop(identity_guard);
             drop(server_guard);
             drop(registry_guard);
@@ -57,6 +60,7 @@ pub(crate) fn start<R: Serialize>(
             })
         }
         Ok(sys::Fork::Parent(pid)) => {
+            drop(tracker_guard);
             drop(identity_guard);
             drop(server_guard);
             drop(registry_guard);
@@ -69,6 +73,9 @@ pub(crate) fn start<R: Serialize>(
                 ours: true,
             })
         }
-        Err(e) => Err(e.into()),
+        Err(e) => {
+            drop(tracker_guard);
+            Err(e.into())
+        }
     }
 }

@@ -15,13 +15,13 @@
 //! with it (their `PR_SET_PDEATHSIG` names the server, whose only thread lives as long as it
 //! does).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use super::child::Outcome;
+use super::helper::{self, Helper};
 use super::spawn::{self, BootHeader, TaskMessage};
 use super::{ProcessError, Started};
 use crate::connection::{Connection, ConnectionError};
@@ -40,13 +40,7 @@ enum Reply {
     Failed(String),
 }
 
-pub(crate) struct Server {
-    /// The process that launched this server; a forked child must not use its parent's.
-    owner: u32,
-    pid: u32,
-    pidfd: OwnedFd,
-    control: Connection,
-}
+pub(crate) type Server = Helper;
 
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
@@ -82,31 +76,12 @@ pub fn forkserver_pid() -> Option<u32> {
     lock().as_ref().map(|s| s.pid)
 }
 
-fn launch() -> Result<Server, ProcessError> {
-    let (mine, theirs) = sys::socketpair()?;
-    // The `.init_array` hook in `spawn` turns the new process into the server.
-    let pid = sys::spawn_self(
-        "multiproc-forkserver",
-        &[("MULTIPROC_BOOT", format!("forkserver:{}", theirs.as_raw_fd()))],
-        theirs.as_fd(),
-    )?;
-    drop(theirs);
-    let pidfd = sys::pidfd_open(pid)?;
-    log::debug!(target: "multiproc", "fork server started (pid {pid})");
-    Ok(Server {
-        owner: sys::getpid(),
-        pid,
-        pidfd,
-        control: Connection::new(mine),
-    })
-}
-
 /// Ask the fork server (started on first use) to start a child.
 pub(crate) fn start(header: &BootHeader, task: &TaskMessage) -> Result<Started, ProcessError> {
     let mut guard = lock();
     for attempt in 0..2 {
         if guard.is_none() {
-            *guard = Some(launch()?);
+            *guard = Some(helper::launch("forkserver", "multiproc-forkserver")?);
         }
         let Some(server) = guard.as_mut() else {
             continue;
@@ -135,7 +110,7 @@ pub(crate) fn start(header: &BootHeader, task: &TaskMessage) -> Result<Started, 
             Err(ConnectionError::Eof | ConnectionError::PeerClosed) if attempt == 0 => {
                 // The server died (killed by someone?): reap it and start a new one.
                 if let Some(dead) = guard.take() {
-                    stop(dead);
+                    helper::stop(dead);
                 }
             }
             Err(e) => return Err(e.into()),
@@ -148,21 +123,8 @@ pub(crate) fn start(header: &BootHeader, task: &TaskMessage) -> Result<Started, 
 pub(crate) fn shutdown() {
     let server = lock().take();
     if let Some(server) = server {
-        stop(server);
+        helper::stop(server);
     }
-}
-
-fn stop(server: Server) {
-    let Server { pidfd, control, .. } = server;
-    drop(control);
-    let exited = sys::wait_readable(&[pidfd.as_fd()], Some(Duration::from_secs(2)))
-        .map(|r| r[0])
-        .unwrap_or(false);
-    if !exited {
-        let _ = sys::pidfd_signal(pidfd.as_fd(), sys::SIGKILL);
-        let _ = sys::wait_readable(&[pidfd.as_fd()], None);
-    }
-    let _ = sys::try_reap(pidfd.as_fd());
 }
 
 struct Child {

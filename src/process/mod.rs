@@ -26,6 +26,7 @@
 mod child;
 mod fork;
 mod forkserver;
+pub(crate) mod helper;
 mod registry;
 mod spawn;
 mod task;
@@ -53,6 +54,7 @@ use task::{EntryPoint, FnTask};
 pub use forkserver::forkserver_pid;
 pub use registry::ChildInfo;
 pub use task::Run;
+pub(crate) use task::code;
 
 /// How a child process is created (Python's start methods).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -262,4 +262,5 @@ extern "C" fn exit_handler() {
         }
     }
     super::forkserver::shutdown();
+    crate::shared::tracker::shutdown();
 }

@@ -26,7 +26,7 @@ use crate::connection::Connection;
 use crate::sys;
 
 /// The environment variable that turns a starting copy of the executable into a child.
-const BOOT_ENV: &str = "MULTIPROC_BOOT";
+pub(crate) const BOOT_ENV: &str = "MULTIPROC_BOOT";
 
 /// What a spawned or fork-server child learns before its task message.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,6 +70,7 @@ extern "C" fn boot_hook() {
     match mode.as_str() {
         "spawn" => spawned_child(conn),
         "forkserver" => super::forkserver::serve(conn),
+        "tracker" => crate::shared::tracker::serve(conn),
         other => {
             eprintln!("multiproc: unknown boot mode {other:?}");
             sys::exit_now(1)
@@ -112,11 +113,15 @@ pub(crate) fn run_boot(
     })
 }
 
+/// Refer to the `.init_array` entry so the linker keeps it in every executable that can
+/// spawn (see the module documentation).
+pub(crate) fn keep_boot_hook() {
+    std::hint::black_box(&BOOT_HOOK);
+}
+
 /// Start a spawned child for `header` + `task`.
 pub(crate) fn start(header: &BootHeader, task: &TaskMessage) -> Result<Started, ProcessError> {
-    // Refer to the `.init_array` entry so the linker keeps it in every executable that can
-    // spawn (see the module documentation).
-    std::hint::black_box(&BOOT_HOOK);
+    keep_boot_hook();
     let (mine, theirs) = sys::socketpair()?;
     let argv0 = std::env::args().next().unwrap_or_else(|| "multiproc-child".into());
     let pid = sys::spawn_self(

@@ -163,3 +163,21 @@ impl EntryPoint {
         Ok(unsafe { std::mem::transmute::<usize, Trampoline>(address) })
     }
 }
+
+/// Plain functions (not tasks) that must be found in other processes, such as a barrier's
+/// action, travel the same way as entry points: as a distance from [`anchor`].
+pub(crate) mod code {
+    use super::{anchor, distance, fingerprint};
+
+    /// `(offset, fingerprint)` of the function at `address`.
+    pub(crate) fn offset_of(address: usize) -> (i64, i64) {
+        (distance(address), fingerprint())
+    }
+
+    /// The address in this process of a function recorded by `offset_of`, if this process
+    /// runs the same executable.
+    pub(crate) fn address_of(offset: i64, recorded_fingerprint: i64) -> Option<usize> {
+        (recorded_fingerprint == fingerprint())
+            .then(|| (anchor as fn() -> u64 as usize).wrapping_add(offset as usize))
+    }
+}

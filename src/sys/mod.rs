@@ -13,6 +13,8 @@ compile_error!(
      has not been ported to this platform yet"
 );
 
+pub mod memory;
+
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::io::{self, IoSlice, IoSliceMut};

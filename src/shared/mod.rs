@@ -1,0 +1,19 @@
+//! Shared state: [`Value`], [`Array`], [`RawValue`], [`RawArray`] in anonymous shared memory,
+//! and named [`SharedMemory`] (Python's `multiprocessing.shared_memory`).
+//!
+//! Anonymous memory (`memfd`) backs everything that needs no name: it is freed by the kernel
+//! with its last descriptor and mapping, so it cannot leak, even after a crash. Named
+//! segments live in `/dev/shm` like Python's; each one created here is registered with a
+//! small *resource tracker* process (started on first use) that unlinks whatever its creator
+//! did not unlink once the creator is gone, whether it exited or was killed.
+
+mod atomic;
+pub(crate) mod segment;
+mod shm;
+pub(crate) mod tracker;
+mod value;
+
+pub use atomic::AtomicInt;
+pub use shm::SharedMemory;
+pub use tracker::resource_tracker_pid;
+pub use value::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};

@@ -1,0 +1,111 @@
+//! The resource tracker: unlinks named shared memory whose creator is gone.
+//!
+//! A spawned helper process (boot mode `tracker`, see `process::spawn`) keeps the set of
+//! names its creator registered and not yet unregistered. When its connection to the creator
+//! reaches end of file (normal exit, crash, `SIGKILL` alike) it unlinks them all and exits.
+
+use std::collections::BTreeSet;
+use std::sync::{Mutex, MutexGuard};
+
+use serde::{Deserialize, Serialize};
+
+use crate::connection::Connection;
+use crate::process::helper::{self, Helper};
+use crate::sys::{self, memory};
+
+#[derive(Serialize, Deserialize)]
+enum Message {
+    Register(String),
+    Unregister(String),
+}
+
+static TRACKER: Mutex<Option<Helper>> = Mutex::new(None);
+
+fn lock() -> MutexGuard<'static, Option<Helper>> {
+    let mut tracker = TRACKER.lock().unwrap_or_else(|e| e.into_inner());
+    if tracker.as_ref().is_some_and(|t| t.owner != sys::getpid()) {
+        *tracker = None;
+    }
+    tracker
+}
+
+fn send(message: Message) {
+    let mut tracker = lock();
+    for _ in 0..2 {
+        if tracker.is_none() {
+            match helper::launch("tracker", "multiproc-tracker") {
+                Ok(h) => *tracker = Some(h),
+                Err(e) => {
+                    log::warn!(target: "multiproc", "could not start the resource tracker: {e}");
+                    return;
+                }
+            }
+        }
+        if let Some(t) = tracker.as_mut() {
+            if t.control.send(&message).is_ok() {
+                return;
+            }
+        }
+        if let Some(dead) = tracker.take() {
+            helper::stop(dead);
+        }
+    }
+}
+
+/// Hold the client state locked across `fork`; the child drops its copy (closing its end of
+/// the parent's tracker connection, so the parent's tracker still sees end of file when the
+/// parent goes).
+pub(crate) fn lock_for_fork() -> MutexGuard<'static, Option<Helper>> {
+    lock()
+}
+
+/// Have the tracker unlink `name` if this process does not.
+pub(crate) fn register(name: &str) {
+    send(Message::Register(name.to_string()));
+}
+
+/// `name` was unlinked (or handed over): forget it.
+pub(crate) fn unregister(name: &str) {
+    if lock().is_some() {
+        send(Message::Unregister(name.to_string()));
+    }
+}
+
+/// The pid of this process's resource tracker, if one is running (a diagnostic, like
+/// [`forkserver_pid`](crate::forkserver_pid)).
+///
+/// ```
+/// let pid = multiproc::resource_tracker_pid();
+/// assert_ne!(pid, Some(std::process::id()));
+/// ```
+pub fn resource_tracker_pid() -> Option<u32> {
+    lock().as_ref().map(|t| t.pid)
+}
+
+/// Stop the tracker at exit (it unlinks what is left).
+pub(crate) fn shutdown() {
+    if let Some(t) = lock().take() {
+        helper::stop(t);
+    }
+}
+
+/// The tracker's loop; runs in the spawned helper and never returns.
+pub(crate) fn serve(mut control: Connection) -> ! {
+    sys::ignore_sigint(true);
+    let mut names = BTreeSet::new();
+    loop {
+        match control.recv::<Message>() {
+            Ok(Message::Register(name)) => {
+                names.insert(name);
+            }
+            Ok(Message::Unregister(name)) => {
+                names.remove(&name);
+            }
+            Err(_) => break,
+        }
+    }
+    for name in names {
+        let _ = memory::shm_unlink(&name);
+    }
+    sys::exit_now(0)
+}

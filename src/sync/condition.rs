@@ -1,0 +1,290 @@
+//! `Condition`: wait for a state change announced by another process.
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::lock::{LockState, Obtained};
+use super::{AcquireError, Lock, RLock, SyncError, deadline};
+use crate::shared::segment::{Shared, SharedState};
+use crate::sys::memory;
+
+/// The shared part of a condition: a sequence number bumped by every notify.
+#[repr(C)]
+pub(crate) struct CondState {
+    seq: AtomicU32,
+    waiters: AtomicU32,
+}
+
+// SAFETY: only atomics; zeroed memory is a valid state.
+unsafe impl SharedState for CondState {
+    unsafe fn init(_: *mut Self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CondState {
+    /// With `lock` held by this thread: release it completely, sleep until notified or
+    /// `deadline`, then take it back at the same depth. Returns `false` on timeout.
+    pub(crate) fn wait(&self, lock: &LockState, recursive: bool, deadline: Option<Instant>) -> bool {
+        // Read the sequence while still holding the lock: a notify needs the lock, so it
+        // cannot slip in between this read and the sleep unnoticed.
+        let seq = self.seq.load(Ordering::SeqCst);
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let levels = if recursive {
+            lock.unlock_all().unwrap_or(1)
+        } else {
+            let _ = lock.unlock_plain();
+            1
+        };
+        let mut notified = true;
+        while self.seq.load(Ordering::SeqCst) == seq {
+            if !memory::futex_wait(&self.seq, seq, deadline) {
+                notified = self.seq.load(Ordering::SeqCst) != seq;
+                break;
+            }
+        }
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        let relocked = if recursive {
+            lock.lock(None, levels.max(1))
+        } else {
+            lock.lock_plain(None)
+        };
+        if let Ok(Obtained::OwnerDied) = relocked {
+            log::warn!(target: "multiproc", "a condition's lock owner died; the lock was recovered");
+        }
+        notified
+    }
+
+    /// Wake up to `n` waiters (the caller holds the lock).
+    pub(crate) fn notify(&self, n: u32) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.seq.fetch_add(1, Ordering::SeqCst);
+            memory::futex_wake(&self.seq, n);
+        }
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+enum Underlying {
+    Lock(Lock),
+    RLock(RLock),
+}
+
+/// A condition variable shared between processes (Python's `multiprocessing.Condition`),
+/// over an [`RLock`] (the default) or a [`Lock`].
+///
+/// Hold the lock through a [`CondGuard`] (the Rust form of `with cond:`), then `wait`,
+/// `wait_for` or `notify`. As with every condition variable, a wait may end spuriously:
+/// re-check the condition, or use [`CondGuard::wait_for`].
+///
+/// ```
+/// use multiproc::{Condition, Process, Value};
+///
+/// fn producer((cond, ready): (Condition, Value<u32>)) {
+///     let guard = cond.acquire().unwrap();
+///     ready.set(1);
+///     guard.notify_all();
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let cond = Condition::new()?;
+/// let ready = Value::new(0u32)?;
+/// let mut guard = cond.acquire()?;
+/// let child = Process::start(producer, (cond.clone(), ready.clone()))?;
+/// assert!(guard.wait_for(|| ready.get() == 1, Some(std::time::Duration::from_secs(10))));
+/// drop(guard);
+/// child.join()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Condition {
+    lock: Underlying,
+    state: Shared<CondState>,
+}
+
+impl Condition {
+    /// A condition over a new [`RLock`].
+    ///
+    /// ```
+    /// let cond = multiproc::Condition::new()?;
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn new() -> Result<Condition, SyncError> {
+        Condition::with_rlock(RLock::new()?)
+    }
+
+    /// A condition over an existing [`Lock`].
+    ///
+    /// ```
+    /// let cond = multiproc::Condition::with_lock(multiproc::Lock::new()?)?;
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn with_lock(lock: Lock) -> Result<Condition, SyncError> {
+        Ok(Condition {
+            lock: Underlying::Lock(lock),
+            state: Shared::new(0)?,
+        })
+    }
+
+    /// A condition over an existing [`RLock`].
+    ///
+    /// ```
+    /// let cond = multiproc::Condition::with_rlock(multiproc::RLock::new()?)?;
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn with_rlock(lock: RLock) -> Result<Condition, SyncError> {
+        Ok(Condition {
+            lock: Underlying::RLock(lock),
+            state: Shared::new(0)?,
+        })
+    }
+
+    fn recursive(&self) -> bool {
+        matches!(self.lock, Underlying::RLock(_))
+    }
+
+    fn lock_state(&self) -> &LockState {
+        match &self.lock {
+            Underlying::Lock(l) => l.state(),
+            Underlying::RLock(l) => l.state(),
+        }
+    }
+
+    fn acquire_until(&self, deadline: Option<Instant>) -> Result<CondGuard<'_>, AcquireError<CondGuard<'_>>> {
+        let obtained = match &self.lock {
+            Underlying::Lock(l) => l.state().lock_plain(deadline),
+            Underlying::RLock(l) => l.state().lock_recursive(deadline),
+        };
+        let guard = || CondGuard {
+            cond: self,
+            _not_send: PhantomData,
+        };
+        match obtained {
+            Ok(Obtained::Clean) => Ok(guard()),
+            Ok(Obtained::OwnerDied) | Err(AcquireError::OwnerDied(())) => Err(AcquireError::OwnerDied(guard())),
+            Err(AcquireError::Timeout) => Err(AcquireError::Timeout),
+            Err(AcquireError::WouldDeadlock) => Err(AcquireError::WouldDeadlock),
+            Err(AcquireError::Io(e)) => Err(AcquireError::Io(e)),
+        }
+    }
+
+    /// Take the underlying lock.
+    ///
+    /// ```
+    /// let cond = multiproc::Condition::new()?;
+    /// let guard = cond.acquire()?;
+    /// guard.notify(1); // nobody is waiting: nothing happens
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn acquire(&self) -> Result<CondGuard<'_>, AcquireError<CondGuard<'_>>> {
+        self.acquire_until(None)
+    }
+
+    /// Take the underlying lock, waiting at most `timeout`.
+    ///
+    /// ```
+    /// let cond = multiproc::Condition::new()?;
+    /// let _g = cond.acquire_timeout(std::time::Duration::from_secs(1))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<CondGuard<'_>, AcquireError<CondGuard<'_>>> {
+        self.acquire_until(deadline(Some(timeout)))
+    }
+}
+
+impl fmt::Debug for Condition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Condition").finish_non_exhaustive()
+    }
+}
+
+/// The lock of a [`Condition`], held: wait and notify through it.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct CondGuard<'a> {
+    cond: &'a Condition,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl CondGuard<'_> {
+    /// Release the lock, sleep until notified, take the lock back.
+    ///
+    /// ```no_run
+    /// let cond = multiproc::Condition::new()?;
+    /// let mut guard = cond.acquire()?;
+    /// guard.wait(); // until another process notifies
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait(&mut self) {
+        self.cond.state.wait(self.cond.lock_state(), self.cond.recursive(), None);
+    }
+
+    /// Like [`wait`](Self::wait) for at most `timeout`; `false` if it timed out.
+    ///
+    /// ```
+    /// let cond = multiproc::Condition::new()?;
+    /// let mut guard = cond.acquire()?;
+    /// assert!(!guard.wait_timeout(std::time::Duration::from_millis(5)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
+        self.cond.state.wait(self.cond.lock_state(), self.cond.recursive(), deadline(Some(timeout)))
+    }
+
+    /// Wait until `predicate()` is true, at most `timeout` in all (`None`: no limit); returns
+    /// the predicate's last value (Python's `wait_for`).
+    ///
+    /// ```
+    /// let cond = multiproc::Condition::new()?;
+    /// let mut guard = cond.acquire()?;
+    /// assert!(guard.wait_for(|| true, None));
+    /// assert!(!guard.wait_for(|| false, Some(std::time::Duration::from_millis(5))));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn wait_for(&mut self, mut predicate: impl FnMut() -> bool, timeout: Option<Duration>) -> bool {
+        let end = deadline(timeout);
+        loop {
+            if predicate() {
+                return true;
+            }
+            if end.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            self.cond.state.wait(self.cond.lock_state(), self.cond.recursive(), end);
+        }
+    }
+
+    /// Wake up to `n` waiting processes (threads).
+    ///
+    /// ```
+    /// let cond = multiproc::Condition::new()?;
+    /// cond.acquire()?.notify(2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn notify(&self, n: u32) {
+        self.cond.state.notify(n);
+    }
+
+    /// Wake every waiter.
+    ///
+    /// ```
+    /// let cond = multiproc::Condition::new()?;
+    /// cond.acquire()?.notify_all();
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn notify_all(&self) {
+        self.cond.state.notify(u32::MAX);
+    }
+}
+
+impl Drop for CondGuard<'_> {
+    fn drop(&mut self) {
+        let state = self.cond.lock_state();
+        let _ = if self.cond.recursive() { state.unlock_one() } else { state.unlock_plain() };
+    }
+}

@@ -1,0 +1,149 @@
+//! `Event`: a flag processes can wait for.
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{SyncError, deadline};
+use crate::shared::segment::{Shared, SharedState};
+use crate::sys::memory;
+
+#[repr(C)]
+pub(crate) struct EventState {
+    flag: AtomicU32,
+    waiters: AtomicU32,
+}
+
+// SAFETY: only atomics; zeroed memory is a valid (unset) event.
+unsafe impl SharedState for EventState {
+    unsafe fn init(_: *mut Self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A flag shared between processes (Python's `multiprocessing.Event`): `set`, `clear`,
+/// `is_set`, and `wait` until it is set.
+///
+/// ```
+/// use multiproc::{Event, Process};
+/// use std::time::Duration;
+///
+/// fn worker(stop: Event) -> u32 {
+///     let mut rounds = 0;
+///     while !stop.wait_timeout(Duration::from_millis(1)) { rounds += 1; }
+///     rounds
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let stop = Event::new()?;
+/// let child = Process::start(worker, stop.clone())?;
+/// std::thread::sleep(Duration::from_millis(20));
+/// stop.set();
+/// child.join()?;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Event {
+    state: Shared<EventState>,
+}
+
+impl Event {
+    /// A new event, not set.
+    ///
+    /// ```
+    /// assert!(!multiproc::Event::new()?.is_set());
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn new() -> Result<Event, SyncError> {
+        Ok(Event {
+            state: Shared::new(0)?,
+        })
+    }
+
+    /// Whether the event is set.
+    ///
+    /// ```
+    /// let e = multiproc::Event::new()?;
+    /// e.set();
+    /// assert!(e.is_set());
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn is_set(&self) -> bool {
+        self.state.flag.load(Ordering::SeqCst) == 1
+    }
+
+    /// Set the event, waking every waiter.
+    ///
+    /// ```
+    /// let e = multiproc::Event::new()?;
+    /// e.set();
+    /// assert!(e.wait_timeout(std::time::Duration::ZERO));
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn set(&self) {
+        self.state.flag.store(1, Ordering::SeqCst);
+        if self.state.waiters.load(Ordering::SeqCst) > 0 {
+            memory::futex_wake(&self.state.flag, u32::MAX);
+        }
+    }
+
+    /// Reset the event.
+    ///
+    /// ```
+    /// let e = multiproc::Event::new()?;
+    /// e.set();
+    /// e.clear();
+    /// assert!(!e.is_set());
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn clear(&self) {
+        self.state.flag.store(0, Ordering::SeqCst);
+    }
+
+    /// Wait until the event is set.
+    ///
+    /// ```
+    /// let e = multiproc::Event::new()?;
+    /// e.set();
+    /// e.wait();
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn wait(&self) {
+        self.wait_until(None);
+    }
+
+    /// Wait at most `timeout`; returns whether the event is set (Python's `wait(timeout)`).
+    ///
+    /// ```
+    /// let e = multiproc::Event::new()?;
+    /// assert!(!e.wait_timeout(std::time::Duration::from_millis(5)));
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.wait_until(deadline(Some(timeout)))
+    }
+
+    fn wait_until(&self, deadline: Option<std::time::Instant>) -> bool {
+        loop {
+            if self.is_set() {
+                return true;
+            }
+            self.state.waiters.fetch_add(1, Ordering::SeqCst);
+            let woke = memory::futex_wait(&self.state.flag, 0, deadline);
+            self.state.waiters.fetch_sub(1, Ordering::SeqCst);
+            if !woke {
+                return self.is_set();
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event").field("set", &self.is_set()).finish()
+    }
+}

@@ -1,0 +1,396 @@
+//! `Lock` and `RLock`: robust, process-shared mutual exclusion.
+
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{AcquireError, SyncError, deadline};
+use crate::shared::segment::{Shared, SharedState};
+use crate::sys::memory::{self, MutexLock, RobustMutex};
+
+/// The shared part of a `Lock` or `RLock` (also embedded in `Value`, `Array`, `Barrier`).
+#[repr(C)]
+pub(crate) struct LockState {
+    mutex: RobustMutex,
+    owner_pid: AtomicU32,
+    owner_tid: AtomicU32,
+    count: AtomicU32,
+}
+
+// SAFETY: a robust pthread mutex (initialised by `init`) and atomics; all shared access goes
+// through pthread calls and atomic operations.
+unsafe impl SharedState for LockState {
+    unsafe fn init(this: *mut Self) -> io::Result<()> {
+        // SAFETY: forwarded contract: `this` is zeroed writable memory for a LockState.
+        unsafe { RobustMutex::init(&raw mut (*this).mutex) }
+    }
+}
+
+/// How a lock was obtained.
+pub(crate) enum Obtained {
+    Clean,
+    OwnerDied,
+}
+
+impl LockState {
+    fn held_by_me(&self) -> bool {
+        let (pid, tid) = memory::current_ids();
+        self.owner_tid.load(Ordering::Relaxed) == tid && self.owner_pid.load(Ordering::Relaxed) == pid
+    }
+
+    /// Take the mutex and record this thread as owner with `count` levels.
+    pub(crate) fn lock(&self, deadline: Option<Instant>, count: u32) -> Result<Obtained, AcquireError<()>> {
+        let obtained = match self.mutex.lock(deadline).map_err(AcquireError::Io)? {
+            MutexLock::Acquired => Obtained::Clean,
+            MutexLock::OwnerDied => Obtained::OwnerDied,
+            MutexLock::TimedOut => return Err(AcquireError::Timeout),
+            MutexLock::WouldDeadlock => return Err(AcquireError::WouldDeadlock),
+        };
+        let (pid, tid) = memory::current_ids();
+        self.owner_pid.store(pid, Ordering::Relaxed);
+        self.owner_tid.store(tid, Ordering::Relaxed);
+        self.count.store(count, Ordering::Relaxed);
+        Ok(obtained)
+    }
+
+    /// Take the mutex without owner bookkeeping (`Lock`, internal locks): the error-checking
+    /// pthread mutex itself knows its owner.
+    pub(crate) fn lock_plain(&self, deadline: Option<Instant>) -> Result<Obtained, AcquireError<()>> {
+        match self.mutex.lock(deadline).map_err(AcquireError::Io)? {
+            MutexLock::Acquired => Ok(Obtained::Clean),
+            MutexLock::OwnerDied => Ok(Obtained::OwnerDied),
+            MutexLock::TimedOut => Err(AcquireError::Timeout),
+            MutexLock::WouldDeadlock => Err(AcquireError::WouldDeadlock),
+        }
+    }
+
+    /// Release a mutex taken with `lock_plain`; `NotOwner` if this thread does not hold it.
+    pub(crate) fn unlock_plain(&self) -> Result<(), SyncError> {
+        self.mutex.unlock().map_err(|_| SyncError::NotOwner)
+    }
+
+    /// Release every level this thread holds; returns how many there were.
+    pub(crate) fn unlock_all(&self) -> Result<u32, SyncError> {
+        if !self.held_by_me() {
+            return Err(SyncError::NotOwner);
+        }
+        let levels = self.count.swap(0, Ordering::Relaxed);
+        self.owner_tid.store(0, Ordering::Relaxed);
+        self.owner_pid.store(0, Ordering::Relaxed);
+        self.mutex.unlock().map_err(|_| SyncError::NotOwner)?;
+        Ok(levels)
+    }
+
+    /// Release one level.
+    pub(crate) fn unlock_one(&self) -> Result<(), SyncError> {
+        if !self.held_by_me() {
+            return Err(SyncError::NotOwner);
+        }
+        if self.count.load(Ordering::Relaxed) > 1 {
+            self.count.fetch_sub(1, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.unlock_all().map(|_| ())
+    }
+
+    /// Recursive acquire: one more level if held by this thread, else lock.
+    pub(crate) fn lock_recursive(&self, deadline: Option<Instant>) -> Result<Obtained, AcquireError<()>> {
+        if self.held_by_me() {
+            self.count.fetch_add(1, Ordering::Relaxed);
+            return Ok(Obtained::Clean);
+        }
+        self.lock(deadline, 1)
+    }
+}
+
+fn wrap<G>(r: Result<Obtained, AcquireError<()>>, guard: impl FnOnce() -> G) -> Result<G, AcquireError<G>> {
+    match r {
+        Ok(Obtained::Clean) => Ok(guard()),
+        Ok(Obtained::OwnerDied) => Err(AcquireError::OwnerDied(guard())),
+        Err(AcquireError::Timeout) => Err(AcquireError::Timeout),
+        Err(AcquireError::WouldDeadlock) => Err(AcquireError::WouldDeadlock),
+        Err(AcquireError::Io(e)) => Err(AcquireError::Io(e)),
+        Err(AcquireError::OwnerDied(())) => Err(AcquireError::OwnerDied(guard())),
+    }
+}
+
+/// A non-recursive lock shared between processes (Python's `multiprocessing.Lock`).
+///
+/// Clone it (or pass it to a child) to share it. If a process dies while holding it, the
+/// next acquirer gets [`AcquireError::OwnerDied`] with the guard instead of waiting forever.
+///
+/// ```
+/// use multiproc::{Lock, Process};
+///
+/// fn work(lock: Lock) -> bool {
+///     let _guard = lock.acquire().unwrap(); // released at the end of the scope
+///     true
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let lock = Lock::new()?;
+/// let child = Process::start(work, lock.clone())?;
+/// assert!(child.join()?);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Lock {
+    state: Shared<LockState>,
+}
+
+impl Lock {
+    /// A new, unlocked lock.
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn new() -> Result<Lock, SyncError> {
+        Ok(Lock {
+            state: Shared::new(0)?,
+        })
+    }
+
+    /// Wait for the lock. A thread that already holds it gets
+    /// [`AcquireError::WouldDeadlock`] instead of hanging.
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// let guard = lock.acquire()?;
+    /// assert!(matches!(lock.try_acquire(), Err(multiproc::AcquireError::WouldDeadlock)));
+    /// drop(guard);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
+        wrap(self.state.lock_plain(None), || self.guard())
+    }
+
+    /// Wait at most `timeout` for the lock ([`AcquireError::Timeout`] if it stays taken).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let lock = multiproc::Lock::new()?;
+    /// let held = lock.clone();
+    /// let t = std::thread::spawn(move || { let _g = held.acquire().unwrap(); std::thread::sleep(Duration::from_millis(300)); });
+    /// std::thread::sleep(Duration::from_millis(50));
+    /// assert!(matches!(lock.acquire_timeout(Duration::from_millis(10)), Err(multiproc::AcquireError::Timeout)));
+    /// t.join().unwrap();
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
+        wrap(self.state.lock_plain(deadline(Some(timeout))), || self.guard())
+    }
+
+    /// Take the lock only if it is free now.
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// assert!(lock.try_acquire().is_ok());
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn try_acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
+        self.acquire_timeout(Duration::ZERO)
+    }
+
+    /// Release a lock held without a guard (after `std::mem::forget(guard)`, Python's
+    /// explicit `acquire()`/`release()` style). Releasing a lock this thread does not hold is
+    /// [`SyncError::NotOwner`].
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// assert!(lock.release().is_err()); // not held
+    /// std::mem::forget(lock.acquire()?);
+    /// lock.release()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn release(&self) -> Result<(), SyncError> {
+        self.state.unlock_plain()
+    }
+
+    fn guard(&self) -> LockGuard<'_> {
+        LockGuard {
+            state: &self.state,
+            _not_send: PhantomData,
+        }
+    }
+
+    pub(crate) fn state(&self) -> &Shared<LockState> {
+        &self.state
+    }
+}
+
+impl fmt::Debug for Lock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lock").finish_non_exhaustive()
+    }
+}
+
+/// Holds a [`Lock`]; releases it when dropped.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct LockGuard<'a> {
+    state: &'a LockState,
+    /// The owning thread must release a pthread mutex.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.state.unlock_plain();
+    }
+}
+
+/// A recursive lock shared between processes (Python's `multiprocessing.RLock`): the thread
+/// holding it may acquire it again; it is free once released as many times.
+///
+/// ```
+/// let lock = multiproc::RLock::new()?;
+/// let outer = lock.acquire()?;
+/// let inner = lock.acquire()?;
+/// assert_eq!(lock.count(), 2);
+/// drop(inner);
+/// drop(outer);
+/// assert!(lock.owner().is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Serialize, Deserialize)]
+pub struct RLock {
+    state: Shared<LockState>,
+}
+
+impl RLock {
+    /// A new, unlocked recursive lock.
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn new() -> Result<RLock, SyncError> {
+        Ok(RLock {
+            state: Shared::new(0)?,
+        })
+    }
+
+    pub(crate) fn from_state(state: Shared<LockState>) -> RLock {
+        RLock { state }
+    }
+
+    /// Acquire (again, if this thread holds it already).
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// let _g = lock.acquire()?;
+    /// assert!(lock.is_owned());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn acquire(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
+        wrap(self.state.lock_recursive(None), || self.guard())
+    }
+
+    /// Acquire, waiting at most `timeout`.
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// let _g = lock.acquire_timeout(std::time::Duration::from_secs(1))?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
+        wrap(self.state.lock_recursive(deadline(Some(timeout))), || self.guard())
+    }
+
+    /// Acquire only if possible without waiting.
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// assert!(lock.try_acquire().is_ok());
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn try_acquire(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
+        self.acquire_timeout(Duration::ZERO)
+    }
+
+    /// Release one level held without a guard; [`SyncError::NotOwner`] if this thread does
+    /// not hold the lock (Python raises an error in that case too).
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// assert!(matches!(lock.release(), Err(multiproc::SyncError::NotOwner)));
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn release(&self) -> Result<(), SyncError> {
+        self.state.unlock_one()
+    }
+
+    /// Whether the calling thread holds the lock.
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// assert!(!lock.is_owned());
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn is_owned(&self) -> bool {
+        self.state.held_by_me()
+    }
+
+    /// `(pid, thread id)` of the holder, if any.
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// let _g = lock.acquire()?;
+    /// assert_eq!(lock.owner().map(|(pid, _)| pid), Some(std::process::id()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn owner(&self) -> Option<(u32, u32)> {
+        let pid = self.state.owner_pid.load(Ordering::Relaxed);
+        let tid = self.state.owner_tid.load(Ordering::Relaxed);
+        (pid != 0).then_some((pid, tid))
+    }
+
+    /// How many times the holder has acquired it (0 if free).
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// assert_eq!(lock.count(), 0);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn count(&self) -> u32 {
+        self.state.count.load(Ordering::Relaxed)
+    }
+
+    fn guard(&self) -> RLockGuard<'_> {
+        RLockGuard {
+            state: &self.state,
+            _not_send: PhantomData,
+        }
+    }
+
+    pub(crate) fn state(&self) -> &Shared<LockState> {
+        &self.state
+    }
+}
+
+impl fmt::Debug for RLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLock")
+            .field("owner", &self.owner())
+            .field("count", &self.count())
+            .finish()
+    }
+}
+
+/// Holds one level of an [`RLock`]; releases it when dropped.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct RLockGuard<'a> {
+    state: &'a LockState,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for RLockGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.state.unlock_one();
+    }
+}

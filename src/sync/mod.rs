@@ -1,0 +1,126 @@
+//! Synchronization between processes: [`Lock`], [`RLock`], [`Semaphore`],
+//! [`BoundedSemaphore`], [`Event`], [`Condition`] and [`Barrier`].
+//!
+//! Each primitive lives in an anonymous shared memory segment (see `shared::segment`) and is
+//! a handle: clone it to use it from several threads, pass it to a child process as (part of)
+//! an argument, or send it over a [`Connection`](crate::Connection). Every blocking call has a
+//! timeout variant, and guards release on drop (the Rust form of `with lock:`).
+//!
+//! # Algorithms
+//! - `Lock` and `RLock` are a process-shared *robust* pthread mutex plus an owner
+//!   `(pid, tid)` and recursion count. The uncontended path is one compare-and-swap in
+//!   userspace. If a process dies holding it, the kernel's robust-futex list marks it and the
+//!   next acquirer gets [`AcquireError::OwnerDied`] *with the guard*, so it can repair the
+//!   protected state; Python's locks would block forever.
+//! - `Semaphore`, `Event` and `Condition` are counters in shared memory with a waiter count;
+//!   a waiter sleeps with `FUTEX_WAIT` on the counter only after announcing itself, and a
+//!   releaser issues `FUTEX_WAKE` only when someone announced. The announce/check pairs use
+//!   sequentially consistent operations (a Dekker-style handshake), so no wake-up is lost and
+//!   an uncontended release makes no system call.
+//! - `Condition` waits on a sequence number bumped by `notify`; like every condition
+//!   variable it may wake spuriously, so wait in a loop or use `wait_for`. There is no
+//!   internal state a dead process could leave half-updated, so with a timeout a dead peer
+//!   never hangs the others.
+//! - `Barrier` follows CPython's `threading.Barrier` state machine (filling, draining,
+//!   resetting, broken) over an internal lock and condition; a timeout breaks it for all.
+
+mod barrier;
+mod condition;
+mod event;
+mod lock;
+mod semaphore;
+
+use std::fmt;
+use std::io;
+
+pub use barrier::Barrier;
+pub use condition::{CondGuard, Condition};
+pub use event::Event;
+pub use lock::{Lock, LockGuard, RLock, RLockGuard};
+pub(crate) use lock::LockState;
+pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
+
+/// Why an acquire did not simply succeed. `G` is the guard type.
+pub enum AcquireError<G> {
+    /// The timeout passed first.
+    Timeout,
+    /// The lock was acquired, but its previous owner died holding it: the data it protects
+    /// may be half-updated. The guard is here so the state can be repaired; the lock itself
+    /// is usable again.
+    OwnerDied(G),
+    /// The calling thread already holds this (non-recursive) lock; waiting would deadlock.
+    WouldDeadlock,
+    /// An operating-system error.
+    Io(io::Error),
+}
+
+impl<G> AcquireError<G> {
+    /// The guard, if the lock was acquired after all (`OwnerDied`).
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// let guard = lock.acquire().or_else(|e| e.into_guard().ok_or("not acquired"))?;
+    /// drop(guard);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_guard(self) -> Option<G> {
+        match self {
+            AcquireError::OwnerDied(g) => Some(g),
+            _ => None,
+        }
+    }
+}
+
+impl<G> fmt::Debug for AcquireError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AcquireError::Timeout => f.write_str("Timeout"),
+            AcquireError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+            AcquireError::WouldDeadlock => f.write_str("WouldDeadlock"),
+            AcquireError::Io(e) => f.debug_tuple("Io").field(e).finish(),
+        }
+    }
+}
+
+impl<G> fmt::Display for AcquireError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AcquireError::Timeout => f.write_str("timed out waiting for the lock"),
+            AcquireError::OwnerDied(_) => f.write_str(
+                "the previous owner of the lock died while holding it (the lock is now held by the caller)",
+            ),
+            AcquireError::WouldDeadlock => {
+                f.write_str("this thread already holds the lock; acquiring it again would deadlock")
+            }
+            AcquireError::Io(e) => write!(f, "I/O error while acquiring a lock: {e}"),
+        }
+    }
+}
+
+impl<G> std::error::Error for AcquireError<G> {}
+
+/// Errors of the synchronization primitives other than acquiring.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// Releasing a lock the calling thread does not hold.
+    #[error("cannot release a lock that this thread does not hold")]
+    NotOwner,
+    /// Releasing a bounded semaphore past its initial value.
+    #[error("semaphore released too many times (past its initial value {0})")]
+    ReleasedTooManyTimes(u32),
+    /// The barrier is broken (aborted, timed out, a party failed, or reset while waiting).
+    #[error("the barrier is broken")]
+    BrokenBarrier,
+    /// An invalid argument (zero barrier parties, ...).
+    #[error("invalid argument: {0}")]
+    Invalid(&'static str),
+    /// An operating-system error (creating the shared memory, ...).
+    #[error("I/O error in a synchronization primitive: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Deadline of a timeout.
+fn deadline(timeout: Option<std::time::Duration>) -> Option<std::time::Instant> {
+    timeout.map(|t| std::time::Instant::now() + t)
+}

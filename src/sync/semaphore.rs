@@ -1,0 +1,240 @@
+//! `Semaphore` and `BoundedSemaphore`.
+
+use std::fmt;
+use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{SyncError, deadline};
+use crate::shared::segment::{Shared, SharedState};
+use crate::sys::memory;
+
+#[repr(C)]
+pub(crate) struct SemState {
+    count: AtomicU32,
+    waiters: AtomicU32,
+    /// Largest value `release` may reach (`u32::MAX`: unbounded).
+    max: AtomicU32,
+}
+
+// SAFETY: only atomics; zeroed memory is a valid (empty) state.
+unsafe impl SharedState for SemState {
+    unsafe fn init(_: *mut Self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SemState {
+    fn try_take(&self) -> bool {
+        let mut c = self.count.load(Ordering::SeqCst);
+        while c > 0 {
+            match self.count.compare_exchange_weak(c, c - 1, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return true,
+                Err(now) => c = now,
+            }
+        }
+        false
+    }
+
+    fn acquire(&self, deadline: Option<Instant>) -> bool {
+        loop {
+            if self.try_take() {
+                return true;
+            }
+            // Announce, then re-check: a releaser either sees us waiting or we see its count.
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            let woke = memory::futex_wait(&self.count, 0, deadline);
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            if !woke {
+                return self.try_take();
+            }
+        }
+    }
+
+    fn release(&self, n: u32) -> Result<(), SyncError> {
+        let max = self.max.load(Ordering::Relaxed);
+        let mut c = self.count.load(Ordering::SeqCst);
+        loop {
+            let next = c.checked_add(n).filter(|v| *v <= max).ok_or(SyncError::ReleasedTooManyTimes(max))?;
+            match self.count.compare_exchange_weak(c, next, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => break,
+                Err(now) => c = now,
+            }
+        }
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            memory::futex_wake(&self.count, n);
+        }
+        Ok(())
+    }
+}
+
+/// A counting semaphore shared between processes (Python's `multiprocessing.Semaphore`).
+///
+/// ```
+/// use multiproc::{Process, Semaphore};
+///
+/// fn worker(slots: Semaphore) -> u32 {
+///     let _slot = slots.acquire(); // at most two workers hold a slot at once
+///     slots.get_value()
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let slots = Semaphore::new(2)?;
+/// let kids: Vec<_> = (0..3).map(|_| Process::start(worker, slots.clone())).collect::<Result<_, _>>()?;
+/// for k in kids { assert!(k.join()? <= 1); }
+/// assert_eq!(slots.get_value(), 2);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Semaphore {
+    state: Shared<SemState>,
+}
+
+impl Semaphore {
+    /// A semaphore with `value` permits.
+    ///
+    /// ```
+    /// assert_eq!(multiproc::Semaphore::new(3)?.get_value(), 3);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn new(value: u32) -> Result<Semaphore, SyncError> {
+        Semaphore::with_max(value, u32::MAX)
+    }
+
+    fn with_max(value: u32, max: u32) -> Result<Semaphore, SyncError> {
+        let state: Shared<SemState> = Shared::new(0)?;
+        state.count.store(value, Ordering::SeqCst);
+        state.max.store(max, Ordering::SeqCst);
+        Ok(Semaphore { state })
+    }
+
+    /// Take a permit, waiting as long as needed; it is given back when the guard drops.
+    ///
+    /// ```
+    /// let s = multiproc::Semaphore::new(1)?;
+    /// let permit = s.acquire();
+    /// assert_eq!(s.get_value(), 0);
+    /// drop(permit);
+    /// assert_eq!(s.get_value(), 1);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn acquire(&self) -> SemaphoreGuard<'_> {
+        self.state.acquire(None);
+        SemaphoreGuard { sem: self }
+    }
+
+    /// Take a permit, waiting at most `timeout`; `None` if none became free.
+    ///
+    /// ```
+    /// let s = multiproc::Semaphore::new(0)?;
+    /// assert!(s.acquire_timeout(std::time::Duration::from_millis(10)).is_none());
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
+        self.state.acquire(deadline(Some(timeout))).then_some(SemaphoreGuard { sem: self })
+    }
+
+    /// Take a permit only if one is free now.
+    ///
+    /// ```
+    /// let s = multiproc::Semaphore::new(1)?;
+    /// let a = s.try_acquire();
+    /// assert!(a.is_some() && s.try_acquire().is_none());
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.state.try_take().then_some(SemaphoreGuard { sem: self })
+    }
+
+    /// Add a permit without a guard (Python's `release()`; any process may call it, e.g. to
+    /// signal another one). Fails only for a [`BoundedSemaphore`] at its initial value.
+    ///
+    /// ```
+    /// let s = multiproc::Semaphore::new(0)?;
+    /// s.release()?;
+    /// assert_eq!(s.get_value(), 1);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn release(&self) -> Result<(), SyncError> {
+        self.state.release(1)
+    }
+
+    /// The number of free permits now (may change at once).
+    ///
+    /// ```
+    /// assert_eq!(multiproc::Semaphore::new(4)?.get_value(), 4);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn get_value(&self) -> u32 {
+        self.state.count.load(Ordering::SeqCst)
+    }
+}
+
+impl fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Semaphore").field("value", &self.get_value()).finish()
+    }
+}
+
+/// A permit of a [`Semaphore`] or [`BoundedSemaphore`]; given back when dropped.
+#[must_use = "the permit is given back as soon as the guard is dropped"]
+pub struct SemaphoreGuard<'a> {
+    sem: &'a Semaphore,
+}
+
+impl SemaphoreGuard<'_> {
+    /// Keep the permit taken (give it back later with `release`).
+    ///
+    /// ```
+    /// let s = multiproc::Semaphore::new(1)?;
+    /// s.acquire().forget();
+    /// assert_eq!(s.get_value(), 0);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for SemaphoreGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.sem.state.release(1);
+    }
+}
+
+/// A semaphore whose value may not be released above its initial value (Python's
+/// `BoundedSemaphore`): releasing too often is [`SyncError::ReleasedTooManyTimes`].
+///
+/// ```
+/// let s = multiproc::BoundedSemaphore::new(1)?;
+/// assert!(s.release().is_err());
+/// # Ok::<(), multiproc::SyncError>(())
+/// ```
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BoundedSemaphore {
+    inner: Semaphore,
+}
+
+impl BoundedSemaphore {
+    /// A bounded semaphore with `value` permits, which is also its maximum.
+    ///
+    /// ```
+    /// let s = multiproc::BoundedSemaphore::new(2)?;
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn new(value: u32) -> Result<BoundedSemaphore, SyncError> {
+        Ok(BoundedSemaphore {
+            inner: Semaphore::with_max(value, value)?,
+        })
+    }
+}
+
+impl std::ops::Deref for BoundedSemaphore {
+    type Target = Semaphore;
+    fn deref(&self) -> &Semaphore {
+        &self.inner
+    }
+}

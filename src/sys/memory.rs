@@ -1,0 +1,238 @@
+//! Shared memory and the primitives that sleep in it: memfd segments, POSIX named shared
+//! memory, futexes and robust process-shared mutexes.
+
+use std::cell::UnsafeCell;
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
+
+use rustix::fs::{MemfdFlags, Mode};
+
+/// An anonymous, zero-filled shared memory file of `len` bytes (`memfd_create`). It has no
+/// name anywhere, so it cannot outlive the last descriptor or mapping of it.
+pub fn memfd(len: usize) -> io::Result<File> {
+    let fd = rustix::fs::memfd_create("multiproc", MemfdFlags::CLOEXEC)?;
+    rustix::fs::ftruncate(&fd, len as u64)?;
+    Ok(File::from(fd))
+}
+
+fn shm_path(name: &str) -> io::Result<CString> {
+    let name = name.strip_prefix('/').unwrap_or(name);
+    if name.is_empty() || name.contains('/') || name.len() > 250 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid shared memory name {name:?} (1-250 characters, no '/')"),
+        ));
+    }
+    CString::new(format!("/{name}")).map_err(|_| {
+        io::Error::new(io::ErrorKind::InvalidInput, "shared memory name contains a NUL byte")
+    })
+}
+
+/// Create a new named shared memory object (`shm_open(O_CREAT | O_EXCL)`) of `len` bytes.
+pub fn shm_create(name: &str, len: usize) -> io::Result<File> {
+    let path = shm_path(name)?;
+    let fd = rustix::shm::open(
+        path.as_c_str(),
+        rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL | rustix::shm::OFlags::RDWR,
+        Mode::from_raw_mode(0o600),
+    )?;
+    if let Err(e) = rustix::fs::ftruncate(&fd, len as u64) {
+        let _ = rustix::shm::unlink(path.as_c_str());
+        return Err(e.into());
+    }
+    Ok(File::from(fd))
+}
+
+/// Open an existing named shared memory object; returns it and its size.
+pub fn shm_open(name: &str) -> io::Result<(File, usize)> {
+    let path = shm_path(name)?;
+    let fd = rustix::shm::open(path.as_c_str(), rustix::shm::OFlags::RDWR, Mode::empty())?;
+    let size = rustix::fs::fstat(&fd)?.st_size as usize;
+    Ok((File::from(fd), size))
+}
+
+/// Remove a named shared memory object (existing mappings stay valid).
+pub fn shm_unlink(name: &str) -> io::Result<()> {
+    let path = shm_path(name)?;
+    Ok(rustix::shm::unlink(path.as_c_str())?)
+}
+
+/// Sleep while `*word == expected`, at most until `deadline`. Returns `false` on timeout.
+/// Spurious wake-ups are possible; callers re-check their condition. The futex is *shared*
+/// (not `FUTEX_PRIVATE`), so it works across processes mapping the same memory.
+pub fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> bool {
+    let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    if remaining == Some(Duration::ZERO) {
+        return false;
+    }
+    let ts = remaining.map(|r| rustix::thread::futex::Timespec {
+        tv_sec: r.as_secs() as _,
+        tv_nsec: r.subsec_nanos() as _,
+    });
+    match rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), expected, ts.as_ref()) {
+        Err(rustix::io::Errno::TIMEDOUT) => false,
+        _ => true,
+    }
+}
+
+/// Wake up to `n` processes sleeping on `word`.
+pub fn futex_wake(word: &AtomicU32, n: u32) {
+    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), n);
+}
+
+/// The calling thread's kernel id.
+pub fn gettid() -> u32 {
+    rustix::thread::gettid().as_raw_nonzero().get() as u32
+}
+
+// glibc's values on Linux (the libc crate does not export all of them for every target).
+const PTHREAD_PROCESS_SHARED: libc::c_int = 1;
+const PTHREAD_MUTEX_ROBUST: libc::c_int = 1;
+const PTHREAD_MUTEX_ERRORCHECK: libc::c_int = 2;
+
+/// A process-shared, robust, error-checking pthread mutex, to be placed in shared memory.
+///
+/// Why pthread and not a hand-written futex lock: only the kernel's robust-futex list,
+/// which glibc maintains per thread, can tell the next acquirer promptly and reliably that
+/// the previous owner died while holding the lock (`EOWNERDEAD`). The uncontended path is
+/// a userspace compare-and-swap in glibc; the kernel is entered only to sleep and wake.
+#[repr(C)]
+pub struct RobustMutex {
+    inner: UnsafeCell<libc::pthread_mutex_t>,
+}
+
+// SAFETY: a pthread mutex is designed to be used concurrently from many threads (and, with
+// PTHREAD_PROCESS_SHARED, processes); all access goes through the pthread functions.
+unsafe impl Sync for RobustMutex {}
+// SAFETY: as above; it contains no thread-affine pointers.
+unsafe impl Send for RobustMutex {}
+
+/// What an attempt to lock a [`RobustMutex`] produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MutexLock {
+    /// Locked.
+    Acquired,
+    /// Locked, but the previous owner died holding it; it has been marked consistent again.
+    OwnerDied,
+    /// Not locked before the deadline.
+    TimedOut,
+    /// The calling thread already holds it.
+    WouldDeadlock,
+}
+
+impl RobustMutex {
+    /// Initialise a mutex in place.
+    ///
+    /// # Safety
+    /// `this` must point to writable memory (typically shared) large enough for a
+    /// `RobustMutex` that no thread or process is using yet.
+    pub unsafe fn init(this: *mut RobustMutex) -> io::Result<()> {
+        let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+        // SAFETY: `attr` is initialised by `pthread_mutexattr_init` before use and destroyed
+        // once; `this` is valid per the caller's contract.
+        unsafe {
+            check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
+            let r = (|| {
+                check(libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), PTHREAD_PROCESS_SHARED))?;
+                check(libc::pthread_mutexattr_setrobust(attr.as_mut_ptr(), PTHREAD_MUTEX_ROBUST))?;
+                check(libc::pthread_mutexattr_settype(attr.as_mut_ptr(), PTHREAD_MUTEX_ERRORCHECK))?;
+                check(libc::pthread_mutex_init(UnsafeCell::raw_get(&raw const (*this).inner), attr.as_ptr()))
+            })();
+            libc::pthread_mutexattr_destroy(attr.as_mut_ptr());
+            r
+        }
+    }
+
+    /// Lock, waiting at most until `deadline` (`None`: forever).
+    pub fn lock(&self, deadline: Option<Instant>) -> io::Result<MutexLock> {
+        let m = self.inner.get();
+        // SAFETY: `m` points to a mutex initialised by `init` (type invariant of the shared
+        // structures that contain it).
+        let rc = unsafe {
+            match deadline {
+                None => libc::pthread_mutex_lock(m),
+                Some(d) => {
+                    let rc = libc::pthread_mutex_trylock(m);
+                    if rc != libc::EBUSY {
+                        rc
+                    } else {
+                        let ts = realtime_deadline(d);
+                        libc::pthread_mutex_timedlock(m, &ts)
+                    }
+                }
+            }
+        };
+        match rc {
+            0 => Ok(MutexLock::Acquired),
+            libc::EOWNERDEAD => {
+                // SAFETY: we hold the mutex (EOWNERDEAD returns it locked).
+                unsafe { libc::pthread_mutex_consistent(m) };
+                Ok(MutexLock::OwnerDied)
+            }
+            libc::ETIMEDOUT | libc::EBUSY => Ok(MutexLock::TimedOut),
+            libc::EDEADLK => Ok(MutexLock::WouldDeadlock),
+            e => Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+
+    /// Unlock; `EPERM` if the calling thread does not hold it.
+    pub fn unlock(&self) -> io::Result<()> {
+        // SAFETY: initialised mutex (see `lock`); unlocking a mutex we do not hold is reported
+        // as EPERM by an error-checking mutex, not undefined behaviour.
+        check(unsafe { libc::pthread_mutex_unlock(self.inner.get()) })
+    }
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(rc)) }
+}
+
+fn realtime_deadline(deadline: Instant) -> libc::timespec {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    let mut sec = now.tv_sec + remaining.as_secs() as i64;
+    let mut nsec = now.tv_nsec + remaining.subsec_nanos() as i64;
+    if nsec >= 1_000_000_000 {
+        sec += 1;
+        nsec -= 1_000_000_000;
+    }
+    libc::timespec {
+        tv_sec: sec as _,
+        tv_nsec: nsec as _,
+    }
+}
+
+static FORK_GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+static ATFORK: std::sync::Once = std::sync::Once::new();
+
+extern "C" fn after_fork_in_child() {
+    FORK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+thread_local! {
+    static IDS: std::cell::Cell<(u32, u32, u32)> = const { std::cell::Cell::new((u32::MAX, 0, 0)) };
+}
+
+/// `(pid, tid)` of the calling thread, cached per thread without system calls (the cache is
+/// invalidated in a forked child, whose ids differ).
+pub fn current_ids() -> (u32, u32) {
+    ATFORK.call_once(|| {
+        // SAFETY: registering a plain extern "C" function as the atfork child handler.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
+        }
+    });
+    let generation = FORK_GENERATION.load(std::sync::atomic::Ordering::Relaxed);
+    IDS.with(|ids| {
+        let (g, pid, tid) = ids.get();
+        if g == generation {
+            return (pid, tid);
+        }
+        let fresh = (super::getpid(), gettid());
+        ids.set((generation, fresh.0, fresh.1));
+        fresh
+    })
+}
