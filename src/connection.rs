@@ -143,7 +143,10 @@ pub struct Connection {
 /// ```
 pub fn pipe() -> Result<(Connection, Connection)> {
     let (a, b) = sys::socketpair()?;
-    Ok((Connection::from_fd(a, true, true), Connection::from_fd(b, true, true)))
+    Ok((
+        Connection::from_fd(a, true, true),
+        Connection::from_fd(b, true, true),
+    ))
 }
 
 /// A one-way pipe: `(reader, writer)` (Python's `Pipe(duplex=False)`).
@@ -159,7 +162,10 @@ pub fn pipe_oneway() -> Result<(Connection, Connection)> {
     let (r, w) = sys::socketpair()?;
     sys::shutdown(r.as_fd(), false)?;
     sys::shutdown(w.as_fd(), true)?;
-    Ok((Connection::from_fd(r, true, false), Connection::from_fd(w, false, true)))
+    Ok((
+        Connection::from_fd(r, true, false),
+        Connection::from_fd(w, false, true),
+    ))
 }
 
 impl Connection {
@@ -338,7 +344,12 @@ impl Connection {
     /// assert!(a.send_bytes_range(b"abc", 4, None).is_err());
     /// # Ok::<(), multiproc::ConnectionError>(())
     /// ```
-    pub fn send_bytes_range(&mut self, buf: &[u8], offset: usize, size: Option<usize>) -> Result<()> {
+    pub fn send_bytes_range(
+        &mut self,
+        buf: &[u8],
+        offset: usize,
+        size: Option<usize>,
+    ) -> Result<()> {
         let out_of_range = || {
             ConnectionError::Io(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -425,9 +436,9 @@ impl Connection {
     /// cannot decode; a spawned child reads its task before resolving its entry point).
     pub(crate) fn recv_raw(&mut self) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
         let body = self.recv_bytes()?;
-        let (&count, _) = body
-            .split_first()
-            .ok_or_else(|| ConnectionError::Malformed("empty message where a value was expected".into()))?;
+        let (&count, _) = body.split_first().ok_or_else(|| {
+            ConnectionError::Malformed("empty message where a value was expected".into())
+        })?;
         let count = count as usize;
         if count > self.fds.len() {
             return Err(ConnectionError::Malformed(format!(
@@ -561,7 +572,11 @@ impl Connection {
         if !self.fill_to(4)? {
             return Err(ConnectionError::Eof);
         }
-        let short = i32::from_be_bytes(self.rbuf[self.rpos..self.rpos + 4].try_into().unwrap_or([0; 4]));
+        let short = i32::from_be_bytes(
+            self.rbuf[self.rpos..self.rpos + 4]
+                .try_into()
+                .unwrap_or([0; 4]),
+        );
         let len = match short {
             n if n >= 0 => {
                 self.consume(4);
@@ -579,7 +594,9 @@ impl Connection {
             }
             n => {
                 self.broken = true;
-                return Err(ConnectionError::Malformed(format!("negative frame length {n}")));
+                return Err(ConnectionError::Malformed(format!(
+                    "negative frame length {n}"
+                )));
             }
         };
         if len > self.max_message {
@@ -633,9 +650,9 @@ fn recv_error(e: io::Error) -> ConnectionError {
 
 /// Decode a typed message body: its handle count, then the value.
 fn decode_body<T: DeserializeOwned>(body: &[u8], fds: &mut VecDeque<OwnedFd>) -> Result<T> {
-    let (&count, rest) = body
-        .split_first()
-        .ok_or_else(|| ConnectionError::Malformed("empty message where a value was expected".into()))?;
+    let (&count, rest) = body.split_first().ok_or_else(|| {
+        ConnectionError::Malformed("empty message where a value was expected".into())
+    })?;
     let count = count as usize;
     if count > fds.len() {
         return Err(ConnectionError::Malformed(format!(

@@ -74,7 +74,10 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
 }
 
 /// Deserialize a `T` from `bytes`, giving it `fds` (in the order `encode` returned them).
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T, CodecError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    bytes: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<T, CodecError> {
     let slots = fds.into_iter().map(Some).collect();
     let previous = INCOMING.with(|i| i.borrow_mut().replace(slots));
     let result = postcard::from_bytes::<T>(bytes);
@@ -89,7 +92,10 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Re
 ///
 /// The building block of every `Serialize` impl in this crate for a type that owns a
 /// descriptor.
-pub(crate) fn serialize_fd<S: Serializer>(fd: BorrowedFd<'_>, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_fd<S: Serializer>(
+    fd: BorrowedFd<'_>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     let index = OUTGOING.with(|o| -> Result<u32, String> {
         let mut slot = o.borrow_mut();
         let list = slot.as_mut().ok_or_else(|| {
@@ -110,20 +116,20 @@ pub(crate) fn serialize_fd<S: Serializer>(fd: BorrowedFd<'_>, serializer: S) -> 
 }
 
 /// Deserialize a descriptor written by [`serialize_fd`].
-pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(deserializer: D) -> Result<OwnedFd, D::Error> {
+pub(crate) fn deserialize_fd<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<OwnedFd, D::Error> {
     let index = u32::deserialize(deserializer)? as usize;
     INCOMING.with(|i| {
         let mut slot = i.borrow_mut();
         let list = slot.as_mut().ok_or_else(|| {
             D::Error::custom("OS handles can only be deserialized by multiproc itself")
         })?;
-        list.get_mut(index)
-            .and_then(Option::take)
-            .ok_or_else(|| {
-                D::Error::custom(format!(
-                    "message refers to OS handle #{index}, which did not arrive with it"
-                ))
-            })
+        list.get_mut(index).and_then(Option::take).ok_or_else(|| {
+            D::Error::custom(format!(
+                "message refers to OS handle #{index}, which did not arrive with it"
+            ))
+        })
     })
 }
 
@@ -208,9 +214,7 @@ impl<T: AsFd> Serialize for Handle<T> {
 impl<'de, T: From<OwnedFd>> Deserialize<'de> for Handle<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let fd = deserialize_fd(deserializer)?;
-        Ok(Handle {
-            inner: T::from(fd),
-        })
+        Ok(Handle { inner: T::from(fd) })
     }
 }
 

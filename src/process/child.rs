@@ -8,9 +8,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
+use std::os::fd::OwnedFd;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, Once, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -146,19 +146,19 @@ pub(crate) fn run_and_exit(status: Connection, body: impl FnOnce() -> Result<(),
         }
         Err(payload) => {
             if !REPORTED.load(Ordering::Relaxed) {
-                let report_ = PENDING_PANIC
-                    .take()
-                    .unwrap_or_else(|| PanicReport {
-                        message: payload_message(payload.as_ref()),
-                        location: None,
-                        backtrace: String::new(),
-                        thread: None,
-                    });
+                let report_ = PENDING_PANIC.take().unwrap_or_else(|| PanicReport {
+                    message: payload_message(payload.as_ref()),
+                    location: None,
+                    backtrace: String::new(),
+                    thread: None,
+                });
                 report(&Outcome::<()>::Panicked(report_));
             }
             1
         }
     };
+    // Like Python's `_bootstrap`: the child's own children are dealt with before it exits.
+    super::registry::shutdown();
     let _ = std::io::stdout().flush();
     sys::exit_now(code)
 }
@@ -203,12 +203,12 @@ fn install_panic_hook() {
             // Send now (so `panic = "abort"` loses nothing) unless the status channel is busy
             // in this very thread (a panic inside the return value's Serialize); then the
             // unwinding path sends it.
-            if let Ok(mut status) = STATUS.try_lock() {
-                if let Some(conn) = status.as_mut() {
-                    let _ = conn.send(&Outcome::<()>::Panicked(report_));
-                    REPORTED.store(true, Ordering::Relaxed);
-                    return;
-                }
+            if let Ok(mut status) = STATUS.try_lock()
+                && let Some(conn) = status.as_mut()
+            {
+                let _ = conn.send(&Outcome::<()>::Panicked(report_));
+                REPORTED.store(true, Ordering::Relaxed);
+                return;
             }
             PENDING_PANIC.set(Some(report_));
         }));

@@ -195,7 +195,10 @@ pub(crate) fn serve(mut control: Connection) -> ! {
                 }
             }
             Err(e) => {
-                if control.send(&Reply::Failed(format!("fork failed: {e}"))).is_err() {
+                if control
+                    .send(&Reply::Failed(format!("fork failed: {e}")))
+                    .is_err()
+                {
                     sys::exit_now(0);
                 }
             }

@@ -24,7 +24,10 @@ pub(crate) fn launch(mode: &str, argv0: &str) -> Result<Helper, ProcessError> {
     let (mine, theirs) = sys::socketpair()?;
     let pid = sys::spawn_self(
         argv0,
-        &[(super::spawn::BOOT_ENV, format!("{mode}:{}", theirs.as_raw_fd()))],
+        &[(
+            super::spawn::BOOT_ENV,
+            format!("{mode}:{}", theirs.as_raw_fd()),
+        )],
         theirs.as_fd(),
     )?;
     drop(theirs);

@@ -15,7 +15,13 @@
 //!   background reaper thread, so no zombie is left behind.
 //! - When the parent exits normally (`main` returns or `std::process::exit`), daemonic
 //!   children are sent `SIGTERM` (then `SIGKILL` after one second) and the parent then waits
-//!   for all non-daemonic children to finish, as Python does.
+//!   for all non-daemonic children to finish, as Python does. A child does the same with its
+//!   own children when its task ends.
+//! - With the fork start method the child inherits *every* descriptor of the parent, as in
+//!   Python: the child holds copies of pipe ends the parent keeps, so end of file on a pipe
+//!   needs the parent to drop its copy *and* the child not to hold one. Spawn and forkserver
+//!   children receive only the descriptors in their arguments, which is why moving a
+//!   `Connection` into a child is enough there.
 //! - If the parent dies abruptly (`SIGKILL`, a crash), daemonic children are killed by the
 //!   kernel (`PR_SET_PDEATHSIG`); Python leaves them running. Non-daemonic children keep
 //!   running and are adopted by init, as in Python. With the fork and spawn methods the
@@ -91,7 +97,11 @@ impl StartMethod {
     /// assert_eq!(multiproc::StartMethod::all().len(), 3);
     /// ```
     pub fn all() -> &'static [StartMethod] {
-        &[StartMethod::ForkServer, StartMethod::Spawn, StartMethod::Fork]
+        &[
+            StartMethod::ForkServer,
+            StartMethod::Spawn,
+            StartMethod::Fork,
+        ]
     }
 }
 
@@ -186,7 +196,11 @@ pub struct RemotePanic {
 
 impl fmt::Display for RemotePanic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "process '{}' (pid {}) panicked", self.process_name, self.pid)?;
+        write!(
+            f,
+            "process '{}' (pid {}) panicked",
+            self.process_name, self.pid
+        )?;
         if let Some(loc) = &self.location {
             write!(f, " at {loc}")?;
         }
@@ -773,7 +787,9 @@ impl<R: DeserializeOwned> Process<R> {
         match state.outcome {
             Some(Outcome::Returned(value)) => return Ok(value),
             Some(Outcome::Panicked(report)) => return Err(panic_error(report, name, pid)),
-            Some(Outcome::Failed(reason)) => return Err(ProcessError::TaskFailed { name, pid, reason }),
+            Some(Outcome::Failed(reason)) => {
+                return Err(ProcessError::TaskFailed { name, pid, reason });
+            }
             Some(Outcome::Exited(_)) | None => {}
         }
         match state.exit {
@@ -801,7 +817,9 @@ fn panic_error(report: PanicReport, process_name: String, pid: u32) -> ProcessEr
         process_name,
         pid,
         message: report.message,
-        location: report.location.map(|(file, line, column)| Location { file, line, column }),
+        location: report
+            .location
+            .map(|(file, line, column)| Location { file, line, column }),
         backtrace: report.backtrace,
         thread: report.thread,
     }))
@@ -834,7 +852,7 @@ impl<R> fmt::Debug for Process<R> {
 }
 
 /// Facts about the running process (Python's `current_process()`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct ProcessInfo {
     /// `"MainProcess"` in the main process, the child's name in a child.

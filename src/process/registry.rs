@@ -103,7 +103,7 @@ impl ChildRecord {
 }
 
 /// Basic facts about a running child, as [`active_children`](crate::active_children) lists it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChildInfo {
     /// Process id.
     pub pid: u32,
@@ -149,7 +149,8 @@ pub(crate) fn lock_for_fork() -> MutexGuard<'static, Registry> {
 pub(crate) fn register(record: Arc<ChildRecord>) {
     AT_EXIT.call_once(|| sys::at_exit(exit_handler));
     let mut reg = lock();
-    reg.children.retain(|c| !(c.detached.load(Ordering::Relaxed) && c.finished()));
+    reg.children
+        .retain(|c| !(c.detached.load(Ordering::Relaxed) && c.finished()));
     reg.children.push(record);
 }
 
@@ -183,7 +184,8 @@ pub(crate) fn detach(record: &Arc<ChildRecord>) {
 /// Live children; finished ones are reaped on the way (Python's `active_children`).
 pub(crate) fn active_children() -> Vec<ChildInfo> {
     let mut reg = lock();
-    reg.children.retain(|c| !(c.detached.load(Ordering::Relaxed) && c.finished()));
+    reg.children
+        .retain(|c| !(c.detached.load(Ordering::Relaxed) && c.finished()));
     reg.children
         .iter()
         .filter(|c| !c.has_exited())
@@ -234,7 +236,9 @@ fn reaper_loop(wake: OwnedFd) {
             .map(|(c, _)| c)
             .collect();
         if !done.is_empty() {
-            lock().children.retain(|c| !done.iter().any(|d| Arc::ptr_eq(c, d)));
+            lock()
+                .children
+                .retain(|c| !done.iter().any(|d| Arc::ptr_eq(c, d)));
         }
     }
 }
@@ -243,6 +247,13 @@ fn reaper_loop(wake: OwnedFd) {
 const DAEMON_GRACE: Duration = Duration::from_secs(1);
 
 extern "C" fn exit_handler() {
+    shutdown();
+}
+
+/// What Python's `_exit_function` does, in the main process at exit and in every child when
+/// its task is done: terminate daemonic children (`SIGKILL` after a grace period), wait for
+/// the others, then stop the library's helper processes.
+pub(crate) fn shutdown() {
     let children: Vec<Arc<ChildRecord>> = {
         let mut reg = lock();
         std::mem::take(&mut reg.children)

@@ -123,7 +123,9 @@ pub(crate) fn keep_boot_hook() {
 pub(crate) fn start(header: &BootHeader, task: &TaskMessage) -> Result<Started, ProcessError> {
     keep_boot_hook();
     let (mine, theirs) = sys::socketpair()?;
-    let argv0 = std::env::args().next().unwrap_or_else(|| "multiproc-child".into());
+    let argv0 = std::env::args()
+        .next()
+        .unwrap_or_else(|| "multiproc-child".into());
     let pid = sys::spawn_self(
         &argv0,
         &[(BOOT_ENV, format!("spawn:{}", theirs.as_raw_fd()))],

@@ -67,7 +67,10 @@ impl<F, A> FnTask<F, A> {
                  the argument); for a capturing closure use Builder::fork"
             )
         };
-        FnTask { arg, func: PhantomData }
+        FnTask {
+            arg,
+            func: PhantomData,
+        }
     }
 }
 

@@ -96,7 +96,7 @@ impl<T: SharedState> Shared<T> {
 
     /// A `T` already initialised at `offset` of `segment`.
     pub(crate) fn at(segment: Arc<Segment>, offset: usize) -> io::Result<Shared<T>> {
-        let fits = offset % std::mem::align_of::<T>() == 0
+        let fits = offset.is_multiple_of(std::mem::align_of::<T>())
             && offset
                 .checked_add(std::mem::size_of::<T>())
                 .is_some_and(|end| end <= segment.len());
@@ -146,4 +146,3 @@ impl<'de, T: SharedState> Deserialize<'de> for Shared<T> {
         Shared::at(Arc::new(segment), offset as usize).map_err(serde::de::Error::custom)
     }
 }
-

@@ -85,7 +85,10 @@ impl SharedMemory {
     /// ```
     pub fn create_named(name: &str, size: usize) -> io::Result<SharedMemory> {
         if size == 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "shared memory size must be positive"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "shared memory size must be positive",
+            ));
         }
         let file = memory::shm_create(name, size)?;
         tracker::register(name);
@@ -161,7 +164,13 @@ impl SharedMemory {
         self.check(offset, data.len())?;
         // SAFETY: the range is inside the mapping (checked); the copy is a plain memcpy into
         // shared memory, whose concurrent use is the caller's protocol (like Python's buf).
-        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.segment.as_ptr().add(offset), data.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.segment.as_ptr().add(offset),
+                data.len(),
+            )
+        };
         Ok(())
     }
 
@@ -178,7 +187,13 @@ impl SharedMemory {
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> io::Result<()> {
         self.check(offset, buf.len())?;
         // SAFETY: the range is inside the mapping (checked).
-        unsafe { std::ptr::copy_nonoverlapping(self.segment.as_ptr().add(offset), buf.as_mut_ptr(), buf.len()) };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.segment.as_ptr().add(offset),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
         Ok(())
     }
 
@@ -186,7 +201,10 @@ impl SharedMemory {
         if offset.checked_add(len).is_none_or(|end| end > self.size) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("range {offset}+{len} is outside a shared memory block of {} bytes", self.size),
+                format!(
+                    "range {offset}+{len} is outside a shared memory block of {} bytes",
+                    self.size
+                ),
             ));
         }
         Ok(())
@@ -267,7 +285,10 @@ impl SharedMemory {
 
 impl fmt::Debug for SharedMemory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SharedMemory").field("name", &self.name).field("size", &self.size).finish()
+        f.debug_struct("SharedMemory")
+            .field("name", &self.name)
+            .field("size", &self.size)
+            .finish()
     }
 }
 
@@ -300,7 +321,9 @@ impl<'de> Deserialize<'de> for SharedMemory {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = WireIn::deserialize(d)?;
         if w.size as usize > w.segment.len() {
-            return Err(serde::de::Error::custom("shared memory segment smaller than announced"));
+            return Err(serde::de::Error::custom(
+                "shared memory segment smaller than announced",
+            ));
         }
         Ok(SharedMemory {
             name: w.name,

@@ -41,10 +41,10 @@ fn send(message: Message) {
                 }
             }
         }
-        if let Some(t) = tracker.as_mut() {
-            if t.control.send(&message).is_ok() {
-                return;
-            }
+        if let Some(t) = tracker.as_mut()
+            && t.control.send(&message).is_ok()
+        {
+            return;
         }
         if let Some(dead) = tracker.take() {
             helper::stop(dead);

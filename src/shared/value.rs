@@ -8,7 +8,6 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-
 use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -30,7 +29,10 @@ struct Cells<T> {
 
 impl<T: Pod> Cells<T> {
     fn new(len: usize, locked: bool) -> Result<(Cells<T>, Option<RLock>), SyncError> {
-        assert!(std::mem::align_of::<T>() <= DATA_OFFSET, "element alignment above 64 bytes");
+        assert!(
+            std::mem::align_of::<T>() <= DATA_OFFSET,
+            "element alignment above 64 bytes"
+        );
         let bytes = std::mem::size_of::<T>()
             .checked_mul(len)
             .and_then(|b| b.checked_add(DATA_OFFSET))
@@ -135,9 +137,12 @@ fn serialize_cells<T, S: Serializer>(cells: &Cells<T>, s: S) -> Result<S::Ok, S:
     .serialize(s)
 }
 
-fn deserialize_cells<'de, T: Pod, D: Deserializer<'de>>(d: D) -> Result<(Cells<T>, Option<RLock>), D::Error> {
+fn deserialize_cells<'de, T: Pod, D: Deserializer<'de>>(
+    d: D,
+) -> Result<(Cells<T>, Option<RLock>), D::Error> {
     let wire = WireIn::deserialize(d)?;
-    let cells = Cells::from_segment(wire.segment, wire.len as usize).map_err(serde::de::Error::custom)?;
+    let cells =
+        Cells::from_segment(wire.segment, wire.len as usize).map_err(serde::de::Error::custom)?;
     Ok((cells, None))
 }
 
@@ -352,7 +357,9 @@ impl<T> Serialize for Value<T> {
 impl<'de, T: Pod> Deserialize<'de> for Value<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (cells, _) = deserialize_cells::<T, D>(d)?;
-        let lock = RLock::from_state(Shared::at(cells.segment.clone(), 0).map_err(serde::de::Error::custom)?);
+        let lock = RLock::from_state(
+            Shared::at(cells.segment.clone(), 0).map_err(serde::de::Error::custom)?,
+        );
         Ok(Value { cells, lock })
     }
 }
@@ -635,7 +642,9 @@ impl<T> Serialize for Array<T> {
 impl<'de, T: Pod> Deserialize<'de> for Array<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (cells, _) = deserialize_cells::<T, D>(d)?;
-        let lock = RLock::from_state(Shared::at(cells.segment.clone(), 0).map_err(serde::de::Error::custom)?);
+        let lock = RLock::from_state(
+            Shared::at(cells.segment.clone(), 0).map_err(serde::de::Error::custom)?,
+        );
         Ok(Array { cells, lock })
     }
 }
@@ -804,4 +813,3 @@ impl<'de, T: Pod> Deserialize<'de> for RawArray<T> {
         })
     }
 }
-

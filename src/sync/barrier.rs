@@ -108,7 +108,10 @@ impl Barrier {
         let barrier = Barrier::new(parties)?;
         let (offset, fingerprint) = code::offset_of(action as usize);
         barrier.state.action_offset.store(offset, Ordering::SeqCst);
-        barrier.state.action_fingerprint.store(fingerprint, Ordering::SeqCst);
+        barrier
+            .state
+            .action_fingerprint
+            .store(fingerprint, Ordering::SeqCst);
         barrier.state.has_action.store(1, Ordering::SeqCst);
         Ok(barrier)
     }

@@ -30,7 +30,12 @@ unsafe impl SharedState for CondState {
 impl CondState {
     /// With `lock` held by this thread: release it completely, sleep until notified or
     /// `deadline`, then take it back at the same depth. Returns `false` on timeout.
-    pub(crate) fn wait(&self, lock: &LockState, recursive: bool, deadline: Option<Instant>) -> bool {
+    pub(crate) fn wait(
+        &self,
+        lock: &LockState,
+        recursive: bool,
+        deadline: Option<Instant>,
+    ) -> bool {
         // Read the sequence while still holding the lock: a notify needs the lock, so it
         // cannot slip in between this read and the sleep unnoticed.
         let seq = self.seq.load(Ordering::SeqCst);
@@ -156,7 +161,10 @@ impl Condition {
         }
     }
 
-    fn acquire_until(&self, deadline: Option<Instant>) -> Result<CondGuard<'_>, AcquireError<CondGuard<'_>>> {
+    fn acquire_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<CondGuard<'_>, AcquireError<CondGuard<'_>>> {
         let obtained = match &self.lock {
             Underlying::Lock(l) => l.state().lock_plain(deadline),
             Underlying::RLock(l) => l.state().lock_recursive(deadline),
@@ -167,7 +175,9 @@ impl Condition {
         };
         match obtained {
             Ok(Obtained::Clean) => Ok(guard()),
-            Ok(Obtained::OwnerDied) | Err(AcquireError::OwnerDied(())) => Err(AcquireError::OwnerDied(guard())),
+            Ok(Obtained::OwnerDied) | Err(AcquireError::OwnerDied(())) => {
+                Err(AcquireError::OwnerDied(guard()))
+            }
             Err(AcquireError::Timeout) => Err(AcquireError::Timeout),
             Err(AcquireError::WouldDeadlock) => Err(AcquireError::WouldDeadlock),
             Err(AcquireError::Io(e)) => Err(AcquireError::Io(e)),
@@ -193,7 +203,10 @@ impl Condition {
     /// let _g = cond.acquire_timeout(std::time::Duration::from_secs(1))?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<CondGuard<'_>, AcquireError<CondGuard<'_>>> {
+    pub fn acquire_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<CondGuard<'_>, AcquireError<CondGuard<'_>>> {
         self.acquire_until(deadline(Some(timeout)))
     }
 }
@@ -221,7 +234,9 @@ impl CondGuard<'_> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait(&mut self) {
-        self.cond.state.wait(self.cond.lock_state(), self.cond.recursive(), None);
+        self.cond
+            .state
+            .wait(self.cond.lock_state(), self.cond.recursive(), None);
     }
 
     /// Like [`wait`](Self::wait) for at most `timeout`; `false` if it timed out.
@@ -233,7 +248,11 @@ impl CondGuard<'_> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
-        self.cond.state.wait(self.cond.lock_state(), self.cond.recursive(), deadline(Some(timeout)))
+        self.cond.state.wait(
+            self.cond.lock_state(),
+            self.cond.recursive(),
+            deadline(Some(timeout)),
+        )
     }
 
     /// Wait until `predicate()` is true, at most `timeout` in all (`None`: no limit); returns
@@ -246,7 +265,11 @@ impl CondGuard<'_> {
     /// assert!(!guard.wait_for(|| false, Some(std::time::Duration::from_millis(5))));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn wait_for(&mut self, mut predicate: impl FnMut() -> bool, timeout: Option<Duration>) -> bool {
+    pub fn wait_for(
+        &mut self,
+        mut predicate: impl FnMut() -> bool,
+        timeout: Option<Duration>,
+    ) -> bool {
         let end = deadline(timeout);
         loop {
             if predicate() {
@@ -255,7 +278,9 @@ impl CondGuard<'_> {
             if end.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
-            self.cond.state.wait(self.cond.lock_state(), self.cond.recursive(), end);
+            self.cond
+                .state
+                .wait(self.cond.lock_state(), self.cond.recursive(), end);
         }
     }
 
@@ -285,6 +310,10 @@ impl CondGuard<'_> {
 impl Drop for CondGuard<'_> {
     fn drop(&mut self) {
         let state = self.cond.lock_state();
-        let _ = if self.cond.recursive() { state.unlock_one() } else { state.unlock_plain() };
+        let _ = if self.cond.recursive() {
+            state.unlock_one()
+        } else {
+            state.unlock_plain()
+        };
     }
 }

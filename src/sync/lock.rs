@@ -39,11 +39,16 @@ pub(crate) enum Obtained {
 impl LockState {
     fn held_by_me(&self) -> bool {
         let (pid, tid) = memory::current_ids();
-        self.owner_tid.load(Ordering::Relaxed) == tid && self.owner_pid.load(Ordering::Relaxed) == pid
+        self.owner_tid.load(Ordering::Relaxed) == tid
+            && self.owner_pid.load(Ordering::Relaxed) == pid
     }
 
     /// Take the mutex and record this thread as owner with `count` levels.
-    pub(crate) fn lock(&self, deadline: Option<Instant>, count: u32) -> Result<Obtained, AcquireError<()>> {
+    pub(crate) fn lock(
+        &self,
+        deadline: Option<Instant>,
+        count: u32,
+    ) -> Result<Obtained, AcquireError<()>> {
         let obtained = match self.mutex.lock(deadline).map_err(AcquireError::Io)? {
             MutexLock::Acquired => Obtained::Clean,
             MutexLock::OwnerDied => Obtained::OwnerDied,
@@ -59,7 +64,10 @@ impl LockState {
 
     /// Take the mutex without owner bookkeeping (`Lock`, internal locks): the error-checking
     /// pthread mutex itself knows its owner.
-    pub(crate) fn lock_plain(&self, deadline: Option<Instant>) -> Result<Obtained, AcquireError<()>> {
+    pub(crate) fn lock_plain(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Obtained, AcquireError<()>> {
         match self.mutex.lock(deadline).map_err(AcquireError::Io)? {
             MutexLock::Acquired => Ok(Obtained::Clean),
             MutexLock::OwnerDied => Ok(Obtained::OwnerDied),
@@ -98,7 +106,10 @@ impl LockState {
     }
 
     /// Recursive acquire: one more level if held by this thread, else lock.
-    pub(crate) fn lock_recursive(&self, deadline: Option<Instant>) -> Result<Obtained, AcquireError<()>> {
+    pub(crate) fn lock_recursive(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Obtained, AcquireError<()>> {
         if self.held_by_me() {
             self.count.fetch_add(1, Ordering::Relaxed);
             return Ok(Obtained::Clean);
@@ -107,7 +118,10 @@ impl LockState {
     }
 }
 
-fn wrap<G>(r: Result<Obtained, AcquireError<()>>, guard: impl FnOnce() -> G) -> Result<G, AcquireError<G>> {
+fn wrap<G>(
+    r: Result<Obtained, AcquireError<()>>,
+    guard: impl FnOnce() -> G,
+) -> Result<G, AcquireError<G>> {
     match r {
         Ok(Obtained::Clean) => Ok(guard()),
         Ok(Obtained::OwnerDied) => Err(AcquireError::OwnerDied(guard())),
@@ -182,8 +196,13 @@ impl Lock {
     /// t.join().unwrap();
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
-        wrap(self.state.lock_plain(deadline(Some(timeout))), || self.guard())
+    pub fn acquire_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
+        wrap(self.state.lock_plain(deadline(Some(timeout))), || {
+            self.guard()
+        })
     }
 
     /// Take the lock only if it is free now.
@@ -298,8 +317,13 @@ impl RLock {
     /// let _g = lock.acquire_timeout(std::time::Duration::from_secs(1))?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
-        wrap(self.state.lock_recursive(deadline(Some(timeout))), || self.guard())
+    pub fn acquire_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
+        wrap(self.state.lock_recursive(deadline(Some(timeout))), || {
+            self.guard()
+        })
     }
 
     /// Acquire only if possible without waiting.

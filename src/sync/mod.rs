@@ -36,8 +36,8 @@ use std::io;
 pub use barrier::Barrier;
 pub use condition::{CondGuard, Condition};
 pub use event::Event;
-pub use lock::{Lock, LockGuard, RLock, RLockGuard};
 pub(crate) use lock::LockState;
+pub use lock::{Lock, LockGuard, RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 
 /// Why an acquire did not simply succeed. `G` is the guard type.

@@ -30,7 +30,10 @@ impl SemState {
     fn try_take(&self) -> bool {
         let mut c = self.count.load(Ordering::SeqCst);
         while c > 0 {
-            match self.count.compare_exchange_weak(c, c - 1, Ordering::SeqCst, Ordering::SeqCst) {
+            match self
+                .count
+                .compare_exchange_weak(c, c - 1, Ordering::SeqCst, Ordering::SeqCst)
+            {
                 Ok(_) => return true,
                 Err(now) => c = now,
             }
@@ -57,8 +60,14 @@ impl SemState {
         let max = self.max.load(Ordering::Relaxed);
         let mut c = self.count.load(Ordering::SeqCst);
         loop {
-            let next = c.checked_add(n).filter(|v| *v <= max).ok_or(SyncError::ReleasedTooManyTimes(max))?;
-            match self.count.compare_exchange_weak(c, next, Ordering::SeqCst, Ordering::SeqCst) {
+            let next = c
+                .checked_add(n)
+                .filter(|v| *v <= max)
+                .ok_or(SyncError::ReleasedTooManyTimes(max))?;
+            match self
+                .count
+                .compare_exchange_weak(c, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
                 Ok(_) => break,
                 Err(now) => c = now,
             }
@@ -134,7 +143,9 @@ impl Semaphore {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
-        self.state.acquire(deadline(Some(timeout))).then_some(SemaphoreGuard { sem: self })
+        self.state
+            .acquire(deadline(Some(timeout)))
+            .then_some(SemaphoreGuard { sem: self })
     }
 
     /// Take a permit only if one is free now.
@@ -146,7 +157,9 @@ impl Semaphore {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.state.try_take().then_some(SemaphoreGuard { sem: self })
+        self.state
+            .try_take()
+            .then_some(SemaphoreGuard { sem: self })
     }
 
     /// Add a permit without a guard (Python's `release()`; any process may call it, e.g. to
@@ -175,7 +188,9 @@ impl Semaphore {
 
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Semaphore").field("value", &self.get_value()).finish()
+        f.debug_struct("Semaphore")
+            .field("value", &self.get_value())
+            .finish()
     }
 }
 

@@ -27,7 +27,10 @@ fn shm_path(name: &str) -> io::Result<CString> {
         ));
     }
     CString::new(format!("/{name}")).map_err(|_| {
-        io::Error::new(io::ErrorKind::InvalidInput, "shared memory name contains a NUL byte")
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "shared memory name contains a NUL byte",
+        )
     })
 }
 
@@ -72,10 +75,13 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) ->
         tv_sec: r.as_secs() as _,
         tv_nsec: r.subsec_nanos() as _,
     });
-    match rustix::thread::futex::wait(word, rustix::thread::futex::Flags::empty(), expected, ts.as_ref()) {
-        Err(rustix::io::Errno::TIMEDOUT) => false,
-        _ => true,
-    }
+    let result = rustix::thread::futex::wait(
+        word,
+        rustix::thread::futex::Flags::empty(),
+        expected,
+        ts.as_ref(),
+    );
+    !matches!(result, Err(rustix::io::Errno::TIMEDOUT))
 }
 
 /// Wake up to `n` processes sleeping on `word`.
@@ -136,10 +142,22 @@ impl RobustMutex {
         unsafe {
             check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
             let r = (|| {
-                check(libc::pthread_mutexattr_setpshared(attr.as_mut_ptr(), PTHREAD_PROCESS_SHARED))?;
-                check(libc::pthread_mutexattr_setrobust(attr.as_mut_ptr(), PTHREAD_MUTEX_ROBUST))?;
-                check(libc::pthread_mutexattr_settype(attr.as_mut_ptr(), PTHREAD_MUTEX_ERRORCHECK))?;
-                check(libc::pthread_mutex_init(UnsafeCell::raw_get(&raw const (*this).inner), attr.as_ptr()))
+                check(libc::pthread_mutexattr_setpshared(
+                    attr.as_mut_ptr(),
+                    PTHREAD_PROCESS_SHARED,
+                ))?;
+                check(libc::pthread_mutexattr_setrobust(
+                    attr.as_mut_ptr(),
+                    PTHREAD_MUTEX_ROBUST,
+                ))?;
+                check(libc::pthread_mutexattr_settype(
+                    attr.as_mut_ptr(),
+                    PTHREAD_MUTEX_ERRORCHECK,
+                ))?;
+                check(libc::pthread_mutex_init(
+                    UnsafeCell::raw_get(&raw const (*this).inner),
+                    attr.as_ptr(),
+                ))
             })();
             libc::pthread_mutexattr_destroy(attr.as_mut_ptr());
             r
@@ -187,7 +205,11 @@ impl RobustMutex {
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
-    if rc == 0 { Ok(()) } else { Err(io::Error::from_raw_os_error(rc)) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
 }
 
 fn realtime_deadline(deadline: Instant) -> libc::timespec {

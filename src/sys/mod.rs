@@ -242,7 +242,9 @@ pub fn try_reap(pidfd: BorrowedFd<'_>) -> io::Result<Option<ExitStatus>> {
 pub fn die_with_parent(expected_parent: u32) -> io::Result<()> {
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
     if getppid() != expected_parent {
-        return Err(io::Error::other("parent process exited before the child started"));
+        return Err(io::Error::other(
+            "parent process exited before the child started",
+        ));
     }
     Ok(())
 }

@@ -1,0 +1,454 @@
+//! A guided tour of multiproc, one section per feature, each printed under its own header.
+//!
+//! Run with `cargo run --release --example tour` (a few seconds). Every section is a plain
+//! function listed in [`SECTIONS`]; to extend the tour, write one more function and add it to
+//! the list. The tour checks what it shows (a wrong result fails it), and at the end it checks
+//! that no child process is left running.
+
+use std::error::Error;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use multiproc::{
+    Builder, Connection, ConnectionError, Handle, Process, ProcessError, StartMethod,
+    active_children, cpu_count, current_process, forkserver_pid, get_start_method, parent_process,
+    pipe, pipe_oneway, wait,
+};
+use serde::{Deserialize, Serialize};
+
+type Result<T = (), E = Box<dyn Error>> = std::result::Result<T, E>;
+
+/// A section of the tour: its title and the function that shows it.
+type Section = (&'static str, fn() -> Result);
+
+/// The tour, in order.
+const SECTIONS: &[Section] = &[
+    ("Start a process and get its result", start_and_result),
+    ("Start methods, timed", start_methods),
+    ("A panic in a child comes back to join", panics),
+    ("Exit codes: exit(n), terminate, kill", exit_codes),
+    ("Join with a timeout", join_with_timeout),
+    ("Pipes: typed messages, bytes, poll, end of file", pipes),
+    (
+        "Passing OS handles: a Connection, a File, a TcpStream",
+        passing_handles,
+    ),
+    (
+        "Who is who: current_process, parent_process, active_children, cpu_count",
+        who_is_who,
+    ),
+    // Later parts of the tour (locks and shared memory, queues, pools, managers, logging) go
+    // here as more functions.
+];
+
+fn main() -> Result {
+    let tour = Instant::now();
+    for (i, (title, section)) in SECTIONS.iter().enumerate() {
+        println!("\n=== {}. {title} ===", i + 1);
+        let start = Instant::now();
+        section()?;
+        println!("    ({:.0?})", start.elapsed());
+    }
+    // Every section joins (or kills and joins) what it started.
+    let left = active_children();
+    assert!(left.is_empty(), "children still running: {left:?}");
+    println!(
+        "\nTour done in {:.2?}; no child process left.",
+        tour.elapsed()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Start a process and get its result
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn start_and_result() -> Result {
+    // Python: `p = Process(target=square, args=(7,)); p.start(); p.join()`. Here the child's
+    // return value comes back from `join`, typed: `Process<u64>`.
+    let p = Process::start(square, 7)?;
+    println!(
+        "square(7) ran in pid {} and returned {}",
+        p.pid(),
+        p.join()?
+    );
+
+    // The function must be a function item or a closure that captures nothing (checked at
+    // compile time): its data travels in the one argument, a tuple if it needs several.
+    let sum = Process::start(|(a, b): (i32, i32)| a + b, (40, 2))?.join()?;
+    assert_eq!(sum, 42);
+    println!("a non-capturing closure with a tuple argument returned {sum}");
+
+    // A name and other settings go on a Builder (Python's keyword arguments).
+    let p = Builder::new()
+        .name("shouter")
+        .start(shout, "hi".to_string())?;
+    let name = p.name().to_string(); // `join` consumes the handle
+    println!("process {name:?} returned {:?}", p.join()?);
+
+    // Only the fork start method can run a closure that captures its environment: the child
+    // is a copy of this process, captures included.
+    let note = format!("written by pid {} before the fork", std::process::id());
+    let seen =
+        Builder::new().fork(move || format!("{note}, read by pid {}", std::process::id()))?;
+    println!("a forked closure returned {:?}", seen.join()?);
+    Ok(())
+}
+
+fn shout(s: String) -> String {
+    s.to_uppercase()
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Start methods, timed
+
+fn start_methods() -> Result {
+    println!("default start method: {}", get_start_method());
+    const N: u32 = 20;
+    for &method in StartMethod::all() {
+        let start = Instant::now();
+        Builder::new()
+            .start_method(method)
+            .start(square, 3)?
+            .join()?;
+        let first = start.elapsed();
+        let start = Instant::now();
+        for i in 0..N {
+            let p = Builder::new()
+                .start_method(method)
+                .start(square, u64::from(i))?;
+            assert_eq!(p.join()?, u64::from(i * i));
+        }
+        println!(
+            "{:<10} first start+join {first:>9.2?}, then {:>9.2?} each (mean of {N})",
+            method.as_str(),
+            start.elapsed() / N
+        );
+    }
+    // The fork server was started by the first forkserver child (in section 1) and is reused.
+    println!(
+        "fork server pid: {:?} (spawn: a fresh copy of this executable per child; \
+         fork: a copy of this process)",
+        forkserver_pid()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. A panic in a child comes back to join
+
+fn boom(what: String) -> u8 {
+    panic!("could not parse {what:?}")
+}
+
+fn panics() -> Result {
+    println!("(the child also reports its panic on stderr, as a thread would)");
+    // Python's child prints a traceback and the parent only sees `exitcode == 1`; here the
+    // panic itself comes back as an error value.
+    match Process::start(boom, "forty-two".to_string())?.join() {
+        Err(ProcessError::Panicked(p)) => {
+            let location = p.location.as_ref().ok_or("no location")?;
+            println!("process {:?} (pid {}) panicked", p.process_name, p.pid);
+            println!("  message:   {}", p.message);
+            println!("  location:  {location}");
+            println!(
+                "  backtrace: {} lines, captured in the child",
+                p.backtrace.lines().count()
+            );
+            assert!(p.message.contains("forty-two"));
+            assert!(location.file.ends_with("tour.rs"));
+        }
+        other => return Err(format!("expected a panic, got {other:?}").into()),
+    }
+    // The error also has Python's exit code for it.
+    let err = Process::start(boom, "x".to_string())?.join().unwrap_err();
+    println!("as a message: {err}; exit code {:?}", err.exitcode());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. Exit codes
+
+fn exit_with(code: i32) {
+    std::process::exit(code)
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms))
+}
+
+fn exit_codes() -> Result {
+    // `std::process::exit(n)` in the child: no value comes back, the exit code does.
+    let err = Process::start(exit_with, 3)?.join().unwrap_err();
+    assert!(matches!(err, ProcessError::Exited { code: 3, .. }));
+    println!("exit(3)     exit code {:?}  ({err})", err.exitcode());
+
+    // `terminate` sends SIGTERM and `kill` sends SIGKILL; Python's exit codes are `-signal`.
+    for (what, expected) in [("terminate", -15), ("kill", -9)] {
+        let p = Process::start(sleep_ms, 60_000)?;
+        if what == "terminate" {
+            p.terminate()?;
+        } else {
+            p.kill()?;
+        }
+        // `exitcode()` is Python's attribute: `None` while running, never blocks.
+        p.join_timeout(Duration::from_secs(5))?;
+        assert_eq!(p.exitcode(), Some(expected));
+        let err = p.join().unwrap_err();
+        assert!(matches!(err, ProcessError::Signaled { .. }));
+        println!("{what:<11} exit code {:?} ({err})", err.exitcode());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. Join with a timeout
+
+fn join_with_timeout() -> Result {
+    let p = Process::start(sleep_ms, 60_000)?;
+    let start = Instant::now();
+    let ended = p.join_timeout(Duration::from_millis(100))?;
+    println!(
+        "join_timeout(100 ms) on a 60 s sleeper: ended={ended} after {:.0?}, is_alive={}, \
+         exitcode={:?}",
+        start.elapsed(),
+        p.is_alive(),
+        p.exitcode()
+    );
+    assert!(!ended && p.is_alive());
+    // Python's `p.join(timeout)` returns None either way; `join_timeout` says which it was.
+    p.terminate()?;
+    assert!(p.join_timeout(Duration::from_secs(5))?);
+    println!(
+        "after terminate: is_alive={}, exitcode={:?}",
+        p.is_alive(),
+        p.exitcode()
+    );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Pipes
+
+/// Any serde type can be sent: derive `Serialize` and `Deserialize` (Python pickles).
+#[derive(Debug, Serialize, Deserialize)]
+struct Order {
+    id: u32,
+    item: String,
+    quantity: u16,
+}
+
+/// Answers orders until the other end is closed, then returns how many it served.
+fn kitchen(mut conn: Connection) -> usize {
+    let mut served = 0;
+    // `recv` fails with `ConnectionError::Eof` (Python's `EOFError`) once the other end is
+    // closed, which ends the loop.
+    while let Ok(order) = conn.recv::<Order>() {
+        let reply = format!(
+            "{} x {} ready (order {})",
+            order.quantity, order.item, order.id
+        );
+        conn.send(&reply).expect("send");
+        served += 1;
+    }
+    served
+}
+
+/// Sleeps, then sends one message and returns (closing its end).
+fn report_after((mut conn, ms): (Connection, u64)) {
+    sleep_ms(ms);
+    conn.send(&format!("done after {ms} ms")).expect("send");
+}
+
+fn pipes() -> Result {
+    // Typed messages both ways with a child.
+    let (mut here, there) = pipe()?;
+    let cook = Process::start(kitchen, there)?;
+    for (id, item) in [(1, "tea"), (2, "toast")] {
+        let order = Order {
+            id,
+            item: item.into(),
+            quantity: 2,
+        };
+        here.send(&order)?;
+        // `poll` waits up to the timeout for a message (or end of file) to be readable.
+        assert!(here.poll(Some(Duration::from_secs(5)))?);
+        println!("sent {order:?}, got {:?}", here.recv::<String>()?);
+    }
+    // Dropping our end closes it (Python: `conn.close()`): the child's `recv` sees end of file.
+    drop(here);
+    println!("closed our end; the kitchen served {} orders", cook.join()?);
+
+    // Raw bytes, and Python's `recv_bytes_into` with a buffer that may be too short.
+    let (mut a, mut b) = pipe()?;
+    assert!(!b.poll(Some(Duration::ZERO))?); // nothing to read yet
+    a.send_bytes(b"raw bytes")?;
+    a.send_bytes(&[0u8; 64])?;
+    let mut buf = [0u8; 16];
+    let n = b.recv_bytes_into(&mut buf)?;
+    println!("recv_bytes_into: {:?}", String::from_utf8_lossy(&buf[..n]));
+    match b.recv_bytes_into(&mut buf) {
+        Err(ConnectionError::BufferTooShort(whole)) => {
+            println!(
+                "64 bytes into a 16-byte buffer: BufferTooShort, with the whole {}-byte message",
+                whole.len()
+            );
+        }
+        other => return Err(format!("expected BufferTooShort, got {other:?}").into()),
+    }
+
+    // End of file when the other process is gone, and a one-way pipe.
+    let (mut rx, tx) = pipe_oneway()?;
+    let p = Process::start(report_after, (tx, 10))?;
+    println!("one-way pipe: {:?}", rx.recv::<String>()?);
+    p.join()?;
+    assert!(matches!(rx.recv::<String>(), Err(ConnectionError::Eof)));
+    println!("next recv after the sender exited: Eof");
+    assert!(rx.send(&1).is_err()); // the reading end of a one-way pipe cannot send
+
+    // `wait` (Python's `multiprocessing.connection.wait`): serve whichever is ready first.
+    let mut pending = Vec::new();
+    let mut children = Vec::new();
+    for ms in [240, 80, 160] {
+        let (rx, tx) = pipe_oneway()?;
+        pending.push((ms, rx));
+        children.push(Process::start(report_after, (tx, ms))?);
+    }
+    let mut order = Vec::new();
+    while !pending.is_empty() {
+        let conns: Vec<&Connection> = pending.iter().map(|(_, conn)| conn).collect();
+        let ready = wait(&conns, Some(Duration::from_secs(5)))?;
+        // A served pipe leaves the list; otherwise its end of file would keep it "ready".
+        for i in ready.into_iter().rev() {
+            let (ms, mut conn) = pending.remove(i);
+            println!(
+                "wait: the {ms} ms pipe is ready: {:?}",
+                conn.recv::<String>()?
+            );
+            order.push(ms);
+        }
+    }
+    assert_eq!(order, [80, 160, 240]);
+    for child in children {
+        child.join()?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Passing OS handles
+
+/// Receives a connection and a TCP stream over its control connection, and uses both.
+fn relay(mut control: Connection) -> String {
+    let (mut conn, mut stream): (Connection, Handle<TcpStream>) = control.recv().expect("recv");
+    conn.send(&"hello over a connection that came through another one")
+        .expect("send");
+    writeln!(stream, "hello over TCP from pid {}", current_process().pid).expect("write");
+    "relayed".to_string()
+}
+
+/// Appends a line to a file it received as a descriptor; returns the file position after it.
+fn append_line(mut file: Handle<File>) -> u64 {
+    writeln!(file, "written by pid {}", current_process().pid).expect("write");
+    file.stream_position().expect("seek")
+}
+
+fn passing_handles() -> Result {
+    // A Connection and a TcpStream, sent over a connection to a running child.
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let mut client = TcpStream::connect(listener.local_addr()?)?;
+    let (server_side, _) = listener.accept()?;
+    let (mut control, control_child) = pipe()?;
+    let (mut ours, theirs) = pipe()?;
+    let child = Process::start(relay, control_child)?;
+    // Moving both into the message means this process keeps no copy of them.
+    control.send(&(theirs, Handle::new(server_side)))?;
+    println!("passed Connection says: {:?}", ours.recv::<String>()?);
+    let mut line = String::new();
+    BufReader::new(&mut client).read_line(&mut line)?;
+    println!("passed TcpStream says: {:?}", line.trim_end());
+    assert_eq!(child.join()?, "relayed");
+
+    // A File, as a process argument. The file is deleted before the child starts: only the
+    // descriptor can reach it, and the child writes through its own copy of it.
+    let path = std::env::temp_dir().join(format!("multiproc-tour-{}", std::process::id()));
+    let mut file = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    std::fs::remove_file(&path)?;
+    file.write_all(b"written by the parent\n")?;
+    let end = Process::start(append_line, Handle::new(file.try_clone()?))?.join()?;
+    // Both descriptors share one file position (like `dup`), so the child appended after the
+    // parent's line.
+    let mut text = String::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_string(&mut text)?;
+    assert_eq!(text.len() as u64, end);
+    println!("the unlinked file now holds {text:?}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 8. Who is who
+
+/// What a child knows about itself and its parent. (`ProcessInfo` is not serializable, so
+/// the child sends the fields it needs.)
+fn introspect(_: ()) -> (String, u32, bool, Option<(String, u32, bool)>) {
+    let me = current_process();
+    let parent = parent_process().map(|p| (p.name().to_string(), p.pid(), p.is_alive()));
+    (me.name, me.pid, me.daemon, parent)
+}
+
+fn who_is_who() -> Result {
+    let me = current_process();
+    println!(
+        "this process: {:?} pid {} (parent_process: {:?})",
+        me.name,
+        me.pid,
+        parent_process().map(|p| p.pid())
+    );
+    let (name, pid, daemon, parent) = Builder::new()
+        .name("inspector")
+        .daemon(true)
+        .start(introspect, ())?
+        .join()?;
+    println!(
+        "a child:      {name:?} pid {pid} daemon {daemon}, parent (name, pid, alive) {parent:?}"
+    );
+    assert_eq!(parent, Some(("MainProcess".to_string(), me.pid, true)));
+
+    let sleepers = [
+        Builder::new().name("sleeper-a").start(sleep_ms, 60_000)?,
+        Builder::new()
+            .name("sleeper-b")
+            .daemon(true)
+            .start(sleep_ms, 60_000)?,
+    ];
+    for child in active_children() {
+        println!(
+            "active child: {:?} pid {} daemon {}",
+            child.name, child.pid, child.daemon
+        );
+    }
+    assert_eq!(active_children().len(), 2);
+    for p in sleepers {
+        p.kill()?;
+        let _ = p.join(); // an error: killed by SIGKILL
+    }
+    println!(
+        "after kill + join: {} active children",
+        active_children().len()
+    );
+    println!(
+        "cpu_count: {} (honours CPU affinity and the cgroup CPU quota)",
+        cpu_count()
+    );
+    Ok(())
+}
