@@ -627,7 +627,7 @@ impl<R: DeserializeOwned> Process<R> {
     /// ended it. Never blocks.
     ///
     /// ```
-    /// let child = multiproc::Process::builder().fork(|| std::process::exit(7))?;
+    /// let child = multiproc::Process::builder().fork(|| -> () { std::process::exit(7) })?;
     /// child.join_timeout(std::time::Duration::from_secs(10))?;
     /// assert_eq!(child.exitcode(), Some(7));
     /// # Ok::<(), multiproc::ProcessError>(())

@@ -311,7 +311,7 @@ impl<T: Pod> Value<T> {
     /// let v = multiproc::Value::new(0i32)?;
     /// let _g = v.get_lock().acquire()?;
     /// v.set(v.get() + 1); // re-entering the RLock is fine
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn get_lock(&self) -> &RLock {
         &self.lock
@@ -587,7 +587,7 @@ impl<T: Pod> Array<T> {
     /// ```
     /// let a = multiproc::Array::<u8>::zeroed(1)?;
     /// let _g = a.get_lock().acquire()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn get_lock(&self) -> &RLock {
         &self.lock

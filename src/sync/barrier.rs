@@ -1,41 +1,46 @@
 //! `Barrier`: release a fixed number of processes together.
+//!
+//! A generation-counting barrier on two shared words, without a lock: each party takes an
+//! arrival index with `fetch_add` on `count`; the last one runs the action, zeroes `count`,
+//! records how the generation ended and bumps `generation`, then wakes every sleeper with one
+//! `FUTEX_WAKE`. The others sleep on `generation` until it moves. One wake-up per cycle,
+//! against the lock + condition hand-offs of CPython's `threading.Barrier` design, whose
+//! observable behaviour (indices, action, timeout breaking, abort, reset, `n_waiting`) this
+//! keeps. `count` is zeroed *before* `generation` moves, so a released party that comes
+//! straight back always joins the next cycle cleanly.
 
 use std::fmt;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::condition::CondState;
-use super::lock::{LockState, Obtained};
 use super::{SyncError, deadline};
 use crate::process::code;
 use crate::shared::segment::{Shared, SharedState};
-
-const FILLING: i32 = 0;
-const DRAINING: i32 = 1;
-const RESETTING: i32 = -1;
-const BROKEN: i32 = -2;
+use crate::sys::memory;
 
 #[repr(C)]
 pub(crate) struct BarrierState {
-    lock: LockState,
-    cond: CondState,
-    parties: AtomicU32,
+    generation: AtomicU32,
     count: AtomicU32,
-    state: AtomicI32,
+    waiters: AtomicU32,
+    /// 1 while broken (until `reset`).
+    broken: AtomicU32,
+    /// Whether the generation that ended last ended by a normal release (1) or not (0).
+    released_ok: AtomicU32,
+    parties: AtomicU32,
     has_action: AtomicU32,
     action_offset: AtomicI64,
     action_fingerprint: AtomicI64,
 }
 
-// SAFETY: a LockState (initialised below) and atomics.
+// SAFETY: only atomics; zeroed memory is a valid (empty, unbroken) barrier.
 unsafe impl SharedState for BarrierState {
-    unsafe fn init(this: *mut Self) -> io::Result<()> {
-        // SAFETY: forwarded contract: zeroed writable memory for a BarrierState.
-        unsafe { LockState::init(&raw mut (*this).lock) }
+    unsafe fn init(_: *mut Self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -43,8 +48,7 @@ unsafe impl SharedState for BarrierState {
 /// `wait` blocks until `parties` processes (or threads) are waiting, then all go on. An
 /// optional action runs in the last party to arrive before the others are released.
 ///
-/// A timeout, [`abort`](Self::abort), a panicking action or a dead peer holding its lock
-/// *breaks* the barrier: every waiter, present and future, gets
+/// A timeout, [`abort`](Self::abort) or a panicking action *breaks* the barrier: every waiter, present and future, gets
 /// [`SyncError::BrokenBarrier`] until [`reset`](Self::reset).
 ///
 /// ```
@@ -68,15 +72,6 @@ unsafe impl SharedState for BarrierState {
 #[derive(Clone, Serialize, Deserialize)]
 pub struct Barrier {
     state: Shared<BarrierState>,
-}
-
-/// Releases the barrier's internal lock on every path out of `wait`.
-struct Held<'a>(&'a LockState);
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.unlock_plain();
-    }
 }
 
 impl Barrier {
@@ -133,10 +128,10 @@ impl Barrier {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn n_waiting(&self) -> u32 {
-        if self.state.state.load(Ordering::SeqCst) == FILLING {
-            self.state.count.load(Ordering::SeqCst)
-        } else {
+        if self.broken() {
             0
+        } else {
+            self.state.count.load(Ordering::SeqCst)
         }
     }
 
@@ -149,7 +144,7 @@ impl Barrier {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn broken(&self) -> bool {
-        self.state.state.load(Ordering::SeqCst) == BROKEN
+        self.state.broken.load(Ordering::SeqCst) == 1
     }
 
     /// Wait for the other parties; returns this party's arrival index (`0..parties`).
@@ -183,12 +178,11 @@ impl Barrier {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn abort(&self) -> Result<(), SyncError> {
-        let _held = self.lock()?;
         self.break_barrier();
         Ok(())
     }
 
-    /// Return the barrier to its initial state; current waiters get
+    /// Return the barrier to its initial state; parties waiting now get
     /// [`SyncError::BrokenBarrier`].
     ///
     /// ```
@@ -200,118 +194,84 @@ impl Barrier {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn reset(&self) -> Result<(), SyncError> {
-        let _held = self.lock()?;
         let st = &self.state;
-        if st.count.load(Ordering::SeqCst) > 0 {
-            let s = st.state.load(Ordering::SeqCst);
-            if s == FILLING || s == BROKEN {
-                st.state.store(RESETTING, Ordering::SeqCst);
-            }
-        } else {
-            st.state.store(FILLING, Ordering::SeqCst);
-        }
-        st.cond.notify(u32::MAX);
+        st.count.store(0, Ordering::SeqCst);
+        st.broken.store(0, Ordering::SeqCst);
+        self.end_generation(false);
         Ok(())
-    }
-
-    /// Take the internal lock; a dead holder leaves the state suspect, so it breaks.
-    fn lock(&self) -> Result<Held<'_>, SyncError> {
-        match self.state.lock.lock_plain(None) {
-            Ok(Obtained::Clean) => Ok(Held(&self.state.lock)),
-            Ok(Obtained::OwnerDied) | Err(super::AcquireError::OwnerDied(())) => {
-                let held = Held(&self.state.lock);
-                self.break_barrier();
-                Ok(held)
-            }
-            Err(super::AcquireError::Io(e)) => Err(SyncError::Io(e)),
-            Err(_) => Err(SyncError::BrokenBarrier),
-        }
     }
 
     fn break_barrier(&self) {
-        self.state.state.store(BROKEN, Ordering::SeqCst);
-        self.state.cond.notify(u32::MAX);
+        self.state.broken.store(1, Ordering::SeqCst);
+        self.end_generation(false);
     }
 
-    fn cond_wait(&self, deadline: Option<Instant>) -> bool {
-        self.state.cond.wait(&self.state.lock, false, deadline)
+    fn end_generation(&self, ok: bool) {
+        let st = &self.state;
+        st.released_ok.store(u32::from(ok), Ordering::SeqCst);
+        st.generation.fetch_add(1, Ordering::SeqCst);
+        if st.waiters.load(Ordering::SeqCst) > 0 {
+            memory::futex_wake(&st.generation, u32::MAX);
+        }
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<u32, SyncError> {
-        let _held = self.lock()?;
         let st = &self.state;
-        // Wait for a previous cycle to drain (or a reset to finish).
-        loop {
-            let s = st.state.load(Ordering::SeqCst);
-            if s != DRAINING && s != RESETTING {
-                break;
-            }
-            if !self.cond_wait(deadline) && deadline.is_some_and(|d| Instant::now() >= d) {
-                self.break_barrier();
-                return Err(SyncError::BrokenBarrier);
-            }
-        }
-        if st.state.load(Ordering::SeqCst) == BROKEN {
+        if st.broken.load(Ordering::SeqCst) == 1 {
             return Err(SyncError::BrokenBarrier);
         }
+        let generation = st.generation.load(Ordering::SeqCst);
         let index = st.count.fetch_add(1, Ordering::SeqCst);
-        let result = if index + 1 == st.parties.load(Ordering::SeqCst) {
-            self.release_all()
-        } else {
-            self.wait_released(deadline)
-        };
-        let left = st.count.fetch_sub(1, Ordering::SeqCst) - 1;
-        if left == 0 {
-            let s = st.state.load(Ordering::SeqCst);
-            if s == RESETTING || s == DRAINING {
-                st.state.store(FILLING, Ordering::SeqCst);
-                st.cond.notify(u32::MAX);
-            }
-        }
-        result.map(|()| index)
-    }
-
-    /// The last party: run the action, then let everyone go.
-    fn release_all(&self) -> Result<(), SyncError> {
-        let st = &self.state;
-        if st.has_action.load(Ordering::SeqCst) == 1 {
-            let address = code::address_of(
-                st.action_offset.load(Ordering::SeqCst),
-                st.action_fingerprint.load(Ordering::SeqCst),
-            );
-            let Some(address) = address else {
-                self.break_barrier();
-                return Err(SyncError::BrokenBarrier);
-            };
-            // SAFETY: `address_of` checked that this process runs the executable the action
-            // was registered in, so the address is that of the `fn()` given to `with_action`.
-            let action: fn() = unsafe { std::mem::transmute::<usize, fn()>(address) };
-            if panic::catch_unwind(AssertUnwindSafe(action)).is_err() {
+        if index + 1 == st.parties.load(Ordering::SeqCst) {
+            // The last party: run the action, then release everyone.
+            if !self.run_action() {
                 self.break_barrier();
                 return Err(SyncError::BrokenBarrier);
             }
+            st.count.store(0, Ordering::SeqCst);
+            self.end_generation(true);
+            return Ok(index);
         }
-        st.state.store(DRAINING, Ordering::SeqCst);
-        st.cond.notify(u32::MAX);
-        Ok(())
-    }
-
-    /// Not the last party: wait until released, broken or timed out.
-    fn wait_released(&self, deadline: Option<Instant>) -> Result<(), SyncError> {
-        let st = &self.state;
-        while st.state.load(Ordering::SeqCst) == FILLING {
-            if !self.cond_wait(deadline) && deadline.is_some_and(|d| Instant::now() >= d) {
-                if st.state.load(Ordering::SeqCst) == FILLING {
-                    self.break_barrier();
-                    return Err(SyncError::BrokenBarrier);
-                }
+        st.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut timed_out = false;
+        while st.generation.load(Ordering::SeqCst) == generation {
+            if !memory::futex_wait(&st.generation, generation, deadline)
+                && deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                timed_out = st.generation.load(Ordering::SeqCst) == generation;
                 break;
             }
         }
-        if st.state.load(Ordering::SeqCst) < 0 {
+        st.waiters.fetch_sub(1, Ordering::SeqCst);
+        if timed_out {
+            // As in Python: a party that gives up breaks the barrier for everyone.
+            self.break_barrier();
             return Err(SyncError::BrokenBarrier);
         }
-        Ok(())
+        if st.released_ok.load(Ordering::SeqCst) == 1 {
+            Ok(index)
+        } else {
+            Err(SyncError::BrokenBarrier)
+        }
+    }
+
+    /// Run the action, if any; `false` if it could not be found or panicked.
+    fn run_action(&self) -> bool {
+        let st = &self.state;
+        if st.has_action.load(Ordering::SeqCst) == 0 {
+            return true;
+        }
+        let address = code::address_of(
+            st.action_offset.load(Ordering::SeqCst),
+            st.action_fingerprint.load(Ordering::SeqCst),
+        );
+        let Some(address) = address else {
+            return false;
+        };
+        // SAFETY: `address_of` checked that this process runs the executable the action was
+        // registered in, so the address is that of the `fn()` given to `with_action`.
+        let action: fn() = unsafe { std::mem::transmute::<usize, fn()>(address) };
+        panic::catch_unwind(AssertUnwindSafe(action)).is_ok()
     }
 }
 

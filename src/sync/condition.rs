@@ -99,7 +99,7 @@ enum Underlying {
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let cond = Condition::new()?;
 /// let ready = Value::new(0u32)?;
-/// let mut guard = cond.acquire()?;
+/// let mut guard = cond.acquire().map_err(multiproc::SyncError::from)?;
 /// let child = Process::start(producer, (cond.clone(), ready.clone()))?;
 /// assert!(guard.wait_for(|| ready.get() == 1, Some(std::time::Duration::from_secs(10))));
 /// drop(guard);
@@ -190,7 +190,7 @@ impl Condition {
     /// let cond = multiproc::Condition::new()?;
     /// let guard = cond.acquire()?;
     /// guard.notify(1); // nobody is waiting: nothing happens
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn acquire(&self) -> Result<CondGuard<'_>, AcquireError<CondGuard<'_>>> {
         self.acquire_until(None)
@@ -201,7 +201,7 @@ impl Condition {
     /// ```
     /// let cond = multiproc::Condition::new()?;
     /// let _g = cond.acquire_timeout(std::time::Duration::from_secs(1))?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn acquire_timeout(
         &self,
@@ -231,7 +231,7 @@ impl CondGuard<'_> {
     /// let cond = multiproc::Condition::new()?;
     /// let mut guard = cond.acquire()?;
     /// guard.wait(); // until another process notifies
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn wait(&mut self) {
         self.cond
@@ -245,7 +245,7 @@ impl CondGuard<'_> {
     /// let cond = multiproc::Condition::new()?;
     /// let mut guard = cond.acquire()?;
     /// assert!(!guard.wait_timeout(std::time::Duration::from_millis(5)));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn wait_timeout(&mut self, timeout: Duration) -> bool {
         self.cond.state.wait(
@@ -263,7 +263,7 @@ impl CondGuard<'_> {
     /// let mut guard = cond.acquire()?;
     /// assert!(guard.wait_for(|| true, None));
     /// assert!(!guard.wait_for(|| false, Some(std::time::Duration::from_millis(5))));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn wait_for(
         &mut self,
@@ -289,7 +289,7 @@ impl CondGuard<'_> {
     /// ```
     /// let cond = multiproc::Condition::new()?;
     /// cond.acquire()?.notify(2);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn notify(&self, n: u32) {
         self.cond.state.notify(n);
@@ -300,7 +300,7 @@ impl CondGuard<'_> {
     /// ```
     /// let cond = multiproc::Condition::new()?;
     /// cond.acquire()?.notify_all();
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn notify_all(&self) {
         self.cond.state.notify(u32::MAX);

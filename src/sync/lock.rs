@@ -178,7 +178,7 @@ impl Lock {
     /// let guard = lock.acquire()?;
     /// assert!(matches!(lock.try_acquire(), Err(multiproc::AcquireError::WouldDeadlock)));
     /// drop(guard);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
         wrap(self.state.lock_plain(None), || self.guard())
@@ -225,7 +225,7 @@ impl Lock {
     /// assert!(lock.release().is_err()); // not held
     /// std::mem::forget(lock.acquire()?);
     /// lock.release()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn release(&self) -> Result<(), SyncError> {
         self.state.unlock_plain()
@@ -274,7 +274,7 @@ impl Drop for LockGuard<'_> {
 /// drop(inner);
 /// drop(outer);
 /// assert!(lock.owner().is_none());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # Ok::<(), multiproc::SyncError>(())
 /// ```
 #[derive(Clone, Serialize, Deserialize)]
 pub struct RLock {
@@ -304,7 +304,7 @@ impl RLock {
     /// let lock = multiproc::RLock::new()?;
     /// let _g = lock.acquire()?;
     /// assert!(lock.is_owned());
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn acquire(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
         wrap(self.state.lock_recursive(None), || self.guard())
@@ -315,7 +315,7 @@ impl RLock {
     /// ```
     /// let lock = multiproc::RLock::new()?;
     /// let _g = lock.acquire_timeout(std::time::Duration::from_secs(1))?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn acquire_timeout(
         &self,
@@ -366,7 +366,7 @@ impl RLock {
     /// let lock = multiproc::RLock::new()?;
     /// let _g = lock.acquire()?;
     /// assert_eq!(lock.owner().map(|(pid, _)| pid), Some(std::process::id()));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn owner(&self) -> Option<(u32, u32)> {
         let pid = self.state.owner_pid.load(Ordering::Relaxed);

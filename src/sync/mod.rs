@@ -21,8 +21,9 @@
 //!   variable it may wake spuriously, so wait in a loop or use `wait_for`. There is no
 //!   internal state a dead process could leave half-updated, so with a timeout a dead peer
 //!   never hangs the others.
-//! - `Barrier` follows CPython's `threading.Barrier` state machine (filling, draining,
-//!   resetting, broken) over an internal lock and condition; a timeout breaks it for all.
+//! - `Barrier` counts arrivals and generations in shared words: the last party runs the
+//!   action and moves the generation, waking all sleepers at once; a timeout breaks it for
+//!   all, as in Python.
 
 mod barrier;
 mod condition;
@@ -112,12 +113,44 @@ pub enum SyncError {
     /// The barrier is broken (aborted, timed out, a party failed, or reset while waiting).
     #[error("the barrier is broken")]
     BrokenBarrier,
+    /// A timed acquire did not get the lock in time (from [`AcquireError::Timeout`]).
+    #[error("timed out waiting for the lock")]
+    Timeout,
+    /// A lock's previous owner died holding it (from [`AcquireError::OwnerDied`], converted
+    /// with `?`; the guard, and so the lock, was released by the conversion).
+    #[error("the previous owner of the lock died while holding it")]
+    OwnerDied,
+    /// The calling thread already holds this non-recursive lock.
+    #[error("this thread already holds the lock; acquiring it again would deadlock")]
+    WouldDeadlock,
     /// An invalid argument (zero barrier parties, ...).
     #[error("invalid argument: {0}")]
     Invalid(&'static str),
     /// An operating-system error (creating the shared memory, ...).
     #[error("I/O error in a synchronization primitive: {0}")]
     Io(#[from] io::Error),
+}
+
+/// Lets `?` turn an acquire failure into a [`SyncError`] (guards borrow their lock, so an
+/// `AcquireError<Guard>` cannot leave the function; this conversion drops the guard).
+///
+/// ```
+/// fn critical(lock: &multiproc::Lock) -> Result<u32, multiproc::SyncError> {
+///     let _guard = lock.acquire()?;
+///     Ok(42)
+/// }
+/// assert_eq!(critical(&multiproc::Lock::new()?)?, 42);
+/// # Ok::<(), multiproc::SyncError>(())
+/// ```
+impl<G> From<AcquireError<G>> for SyncError {
+    fn from(e: AcquireError<G>) -> SyncError {
+        match e {
+            AcquireError::Timeout => SyncError::Timeout,
+            AcquireError::OwnerDied(_) => SyncError::OwnerDied,
+            AcquireError::WouldDeadlock => SyncError::WouldDeadlock,
+            AcquireError::Io(e) => SyncError::Io(e),
+        }
+    }
 }
 
 /// Deadline of a timeout.

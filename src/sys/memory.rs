@@ -84,8 +84,10 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) ->
     !matches!(result, Err(rustix::io::Errno::TIMEDOUT))
 }
 
-/// Wake up to `n` processes sleeping on `word`.
+/// Wake up to `n` processes sleeping on `word` (`u32::MAX`: all of them).
 pub fn futex_wake(word: &AtomicU32, n: u32) {
+    // The kernel reads the count as a signed int: u32::MAX would be -1, which wakes one.
+    let n = n.min(i32::MAX as u32);
     let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), n);
 }
 

@@ -1,0 +1,1073 @@
+//! `multiproc-bench`: the Rust counterpart of `python_baseline.py`, the reference benchmark of
+//! CPython's `multiprocessing` (`../shared/bench/python_baseline.py`).
+//!
+//! ```text
+//! cargo run --release --bin multiproc-bench -- [--cases a,b,...] [--scale F]
+//! ```
+//!
+//! Same flags, case names, units, workload sizes and methodology as the Python script: one
+//! JSON object per line on stdout, `{"case": ..., "value": ..., "unit": ..., "params": {...}}`,
+//! the first one the "machine" record; progress goes to stderr. Every case is warmed up once
+//! and then run `REPS` = 5 times; "value" is the median of the 5 repetitions and
+//! `params.samples` holds all of them. Worker processes are started before the timed region
+//! (with the fork start method, like Python's fork context) and are always stopped and reaped
+//! afterwards, whatever happened. Two-party latency cases also report `params.same_cpu_us` and
+//! `params.cross_cpu_us`, measured with explicit `sched_setaffinity` pinning.
+//!
+//! Adding a case: write `fn case_xxx(ctx: &Ctx) -> CaseResult` (and its worker bodies, if
+//! any) and add it to [`CASES`]. A case of the Python script that is not in `CASES` yet is
+//! reported as an error record ("not implemented yet") instead of aborting the run.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::error::Error;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use multiproc::{Builder, Connection, ConnectionError, Process, StartMethod, pipe};
+use serde::{Deserialize, Serialize};
+
+/// Timed repetitions per case; "value" is their median.
+const REPS: usize = 5;
+/// A case that runs longer is aborted (its children are killed) and reported as an error.
+const CASE_TIMEOUT: Duration = Duration::from_secs(100);
+/// Cases not started within this many seconds of the run are reported as skipped.
+const BUDGET: Duration = Duration::from_secs(230);
+const MIB: usize = 1 << 20;
+
+/// Every case of `python_baseline.py`, in its order (the run order here too).
+const PYTHON_CASES: &[&str] = &[
+    "machine",
+    "spawn_join_fork",
+    "spawn_join_spawn",
+    "spawn_join_forkserver",
+    "pipe_rtt_small",
+    "pipe_rtt_small_bytes",
+    "pipe_throughput_1mb",
+    "queue_throughput_small",
+    "queue_throughput_small_2p2c",
+    "simplequeue_throughput_small",
+    "pool_map_noop",
+    "pool_map_noop_chunk1",
+    "pool_apply_async_latency",
+    "pool_imap_unordered_noop",
+    "executor_submit_noop",
+    "lock_uncontended",
+    "lock_contended_counter",
+    "value_lock_builtin",
+    "event_pingpong",
+    "condition_pingpong",
+    "barrier_wait_2p",
+    "manager_dict_setget",
+    "shared_memory_write_bw",
+    "array_sum_shared",
+    "cpu_bound_speedup",
+];
+
+/// What a case returns; on `Err` an error record is emitted (unless the case emitted its own).
+type CaseResult = Result<(), Box<dyn Error>>;
+/// A benchmark case.
+type CaseFn = fn(&Ctx) -> CaseResult;
+
+/// The implemented cases. Every name must be one of [`PYTHON_CASES`].
+const CASES: &[(&str, CaseFn)] = &[
+    ("machine", case_machine),
+    ("spawn_join_fork", case_spawn_join_fork),
+    ("spawn_join_spawn", case_spawn_join_spawn),
+    ("spawn_join_forkserver", case_spawn_join_forkserver),
+    ("pipe_rtt_small", case_pipe_rtt_small),
+    ("pipe_rtt_small_bytes", case_pipe_rtt_small_bytes),
+    ("pipe_throughput_1mb", case_pipe_throughput_1mb),
+];
+
+// ------------------------------------------------------------------------------------ JSON
+
+/// A JSON value whose objects keep their insertion order (as Python's dicts do).
+#[derive(Clone, Debug)]
+enum J {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Arr(Vec<J>),
+    Obj(Vec<(String, J)>),
+}
+
+/// A JSON object under construction.
+type Params = Vec<(String, J)>;
+
+impl From<f64> for J {
+    fn from(x: f64) -> J {
+        J::Float(x)
+    }
+}
+impl From<usize> for J {
+    fn from(x: usize) -> J {
+        J::Int(x as i64)
+    }
+}
+impl From<u32> for J {
+    fn from(x: u32) -> J {
+        J::Int(x.into())
+    }
+}
+impl From<i64> for J {
+    fn from(x: i64) -> J {
+        J::Int(x)
+    }
+}
+impl From<bool> for J {
+    fn from(x: bool) -> J {
+        J::Bool(x)
+    }
+}
+impl From<&str> for J {
+    fn from(x: &str) -> J {
+        J::Str(x.to_string())
+    }
+}
+impl From<String> for J {
+    fn from(x: String) -> J {
+        J::Str(x)
+    }
+}
+impl From<&[f64]> for J {
+    fn from(x: &[f64]) -> J {
+        J::Arr(x.iter().map(|&v| J::Float(v)).collect())
+    }
+}
+impl<T: Into<J>> From<Option<T>> for J {
+    fn from(x: Option<T>) -> J {
+        x.map_or(J::Null, Into::into)
+    }
+}
+
+/// Build a [`Params`] list: `params! { "key" => value, ... }`.
+macro_rules! params {
+    ($($k:expr => $v:expr),* $(,)?) => {
+        vec![$(($k.to_string(), J::from($v))),*]
+    };
+}
+
+impl J {
+    /// Round every float to `sig` significant digits (Python's `_r`).
+    fn rounded(self, sig: usize) -> J {
+        match self {
+            J::Float(x) => J::Float(round_sig(x, sig)),
+            J::Arr(v) => J::Arr(v.into_iter().map(|x| x.rounded(sig)).collect()),
+            J::Obj(v) => J::Obj(v.into_iter().map(|(k, x)| (k, x.rounded(sig))).collect()),
+            other => other,
+        }
+    }
+
+    /// Serialize like Python's `json.dumps` (", " and ": " separators, ASCII only).
+    fn write(&self, out: &mut String) {
+        match self {
+            J::Null => out.push_str("null"),
+            J::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            J::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            J::Float(x) => out.push_str(&py_float(*x)),
+            J::Str(s) => write_json_str(s, out),
+            J::Arr(v) => {
+                out.push('[');
+                for (i, x) in v.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    x.write(out);
+                }
+                out.push(']');
+            }
+            J::Obj(v) => {
+                out.push('{');
+                for (i, (k, x)) in v.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    write_json_str(k, out);
+                    out.push_str(": ");
+                    x.write(out);
+                }
+                out.push('}');
+            }
+        }
+    }
+}
+
+fn round_sig(x: f64, sig: usize) -> f64 {
+    if x == 0.0 || !x.is_finite() {
+        return x;
+    }
+    format!("{:.*e}", sig.saturating_sub(1), x)
+        .parse()
+        .unwrap_or(x)
+}
+
+/// A float as Python's `repr` writes it (JSON `null` for NaN and infinities).
+fn py_float(x: f64) -> String {
+    if !x.is_finite() {
+        return "null".into();
+    }
+    let a = x.abs();
+    if a != 0.0 && !(1e-4..1e16).contains(&a) {
+        let s = format!("{x:e}");
+        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let exp: i32 = exp.parse().unwrap_or(0);
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mantissa}e{sign}{:02}", exp.abs());
+    }
+    let s = format!("{x}");
+    if s.contains('.') { s } else { s + ".0" }
+}
+
+fn write_json_str(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{u:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+// ------------------------------------------------------------------------------------ output
+
+/// State shared by the cases: the workload scale and the output bookkeeping.
+struct Ctx {
+    scale: f64,
+    case_start: Cell<Instant>,
+    case_cpu: Cell<Option<(u64, u64)>>,
+    emitted: RefCell<HashSet<String>>,
+}
+
+impl Ctx {
+    /// Workload size after `--scale` (Python's `sz`).
+    fn sz(&self, n: usize) -> usize {
+        ((n as f64 * self.scale) as usize).max(1)
+    }
+
+    fn begin_case(&self) {
+        self.case_start.set(Instant::now());
+        self.case_cpu.set(cpu_jiffies());
+    }
+
+    /// Print one record (Python's `emit`): adds `case_wall_s` and `cpu_steal_pct`.
+    fn emit(&self, case: &str, value: J, unit: &str, mut params: Params) {
+        let wall = self.case_start.get().elapsed().as_secs_f64();
+        params.push(("case_wall_s".into(), wall.into()));
+        if let (Some(now), Some(then)) = (cpu_jiffies(), self.case_cpu.get())
+            && now.1 > then.1
+        {
+            // Share of all CPUs' time stolen by the hypervisor during this case (noise).
+            let pct = 100.0 * (now.0 - then.0) as f64 / (now.1 - then.1) as f64;
+            params.push(("cpu_steal_pct".into(), ((pct * 10.0).round() / 10.0).into()));
+        }
+        let progress = match &value {
+            J::Null => "ERROR".to_string(),
+            J::Float(x) => format!("{} {unit}", py_float(round_sig(*x, 4))),
+            J::Int(i) => format!("{i} {unit}"),
+            other => format!("{other:?} {unit}"),
+        };
+        print_record(case, value.rounded(5), unit, J::Obj(params).rounded(5));
+        self.emitted.borrow_mut().insert(case.to_string());
+        eprintln!("  {case:32} {progress}   ({wall:.1}s)");
+    }
+
+    fn emit_error(&self, case: &str, error: String) {
+        self.emit(case, J::Null, "", params! { "error" => error });
+    }
+}
+
+fn print_record(case: &str, value: J, unit: &str, params: J) {
+    let rec = J::Obj(vec![
+        ("case".into(), case.into()),
+        ("value".into(), value),
+        ("unit".into(), unit.into()),
+        ("params".into(), params),
+    ]);
+    let mut line = String::new();
+    rec.write(&mut line);
+    line.push('\n');
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(line.as_bytes());
+    let _ = out.flush();
+}
+
+/// `(steal, total)` jiffies from `/proc/stat`: steal = time the hypervisor ran someone else.
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    (v.len() == 8).then(|| (v[7], v.iter().sum()))
+}
+
+fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// `samples`, `min`, `max` (Python's `stats`).
+fn stats(samples: &[f64]) -> Params {
+    let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = samples.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    params! { "samples" => samples, "min" => min, "max" => max }
+}
+
+type Measured<T> = Result<T, Box<dyn Error>>;
+
+/// One warmup call, then `REPS` timed calls: `(warm_result, results)` (Python's `repeat`).
+fn repeat(
+    mut run: impl FnMut(usize) -> Measured<f64>,
+    warm_size: usize,
+    size: usize,
+) -> Measured<(f64, Vec<f64>)> {
+    let warm = run(warm_size)?;
+    let samples = (0..REPS)
+        .map(|_| run(size))
+        .collect::<Measured<Vec<f64>>>()?;
+    Ok((warm, samples))
+}
+
+fn bench_error(msg: impl Into<String>) -> Box<dyn Error> {
+    msg.into().into()
+}
+
+// ------------------------------------------------------------------------------------ workers
+//
+// A worker is a child process (fork start method, daemonic) that loops on commands received
+// over its own duplex pipe: a typed `None` means "exit". `Worker`'s `Drop` stops and reaps
+// it, escalating to SIGTERM and SIGKILL, so every worker is reaped whatever the case did
+// (error return or panic).
+
+/// What a worker child receives: its end of the pipe, the descriptor number of the parent's
+/// end (inherited through fork; closed first thing, so the worker sees end of file if the
+/// parent goes), and the case's arguments.
+#[derive(Serialize, Deserialize)]
+struct WorkerArgs<A> {
+    conn: Connection,
+    other_end: RawFd,
+    args: A,
+}
+
+impl<A> WorkerArgs<A> {
+    /// Close the inherited copy of the parent's end and hand out the worker's connection.
+    fn open(self) -> (Connection, A) {
+        // SAFETY: workers are forked (never spawned), so `other_end` is this process's copy of
+        // the parent's end of the pipe. The `Connection` owning that number in this process's
+        // copy of the parent's memory is never used or dropped here: the worker exits with
+        // `_exit` when its function returns.
+        unsafe { libc::close(self.other_end) };
+        (self.conn, self.args)
+    }
+}
+
+/// How a worker ended: `Err` for anything but a clean stop or the parent going away.
+type WorkerExit = Result<(), String>;
+
+fn worker_exit(r: Result<(), ConnectionError>) -> WorkerExit {
+    match r {
+        Ok(()) | Err(ConnectionError::Eof | ConnectionError::PeerClosed) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A running worker child and the parent's end of its pipe.
+struct Worker {
+    conn: Connection,
+    process: Option<Process<WorkerExit>>,
+}
+
+impl Worker {
+    /// Fork a daemonic worker running `f` (Python's `start_worker`).
+    fn start<F, A>(f: F, args: A) -> Measured<Worker>
+    where
+        F: Fn(WorkerArgs<A>) -> WorkerExit + Copy + 'static,
+        A: Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        let (parent_end, child_end) = pipe()?;
+        let wargs = WorkerArgs {
+            conn: child_end,
+            other_end: parent_end.as_raw_fd(),
+            args,
+        };
+        let process = Builder::new()
+            .start_method(StartMethod::Fork)
+            .daemon(true)
+            .start(f, wargs)?;
+        Ok(Worker {
+            conn: parent_end,
+            process: Some(process),
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.process.as_ref().map_or(0, |p| p.pid())
+    }
+
+    /// Stop and reap the worker (Python's `reap`): a stop command and end of file, then
+    /// SIGTERM and SIGKILL if it does not exit within 3 s each.
+    fn stop(&mut self) {
+        let Some(p) = self.process.take() else {
+            return;
+        };
+        let _ = self.conn.send(&None::<()>);
+        // End of file after the stop command, in case the worker is in the middle of reading
+        // something else (the fd stays owned by `conn` and is closed when it drops).
+        // SAFETY: shutdown on a descriptor we own; it does not invalidate it.
+        unsafe { libc::shutdown(self.conn.as_raw_fd(), libc::SHUT_WR) };
+        let grace = Duration::from_secs(3);
+        let mut ended = p.join_timeout(grace).unwrap_or(false);
+        if !ended {
+            let _ = p.terminate();
+            ended = p.join_timeout(grace).unwrap_or(false);
+        }
+        if !ended {
+            let _ = p.kill();
+        }
+        let pid = p.pid();
+        match p.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("worker {pid} failed: {e}"),
+            Err(e) => eprintln!("worker {pid}: {e}"),
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---- worker bodies
+
+/// Echo typed messages: `Some(bytes)` comes back as `bytes`, `None` stops.
+fn w_echo(w: WorkerArgs<()>) -> WorkerExit {
+    let (mut conn, ()) = w.open();
+    worker_exit((|| {
+        while let Some(m) = conn.recv::<Option<Vec<u8>>>()? {
+            conn.send(&m)?;
+        }
+        Ok(())
+    })())
+}
+
+/// Echo 16-byte byte messages; any other length (the typed stop command) stops.
+fn w_echo_bytes(w: WorkerArgs<()>) -> WorkerExit {
+    let (mut conn, ()) = w.open();
+    worker_exit((|| loop {
+        let m = conn.recv_bytes()?;
+        if m.len() != 16 {
+            return Ok(());
+        }
+        conn.send_bytes(&m)?;
+    })())
+}
+
+/// For each command `n`: receive `n` byte messages, reply with their total length.
+fn w_sink_bytes(w: WorkerArgs<()>) -> WorkerExit {
+    let (mut conn, ()) = w.open();
+    worker_exit((|| {
+        while let Some(n) = conn.recv::<Option<u64>>()? {
+            let mut total = 0u64;
+            for _ in 0..n {
+                total += conn.recv_bytes()?.len() as u64;
+            }
+            conn.send(&total)?;
+        }
+        Ok(())
+    })())
+}
+
+// ------------------------------------------------------------------------------------ CPU placement
+
+/// Pin every thread of `pid` to `cpus`.
+fn pin(pid: u32, cpus: &[usize]) {
+    let tids: Vec<i32> = match std::fs::read_dir(format!("/proc/{pid}/task")) {
+        Ok(dir) => dir
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => vec![pid as i32],
+    };
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET stays within its bounds for
+    // CPU numbers below CPU_SETSIZE, which the kernel's affinity list guarantees.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cpus {
+            libc::CPU_SET(c, &mut set);
+        }
+        for tid in tids {
+            libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set);
+        }
+    }
+}
+
+/// The CPUs this process may run on, ascending.
+fn affinity_cpus() -> Vec<usize> {
+    // SAFETY: sched_getaffinity fills the zeroed set; CPU_ISSET reads within its bounds.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+/// Re-run `run(k)` (1 warmup + REPS) with the `near` pids on the first CPU and the `far` pids
+/// on the same CPU ("same_cpu") and then on the second CPU ("cross_cpu") (Python's `pinned`).
+fn pinned(
+    mut run: impl FnMut(usize) -> Measured<f64>,
+    k: usize,
+    near: &[u32],
+    far: &[u32],
+    unit: &str,
+) -> Measured<Params> {
+    let cpus = affinity_cpus();
+    if cpus.len() < 2 {
+        return Ok(params! { "pinned" => "skipped (needs 2 CPUs and sched_setaffinity)" });
+    }
+    let mut out = params! { "pinned_iterations" => k };
+    let mut body = || -> Measured<()> {
+        for (label, far_cpu) in [("same_cpu", cpus[0]), ("cross_cpu", cpus[1])] {
+            for &pid in near {
+                pin(pid, &cpus[..1]);
+            }
+            for &pid in far {
+                pin(pid, &[far_cpu]);
+            }
+            run((k / 5).max(1))?;
+            let samples = (0..REPS).map(|_| run(k)).collect::<Measured<Vec<f64>>>()?;
+            out.push((format!("{label}_{unit}"), median(&samples).into()));
+            out.push((format!("{label}_samples"), samples.as_slice().into()));
+        }
+        Ok(())
+    };
+    let result = body();
+    for &pid in near.iter().chain(far) {
+        pin(pid, &cpus);
+    }
+    result.map(|()| out)
+}
+
+// ------------------------------------------------------------------------------------ cases
+
+fn case_machine(ctx: &Ctx) -> CaseResult {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or(String::new(), |(_, m)| m.trim().to_string());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_total_gib = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map(|kb| (kb / (1 << 20) as f64 * 10.0).round() / 10.0);
+    let nproc = std::fs::read_dir("/sys/devices/system/cpu")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| {
+                    let n = e.file_name();
+                    let n = n.to_string_lossy();
+                    n.strip_prefix("cpu")
+                        .is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()))
+                })
+                .count()
+        })
+        .unwrap_or(0);
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    ctx.emit(
+        "machine",
+        J::from(nproc),
+        "cpus",
+        params! {
+            "nproc" => nproc,
+            "affinity_cpus" => affinity_cpus().len(),
+            "multiproc_cpu_count" => multiproc::cpu_count(),
+            "multiproc_version" => env!("CARGO_PKG_VERSION"),
+            "rustc" => rustc,
+            "profile" => if cfg!(debug_assertions) { "debug" } else { "release" },
+            "executable" => exe,
+            "platform" => platform(),
+            "machine" => std::env::consts::ARCH,
+            "cpu_model" => cpu_model,
+            "mem_total_gib" => mem_total_gib,
+            "default_start_method" => multiproc::get_start_method().as_str(),
+            "reps" => REPS,
+            "statistic" => "median",
+            "scale" => ctx.scale,
+            "timer" => "std::time::Instant (CLOCK_MONOTONIC)",
+            "timestamp_utc" => timestamp_utc(),
+        },
+    );
+    if cfg!(debug_assertions) {
+        eprintln!("warning: this is a debug build; use --release for meaningful numbers");
+    }
+    Ok(())
+}
+
+/// Like Python's `platform.platform()`: `Linux-<release>-<machine>-with-glibc<version>`.
+fn platform() -> String {
+    // SAFETY: uname fills the zeroed struct with NUL-terminated strings; gnu_get_libc_version
+    // returns a static NUL-terminated string.
+    unsafe {
+        let mut u: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut u) != 0 {
+            return "Linux".into();
+        }
+        let s = |f: &[libc::c_char]| {
+            std::ffi::CStr::from_ptr(f.as_ptr())
+                .to_string_lossy()
+                .into_owned()
+        };
+        let glibc = std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()).to_string_lossy();
+        format!(
+            "{}-{}-{}-with-glibc{glibc}",
+            s(&u.sysname),
+            s(&u.release),
+            s(&u.machine)
+        )
+    }
+}
+
+/// Now as `YYYY-MM-DDTHH:MM:SSZ`.
+fn timestamp_utc() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn noop(_: ()) {}
+
+/// Start and join `n` no-op children, sequentially (Python's `make_spawn_join`).
+fn spawn_join(ctx: &Ctx, method: StartMethod) -> CaseResult {
+    let n = ctx.sz(50);
+    let run = |k: usize| -> Measured<f64> {
+        let t0 = Instant::now();
+        for _ in 0..k {
+            let p = Builder::new().start_method(method).start(noop, ())?;
+            p.join()?; // an error for a non-zero exit, a signal or a panic
+        }
+        Ok(t0.elapsed().as_secs_f64() / k as f64 * 1e3)
+    };
+    let first = run(1)?; // includes starting the fork server, if any
+    let (_, samples) = repeat(run, ctx.sz(5), n)?;
+    let mut params = params! {
+        "start_method" => method.as_str(),
+        "processes_per_rep" => n,
+        "unit_of_work" => "start()+join() of one no-op Process, sequential",
+        "first_process_ms" => first,
+        "warmup" => format!("1 + {} processes", ctx.sz(5)),
+    };
+    params.extend(stats(&samples));
+    ctx.emit(
+        &format!("spawn_join_{}", method.as_str()),
+        median(&samples).into(),
+        "ms",
+        params,
+    );
+    Ok(())
+}
+
+fn case_spawn_join_fork(ctx: &Ctx) -> CaseResult {
+    spawn_join(ctx, StartMethod::Fork)
+}
+
+fn case_spawn_join_spawn(ctx: &Ctx) -> CaseResult {
+    spawn_join(ctx, StartMethod::Spawn)
+}
+
+fn case_spawn_join_forkserver(ctx: &Ctx) -> CaseResult {
+    spawn_join(ctx, StartMethod::ForkServer)
+}
+
+fn case_pipe_rtt_small(ctx: &Ctx) -> CaseResult {
+    let mut w = Worker::start(w_echo, ())?;
+    let pid = w.pid();
+    let msg = vec![b'x'; 16];
+    w.conn.send(&Some(&msg))?;
+    if w.conn.recv::<Vec<u8>>()? != msg {
+        return Err(bench_error("echo mismatch"));
+    }
+    let conn = &mut w.conn;
+    let mut run = |k: usize| -> Measured<f64> {
+        let t0 = Instant::now();
+        for _ in 0..k {
+            conn.send(&Some(&msg))?;
+            std::hint::black_box(conn.recv::<Vec<u8>>()?);
+        }
+        Ok(t0.elapsed().as_secs_f64() / k as f64 * 1e6)
+    };
+    let n = ctx.sz(20000);
+    let (_, samples) = repeat(&mut run, ctx.sz(2000), n)?;
+    let pin = pinned(&mut run, ctx.sz(2000), &[std::process::id()], &[pid], "us")?;
+    let mut params = params! {
+        "round_trips" => n,
+        "payload" => "16-byte Vec<u8> (sent as Some(&vec), echoed back as Vec<u8>)",
+        "api" => "Connection::send/recv (serde + postcard)",
+        "pipe" => "pipe() duplex (AF_UNIX socketpair)",
+        "warmup_round_trips" => ctx.sz(2000),
+    };
+    params.extend(stats(&samples));
+    params.extend(pin);
+    ctx.emit("pipe_rtt_small", median(&samples).into(), "us", params);
+    Ok(())
+}
+
+fn case_pipe_rtt_small_bytes(ctx: &Ctx) -> CaseResult {
+    let mut w = Worker::start(w_echo_bytes, ())?;
+    let pid = w.pid();
+    let msg = [b'x'; 16];
+    w.conn.send_bytes(&msg)?;
+    if w.conn.recv_bytes()? != msg {
+        return Err(bench_error("echo mismatch"));
+    }
+    let conn = &mut w.conn;
+    let mut run = |k: usize| -> Measured<f64> {
+        let t0 = Instant::now();
+        for _ in 0..k {
+            conn.send_bytes(&msg)?;
+            std::hint::black_box(conn.recv_bytes()?);
+        }
+        Ok(t0.elapsed().as_secs_f64() / k as f64 * 1e6)
+    };
+    let n = ctx.sz(20000);
+    let (_, samples) = repeat(&mut run, ctx.sz(2000), n)?;
+    let pin = pinned(&mut run, ctx.sz(2000), &[std::process::id()], &[pid], "us")?;
+    let mut params = params! {
+        "round_trips" => n,
+        "payload" => "16 bytes",
+        "api" => "Connection::send_bytes/recv_bytes",
+        "pipe" => "pipe() duplex (AF_UNIX socketpair)",
+        "warmup_round_trips" => ctx.sz(2000),
+    };
+    params.extend(stats(&samples));
+    params.extend(pin);
+    ctx.emit(
+        "pipe_rtt_small_bytes",
+        median(&samples).into(),
+        "us",
+        params,
+    );
+    Ok(())
+}
+
+fn case_pipe_throughput_1mb(ctx: &Ctx) -> CaseResult {
+    let mut w = Worker::start(w_sink_bytes, ())?;
+    // Written, so its pages are real memory (Python's `bytes(MiB)` is calloc'ed zero pages).
+    let payload = vec![0xA5u8; MIB];
+    let conn = &mut w.conn;
+    let run = |k: usize| -> Measured<f64> {
+        let t0 = Instant::now();
+        conn.send(&Some(k as u64))?;
+        for _ in 0..k {
+            conn.send_bytes(&payload)?;
+        }
+        let total: u64 = conn.recv()?;
+        let dt = t0.elapsed().as_secs_f64();
+        if total != (k * MIB) as u64 {
+            return Err(bench_error(format!(
+                "received {total} bytes, expected {}",
+                k * MIB
+            )));
+        }
+        Ok((k * MIB) as f64 / dt / 1e6)
+    };
+    let n = ctx.sz(2000);
+    let (_, samples) = repeat(run, ctx.sz(200), n)?;
+    let med = median(&samples);
+    let mut params = params! {
+        "messages" => n,
+        "message_bytes" => MIB,
+        "direction" => "parent -> child",
+        "api" => "send_bytes / recv_bytes",
+        "pipe" => "pipe() duplex (AF_UNIX socketpair)",
+        "MB" => "1e6 bytes",
+        "MiB_per_s" => med * 1e6 / MIB as f64,
+        "timed_until" => "child acknowledges byte count",
+        "warmup_messages" => ctx.sz(200),
+    };
+    params.extend(stats(&samples));
+    ctx.emit("pipe_throughput_1mb", med.into(), "MB/s", params);
+    Ok(())
+}
+
+// ------------------------------------------------------------------------------------ driver
+
+/// Kills the children of a case that overruns [`CASE_TIMEOUT`], so whatever the case is
+/// blocked on (a join, a recv from a worker) fails and the run goes on.
+struct Watchdog {
+    shared: Arc<(Mutex<WatchState>, Condvar)>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    deadline: Option<Instant>,
+    fired: bool,
+}
+
+impl Watchdog {
+    fn start() -> Watchdog {
+        let shared: Arc<(Mutex<WatchState>, Condvar)> = Arc::default();
+        let theirs = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("bench-watchdog".into())
+            .spawn(move || watchdog_loop(&theirs));
+        if let Err(e) = spawned {
+            eprintln!("warning: no case timeout (could not start the watchdog thread: {e})");
+        }
+        Watchdog { shared }
+    }
+
+    fn arm(&self, timeout: Duration) {
+        let mut st = self.shared.0.lock().unwrap_or_else(|e| e.into_inner());
+        st.deadline = Some(Instant::now() + timeout);
+        st.fired = false;
+        self.shared.1.notify_all();
+    }
+
+    /// Disarm; whether the timeout fired during the case.
+    fn disarm(&self) -> bool {
+        let mut st = self.shared.0.lock().unwrap_or_else(|e| e.into_inner());
+        st.deadline = None;
+        std::mem::take(&mut st.fired)
+    }
+}
+
+fn watchdog_loop(shared: &(Mutex<WatchState>, Condvar)) {
+    let (lock, cvar) = shared;
+    let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        st = match st.deadline {
+            None => cvar.wait(st).unwrap_or_else(|e| e.into_inner()),
+            Some(d) if Instant::now() >= d => {
+                st.deadline = None;
+                st.fired = true;
+                drop(st);
+                for child in multiproc::active_children() {
+                    // SAFETY: kill has no memory-safety preconditions.
+                    unsafe { libc::kill(child.pid as i32, libc::SIGKILL) };
+                }
+                lock.lock().unwrap_or_else(|e| e.into_inner())
+            }
+            Some(d) => {
+                let wait = d.saturating_duration_since(Instant::now());
+                cvar.wait_timeout(st, wait)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+        };
+    }
+}
+
+const USAGE: &str = "usage: multiproc-bench [-h] [--cases CASES] [--scale SCALE]";
+
+fn usage_error(msg: &str) -> ! {
+    eprintln!("{USAGE}\nmultiproc-bench: error: {msg}");
+    std::process::exit(2)
+}
+
+struct Args {
+    cases: Option<String>,
+    scale: f64,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        cases: None,
+        scale: 1.0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .unwrap_or_else(|| usage_error(&format!("argument {name}: expected one argument")))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => {
+                println!(
+                    "{USAGE}\n\nmultiproc's benchmark, case for case like python_baseline.py.\n\n\
+                     options:\n  -h, --help     show this help message and exit\n  \
+                     --cases CASES  comma-separated case names (default: all)\n  \
+                     --scale SCALE  multiply workload sizes (smoke tests)"
+                );
+                std::process::exit(0);
+            }
+            "--cases" => args.cases = Some(value("--cases")),
+            "--scale" => {
+                let v = value("--scale");
+                args.scale = v.parse().unwrap_or_else(|_| {
+                    usage_error(&format!("argument --scale: invalid float value: '{v}'"))
+                });
+            }
+            other => usage_error(&format!("unrecognized arguments: {other}")),
+        }
+    }
+    args
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "Box<dyn Any>".into())
+}
+
+fn main() {
+    debug_assert!(CASES.iter().all(|(n, _)| PYTHON_CASES.contains(n)));
+    let args = parse_args();
+    // As in Python: an empty --cases means all cases; "machine" always runs.
+    let wanted: Option<HashSet<String>> =
+        args.cases.as_deref().filter(|c| !c.is_empty()).map(|c| {
+            let mut set: HashSet<String> = c.split(',').map(str::to_string).collect();
+            set.insert("machine".into());
+            set
+        });
+    if let Some(wanted) = &wanted {
+        let mut unknown: Vec<&String> = wanted
+            .iter()
+            .filter(|n| !PYTHON_CASES.contains(&n.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            unknown.sort();
+            usage_error(&format!("unknown cases: {unknown:?}"));
+        }
+    }
+
+    let ctx = Ctx {
+        scale: args.scale,
+        case_start: Cell::new(Instant::now()),
+        case_cpu: Cell::new(None),
+        emitted: RefCell::new(HashSet::new()),
+    };
+    let watchdog = Watchdog::start();
+    let t_all = Instant::now();
+    let cpu_all = cpu_jiffies();
+    for &name in PYTHON_CASES {
+        if wanted.as_ref().is_some_and(|w| !w.contains(name)) {
+            continue;
+        }
+        ctx.begin_case();
+        let Some(&(_, case)) = CASES.iter().find(|(n, _)| *n == name) else {
+            print_record(
+                name,
+                J::Null,
+                "",
+                J::Obj(params! { "error" => "not implemented yet" }),
+            );
+            eprintln!("  {name:32} not implemented yet");
+            continue;
+        };
+        if t_all.elapsed() > BUDGET {
+            ctx.emit_error(
+                name,
+                format!(
+                    "skipped: run exceeded its {}s budget before this case",
+                    BUDGET.as_secs()
+                ),
+            );
+            continue;
+        }
+        watchdog.arm(CASE_TIMEOUT);
+        let result = panic::catch_unwind(AssertUnwindSafe(|| case(&ctx)));
+        let timed_out = watchdog.disarm();
+        let error = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(payload) => Some(format!("panic: {}", panic_message(payload.as_ref()))),
+        };
+        if let Some(error) = error
+            && !ctx.emitted.borrow().contains(name)
+        {
+            let error = if timed_out {
+                format!(
+                    "CaseTimeout: case exceeded {}s ({error})",
+                    CASE_TIMEOUT.as_secs()
+                )
+            } else {
+                error
+            };
+            ctx.emit_error(name, error);
+        }
+    }
+    let left = multiproc::active_children().len();
+    let mut steal = String::new();
+    if let (Some(now), Some(then)) = (cpu_jiffies(), cpu_all)
+        && now.1 > then.1
+    {
+        let pct = 100.0 * (now.0 - then.0) as f64 / (now.1 - then.1) as f64;
+        steal = format!("; cpu steal {pct:.1}%");
+    }
+    eprintln!(
+        "total {:.1}s; children still alive: {left}{steal}",
+        t_all.elapsed().as_secs_f64()
+    );
+}
