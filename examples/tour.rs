@@ -3,7 +3,7 @@
 //! Run with `cargo run --release --example tour` (a few seconds). Every section is a plain
 //! function listed in [`SECTIONS`]; to extend the tour, write one more function and add it to
 //! the list. The tour checks what it shows (a wrong result fails it), and at the end it checks
-//! that no child process is left running.
+//! that no child process is left running and no shared memory is left in `/dev/shm`.
 
 use std::error::Error;
 use std::fs::File;
@@ -12,9 +12,10 @@ use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use multiproc::{
-    Builder, Connection, ConnectionError, Handle, Process, ProcessError, StartMethod,
-    active_children, cpu_count, current_process, forkserver_pid, get_start_method, parent_process,
-    pipe, pipe_oneway, wait,
+    AcquireError, Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Handle,
+    Lock, Process, ProcessError, RLock, RawArray, RawValue, Semaphore, SharedMemory, StartMethod,
+    Value, active_children, cpu_count, current_process, forkserver_pid, get_start_method,
+    parent_process, pipe, pipe_oneway, wait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -39,12 +40,22 @@ const SECTIONS: &[Section] = &[
         "Who is who: current_process, parent_process, active_children, cpu_count",
         who_is_who,
     ),
-    // Later parts of the tour (locks and shared memory, queues, pools, managers, logging) go
-    // here as more functions.
+    ("Locks: a shared counter, and a holder that dies", locks),
+    (
+        "Coordination: Semaphore, Event, Condition, Barrier",
+        coordination,
+    ),
+    (
+        "Shared values and arrays: Value, Array, RawValue, RawArray",
+        shared_values,
+    ),
+    ("Named shared memory: SharedMemory", named_shared_memory),
+    // Later parts of the tour (queues, pools, managers, logging) go here as more functions.
 ];
 
 fn main() -> Result {
     let tour = Instant::now();
+    let shm_before = shm_entries()?;
     for (i, (title, section)) in SECTIONS.iter().enumerate() {
         println!("\n=== {}. {title} ===", i + 1);
         let start = Instant::now();
@@ -54,11 +65,29 @@ fn main() -> Result {
     // Every section joins (or kills and joins) what it started.
     let left = active_children();
     assert!(left.is_empty(), "children still running: {left:?}");
+    // ... and unlinks the shared memory it names.
+    let leaked: Vec<String> = shm_entries()?
+        .into_iter()
+        .filter(|name| !shm_before.contains(name))
+        .collect();
+    assert!(leaked.is_empty(), "left in /dev/shm: {leaked:?}");
     println!(
-        "\nTour done in {:.2?}; no child process left.",
+        "\nTour done in {:.2?}; no child process and no shared memory left.",
         tour.elapsed()
     );
     Ok(())
+}
+
+/// The names in `/dev/shm` that this crate creates (`multiproc-...`).
+fn shm_entries() -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir("/dev/shm")? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.starts_with("multiproc") {
+            names.push(name);
+        }
+    }
+    Ok(names)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -450,5 +479,278 @@ fn who_is_who() -> Result {
         "cpu_count: {} (honours CPU affinity and the cgroup CPU quota)",
         cpu_count()
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 9. Locks
+
+/// `n` increments of the shared counter, each under the lock.
+fn add_under_lock((lock, counter, n): (Lock, Value<u64>, u64)) {
+    for _ in 0..n {
+        // Python's `with lock:` is a guard: the lock is released at the end of its scope.
+        let _guard = lock.acquire().expect("lock");
+        counter.set(counter.get() + 1);
+    }
+}
+
+/// Takes the lock, updates the first of two numbers that must stay equal, and is killed
+/// before it updates the second.
+fn die_holding((lock, pair, holding): (Lock, RawArray<i64>, Event)) {
+    let _guard = lock.acquire().expect("lock");
+    pair.set(0, pair.get(0).unwrap_or_default() + 1);
+    holding.set();
+    sleep_ms(60_000);
+}
+
+fn locks() -> Result {
+    let lock = Lock::new()?;
+    let counter = Value::new(0u64)?;
+    // Clones of a lock or a value are handles to the same object, in every process.
+    let kids = (0..4)
+        .map(|_| Process::start(add_under_lock, (lock.clone(), counter.clone(), 2_000)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for kid in kids {
+        kid.join()?;
+    }
+    println!(
+        "4 processes x 2000 increments under a Lock: {}",
+        counter.get()
+    );
+    assert_eq!(counter.get(), 8_000);
+
+    // A `Lock` taken twice by one thread would deadlock: that is reported instead. An
+    // `RLock` may be taken again by its owner.
+    {
+        let _held = lock.acquire().expect("lock");
+        assert!(matches!(
+            lock.try_acquire(),
+            Err(AcquireError::WouldDeadlock)
+        ));
+        let rlock = RLock::new()?;
+        let (_outer, _inner) = (rlock.acquire(), rlock.acquire());
+        println!(
+            "Lock taken again by its holder: WouldDeadlock; RLock taken twice: count {}",
+            rlock.count()
+        );
+    }
+
+    // A holder killed in the middle of an update. Python's lock would stay taken forever;
+    // here the next acquire gets the lock *and* an `OwnerDied` notice, to repair the data.
+    let pair = RawArray::from_slice(&[5i64, 5])?;
+    let holding = Event::new()?;
+    let child = Process::start(die_holding, (lock.clone(), pair.clone(), holding.clone()))?;
+    assert!(holding.wait_timeout(Duration::from_secs(10)));
+    child.kill()?;
+    let _ = child.join(); // killed by SIGKILL
+    match lock.acquire_timeout(Duration::from_secs(5)) {
+        Err(AcquireError::OwnerDied(_guard)) => {
+            print!(
+                "child killed holding the lock: OwnerDied, pair {:?}",
+                pair.to_vec()
+            );
+            pair.set(1, pair.get(0).unwrap_or_default()); // finish the update
+            println!(", repaired to {:?}", pair.to_vec());
+        }
+        other => return Err(format!("expected OwnerDied, got {:?}", other.map(|_| ())).into()),
+    }
+    assert!(lock.try_acquire().is_ok()); // a healthy lock again
+    println!("(more in examples/lock_counter.rs and examples/owner_died.rs)");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. Coordination
+
+/// Holds one of the semaphore's permits for a moment; returns how many holders there were
+/// when it entered.
+fn hold_permit((slots, inside): (Semaphore, RawValue<u32>)) -> u32 {
+    let _permit = slots.acquire(); // given back when dropped
+    let now = inside.fetch_add(1) + 1;
+    sleep_ms(30);
+    inside.fetch_sub(1);
+    now
+}
+
+/// Waits for the starting signal; returns whether it came.
+fn wait_for_go(go: Event) -> bool {
+    go.wait_timeout(Duration::from_secs(10))
+}
+
+/// Publishes a value and notifies whoever waits for it.
+fn publish((cond, value): (Condition, RawValue<u32>)) {
+    sleep_ms(20);
+    let guard = cond.acquire().expect("condition lock");
+    value.set(42);
+    guard.notify_all();
+}
+
+/// Goes through three phases in step with the other party; returns its arrival indices.
+fn in_step(barrier: Barrier) -> Vec<u32> {
+    (0..3)
+        .map(|_| {
+            barrier
+                .wait_timeout(Duration::from_secs(10))
+                .expect("barrier")
+        })
+        .collect()
+}
+
+/// A barrier's action: a plain function, run by the last party to arrive.
+fn all_arrived() {
+    println!("  barrier action: all parties arrived");
+}
+
+fn coordination() -> Result {
+    // Semaphore: at most two of five workers hold a permit at once.
+    let slots = Semaphore::new(2)?;
+    let inside = RawValue::new(0u32)?;
+    let kids = (0..5)
+        .map(|_| Process::start(hold_permit, (slots.clone(), inside.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut peak = 0;
+    for kid in kids {
+        peak = peak.max(kid.join()?);
+    }
+    println!("Semaphore(2): 5 workers, at most {peak} inside at once");
+    assert!(peak <= 2);
+
+    // Event: a flag any process can set, wait for, clear.
+    let go = Event::new()?;
+    assert!(!go.wait_timeout(Duration::from_millis(5))); // not set: times out
+    let waiter = Process::start(wait_for_go, go.clone())?;
+    sleep_ms(10);
+    go.set();
+    assert!(waiter.join()?);
+    println!(
+        "Event: the child waited until the parent set it (stop flags: examples/event_shutdown.rs)"
+    );
+
+    // Condition: wait (without holding the lock) until another process changed the state.
+    let cond = Condition::new()?;
+    let value = RawValue::new(0u32)?;
+    let publisher = Process::start(publish, (cond.clone(), value.clone()))?;
+    {
+        let mut guard = cond.acquire().expect("condition lock");
+        // `wait_for` checks the state first, so a notification sent before we wait is not
+        // missed, and it waits again after a spurious wake-up.
+        let published = guard.wait_for(|| value.get() != 0, Some(Duration::from_secs(10)));
+        assert!(published);
+        println!(
+            "Condition: wait_for saw the published value {}",
+            value.get()
+        );
+    }
+    publisher.join()?;
+
+    // Barrier: this process and a child go through three phases in step; the action runs
+    // once per phase, in the last to arrive.
+    let barrier = Barrier::with_action(2, all_arrived)?;
+    let partner = Process::start(in_step, barrier.clone())?;
+    let mine = in_step(barrier.clone());
+    let theirs = partner.join()?;
+    println!("Barrier(2): arrival indices, this process {mine:?}, the child {theirs:?}");
+    assert!(mine.iter().zip(&theirs).all(|(a, b)| a + b == 1));
+    println!("(more in examples/semaphore.rs, condition.rs and barrier.rs)");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 11. Shared values and arrays
+
+fn halve(v: Value<f64>) {
+    // The guard holds the value's lock and dereferences to the value in shared memory.
+    *v.lock() /= 2.0;
+}
+
+/// Fills its half of the array, holding the array's lock.
+fn fill_half((squares, half): (Array<u32>, usize)) {
+    let mut all = squares.lock(); // an `&mut [u32]` into the shared memory
+    let n = all.len() / 2;
+    for (i, x) in all.iter_mut().enumerate().skip(half * n).take(n) {
+        *x = (i * i) as u32;
+    }
+}
+
+/// Counts the digits of `text` into a shared histogram, with no lock: each count is one
+/// atomic addition.
+fn count_digits((histogram, text): (RawArray<u64>, String)) {
+    for d in text.chars().filter_map(|c| c.to_digit(10)) {
+        histogram.fetch_add(d as usize, 1);
+    }
+}
+
+fn shared_values() -> Result {
+    // Value: Python's `Value('d', 3.0)`. It has its own lock (`get_lock()`).
+    let v = Value::new(3.0f64)?;
+    Process::start(halve, v.clone())?.join()?;
+    println!("Value<f64>: 3.0 halved in a child: {}", v.get());
+    assert_eq!(v.get(), 1.5);
+
+    // Array: Python's `Array('i', 8)`; two children fill one half each.
+    let squares = Array::<u32>::zeroed(8)?;
+    let kids = (0..2)
+        .map(|half| Process::start(fill_half, (squares.clone(), half)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for kid in kids {
+        kid.join()?;
+    }
+    println!("Array<u32>: filled by two children: {:?}", squares.to_vec());
+    assert_eq!(squares.get(7), Some(49));
+
+    // RawArray: no lock at all; integer elements have atomic operations, which Python's
+    // shared values lack.
+    let histogram = RawArray::<u64>::zeroed(10)?;
+    let texts = ["3.14159265358979", "2.71828182845904", "1.41421356237309"];
+    let kids = texts
+        .iter()
+        .map(|t| Process::start(count_digits, (histogram.clone(), t.to_string())))
+        .collect::<Result<Vec<_>, _>>()?;
+    for kid in kids {
+        kid.join()?;
+    }
+    let counts = histogram.to_vec();
+    println!("RawArray<u64>: digit counts from three children: {counts:?}");
+    let digits = texts.concat().chars().filter(char::is_ascii_digit).count();
+    assert_eq!(counts.iter().sum::<u64>(), digits as u64);
+    println!("(a 10-million-element Array summed by several processes: examples/array_sum.rs)");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 12. Named shared memory
+
+/// Attaches to the segment by name and writes a greeting into it.
+fn greet_into(name: String) -> usize {
+    let shm = SharedMemory::attach(&name).expect("attach");
+    let text = format!("hello from pid {}", current_process().pid);
+    shm.write_at(0, text.as_bytes()).expect("write");
+    text.len()
+}
+
+fn named_shared_memory() -> Result {
+    // Python's `shared_memory.SharedMemory(create=True, size=4096)`.
+    let shm = SharedMemory::create(4096)?;
+    let name = shm.name().to_string();
+    println!(
+        "created {name:?} in /dev/shm: {}",
+        shm_entries()?.contains(&name)
+    );
+    let len = Process::start(greet_into, name.clone())?.join()?;
+    let mut text = vec![0u8; len];
+    shm.read_at(0, &mut text)?;
+    println!(
+        "a child attached by name and wrote {:?}",
+        String::from_utf8(text)?
+    );
+
+    shm.unlink()?; // Python's `unlink()`: the name goes away
+    assert!(SharedMemory::attach(&name).is_err());
+    println!(
+        "unlinked: in /dev/shm: {}; a segment whose creator dies without unlinking it is \
+         unlinked by the resource tracker (examples/shared_memory.rs)",
+        shm_entries()?.contains(&name)
+    );
+    assert!(!shm_entries()?.contains(&name));
     Ok(())
 }
