@@ -120,14 +120,23 @@ pub(crate) fn become_child(identity: Identity) {
 }
 
 /// Send `outcome` to the parent (at most one decisive outcome is sent per child).
-pub(crate) fn report<R: Serialize>(outcome: &Outcome<R>) {
+///
+/// Fails only if the outcome cannot be encoded (a return value whose `Serialize` fails): the
+/// caller then reports a start/finish failure instead. A parent that stopped listening is not
+/// an error: the child's exit code must not depend on whether anyone still listens.
+pub(crate) fn report<R: Serialize>(outcome: &Outcome<R>) -> Result<(), String> {
     let mut status = STATUS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(conn) = status.as_mut() {
-        // The parent may have dropped its handle; the child's exit code must not depend on
-        // whether anyone still listens.
-        let _ = conn.send(outcome);
+    let result = match status.as_mut().map(|conn| conn.send(outcome)) {
+        Some(Err(crate::ConnectionError::Codec(e))) => {
+            Err(format!("its return value could not be sent: {e}"))
+        }
+        _ => Ok(()),
+    };
+    drop(status);
+    if result.is_ok() {
+        REPORTED.store(true, Ordering::Relaxed);
     }
-    REPORTED.store(true, Ordering::Relaxed);
+    result
 }
 
 /// Run `body` as this child's task with `status` as its outcome channel, then exit: code 0 if
@@ -141,7 +150,7 @@ pub(crate) fn run_and_exit(status: Connection, body: impl FnOnce() -> Result<(),
     let code = match result {
         Ok(Ok(())) => 0,
         Ok(Err(reason)) => {
-            report(&Outcome::<()>::Failed(reason));
+            let _ = report(&Outcome::<()>::Failed(reason));
             1
         }
         Err(payload) => {
@@ -152,7 +161,7 @@ pub(crate) fn run_and_exit(status: Connection, body: impl FnOnce() -> Result<(),
                     backtrace: String::new(),
                     thread: None,
                 });
-                report(&Outcome::<()>::Panicked(report_));
+                let _ = report(&Outcome::<()>::Panicked(report_));
             }
             1
         }

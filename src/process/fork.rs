@@ -55,8 +55,7 @@ pub(crate) fn start<R: Serialize>(
             child::become_child(identity);
             child::run_and_exit(Connection::new(theirs), move || {
                 let output = body();
-                child::report(&Outcome::Returned(&output));
-                Ok(())
+                child::report(&Outcome::Returned(&output))
             })
         }
         Ok(sys::Fork::Parent(pid)) => {

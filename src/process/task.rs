@@ -114,8 +114,7 @@ pub(crate) type Trampoline = fn(&[u8], Vec<OwnedFd>) -> Result<(), String>;
 fn run_task<T: Run>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<(), String> {
     let task: T = handle::decode(bytes, fds).map_err(|e| e.to_string())?;
     let output = task.run();
-    child::report(&Outcome::Returned(&output));
-    Ok(())
+    child::report(&Outcome::Returned(&output))
 }
 
 /// The fixed point every entry point is measured from.

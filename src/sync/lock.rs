@@ -68,17 +68,30 @@ impl LockState {
         &self,
         deadline: Option<Instant>,
     ) -> Result<Obtained, AcquireError<()>> {
-        match self.mutex.lock(deadline).map_err(AcquireError::Io)? {
-            MutexLock::Acquired => Ok(Obtained::Clean),
-            MutexLock::OwnerDied => Ok(Obtained::OwnerDied),
-            MutexLock::TimedOut => Err(AcquireError::Timeout),
-            MutexLock::WouldDeadlock => Err(AcquireError::WouldDeadlock),
-        }
+        let obtained = match self.mutex.lock(deadline).map_err(AcquireError::Io)? {
+            MutexLock::Acquired => Obtained::Clean,
+            MutexLock::OwnerDied => Obtained::OwnerDied,
+            MutexLock::TimedOut => return Err(AcquireError::Timeout),
+            MutexLock::WouldDeadlock => return Err(AcquireError::WouldDeadlock),
+        };
+        // Only the holding process is recorded (see `held_by_this_process`).
+        self.owner_pid
+            .store(memory::current_ids().0, Ordering::Relaxed);
+        Ok(obtained)
     }
 
     /// Release a mutex taken with `lock_plain`; `NotOwner` if this thread does not hold it.
     pub(crate) fn unlock_plain(&self) -> Result<(), SyncError> {
-        self.mutex.unlock().map_err(|_| SyncError::NotOwner)
+        let pid = self.owner_pid.swap(0, Ordering::Relaxed);
+        self.mutex.unlock().map_err(|_| {
+            self.owner_pid.store(pid, Ordering::Relaxed);
+            SyncError::NotOwner
+        })
+    }
+
+    /// Whether a thread of this process holds the lock now.
+    pub(crate) fn held_by_this_process(&self) -> bool {
+        self.owner_pid.load(Ordering::Relaxed) == memory::current_ids().0
     }
 
     /// Release every level this thread holds; returns how many there were.
@@ -246,6 +259,28 @@ impl Lock {
 impl fmt::Debug for Lock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lock").finish_non_exhaustive()
+    }
+}
+
+/// The kernel marks a robust mutex `OWNER_DIED` by walking the dying thread's robust list,
+/// which points into the mapping. A handle dropped while this process still holds the lock
+/// (a guard was forgotten, Python-style) must therefore not unmap the page, or a later death
+/// would go unreported and the lock would stay taken forever: the mapping is kept instead.
+fn keep_mapped_if_held(state: &Shared<LockState>) {
+    if state.held_by_this_process() {
+        std::mem::forget(state.clone());
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        keep_mapped_if_held(&self.state);
+    }
+}
+
+impl Drop for RLock {
+    fn drop(&mut self) {
+        keep_mapped_if_held(&self.state);
     }
 }
 

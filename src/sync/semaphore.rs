@@ -145,7 +145,7 @@ impl Semaphore {
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<SemaphoreGuard<'_>> {
         self.state
             .acquire(deadline(Some(timeout)))
-            .then_some(SemaphoreGuard { sem: self })
+            .then(|| SemaphoreGuard { sem: self })
     }
 
     /// Take a permit only if one is free now.
@@ -157,9 +157,7 @@ impl Semaphore {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.state
-            .try_take()
-            .then_some(SemaphoreGuard { sem: self })
+        self.state.try_take().then(|| SemaphoreGuard { sem: self })
     }
 
     /// Add a permit without a guard (Python's `release()`; any process may call it, e.g. to

@@ -52,11 +52,14 @@ pub fn shutdown(fd: BorrowedFd<'_>, read: bool) -> io::Result<()> {
     Ok(rustix::net::shutdown(fd, how)?)
 }
 
-/// Write all of `bufs` to a stream socket; `fds` travel (as `SCM_RIGHTS`) with the first byte.
+/// Write all of `bufs` (at most 4 slices) to a stream socket; `fds` travel (as
+/// `SCM_RIGHTS`) with the first byte.
 ///
 /// `MSG_NOSIGNAL` turns a closed peer into `EPIPE` instead of a process-killing `SIGPIPE`.
+/// Nothing is allocated: this runs in every forked child's report, where each touched heap
+/// page is a copy-on-write fault.
 pub fn send_all(fd: BorrowedFd<'_>, bufs: &[&[u8]], fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    if fds.len() > MAX_FDS_PER_MESSAGE {
+    if fds.len() > MAX_FDS_PER_MESSAGE || bufs.len() > 4 {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             format!(
@@ -66,30 +69,29 @@ pub fn send_all(fd: BorrowedFd<'_>, bufs: &[&[u8]], fds: &[BorrowedFd<'_>]) -> i
         ));
     }
     let total: usize = bufs.iter().map(|b| b.len()).sum();
-    let mut space = vec![MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
-    let mut first = true;
+    let mut space =
+        [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
     let mut done = 0usize;
     while done < total {
-        // Build the iovec of what is still unsent.
+        // The unsent rest of `bufs`, as at most 4 slices.
+        let mut iov = [IoSlice::new(&[]); 4];
+        let mut n_iov = 0;
         let mut skip = done;
-        let mut iov: Vec<IoSlice<'_>> = Vec::with_capacity(bufs.len());
         for b in bufs {
             if skip >= b.len() {
                 skip -= b.len();
                 continue;
             }
-            iov.push(IoSlice::new(&b[skip..]));
+            iov[n_iov] = IoSlice::new(&b[skip..]);
+            n_iov += 1;
             skip = 0;
         }
         let mut control = SendAncillaryBuffer::new(&mut space);
-        if first && !fds.is_empty() {
+        if done == 0 && !fds.is_empty() {
             control.push(SendAncillaryMessage::ScmRights(fds));
         }
-        match rustix::net::sendmsg(fd, &iov, &mut control, SendFlags::NOSIGNAL) {
-            Ok(n) => {
-                done += n;
-                first = false;
-            }
+        match rustix::net::sendmsg(fd, &iov[..n_iov], &mut control, SendFlags::NOSIGNAL) {
+            Ok(n) => done += n,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -106,12 +108,39 @@ pub fn recv_some(
     buf: &mut [u8],
     fds: &mut VecDeque<OwnedFd>,
 ) -> io::Result<usize> {
+    recv_with(fd, buf, fds, RecvFlags::empty())
+}
+
+/// Like [`recv_some`] but never blocks: `Ok(None)` when nothing is available yet.
+pub fn try_recv_some(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut VecDeque<OwnedFd>,
+) -> io::Result<Option<usize>> {
+    match recv_with(fd, buf, fds, RecvFlags::DONTWAIT) {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Give the CPU to another runnable thread, if any.
+pub fn yield_now() {
+    rustix::thread::sched_yield();
+}
+
+fn recv_with(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    fds: &mut VecDeque<OwnedFd>,
+    flags: RecvFlags,
+) -> io::Result<usize> {
     let mut space =
         [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
     loop {
         let mut control = RecvAncillaryBuffer::new(&mut space);
         let mut iov = [IoSliceMut::new(buf)];
-        match rustix::net::recvmsg(fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC) {
+        match rustix::net::recvmsg(fd, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC | flags) {
             Ok(msg) => {
                 for m in control.drain() {
                     if let RecvAncillaryMessage::ScmRights(received) = m {

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Run Python's reference benchmark (python_baseline.py) and multiproc's (multiproc-bench) with
+# the same arguments, one after the other, then print a comparison table. When gcc and
+# limits.c are available, the C floor (plain syscalls, same machine) is shown as well.
+#
+#   bench/compare.sh [--cases a,b,...] [--scale F]
+#
+# Environment:
+#   PYTHON_BASELINE  path of python_baseline.py (default: ../shared/bench/python_baseline.py,
+#                    relative to the repository)
+#   LIMITS_C         path of limits.c (default: next to python_baseline.py); LIMITS_C= skips it
+#   PYTHON           Python interpreter for the baseline (default: python3)
+#   COMPARE_OUT      directory for the raw JSON lines (default: a new temporary directory)
+#   ROUNDS           run both benchmarks this many times, alternating (default 1); the table
+#                    then shows the median over rounds and the per-round ratios, since one
+#                    run on a noisy VM can be far off
+#
+# "better" is how many times better multiproc is than Python: python/multiproc for times
+# (us, ms, ns, s: lower is better), multiproc/python for rates (MB/s, GB/s, msg/s, x: higher
+# is better). Rows "  [same_cpu]" / "  [cross_cpu]" compare the pinned measurements that the
+# two-party latency cases report next to their (bimodal, unpinned) value.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+baseline="${PYTHON_BASELINE:-$repo/../shared/bench/python_baseline.py}"
+limits_c="${LIMITS_C-$(dirname "$baseline")/limits.c}"
+python="${PYTHON:-python3}"
+out="${COMPARE_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/multiproc-compare.XXXXXX")}"
+mkdir -p "$out"
+
+if [[ ! -f "$baseline" ]]; then
+    echo "compare.sh: python_baseline.py not found at $baseline (set PYTHON_BASELINE)" >&2
+    exit 2
+fi
+
+# Build first, so compilation does not overlap any measurement.
+(cd "$repo" && cargo build --release --quiet --bin multiproc-bench)
+
+rounds="${ROUNDS:-1}"
+py_rc=0
+rs_rc=0
+for ((r = 1; r <= rounds; r++)); do
+    echo "== round $r/$rounds: python: $python $baseline $*" >&2
+    "$python" "$baseline" "$@" >"$out/python.$r.jsonl" || py_rc=$?
+    echo "== round $r/$rounds: multiproc: multiproc-bench $*" >&2
+    (cd "$repo" && cargo run --release --quiet --bin multiproc-bench -- "$@") \
+        >"$out/multiproc.$r.jsonl" || rs_rc=$?
+done
+
+: >"$out/limits.jsonl"
+if [[ -n "$limits_c" && -f "$limits_c" ]] && command -v gcc >/dev/null 2>&1; then
+    echo "== C floor: $limits_c" >&2
+    if gcc -O2 -o "$out/limits" "$limits_c" 2>"$out/limits.gcc.log"; then
+        "$out/limits" >"$out/limits.jsonl" || echo "compare.sh: limits exited with $?" >&2
+    else
+        echo "compare.sh: could not compile $limits_c (see $out/limits.gcc.log)" >&2
+    fi
+else
+    echo "== C floor: skipped (no gcc or no limits.c)" >&2
+fi
+
+"$python" - "$out" "$rounds" <<'EOF'
+import json
+import os
+import statistics
+import sys
+
+out, rounds = sys.argv[1], int(sys.argv[2])
+LOWER_BETTER = {"us", "ms", "ns", "s"}
+HIGHER_BETTER = {"MB/s", "GB/s", "msg/s", "x"}
+
+
+def load(name):
+    recs = {}
+    try:
+        with open(os.path.join(out, name)) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("{"):
+                    try:
+                        rec = json.loads(line)
+                    except ValueError:
+                        continue
+                    recs[rec.get("case")] = rec
+    except OSError:
+        pass
+    return recs
+
+
+py_runs = [load(f"python.{r}.jsonl") for r in range(1, rounds + 1)]
+rs_runs = [load(f"multiproc.{r}.jsonl") for r in range(1, rounds + 1)]
+c = load("limits.jsonl")
+
+
+def fmt(v, unit):
+    return "" if v is None else f"{v:.4g} {unit}"
+
+
+def better(p, r, unit):
+    """How many times better multiproc (r) is than Python (p)."""
+    if p is None or r is None or p <= 0 or r <= 0:
+        return None
+    if unit in LOWER_BETTER:
+        return p / r
+    if unit in HIGHER_BETTER:
+        return r / p
+    return None
+
+
+def fx(x):
+    return "" if x is None else f"{x:.2f}x"
+
+
+def median_or_none(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def summary(runs, case, key=None):
+    """(median value over rounds, unit, error text, per-round values, max steal)."""
+    recs = [run.get(case) for run in runs]
+    recs = [r for r in recs if r is not None]
+    if not recs:
+        return None, "", None, [], None
+    unit = next((r.get("unit") for r in recs if r.get("value") is not None), recs[0].get("unit", ""))
+    if key is None:
+        vals = [r.get("value") for r in recs]
+    else:
+        vals = [r.get("params", {}).get(key) for r in recs]
+    err = None
+    if all(v is None for v in vals) and key is None:
+        err = str(recs[0].get("params", {}).get("error", "error"))
+    steals = [r.get("params", {}).get("cpu_steal_pct") for r in recs]
+    steals = [s for s in steals if s is not None]
+    return median_or_none(vals), unit, err, vals, (max(steals) if steals else None)
+
+
+def cell(v, unit, err):
+    if err is not None:
+        return "n/a (" + (err[:28] + "..." if len(err) > 31 else err) + ")"
+    return fmt(v, unit) or "-"
+
+
+rows = []
+cases = []
+for run in py_runs + rs_runs:
+    for k in run:
+        if k != "machine" and k not in cases:
+            cases.append(k)
+for case in cases:
+    pv, pu, perr, pvals, psteal = summary(py_runs, case)
+    rv, ru, rerr, rvals, rsteal = summary(rs_runs, case)
+    unit = pu or ru
+    if pv is not None and rv is not None and pu != ru:
+        ratio, per_round = "unit mismatch", ""
+    else:
+        ratio = fx(better(pv, rv, unit))
+        per = [fx(better(a, b, unit)) for a, b in zip(pvals, rvals)]
+        per_round = "/".join(x or "-" for x in per) if any(per) else ""
+    steal = max((s for s in (psteal, rsteal) if s is not None), default=None)
+    floor = c.get(case)
+    rows.append((case, cell(pv, pu, perr), cell(rv, ru, rerr), ratio, per_round,
+                 fmt(floor.get("value"), floor.get("unit", "")) if floor else "",
+                 "" if steal is None else f"{steal:g}"))
+    for label in ("same_cpu", "cross_cpu"):
+        for u in ("us", "ns", "ms"):
+            key = f"{label}_{u}"
+            pp, _, _, ppv, _ = summary(py_runs, case, key)
+            rp, _, _, rpv, _ = summary(rs_runs, case, key)
+            if pp is not None or rp is not None:
+                per = "/".join(fx(better(a, b, u)) or "-" for a, b in zip(ppv, rpv))
+                rows.append((f"  [{label}]", fmt(pp, u) or "-", fmt(rp, u) or "-",
+                             fx(better(pp, rp, u)), per, "", ""))
+
+head = ["case", "python", "multiproc", "better", "per round", "C floor", "steal%"]
+if rounds == 1:
+    head.pop(4)
+    rows = [r[:4] + r[5:] for r in rows]
+widths = [max(len(str(x[i])) for x in rows + [head]) for i in range(len(head))]
+
+
+def show(r):
+    print("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
+                    for i, (v, w) in enumerate(zip(r, widths))).rstrip())
+
+
+pm = next((r["machine"]["params"] for r in py_runs if "machine" in r), {})
+rm = next((r["machine"]["params"] for r in rs_runs if "machine" in r), {})
+print(f"machine: {rm.get('cpu_model') or pm.get('cpu_model', '?')}, {rm.get('nproc') or pm.get('nproc', '?')} CPUs, "
+      f"{rm.get('platform') or pm.get('platform', '?')}")
+print(f"python {pm.get('python_version', '?')} (default start method {pm.get('default_start_method', '?')}); "
+      f"multiproc {rm.get('multiproc_version', '?')} {rm.get('profile', '')}, {rm.get('rustc', '')}")
+if rounds > 1:
+    print(f"{rounds} rounds (python and multiproc alternating); values are medians over rounds")
+print()
+show(head)
+print("  ".join("-" * w for w in widths))
+for r in rows:
+    show(r)
+print()
+print("better = how many times better multiproc is (python/multiproc for times, multiproc/python for rates)")
+print("steal% = highest share of CPU time stolen by the hypervisor during the case (noise indicator)")
+print(f"raw results: {out}/{{python,multiproc}}.<round>.jsonl, {out}/limits.jsonl")
+EOF
+
+if [[ $py_rc -ne 0 || $rs_rc -ne 0 ]]; then
+    echo "compare.sh: python exited with $py_rc, multiproc-bench with $rs_rc" >&2
+    exit 1
+fi
