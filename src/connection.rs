@@ -36,14 +36,7 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 1 << 30;
 
 const READ_CHUNK: usize = 64 * 1024;
 const INITIAL_READ: usize = 4 * 1024;
-/// How long a receive polls before it sleeps (see `Connection::read_more`).
-const SPIN_BEFORE_BLOCKING: Duration = Duration::from_micros(50);
 
-/// Spinning only helps when the sender can run on another CPU meanwhile.
-fn spin_enabled() -> bool {
-    static SPIN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SPIN.get_or_init(|| sys::cpu_count() > 1)
-}
 /// Large bodies grow their buffer by at most this much per step, so memory follows the data.
 const GROW_STEP: usize = 16 << 20;
 
@@ -592,18 +585,13 @@ impl Connection {
     /// idle CPU, which on virtual machines costs more than the whole round trip.
     fn read_more(&mut self) -> io::Result<usize> {
         let fd = self.fd.as_fd();
-        if spin_enabled() {
-            let start = std::time::Instant::now();
-            loop {
-                if let Some(n) = sys::try_recv_some(fd, &mut self.rbuf[self.rend..], &mut self.fds)?
-                {
-                    return Ok(n);
-                }
-                if start.elapsed() >= SPIN_BEFORE_BLOCKING {
-                    break;
-                }
-                sys::yield_now();
-            }
+        let mut got = Ok(None);
+        sys::memory::spin_until(|| {
+            got = sys::try_recv_some(fd, &mut self.rbuf[self.rend..], &mut self.fds);
+            !matches!(got, Ok(None))
+        });
+        if let Some(n) = got? {
+            return Ok(n);
         }
         sys::recv_some(fd, &mut self.rbuf[self.rend..], &mut self.fds)
     }

@@ -28,7 +28,10 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use multiproc::{Builder, Connection, ConnectionError, Process, StartMethod, pipe};
+use multiproc::{
+    Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Lock, Process,
+    RawValue, SharedMemory, StartMethod, SyncError, Value, pipe,
+};
 use serde::{Deserialize, Serialize};
 
 /// Timed repetitions per case; "value" is their median.
@@ -82,6 +85,14 @@ const CASES: &[(&str, CaseFn)] = &[
     ("pipe_rtt_small", case_pipe_rtt_small),
     ("pipe_rtt_small_bytes", case_pipe_rtt_small_bytes),
     ("pipe_throughput_1mb", case_pipe_throughput_1mb),
+    ("lock_uncontended", case_lock_uncontended),
+    ("lock_contended_counter", case_lock_contended_counter),
+    ("value_lock_builtin", case_value_lock_builtin),
+    ("event_pingpong", case_event_pingpong),
+    ("condition_pingpong", case_condition_pingpong),
+    ("barrier_wait_2p", case_barrier_wait_2p),
+    ("shared_memory_write_bw", case_shared_memory_write_bw),
+    ("array_sum_shared", case_array_sum_shared),
 ];
 
 // ------------------------------------------------------------------------------------ JSON
@@ -511,6 +522,129 @@ fn w_sink_bytes(w: WorkerArgs<()>) -> WorkerExit {
     })())
 }
 
+/// Serve commands `Some(cmd)` with `on` until `None` (or end of file): the loop of every
+/// synchronization worker below (Python's `_commands`).
+fn serve<A, C: serde::de::DeserializeOwned>(
+    w: WorkerArgs<A>,
+    mut on: impl FnMut(&mut Connection, &A, C) -> Measured<()>,
+) -> WorkerExit {
+    let (mut conn, args) = w.open();
+    loop {
+        let cmd = match conn.recv::<Option<C>>() {
+            Ok(Some(cmd)) => cmd,
+            Ok(None) => return Ok(()),
+            Err(e) => return worker_exit(Err(e)),
+        };
+        if let Err(e) = on(&mut conn, &args, cmd) {
+            return match e.downcast::<ConnectionError>() {
+                Ok(e) => worker_exit(Err(*e)),
+                Err(e) => Err(e.to_string()),
+            };
+        }
+    }
+}
+
+/// For each command `n`: `n` increments of `v` under the explicit `lock`, then `true`.
+fn w_counter_explicit(w: WorkerArgs<(RawValue<i32>, Lock)>) -> WorkerExit {
+    serve(w, |conn, (v, lock), n: u64| {
+        for _ in 0..n {
+            let _g = lock.acquire().map_err(SyncError::from)?;
+            v.set(v.get() + 1);
+        }
+        Ok(conn.send(&true)?)
+    })
+}
+
+/// For each command `n`: `n` increments of `v` under its built-in lock, then `true`.
+fn w_counter_builtin(w: WorkerArgs<Value<i32>>) -> WorkerExit {
+    serve(w, |conn, v, n: u64| {
+        for _ in 0..n {
+            *v.lock() += 1;
+        }
+        Ok(conn.send(&true)?)
+    })
+}
+
+/// For each command `n`: `n` times `e1.wait(); e1.clear(); e2.set()`, then `true`.
+fn w_event(w: WorkerArgs<(Event, Event)>) -> WorkerExit {
+    serve(w, |conn, (e1, e2), n: u64| {
+        for _ in 0..n {
+            e1.wait();
+            e1.clear();
+            e2.set();
+        }
+        Ok(conn.send(&true)?)
+    })
+}
+
+/// For each command `n`, holding `cond`: `n` times wait for `turn == 1`, set it to 0 and
+/// notify; then `true`.
+fn w_condition(w: WorkerArgs<(Condition, RawValue<i32>)>) -> WorkerExit {
+    serve(w, |conn, (cond, turn), n: u64| {
+        {
+            let mut g = cond.acquire().map_err(SyncError::from)?;
+            for _ in 0..n {
+                while turn.get() != 1 {
+                    g.wait();
+                }
+                turn.set(0);
+                g.notify(1);
+            }
+        }
+        Ok(conn.send(&true)?)
+    })
+}
+
+/// For each command `n`: `n` barrier cycles, then `true`.
+fn w_barrier(w: WorkerArgs<Barrier>) -> WorkerExit {
+    serve(w, |conn, barrier, n: u64| {
+        for _ in 0..n {
+            barrier.wait()?;
+        }
+        Ok(conn.send(&true)?)
+    })
+}
+
+/// For each command `size`: write `size` bytes of 0xA5 into the segment in `chunk`-byte
+/// pieces, reply with the seconds it took.
+fn w_shm_writer(w: WorkerArgs<(SharedMemory, usize)>) -> WorkerExit {
+    let src = vec![0xA5u8; w.args.1];
+    serve(w, |conn, (shm, chunk), size: u64| {
+        let size = size as usize;
+        let t0 = Instant::now();
+        for off in (0..size).step_by(*chunk) {
+            shm.write_at(off, &src[..(*chunk).min(size - off)])?;
+        }
+        Ok(conn.send(&t0.elapsed().as_secs_f64())?)
+    })
+}
+
+/// Sum of `xs` with 8 independent accumulators (exact for the integer-valued data here).
+fn sum_f64(xs: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest: f64 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f64>() + rest
+}
+
+/// For each command `(lo, hi)`: reply with the sum of `arr[lo..hi]`, read without the lock.
+fn w_array_sum(w: WorkerArgs<Array<f64>>) -> WorkerExit {
+    serve(w, |conn, arr, (lo, hi): (u64, u64)| {
+        // SAFETY: the parent filled the array before starting the workers; nobody writes it
+        // while the workers read.
+        let xs = unsafe { arr.as_slice_unlocked() };
+        let part = xs
+            .get(lo as usize..hi as usize)
+            .ok_or_else(|| bench_error("range out of bounds"))?;
+        Ok(conn.send(&sum_f64(part))?)
+    })
+}
+
 // ------------------------------------------------------------------------------------ CPU placement
 
 /// Pin every thread of `pid` to `cpus`.
@@ -850,6 +984,330 @@ fn case_pipe_throughput_1mb(ctx: &Ctx) -> CaseResult {
     };
     params.extend(stats(&samples));
     ctx.emit("pipe_throughput_1mb", med.into(), "MB/s", params);
+    Ok(())
+}
+
+fn case_lock_uncontended(ctx: &Ctx) -> CaseResult {
+    let lock = Lock::new()?;
+    let run = |k: usize| -> Measured<f64> {
+        let t0 = Instant::now();
+        for _ in 0..k {
+            // acquire() + release() (the guard's drop)
+            drop(lock.acquire().map_err(SyncError::from)?);
+        }
+        Ok(t0.elapsed().as_secs_f64() / k as f64 * 1e9)
+    };
+    let empty = |k: usize| -> f64 {
+        let t0 = Instant::now();
+        for i in 0..k {
+            std::hint::black_box(i);
+        }
+        t0.elapsed().as_secs_f64() / k as f64 * 1e9
+    };
+    let n = ctx.sz(1_000_000);
+    let (_, samples) = repeat(run, ctx.sz(100_000), n)?;
+    let loop_ns = median(&[empty(n), empty(n), empty(n)]);
+    let mut params = params! {
+        "iterations" => n,
+        "per" => "acquire()+release() pair, single process",
+        "lock" => "multiproc::Lock (drop(lock.acquire()?))",
+        "includes_loop_overhead" => true,
+        "empty_loop_ns" => loop_ns,
+        "warmup_iterations" => ctx.sz(100_000),
+    };
+    params.extend(stats(&samples));
+    ctx.emit("lock_uncontended", median(&samples).into(), "ns", params);
+    Ok(())
+}
+
+/// Two pre-started workers each do `n` locked increments of a shared counter (Python's
+/// `_counter_case`): `reset` zeroes it, `read` reads it.
+fn counter_case(
+    ctx: &Ctx,
+    name: &str,
+    start: impl Fn() -> Measured<Worker>,
+    reset: impl Fn(),
+    read: impl Fn() -> i32,
+    lock_desc: &str,
+) -> CaseResult {
+    let mut workers = vec![start()?, start()?];
+    let mut finals: Vec<i64> = Vec::new();
+    let run = |k: usize| -> Measured<f64> {
+        reset();
+        let t0 = Instant::now();
+        for w in workers.iter_mut() {
+            w.conn.send(&Some(k as u64))?;
+        }
+        for w in workers.iter_mut() {
+            w.conn.recv::<bool>()?;
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        finals.push(read().into());
+        Ok(dt)
+    };
+    let n = ctx.sz(100_000);
+    let (_, samples) = repeat(run, ctx.sz(10_000), n)?;
+    drop(workers);
+    let finals = &finals[1..]; // drop the warmup
+    let expected = 2 * n as i64;
+    let correct = finals.iter().all(|&f| f == expected);
+    let total = median(&samples);
+    let mut params = params! {
+        "processes" => 2usize,
+        "increments_per_process" => n,
+        "lock" => lock_desc,
+        "ops_per_s" => 2.0 * n as f64 / total,
+        "us_per_op" => total / (2.0 * n as f64) * 1e6,
+        "final_counts" => J::Arr(finals.iter().map(|&f| J::Int(f)).collect()),
+        "expected" => expected,
+        "correct" => correct,
+        "warmup_increments_per_process" => ctx.sz(10_000),
+    };
+    params.extend(stats(&samples));
+    ctx.emit(name, total.into(), "s", params);
+    if !correct {
+        return Err(bench_error(format!("{name}: lost updates {finals:?}")));
+    }
+    Ok(())
+}
+
+fn case_lock_contended_counter(ctx: &Ctx) -> CaseResult {
+    let v = RawValue::new(0i32)?;
+    let lock = Lock::new()?;
+    counter_case(
+        ctx,
+        "lock_contended_counter",
+        || Worker::start(w_counter_explicit, (v.clone(), lock.clone())),
+        || v.set(0),
+        || v.get(),
+        "RawValue<i32> + explicit multiproc::Lock, `let _g = lock.acquire()?; v.set(v.get() + 1)`",
+    )
+}
+
+fn case_value_lock_builtin(ctx: &Ctx) -> CaseResult {
+    let v = Value::new(0i32)?;
+    counter_case(
+        ctx,
+        "value_lock_builtin",
+        || Worker::start(w_counter_builtin, v.clone()),
+        || v.set(0),
+        || v.get(),
+        "Value<i32> built-in RLock, `*v.lock() += 1`",
+    )
+}
+
+/// Emit a two-party latency case: `run(k)` timed 1 + REPS times unpinned, then pinned.
+fn pingpong_case(
+    ctx: &Ctx,
+    name: &str,
+    worker_pid: u32,
+    mut run: impl FnMut(usize) -> Measured<f64>,
+    count_key: &str,
+    describe: Params,
+) -> CaseResult {
+    let n = ctx.sz(5000);
+    let (_, samples) = repeat(&mut run, ctx.sz(500), n)?;
+    let pin = pinned(
+        &mut run,
+        ctx.sz(1000),
+        &[std::process::id()],
+        &[worker_pid],
+        "us",
+    )?;
+    let mut params = params! { count_key => n };
+    params.extend(describe);
+    params.push((format!("warmup_{count_key}"), ctx.sz(500).into()));
+    params.extend(stats(&samples));
+    params.extend(pin);
+    ctx.emit(name, median(&samples).into(), "us", params);
+    Ok(())
+}
+
+fn case_event_pingpong(ctx: &Ctx) -> CaseResult {
+    let (e1, e2) = (Event::new()?, Event::new()?);
+    let mut w = Worker::start(w_event, (e1.clone(), e2.clone()))?;
+    let pid = w.pid();
+    let conn = &mut w.conn;
+    let run = |k: usize| -> Measured<f64> {
+        let t0 = Instant::now();
+        conn.send(&Some(k as u64))?;
+        for _ in 0..k {
+            e1.set();
+            e2.wait();
+            e2.clear();
+        }
+        conn.recv::<bool>()?;
+        Ok(t0.elapsed().as_secs_f64() / k as f64 * 1e6)
+    };
+    pingpong_case(
+        ctx,
+        "event_pingpong",
+        pid,
+        run,
+        "round_trips",
+        params! {
+            "pattern" => "parent: e1.set(); e2.wait(); e2.clear()  child: e1.wait(); e1.clear(); e2.set()",
+        },
+    )
+}
+
+fn case_condition_pingpong(ctx: &Ctx) -> CaseResult {
+    let cond = Condition::new()?;
+    let turn = RawValue::new(0i32)?;
+    let mut w = Worker::start(w_condition, (cond.clone(), turn.clone()))?;
+    let pid = w.pid();
+    let conn = &mut w.conn;
+    let run = |k: usize| -> Measured<f64> {
+        let t0 = Instant::now();
+        conn.send(&Some(k as u64))?;
+        {
+            let mut g = cond.acquire().map_err(SyncError::from)?;
+            for _ in 0..k {
+                turn.set(1);
+                g.notify(1);
+                while turn.get() != 0 {
+                    g.wait();
+                }
+            }
+        }
+        conn.recv::<bool>()?;
+        Ok(t0.elapsed().as_secs_f64() / k as f64 * 1e6)
+    };
+    pingpong_case(
+        ctx,
+        "condition_pingpong",
+        pid,
+        run,
+        "round_trips",
+        params! {
+            "pattern" => "Condition (default RLock) + RawValue<i32> turn flag, notify(1)/wait() both ways",
+        },
+    )
+}
+
+fn case_barrier_wait_2p(ctx: &Ctx) -> CaseResult {
+    let barrier = Barrier::new(2)?;
+    let mut w = Worker::start(w_barrier, barrier.clone())?;
+    let pid = w.pid();
+    let conn = &mut w.conn;
+    let run = |k: usize| -> Measured<f64> {
+        let t0 = Instant::now();
+        conn.send(&Some(k as u64))?;
+        for _ in 0..k {
+            barrier.wait()?;
+        }
+        conn.recv::<bool>()?;
+        Ok(t0.elapsed().as_secs_f64() / k as f64 * 1e6)
+    };
+    pingpong_case(
+        ctx,
+        "barrier_wait_2p",
+        pid,
+        run,
+        "cycles",
+        params! {
+            "parties" => 2usize,
+            "per" => "Barrier::wait() cycle (both parties pass)",
+        },
+    )
+}
+
+fn case_shared_memory_write_bw(ctx: &Ctx) -> CaseResult {
+    let size = ctx.sz(256) * MIB;
+    let chunk = MIB;
+    let shm = SharedMemory::create(size)?;
+    let result = (|| -> CaseResult {
+        let mut w = Worker::start(w_shm_writer, (SharedMemory::attach(shm.name())?, chunk))?;
+        let conn = &mut w.conn;
+        let run = |_: usize| -> Measured<f64> {
+            conn.send(&Some(size as u64))?;
+            let dt: f64 = conn.recv()?;
+            Ok(size as f64 / dt / 1e9)
+        };
+        let (first_touch, samples) = repeat(run, 0, 0)?;
+        let (mut a, mut b) = ([0u8], [0u8]);
+        shm.read_at(0, &mut a)?;
+        shm.read_at(size - 1, &mut b)?;
+        let ok = a[0] == 0xA5 && b[0] == 0xA5;
+        drop(w);
+        let mut params = params! {
+            "bytes" => size,
+            "chunk_bytes" => chunk,
+            "method" => "SharedMemory::write_at(off, &[0xA5; chunk]) (1 MiB chunks)",
+            "writer" => "child process (timed in child)",
+            "GB" => "1e9 bytes",
+            "first_touch_GBps" => first_touch,
+            "note" => "warmup = first write into fresh /dev/shm pages (page faults); \
+                       timed reps rewrite the same, already-populated segment",
+            "data_ok" => ok,
+        };
+        params.extend(stats(&samples));
+        ctx.emit(
+            "shared_memory_write_bw",
+            median(&samples).into(),
+            "GB/s",
+            params,
+        );
+        if !ok {
+            return Err(bench_error("shared memory contents wrong"));
+        }
+        Ok(())
+    })();
+    let unlinked = shm.unlink();
+    result?;
+    Ok(unlinked?)
+}
+
+fn case_array_sum_shared(ctx: &Ctx) -> CaseResult {
+    let n = ctx.sz(10_000_000);
+    let arr = Array::<f64>::zeroed(n)?;
+    for (i, x) in arr.lock().iter_mut().enumerate() {
+        *x = i as f64;
+    }
+    let expected = (n as u64 * (n as u64 - 1) / 2) as f64;
+    let mut workers = vec![
+        Worker::start(w_array_sum, arr.clone())?,
+        Worker::start(w_array_sum, arr.clone())?,
+    ];
+    let mut par = |parts: usize| -> Measured<f64> {
+        let step = n / parts;
+        let t0 = Instant::now();
+        for (i, w) in workers.iter_mut().take(parts).enumerate() {
+            let hi = if i == parts - 1 { n } else { (i + 1) * step };
+            w.conn.send(&Some(((i * step) as u64, hi as u64)))?;
+        }
+        let mut total = 0.0;
+        for w in workers.iter_mut().take(parts) {
+            total += w.conn.recv::<f64>()?;
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        if total != expected {
+            return Err(bench_error(format!("sum {total} != {expected}")));
+        }
+        Ok(dt * 1e3)
+    };
+    par(1)?;
+    par(2)?; // warmup
+    let (mut one, mut two) = (Vec::new(), Vec::new());
+    for _ in 0..REPS {
+        one.push(par(1)?);
+        two.push(par(2)?);
+    }
+    drop(workers);
+    let ratios: Vec<f64> = one.iter().zip(&two).map(|(a, b)| a / b).collect();
+    let mut params = params! {
+        "elements" => n,
+        "array" => "multiproc::Array::<f64>::zeroed(N) (with lock, read via as_slice_unlocked())",
+        "method" => "sum of a slice (8 accumulators) in pre-started worker processes, timed from command to results",
+        "processes" => 2usize,
+        "one_process_ms" => median(&one),
+        "speedup" => median(&ratios),
+        "speedup_def" => "median over 5 reps of one_process_ms / two_process_ms (run back to back)",
+        "speedup_samples" => ratios.as_slice(),
+        "one_process_samples" => one.as_slice(),
+    };
+    params.extend(stats(&two));
+    ctx.emit("array_sum_shared", median(&two).into(), "ms", params);
     Ok(())
 }
 

@@ -46,7 +46,9 @@ impl CondState {
             let _ = lock.unlock_plain();
             1
         };
+        // A notify usually follows within microseconds in a hand-off: poll for it first.
         let mut notified = true;
+        memory::spin_until(|| self.seq.load(Ordering::SeqCst) != seq);
         while self.seq.load(Ordering::SeqCst) == seq {
             if !memory::futex_wait(&self.seq, seq, deadline) {
                 notified = self.seq.load(Ordering::SeqCst) != seq;
@@ -54,11 +56,25 @@ impl CondState {
             }
         }
         self.waiters.fetch_sub(1, Ordering::SeqCst);
-        let relocked = if recursive {
-            lock.lock(None, levels.max(1))
-        } else {
-            lock.lock_plain(None)
-        };
+        // The notifier still holds the lock and usually releases it right away (by waiting
+        // itself, or leaving its critical section): try for it before sleeping on it.
+        let now = || Some(Instant::now());
+        let mut relocked = Err(AcquireError::Timeout);
+        memory::spin_until(|| {
+            relocked = if recursive {
+                lock.lock(now(), levels.max(1))
+            } else {
+                lock.lock_plain(now())
+            };
+            !matches!(relocked, Err(AcquireError::Timeout))
+        });
+        if matches!(relocked, Err(AcquireError::Timeout)) {
+            relocked = if recursive {
+                lock.lock(None, levels.max(1))
+            } else {
+                lock.lock_plain(None)
+            };
+        }
         if let Ok(Obtained::OwnerDied) = relocked {
             log::warn!(target: "multiproc", "a condition's lock owner died; the lock was recovered");
         }

@@ -128,6 +128,9 @@ impl Event {
     }
 
     fn wait_until(&self, deadline: Option<std::time::Instant>) -> bool {
+        if memory::spin_until(|| self.is_set()) {
+            return true;
+        }
         loop {
             if self.is_set() {
                 return true;

@@ -42,6 +42,9 @@ impl SemState {
     }
 
     fn acquire(&self, deadline: Option<Instant>) -> bool {
+        if memory::spin_until(|| self.try_take()) {
+            return true;
+        }
         loop {
             if self.try_take() {
                 return true;

@@ -176,7 +176,7 @@ impl RobustMutex {
                 None => libc::pthread_mutex_lock(m),
                 Some(d) => {
                     let rc = libc::pthread_mutex_trylock(m);
-                    if rc != libc::EBUSY {
+                    if rc != libc::EBUSY || d <= Instant::now() {
                         rc
                     } else {
                         let ts = realtime_deadline(d);
@@ -259,4 +259,33 @@ pub fn current_ids() -> (u32, u32) {
         ids.set((generation, fresh.0, fresh.1));
         fresh
     })
+}
+
+/// How long a waiter keeps polling (yielding the CPU) before it sleeps in the kernel.
+pub const SPIN_BEFORE_BLOCKING: Duration = Duration::from_micros(50);
+
+/// Whether waiting by polling can pay off: only when the other party can run meanwhile on
+/// another CPU. Polling before sleeping avoids the wake-up of an idle CPU, which on virtual
+/// machines costs more than a whole round trip.
+pub fn spin_enabled() -> bool {
+    static SPIN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SPIN.get_or_init(|| super::cpu_count() > 1)
+}
+
+/// Poll `ready` for up to [`SPIN_BEFORE_BLOCKING`], yielding in between; `true` as soon as it
+/// holds, `false` if the time ran out (or spinning is disabled).
+pub fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+    if !spin_enabled() {
+        return false;
+    }
+    let start = Instant::now();
+    loop {
+        if ready() {
+            return true;
+        }
+        if start.elapsed() >= SPIN_BEFORE_BLOCKING {
+            return false;
+        }
+        rustix::thread::sched_yield();
+    }
 }

@@ -124,11 +124,6 @@ pub fn try_recv_some(
     }
 }
 
-/// Give the CPU to another runnable thread, if any.
-pub fn yield_now() {
-    rustix::thread::sched_yield();
-}
-
 fn recv_with(
     fd: BorrowedFd<'_>,
     buf: &mut [u8],

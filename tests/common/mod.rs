@@ -149,13 +149,18 @@ fn held_outside(name: &OsString, ours: &HashSet<u32>) -> bool {
         })
 }
 
-/// Every descendant of `me` except the fork server itself (its children are included).
+/// Every descendant of `me` except the library's own helpers, the fork server and the
+/// resource tracker, which live as long as the test process (the fork server's children are
+/// included).
 fn leftover_processes(me: u32) -> Vec<ProcStat> {
-    let server = multiproc::forkserver_pid();
+    let helpers = [
+        multiproc::forkserver_pid(),
+        multiproc::resource_tracker_pid(),
+    ];
     let all = all_processes();
     let ours = tree(me, &all);
     all.into_iter()
-        .filter(|p| p.pid != me && ours.contains(&p.pid) && Some(p.pid) != server)
+        .filter(|p| p.pid != me && ours.contains(&p.pid) && !helpers.contains(&Some(p.pid)))
         .collect()
 }
 
