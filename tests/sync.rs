@@ -11,20 +11,16 @@
 #[macro_use]
 mod common;
 
-use std::sync::mpsc;
+use common::children::{INCREMENTS, LONG, PROCS, join, join_within, kill, start, within};
+
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use multiproc::{
-    AcquireError, Barrier, BoundedSemaphore, Builder, Condition, Event, Lock, Process,
-    ProcessError, RLock, RawValue, Semaphore, StartMethod, SyncError, Value,
+    AcquireError, Barrier, BoundedSemaphore, Builder, Condition, Event, Lock, RLock, RawValue,
+    Semaphore, StartMethod, SyncError, Value,
 };
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-/// A bound reached only when something is broken: how long a process waits for the next step
-/// of a test, and the test for a child to finish.
-const LONG: Duration = Duration::from_secs(30);
 /// The timeout given to calls whose timing is under test.
 const SHORT: Duration = Duration::from_millis(100);
 /// How late a call may return after its timeout. Generous for a loaded 2-core machine; a call
@@ -35,69 +31,8 @@ const LATE: Duration = Duration::from_secs(2);
 /// `LONG`, so a wake-up is told apart from a timeout.
 const PROMPT: Duration = Duration::from_secs(5);
 
-/// Processes and increments per process of the exact-count tests.
-const PROCS: u64 = 4;
-const INCREMENTS: u64 = 20_000;
-
 // ---------------------------------------------------------------------------------------------
 // Helpers
-
-fn start<F, A, R>(method: StartMethod, f: F, arg: A) -> Process<R>
-where
-    F: Fn(A) -> R + Copy + 'static,
-    A: Serialize + DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + 'static,
-{
-    Builder::new()
-        .start_method(method)
-        .start(f, arg)
-        .unwrap_or_else(|e| panic!("starting a child with {method}: {e}"))
-}
-
-/// Wait (at most `LONG`) for the child to finish and return its task's value.
-fn join<R: Serialize + DeserializeOwned + 'static>(child: Process<R>) -> R {
-    join_within(child, LONG)
-}
-
-/// The child's task's value; the child must finish within `limit`.
-fn join_within<R: Serialize + DeserializeOwned + 'static>(child: Process<R>, limit: Duration) -> R {
-    let finished = child.join_timeout(limit).expect("waiting for a child");
-    assert!(
-        finished,
-        "child {} still running after {limit:?}",
-        child.pid()
-    );
-    child
-        .join()
-        .unwrap_or_else(|e| panic!("the child failed: {e}"))
-}
-
-/// `SIGKILL` the child and reap it.
-fn kill<R: Serialize + DeserializeOwned + 'static>(child: Process<R>) {
-    child.kill().expect("killing a child");
-    assert!(
-        child
-            .join_timeout(LONG)
-            .expect("waiting for a killed child"),
-        "killed child still running after {LONG:?}"
-    );
-    match child.join() {
-        Err(ProcessError::Signaled { signal, .. }) if signal == libc::SIGKILL => {}
-        Err(e) => panic!("expected the child to die of SIGKILL, got: {e}"),
-        Ok(_) => panic!("expected the child to die of SIGKILL, but it returned"),
-    }
-}
-
-/// Run `f` on another thread; fail the test if it does not finish within `limit`. For the
-/// blocking calls that have no timeout variant.
-fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    rx.recv_timeout(limit)
-        .unwrap_or_else(|e| panic!("blocking call did not return within {limit:?} ({e})"))
-}
 
 /// How an acquire ended, as text: `"Ok"`, `"Timeout"`, `"WouldDeadlock"`, `"OwnerDied(..)"`.
 fn outcome<G>(r: &Result<G, AcquireError<G>>) -> String {

@@ -4,6 +4,7 @@
 //! Each test binary uses a different subset of this module.
 #![allow(dead_code)]
 
+pub mod children;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt::Write as _;
