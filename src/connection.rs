@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -315,15 +315,19 @@ impl Connection {
     /// Wait up to `timeout` for a message and receive it; `Ok(None)` if none arrived in time.
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, Instant};
     /// let (mut a, mut b) = multiproc::pipe()?;
     /// assert_eq!(b.recv_timeout::<u8>(Duration::from_millis(10))?, None);
     /// a.send(&7u8)?;
     /// assert_eq!(b.recv_timeout::<u8>(Duration::from_secs(5))?, Some(7));
     /// # Ok::<(), multiproc::ConnectionError>(())
     /// ```
+    ///
+    /// The timeout covers the whole message: if only part of it arrives in time, that part
+    /// stays buffered for the next receive and the call returns `Ok(None)` on time.
     pub fn recv_timeout<T: DeserializeOwned>(&mut self, timeout: Duration) -> Result<Option<T>> {
-        if self.poll(Some(timeout))? {
+        self.check_readable()?;
+        if self.buffer_whole_frame(Instant::now() + timeout)? {
             self.recv().map(Some)
         } else {
             Ok(None)
@@ -474,7 +478,7 @@ impl Connection {
     /// (`None` waits forever, `Some(Duration::ZERO)` only checks).
     ///
     /// ```
-    /// use std::time::Duration;
+    /// use std::time::{Duration, Instant};
     /// let (mut a, mut b) = multiproc::pipe()?;
     /// assert!(!b.poll(Some(Duration::ZERO))?);
     /// a.send(&1u8)?;
@@ -540,6 +544,10 @@ impl Connection {
         if self.rpos == self.rend {
             self.rpos = 0;
             self.rend = 0;
+            if self.rbuf.len() > READ_CHUNK {
+                // Grown for one large message by `recv_timeout`: give it back.
+                self.rbuf = Vec::new();
+            }
         }
     }
 
@@ -594,6 +602,58 @@ impl Connection {
             return Ok(n);
         }
         sys::recv_some(fd, &mut self.rbuf[self.rend..], &mut self.fds)
+    }
+
+    /// Read until a whole frame is buffered (`Ok(true)`) or `deadline` passes (`Ok(false)`;
+    /// what arrived stays buffered). Protocol errors and end of file also give `Ok(true)`:
+    /// the following `recv` reports them exactly as it would without a timeout.
+    fn buffer_whole_frame(&mut self, deadline: Instant) -> Result<bool> {
+        loop {
+            let buffered = self.rend - self.rpos;
+            let want = match self.buffered_frame_len() {
+                Some(total) if total <= buffered as u64 => return Ok(true),
+                Some(total) => usize::try_from(total).unwrap_or(usize::MAX),
+                None => 12,
+            };
+            // Room for the rest of the frame, growing by at most GROW_STEP per round so that
+            // memory follows the data that actually arrives.
+            let target = want.min(buffered + GROW_STEP).max(INITIAL_READ);
+            if self.rbuf.len() - self.rpos < target || self.rend == self.rbuf.len() {
+                self.rbuf.copy_within(self.rpos..self.rend, 0);
+                self.rend -= self.rpos;
+                self.rpos = 0;
+                if self.rbuf.len() < target {
+                    self.rbuf.resize(target, 0);
+                }
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if !sys::wait_readable(&[self.fd.as_fd()], Some(remaining))?[0] {
+                return Ok(false);
+            }
+            let read =
+                sys::try_recv_some(self.fd.as_fd(), &mut self.rbuf[self.rend..], &mut self.fds);
+            match read.map_err(recv_error)? {
+                None => continue,
+                Some(0) => return Ok(true),
+                Some(n) => self.rend += n,
+            }
+        }
+    }
+
+    /// Length (header included) of the frame starting in the buffer, if its header is
+    /// there; `Some(0)` for a header `recv` will reject.
+    fn buffered_frame_len(&self) -> Option<u64> {
+        let b = &self.rbuf[self.rpos..self.rend];
+        let short = i32::from_be_bytes(b.get(..4)?.try_into().ok()?);
+        let (header, len) = match short {
+            n if n >= 0 => (4, n as u64),
+            -1 => (12, u64::from_be_bytes(b.get(4..12)?.try_into().ok()?)),
+            _ => return Some(0),
+        };
+        if len > self.max_message {
+            return Some(0);
+        }
+        Some(header + len)
     }
 
     /// Read and consume a frame header; returns the body length.
@@ -773,7 +833,7 @@ impl<'de> Deserialize<'de> for Connection {
 /// its socket is not; check [`Connection::poll`] first when that matters.
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// let (mut a1, mut b1) = multiproc::pipe()?;
 /// let (_a2, b2) = multiproc::pipe()?;
 /// a1.send(&1u8)?;
