@@ -134,6 +134,15 @@ pub struct Connection {
     rend: usize,
     /// Descriptors received and not yet claimed by a message, in arrival order.
     fds: VecDeque<OwnedFd>,
+    /// For each read that delivered descriptors: the stream range it covered and how many
+    /// came. The kernel attaches a message's descriptors to its first byte and ends the read
+    /// with that message's first segment, so they belong to the frame that starts in this
+    /// range and reaches at least its end (see `claim_fds`).
+    fd_reads: VecDeque<(u64, u64, usize)>,
+    /// Stream offset of `rbuf[rpos]` (bytes consumed so far).
+    pos: u64,
+    /// How many descriptors at the front of `fds` belong to the frame being read.
+    frame_fds: usize,
     /// Reused encoding buffer for `send`.
     scratch: Vec<u8>,
 }
@@ -203,6 +212,9 @@ impl Connection {
             rpos: 0,
             rend: 0,
             fds: VecDeque::new(),
+            fd_reads: VecDeque::new(),
+            pos: 0,
+            frame_fds: 0,
             scratch: Vec::new(),
         }
     }
@@ -303,12 +315,14 @@ impl Connection {
         let len = self.read_header()?;
         if len <= (self.rend - self.rpos) as u64 {
             let end = self.rpos + len as usize;
-            let result = decode_body(&self.rbuf[self.rpos..end], &mut self.fds);
+            let fds = self.take_frame_fds();
+            let result = decode_body(&self.rbuf[self.rpos..end], fds);
             self.consume(len as usize);
             result
         } else {
+            let fds = self.take_frame_fds();
             let body = self.read_body(len)?;
-            decode_body(&body, &mut self.fds)
+            decode_body(&body, fds)
         }
     }
 
@@ -391,6 +405,8 @@ impl Connection {
     pub fn recv_bytes(&mut self) -> Result<Vec<u8>> {
         self.check_readable()?;
         let len = self.read_header()?;
+        // Descriptors sent with this message (if it was a typed one) are not wanted here.
+        drop(self.take_frame_fds());
         if len <= (self.rend - self.rpos) as u64 {
             let body = self.rbuf[self.rpos..self.rpos + len as usize].to_vec();
             self.consume(len as usize);
@@ -414,6 +430,7 @@ impl Connection {
     pub fn recv_bytes_into(&mut self, buf: &mut [u8]) -> Result<usize> {
         self.check_readable()?;
         let len = self.read_header()?;
+        drop(self.take_frame_fds());
         if len > buf.len() as u64 {
             let body = if len <= (self.rend - self.rpos) as u64 {
                 let b = self.rbuf[self.rpos..self.rpos + len as usize].to_vec();
@@ -430,8 +447,9 @@ impl Connection {
         self.consume(buffered);
         let mut got = buffered;
         while got < len {
-            let n = sys::recv_some(self.fd.as_fd(), &mut buf[got..len], &mut self.fds)
+            let n = sys::read_uninit(self.fd.as_fd(), as_uninit(&mut buf[got..len]))
                 .map_err(recv_error)?;
+            self.pos += n as u64;
             if n == 0 {
                 self.broken = true;
                 return Err(ConnectionError::Truncated {
@@ -448,19 +466,17 @@ impl Connection {
     /// Used where the receiver does not know the type (the fork server relays a task it
     /// cannot decode; a spawned child reads its task before resolving its entry point).
     pub(crate) fn recv_raw(&mut self) -> Result<(Vec<u8>, Vec<OwnedFd>)> {
-        let body = self.recv_bytes()?;
-        let (&count, _) = body.split_first().ok_or_else(|| {
-            ConnectionError::Malformed("empty message where a value was expected".into())
-        })?;
-        let count = count as usize;
-        if count > self.fds.len() {
-            return Err(ConnectionError::Malformed(format!(
-                "message announces {count} OS handles but only {} arrived",
-                self.fds.len()
-            )));
-        }
-        let fds = self.fds.drain(..count).collect();
-        let mut body = body;
+        self.check_readable()?;
+        let len = self.read_header()?;
+        let fds = self.take_frame_fds();
+        let mut body = if len <= (self.rend - self.rpos) as u64 {
+            let b = self.rbuf[self.rpos..self.rpos + len as usize].to_vec();
+            self.consume(len as usize);
+            b
+        } else {
+            self.read_body(len)?
+        };
+        check_count(&body, fds.len())?;
         body.remove(0);
         Ok((body, fds))
     }
@@ -541,6 +557,7 @@ impl Connection {
 
     fn consume(&mut self, n: usize) {
         self.rpos += n;
+        self.pos += n as u64;
         if self.rpos == self.rend {
             self.rpos = 0;
             self.rend = 0;
@@ -592,6 +609,49 @@ impl Connection {
     /// reply usually arrives within that time, and not going to sleep saves the wake-up of an
     /// idle CPU, which on virtual machines costs more than the whole round trip.
     fn read_more(&mut self) -> io::Result<usize> {
+        let before = self.fds.len();
+        let n = self.read_more_unrecorded()?;
+        self.record_fds(before, n);
+        Ok(n)
+    }
+
+    /// Note where descriptors delivered by the read of `n` bytes just made came from.
+    fn record_fds(&mut self, before: usize, n: usize) {
+        let arrived = self.fds.len() - before;
+        if arrived > 0 {
+            let start = self.pos + (self.rend - self.rpos) as u64;
+            self.fd_reads.push_back((start, start + n as u64, arrived));
+        }
+    }
+
+    /// The descriptors that came with the frame whose header `read_header` just consumed.
+    fn take_frame_fds(&mut self) -> Vec<OwnedFd> {
+        let n = std::mem::take(&mut self.frame_fds).min(self.fds.len());
+        self.fds.drain(..n).collect()
+    }
+
+    /// Decide which queued descriptors belong to the frame occupying `[start, end)` of the
+    /// stream: those of a read that began at or before `start` and ended inside the frame.
+    /// Descriptors of reads that ended before `start` belonged to earlier frames nobody
+    /// claimed; they are closed.
+    fn claim_fds(&mut self, start: u64, end: u64) {
+        self.frame_fds = 0;
+        while let Some(&(r, e, k)) = self.fd_reads.front() {
+            if e <= start {
+                self.fd_reads.pop_front();
+                let k = k.min(self.fds.len());
+                self.fds.drain(..k);
+                continue;
+            }
+            if r <= start && e <= end {
+                self.fd_reads.pop_front();
+                self.frame_fds = k;
+            }
+            break;
+        }
+    }
+
+    fn read_more_unrecorded(&mut self) -> io::Result<usize> {
         let fd = self.fd.as_fd();
         let mut got = Ok(None);
         sys::memory::spin_until(|| {
@@ -661,6 +721,7 @@ impl Connection {
         if !self.fill_to(4)? {
             return Err(ConnectionError::Eof);
         }
+        let start = self.pos;
         let short = i32::from_be_bytes(
             self.rbuf[self.rpos..self.rpos + 4]
                 .try_into()
@@ -688,6 +749,7 @@ impl Connection {
                 )));
             }
         };
+        let header = if short == -1 { 12 } else { 4 };
         if len > self.max_message {
             self.broken = true;
             return Err(ConnectionError::TooLarge {
@@ -695,6 +757,7 @@ impl Connection {
                 limit: self.max_message,
             });
         }
+        self.claim_fds(start, start + header + len);
         Ok(len)
     }
 
@@ -725,6 +788,7 @@ impl Connection {
             }
             // SAFETY: `read_uninit` initialised the first `n` bytes of the spare capacity.
             unsafe { body.set_len(body.len() + n) };
+            self.pos += n as u64;
         }
         Ok(body)
     }
@@ -737,20 +801,30 @@ fn recv_error(e: io::Error) -> ConnectionError {
     }
 }
 
-/// Decode a typed message body: its handle count, then the value.
-fn decode_body<T: DeserializeOwned>(body: &[u8], fds: &mut VecDeque<OwnedFd>) -> Result<T> {
-    let (&count, rest) = body.split_first().ok_or_else(|| {
+/// Check a typed message body's handle count against the descriptors that came with it.
+fn check_count(body: &[u8], arrived: usize) -> Result<()> {
+    let &count = body.first().ok_or_else(|| {
         ConnectionError::Malformed("empty message where a value was expected".into())
     })?;
-    let count = count as usize;
-    if count > fds.len() {
+    if count as usize != arrived {
         return Err(ConnectionError::Malformed(format!(
-            "message announces {count} OS handles but only {} arrived",
-            fds.len()
+            "message announces {count} OS handles but {arrived} came with it"
         )));
     }
-    let mine: Vec<OwnedFd> = fds.drain(..count).collect();
-    Ok(handle::decode(rest, mine)?)
+    Ok(())
+}
+
+/// Decode a typed message body: its handle count, then the value.
+fn decode_body<T: DeserializeOwned>(body: &[u8], fds: Vec<OwnedFd>) -> Result<T> {
+    check_count(body, fds.len())?;
+    Ok(handle::decode(&body[1..], fds)?)
+}
+
+/// View initialised bytes as possibly-uninitialised ones (a read target).
+fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
+    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and the reader only writes bytes
+    // (never de-initialises), so the slice stays initialised for the caller.
+    unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
 }
 
 impl AsFd for Connection {
@@ -785,6 +859,8 @@ struct WireOut<'a> {
     max_message: u64,
     pending: &'a [u8],
     pending_fds: Vec<FdRef<'a>>,
+    /// `fd_reads`, relative to the first pending byte.
+    pending_fd_reads: Vec<(i64, i64, u64)>,
 }
 
 #[derive(Deserialize)]
@@ -795,6 +871,7 @@ struct WireIn {
     max_message: u64,
     pending: Vec<u8>,
     pending_fds: Vec<FdOwned>,
+    pending_fd_reads: Vec<(i64, i64, u64)>,
 }
 
 impl Serialize for Connection {
@@ -806,6 +883,17 @@ impl Serialize for Connection {
             max_message: self.max_message,
             pending: &self.rbuf[self.rpos..self.rend],
             pending_fds: self.fds.iter().map(|f| FdRef(f.as_fd())).collect(),
+            pending_fd_reads: self
+                .fd_reads
+                .iter()
+                .map(|&(r, e, k)| {
+                    (
+                        r.wrapping_sub(self.pos) as i64,
+                        e.wrapping_sub(self.pos) as i64,
+                        k as u64,
+                    )
+                })
+                .collect(),
         }
         .serialize(serializer)
     }
@@ -819,6 +907,19 @@ impl<'de> Deserialize<'de> for Connection {
         conn.rend = w.pending.len();
         conn.rbuf = w.pending;
         conn.fds = w.pending_fds.into_iter().map(|f| f.0).collect();
+        // Start the stream count high enough that relative offsets stay positive.
+        conn.pos = 1 << 48;
+        conn.fd_reads = w
+            .pending_fd_reads
+            .into_iter()
+            .map(|(r, e, k)| {
+                (
+                    conn.pos.wrapping_add(r as u64),
+                    conn.pos.wrapping_add(e as u64),
+                    k as usize,
+                )
+            })
+            .collect();
         Ok(conn)
     }
 }

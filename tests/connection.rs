@@ -692,8 +692,6 @@ fn buffered_messages_with_handles_each_get_their_own() {
 }
 
 #[test]
-#[ignore = "library bug: recv_bytes/recv_bytes_into leave the descriptors of the frame they \
-            read queued, and the next typed message takes them as its own"]
 fn handles_of_a_message_read_as_bytes_are_not_given_to_a_later_message() {
     let _g = common::guard();
     let (mut a, mut b) = pipe().unwrap();
