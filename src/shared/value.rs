@@ -29,10 +29,11 @@ struct Cells<T> {
 
 impl<T: Pod> Cells<T> {
     fn new(len: usize, locked: bool) -> Result<(Cells<T>, Option<RLock>), SyncError> {
-        assert!(
-            std::mem::align_of::<T>() <= DATA_OFFSET,
-            "element alignment above 64 bytes"
-        );
+        if std::mem::align_of::<T>() > DATA_OFFSET {
+            return Err(SyncError::Invalid(
+                "shared values support element alignment up to 64 bytes",
+            ));
+        }
         let bytes = std::mem::size_of::<T>()
             .checked_mul(len)
             .and_then(|b| b.checked_add(DATA_OFFSET))
@@ -785,6 +786,9 @@ impl<T: Pod> RawArray<T> {
     }
 
     /// Atomically add `v` to element `i`, returning the previous value.
+    ///
+    /// # Panics
+    /// If `i` is out of bounds, like slice indexing.
     ///
     /// ```
     /// let a = multiproc::RawArray::<u32>::zeroed(2)?;
