@@ -138,13 +138,19 @@ fn serialize_cells<T, S: Serializer>(cells: &Cells<T>, s: S) -> Result<S::Ok, S:
     .serialize(s)
 }
 
-fn deserialize_cells<'de, T: Pod, D: Deserializer<'de>>(
-    d: D,
-) -> Result<(Cells<T>, Option<RLock>), D::Error> {
+fn deserialize_cells<'de, T: Pod, D: Deserializer<'de>>(d: D) -> Result<Cells<T>, D::Error> {
     let wire = WireIn::deserialize(d)?;
-    let cells =
-        Cells::from_segment(wire.segment, wire.len as usize).map_err(serde::de::Error::custom)?;
-    Ok((cells, None))
+    Cells::from_segment(wire.segment, wire.len as usize).map_err(serde::de::Error::custom)
+}
+
+/// The cells of a `Value`/`Array` and the `RLock` at the start of their segment.
+fn deserialize_locked_cells<'de, T: Pod, D: Deserializer<'de>>(
+    d: D,
+) -> Result<(Cells<T>, RLock), D::Error> {
+    let cells = deserialize_cells::<T, D>(d)?;
+    let lock =
+        RLock::from_state(Shared::at(cells.segment.clone(), 0).map_err(serde::de::Error::custom)?);
+    Ok((cells, lock))
 }
 
 macro_rules! atomic_methods {
@@ -357,10 +363,7 @@ impl<T> Serialize for Value<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for Value<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (cells, _) = deserialize_cells::<T, D>(d)?;
-        let lock = RLock::from_state(
-            Shared::at(cells.segment.clone(), 0).map_err(serde::de::Error::custom)?,
-        );
+        let (cells, lock) = deserialize_locked_cells::<T, D>(d)?;
         Ok(Value { cells, lock })
     }
 }
@@ -466,7 +469,7 @@ impl<T> Serialize for RawValue<T> {
 impl<'de, T: Pod> Deserialize<'de> for RawValue<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(RawValue {
-            cells: deserialize_cells::<T, D>(d)?.0,
+            cells: deserialize_cells::<T, D>(d)?,
         })
     }
 }
@@ -642,10 +645,7 @@ impl<T> Serialize for Array<T> {
 
 impl<'de, T: Pod> Deserialize<'de> for Array<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (cells, _) = deserialize_cells::<T, D>(d)?;
-        let lock = RLock::from_state(
-            Shared::at(cells.segment.clone(), 0).map_err(serde::de::Error::custom)?,
-        );
+        let (cells, lock) = deserialize_locked_cells::<T, D>(d)?;
         Ok(Array { cells, lock })
     }
 }
@@ -813,7 +813,7 @@ impl<T> Serialize for RawArray<T> {
 impl<'de, T: Pod> Deserialize<'de> for RawArray<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(RawArray {
-            cells: deserialize_cells::<T, D>(d)?.0,
+            cells: deserialize_cells::<T, D>(d)?,
         })
     }
 }
