@@ -232,7 +232,9 @@ impl Barrier {
             self.end_generation(true);
             return Ok(index);
         }
-        memory::spin_until(|| st.generation.load(Ordering::SeqCst) != generation);
+        memory::spin_until(deadline, || {
+            st.generation.load(Ordering::SeqCst) != generation
+        });
         st.waiters.fetch_add(1, Ordering::SeqCst);
         let mut timed_out = false;
         while st.generation.load(Ordering::SeqCst) == generation {

@@ -48,7 +48,7 @@ impl CondState {
         };
         // A notify usually follows within microseconds in a hand-off: poll for it first.
         let mut notified = true;
-        memory::spin_until(|| self.seq.load(Ordering::SeqCst) != seq);
+        memory::spin_until(deadline, || self.seq.load(Ordering::SeqCst) != seq);
         while self.seq.load(Ordering::SeqCst) == seq {
             if !memory::futex_wait(&self.seq, seq, deadline) {
                 notified = self.seq.load(Ordering::SeqCst) != seq;
@@ -60,7 +60,7 @@ impl CondState {
         // itself, or leaving its critical section): try for it before sleeping on it.
         let now = || Some(Instant::now());
         let mut relocked = Err(AcquireError::Timeout);
-        memory::spin_until(|| {
+        memory::spin_until(None, || {
             relocked = if recursive {
                 lock.lock(now(), levels.max(1))
             } else {

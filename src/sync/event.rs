@@ -128,7 +128,7 @@ impl Event {
     }
 
     fn wait_until(&self, deadline: Option<std::time::Instant>) -> bool {
-        if memory::spin_until(|| self.is_set()) {
+        if memory::spin_until(deadline, || self.is_set()) {
             return true;
         }
         loop {

@@ -42,7 +42,7 @@ impl SemState {
     }
 
     fn acquire(&self, deadline: Option<Instant>) -> bool {
-        if memory::spin_until(|| self.try_take()) {
+        if memory::spin_until(deadline, || self.try_take()) {
             return true;
         }
         loop {

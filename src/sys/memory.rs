@@ -272,18 +272,22 @@ pub fn spin_enabled() -> bool {
     *SPIN.get_or_init(|| super::cpu_count() > 1)
 }
 
-/// Poll `ready` for up to [`SPIN_BEFORE_BLOCKING`], yielding in between; `true` as soon as it
-/// holds, `false` if the time ran out (or spinning is disabled).
-pub fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+/// Poll `ready` for up to [`SPIN_BEFORE_BLOCKING`] (never past `deadline`), yielding in
+/// between; `true` as soon as it holds, `false` if the time ran out (or spinning is
+/// disabled).
+pub fn spin_until(deadline: Option<Instant>, mut ready: impl FnMut() -> bool) -> bool {
     if !spin_enabled() {
         return false;
     }
-    let start = Instant::now();
+    let mut end = Instant::now() + SPIN_BEFORE_BLOCKING;
+    if let Some(d) = deadline {
+        end = end.min(d);
+    }
     loop {
         if ready() {
             return true;
         }
-        if start.elapsed() >= SPIN_BEFORE_BLOCKING {
+        if Instant::now() >= end {
             return false;
         }
         rustix::thread::sched_yield();
