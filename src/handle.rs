@@ -4,8 +4,8 @@
 //! binary format) plus the file descriptors it contains. Descriptors cannot be serialized as
 //! bytes, so types that own one ([`Connection`](crate::Connection), [`Handle`], and the locks,
 //! queues and shared memory built on them) serialize through a side channel: while
-//! [`encode`] runs, each descriptor is duplicated into a per-thread list and the encoding stores
-//! only its index; [`decode`] installs the received descriptors and the same types take theirs
+//! `encode` runs, each descriptor is duplicated into a per-thread list and the encoding stores
+//! only its index; `decode` installs the received descriptors and the same types take theirs
 //! back by index. The list travels as `SCM_RIGHTS` ancillary data on the same `sendmsg` as the
 //! bytes, or is simply inherited when the child is forked.
 //!

@@ -50,6 +50,17 @@
 
 #![warn(missing_docs)]
 
+/// Re-export of `bytemuck`, whose `Pod` trait marks the element types [`Value`] and
+/// [`Array`] accept (derive it for your own `#[repr(C)]` structs).
+///
+/// ```
+/// assert_eq!(multiproc::Value::new(3u32)?.get(), 3);
+/// fn accepts<T: multiproc::bytemuck::Pod>() {}
+/// accepts::<[f64; 4]>();
+/// # Ok::<(), multiproc::SyncError>(())
+/// ```
+pub use bytemuck;
+
 pub mod connection;
 pub mod handle;
 pub mod process;
