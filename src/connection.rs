@@ -416,6 +416,26 @@ impl Connection {
         }
     }
 
+    /// Receive one message as bytes if it is at most `max_len` bytes long (Python's
+    /// `recv_bytes(maxlength)`). A longer message is [`ConnectionError::TooLarge`], and, as in
+    /// Python, the connection cannot be read any more.
+    ///
+    /// ```
+    /// let (mut a, mut b) = multiproc::pipe()?;
+    /// a.send_bytes(b"short")?;
+    /// assert_eq!(b.recv_bytes_max(16)?, b"short");
+    /// a.send_bytes(b"far too long")?;
+    /// assert!(matches!(b.recv_bytes_max(4), Err(multiproc::ConnectionError::TooLarge { len: 12, limit: 4 })));
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn recv_bytes_max(&mut self, max_len: u64) -> Result<Vec<u8>> {
+        let limit = self.max_message;
+        self.max_message = limit.min(max_len);
+        let result = self.recv_bytes();
+        self.max_message = limit;
+        result
+    }
+
     /// Receive one message into `buf`, returning its length (Python's `recv_bytes_into`).
     /// If `buf` is too small the message is returned in [`ConnectionError::BufferTooShort`].
     ///

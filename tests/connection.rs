@@ -1005,3 +1005,17 @@ fn recv_timeout_keeps_a_partial_message_for_the_next_receive() {
     raw.write_all(&[7]).unwrap();
     assert_eq!(conn.recv_timeout::<u8>(PROMPTLY).unwrap(), Some(7));
 }
+
+#[test]
+fn recv_bytes_max_rejects_a_longer_message_and_breaks_the_connection() {
+    let _g = common::guard();
+    let (mut a, mut b) = pipe().unwrap();
+    a.send_bytes(&[1; 10]).unwrap();
+    assert!(matches!(
+        b.recv_bytes_max(9),
+        Err(ConnectionError::TooLarge { len: 10, limit: 9 })
+    ));
+    assert!(matches!(b.recv_bytes(), Err(ConnectionError::Broken)));
+    // The connection's own limit is unchanged by the call.
+    assert_eq!(b.max_message_size(), multiproc::DEFAULT_MAX_MESSAGE_SIZE);
+}
