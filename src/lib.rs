@@ -42,6 +42,7 @@
 //! ## Map
 //! - [`process`]: [`Process`], [`Builder`], [`StartMethod`], [`current_process`],
 //!   [`parent_process`], [`active_children`], [`cpu_count`].
+//! - [`context`]: [`Context`], [`get_context`]: a start method chosen per group of objects.
 //! - [`connection`]: [`pipe`], [`pipe_oneway`], [`Connection`], [`wait`].
 //! - [`handle`]: [`Handle`], how OS handles travel between processes.
 //! - [`sync`]: [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`],
@@ -62,6 +63,7 @@
 pub use bytemuck;
 
 pub mod connection;
+pub mod context;
 pub mod handle;
 pub mod process;
 pub mod shared;
@@ -71,6 +73,7 @@ mod sys;
 pub use connection::{
     Connection, ConnectionError, DEFAULT_MAX_MESSAGE_SIZE, pipe, pipe_oneway, wait,
 };
+pub use context::{Context, get_context};
 pub use handle::{CodecError, Handle};
 pub use process::{
     Builder, ChildInfo, Location, ParentProcess, Process, ProcessError, ProcessInfo, RemotePanic,

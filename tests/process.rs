@@ -956,3 +956,20 @@ mod encoded_tasks {
         argument_that_cannot_be_encoded_is_a_start_error(StartMethod::ForkServer);
     }
 }
+
+fn triple(x: u32) -> u32 {
+    x * 3
+}
+
+#[test]
+fn context_starts_children_with_its_method_and_leaves_the_default_alone() {
+    let _g = common::guard();
+    let default = multiproc::get_start_method();
+    for method in StartMethod::all() {
+        let ctx = multiproc::get_context(*method);
+        let child = ctx.start(triple, 5).unwrap();
+        assert_eq!(child.start_method(), *method);
+        assert_eq!(child.join().unwrap(), 15);
+    }
+    assert_eq!(multiproc::get_start_method(), default);
+}
