@@ -896,7 +896,30 @@ fn daemonic_grandchild_dies_when_its_parent_is_killed(method: StartMethod) {
     ));
 }
 
+fn panic_with_stderr_closed(_: ()) -> u8 {
+    // SAFETY: closing descriptor 2 of this child; nothing else in it uses stderr afterwards
+    // except the panic hook, whose writes must then fail quietly.
+    unsafe { libc::close(2) };
+    panic!("nobody can read this on stderr");
+}
+
+fn panic_report_survives_a_closed_stderr(method: StartMethod) {
+    let _g = common::guard();
+    let child = Builder::new()
+        .start_method(method)
+        .start(panic_with_stderr_closed, ())
+        .unwrap();
+    match child.join() {
+        Err(ProcessError::Panicked(p)) => {
+            assert_eq!(p.message, "nobody can read this on stderr");
+            assert!(p.location.is_some());
+        }
+        other => panic!("expected the panic report, got {other:?}"),
+    }
+}
+
 per_start_method!(
+    panic_report_survives_a_closed_stderr,
     join_returns_the_task_value,
     start_run_runs_a_type_implementing_run,
     non_capturing_closure_runs_as_a_task,
