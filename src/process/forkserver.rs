@@ -164,7 +164,12 @@ pub(crate) fn serve(mut control: Connection) -> ! {
                 .map(|(bytes, fds)| (r, TaskMessage { bytes, fds }))
         });
         let Ok((Request { header, status }, task)) = request else {
-            // End of file (the user process is gone) or a broken stream: stop serving.
+            // End of file (the user process is gone) or a broken stream: stop serving. Reap
+            // the children that have already ended first, so none is left to init as a
+            // zombie; the ones still running are adopted by init (daemonic ones die with us).
+            for child in &children {
+                let _ = sys::try_reap(child.pidfd.as_fd());
+            }
             sys::exit_now(0);
         };
         // SAFETY: this process is single-threaded (it never leaves this loop, which starts
