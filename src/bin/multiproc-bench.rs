@@ -885,7 +885,7 @@ fn case_pipe_rtt_small(ctx: &Ctx) -> CaseResult {
         return Err(bench_error("echo mismatch"));
     }
     let conn = &mut w.conn;
-    let mut run = |k: usize| -> Measured<f64> {
+    let run = |k: usize| -> Measured<f64> {
         let t0 = Instant::now();
         for _ in 0..k {
             conn.send(&Some(&msg))?;
@@ -893,20 +893,19 @@ fn case_pipe_rtt_small(ctx: &Ctx) -> CaseResult {
         }
         Ok(t0.elapsed().as_secs_f64() / k as f64 * 1e6)
     };
-    let n = ctx.sz(20000);
-    let (_, samples) = repeat(&mut run, ctx.sz(2000), n)?;
-    let pin = pinned(&mut run, ctx.sz(2000), &[std::process::id()], &[pid], "us")?;
-    let mut params = params! {
-        "round_trips" => n,
-        "payload" => "16-byte Vec<u8> (sent as Some(&vec), echoed back as Vec<u8>)",
-        "api" => "Connection::send/recv (serde + postcard)",
-        "pipe" => "pipe() duplex (AF_UNIX socketpair)",
-        "warmup_round_trips" => ctx.sz(2000),
-    };
-    params.extend(stats(&samples));
-    params.extend(pin);
-    ctx.emit("pipe_rtt_small", median(&samples).into(), "us", params);
-    Ok(())
+    pingpong_case(
+        ctx,
+        "pipe_rtt_small",
+        pid,
+        run,
+        PIPE_RTT,
+        "round_trips",
+        params! {
+            "payload" => "16-byte Vec<u8> (sent as Some(&vec), echoed back as Vec<u8>)",
+            "api" => "Connection::send/recv (serde + postcard)",
+            "pipe" => "pipe() duplex (AF_UNIX socketpair)",
+        },
+    )
 }
 
 fn case_pipe_rtt_small_bytes(ctx: &Ctx) -> CaseResult {
@@ -918,7 +917,7 @@ fn case_pipe_rtt_small_bytes(ctx: &Ctx) -> CaseResult {
         return Err(bench_error("echo mismatch"));
     }
     let conn = &mut w.conn;
-    let mut run = |k: usize| -> Measured<f64> {
+    let run = |k: usize| -> Measured<f64> {
         let t0 = Instant::now();
         for _ in 0..k {
             conn.send_bytes(&msg)?;
@@ -926,25 +925,19 @@ fn case_pipe_rtt_small_bytes(ctx: &Ctx) -> CaseResult {
         }
         Ok(t0.elapsed().as_secs_f64() / k as f64 * 1e6)
     };
-    let n = ctx.sz(20000);
-    let (_, samples) = repeat(&mut run, ctx.sz(2000), n)?;
-    let pin = pinned(&mut run, ctx.sz(2000), &[std::process::id()], &[pid], "us")?;
-    let mut params = params! {
-        "round_trips" => n,
-        "payload" => "16 bytes",
-        "api" => "Connection::send_bytes/recv_bytes",
-        "pipe" => "pipe() duplex (AF_UNIX socketpair)",
-        "warmup_round_trips" => ctx.sz(2000),
-    };
-    params.extend(stats(&samples));
-    params.extend(pin);
-    ctx.emit(
+    pingpong_case(
+        ctx,
         "pipe_rtt_small_bytes",
-        median(&samples).into(),
-        "us",
-        params,
-    );
-    Ok(())
+        pid,
+        run,
+        PIPE_RTT,
+        "round_trips",
+        params! {
+            "payload" => "16 bytes",
+            "api" => "Connection::send_bytes/recv_bytes",
+            "pipe" => "pipe() duplex (AF_UNIX socketpair)",
+        },
+    )
 }
 
 fn case_pipe_throughput_1mb(ctx: &Ctx) -> CaseResult {
@@ -1097,26 +1090,37 @@ fn case_value_lock_builtin(ctx: &Ctx) -> CaseResult {
 }
 
 /// Emit a two-party latency case: `run(k)` timed 1 + REPS times unpinned, then pinned.
+/// Workload sizes of a two-party latency case, before `--scale`: timed rounds, warm-up
+/// rounds, rounds per pinned sample.
+struct Rounds(usize, usize, usize);
+
+/// The ping-pong rounds of Python's event/condition/barrier cases.
+const PINGPONG: Rounds = Rounds(5000, 500, 1000);
+/// The round trips of Python's pipe latency cases.
+const PIPE_RTT: Rounds = Rounds(20000, 2000, 2000);
+
 fn pingpong_case(
     ctx: &Ctx,
     name: &str,
     worker_pid: u32,
     mut run: impl FnMut(usize) -> Measured<f64>,
+    rounds: Rounds,
     count_key: &str,
     describe: Params,
 ) -> CaseResult {
-    let n = ctx.sz(5000);
-    let (_, samples) = repeat(&mut run, ctx.sz(500), n)?;
+    let Rounds(timed, warm, per_pin) = rounds;
+    let n = ctx.sz(timed);
+    let (_, samples) = repeat(&mut run, ctx.sz(warm), n)?;
     let pin = pinned(
         &mut run,
-        ctx.sz(1000),
+        ctx.sz(per_pin),
         &[std::process::id()],
         &[worker_pid],
         "us",
     )?;
     let mut params = params! { count_key => n };
     params.extend(describe);
-    params.push((format!("warmup_{count_key}"), ctx.sz(500).into()));
+    params.push((format!("warmup_{count_key}"), ctx.sz(warm).into()));
     params.extend(stats(&samples));
     params.extend(pin);
     ctx.emit(name, median(&samples).into(), "us", params);
@@ -1144,6 +1148,7 @@ fn case_event_pingpong(ctx: &Ctx) -> CaseResult {
         "event_pingpong",
         pid,
         run,
+        PINGPONG,
         "round_trips",
         params! {
             "pattern" => "parent: e1.set(); e2.wait(); e2.clear()  child: e1.wait(); e1.clear(); e2.set()",
@@ -1178,6 +1183,7 @@ fn case_condition_pingpong(ctx: &Ctx) -> CaseResult {
         "condition_pingpong",
         pid,
         run,
+        PINGPONG,
         "round_trips",
         params! {
             "pattern" => "Condition (default RLock) + RawValue<i32> turn flag, notify(1)/wait() both ways",
@@ -1204,6 +1210,7 @@ fn case_barrier_wait_2p(ctx: &Ctx) -> CaseResult {
         "barrier_wait_2p",
         pid,
         run,
+        PINGPONG,
         "cycles",
         params! {
             "parties" => 2usize,
