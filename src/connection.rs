@@ -407,13 +407,7 @@ impl Connection {
         let len = self.read_header()?;
         // Descriptors sent with this message (if it was a typed one) are not wanted here.
         drop(self.take_frame_fds());
-        if len <= (self.rend - self.rpos) as u64 {
-            let body = self.rbuf[self.rpos..self.rpos + len as usize].to_vec();
-            self.consume(len as usize);
-            Ok(body)
-        } else {
-            self.read_body(len)
-        }
+        self.take_body(len)
     }
 
     /// Receive one message as bytes if it is at most `max_len` bytes long (Python's
@@ -452,14 +446,7 @@ impl Connection {
         let len = self.read_header()?;
         drop(self.take_frame_fds());
         if len > buf.len() as u64 {
-            let body = if len <= (self.rend - self.rpos) as u64 {
-                let b = self.rbuf[self.rpos..self.rpos + len as usize].to_vec();
-                self.consume(len as usize);
-                b
-            } else {
-                self.read_body(len)?
-            };
-            return Err(ConnectionError::BufferTooShort(body));
+            return Err(ConnectionError::BufferTooShort(self.take_body(len)?));
         }
         let len = len as usize;
         let buffered = (self.rend - self.rpos).min(len);
@@ -489,13 +476,7 @@ impl Connection {
         self.check_readable()?;
         let len = self.read_header()?;
         let fds = self.take_frame_fds();
-        let mut body = if len <= (self.rend - self.rpos) as u64 {
-            let b = self.rbuf[self.rpos..self.rpos + len as usize].to_vec();
-            self.consume(len as usize);
-            b
-        } else {
-            self.read_body(len)?
-        };
+        let mut body = self.take_body(len)?;
         check_count(&body, fds.len())?;
         body.remove(0);
         Ok((body, fds))
@@ -594,13 +575,7 @@ impl Connection {
         while self.rend - self.rpos < n {
             let missing = n - (self.rend - self.rpos);
             if self.rbuf.len() - self.rend < missing.max(512) {
-                // Move what is left to the front (and grow if even that is too small).
-                self.rbuf.copy_within(self.rpos..self.rend, 0);
-                self.rend -= self.rpos;
-                self.rpos = 0;
-                if self.rbuf.len() < n.max(INITIAL_READ) {
-                    self.rbuf.resize(n.max(INITIAL_READ), 0);
-                }
+                self.compact(n.max(INITIAL_READ));
             }
             let have = self.rend;
             let got = self.read_more().map_err(recv_error)?;
@@ -699,12 +674,7 @@ impl Connection {
             // memory follows the data that actually arrives.
             let target = want.min(buffered + GROW_STEP).max(INITIAL_READ);
             if self.rbuf.len() - self.rpos < target || self.rend == self.rbuf.len() {
-                self.rbuf.copy_within(self.rpos..self.rend, 0);
-                self.rend -= self.rpos;
-                self.rpos = 0;
-                if self.rbuf.len() < target {
-                    self.rbuf.resize(target, 0);
-                }
+                self.compact(target);
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             if !sys::wait_readable(&[self.fd.as_fd()], Some(remaining))?[0] {
@@ -779,6 +749,27 @@ impl Connection {
         }
         self.claim_fds(start, start + header + len);
         Ok(len)
+    }
+
+    /// Move the unread bytes to the front of the buffer and make it at least `capacity` long.
+    fn compact(&mut self, capacity: usize) {
+        self.rbuf.copy_within(self.rpos..self.rend, 0);
+        self.rend -= self.rpos;
+        self.rpos = 0;
+        if self.rbuf.len() < capacity {
+            self.rbuf.resize(capacity, 0);
+        }
+    }
+
+    /// The `len`-byte body of the frame whose header was just read, as an owned vector.
+    fn take_body(&mut self, len: u64) -> Result<Vec<u8>> {
+        if len <= (self.rend - self.rpos) as u64 {
+            let body = self.rbuf[self.rpos..self.rpos + len as usize].to_vec();
+            self.consume(len as usize);
+            Ok(body)
+        } else {
+            self.read_body(len)
+        }
     }
 
     /// Read a body of `len` bytes that is not (entirely) buffered yet.
