@@ -18,7 +18,8 @@ pub(crate) struct Helper {
     pub control: Connection,
 }
 
-/// Start a helper in boot mode `mode` (see `spawn::boot_hook`).
+/// Start a fresh copy of the executable in boot mode `mode` (see `spawn::boot_hook`): a
+/// helper, or a spawned child (mode `spawn`).
 pub(crate) fn launch(mode: &str, argv0: &str) -> Result<Helper, ProcessError> {
     super::spawn::keep_boot_hook();
     let (mine, theirs) = sys::socketpair()?;
@@ -32,7 +33,7 @@ pub(crate) fn launch(mode: &str, argv0: &str) -> Result<Helper, ProcessError> {
     )?;
     drop(theirs);
     let pidfd = sys::pidfd_open(pid)?;
-    log::debug!(target: "multiproc", "{argv0} started (pid {pid})");
+    log::debug!(target: "multiproc", "{argv0} started in boot mode {mode} (pid {pid})");
     Ok(Helper {
         owner: sys::getpid(),
         pid,

@@ -15,11 +15,12 @@
 //! `if __name__ == "__main__"`). The start path refers to the `.init_array` entry, so any
 //! executable that can spawn is guaranteed to contain it.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 
 use serde::{Deserialize, Serialize};
 
 use super::child::{self, Identity};
+use super::helper::{self, Helper};
 use super::task::EntryPoint;
 use super::{ProcessError, Started};
 use crate::connection::Connection;
@@ -121,19 +122,16 @@ pub(crate) fn keep_boot_hook() {
 
 /// Start a spawned child for `header` + `task`.
 pub(crate) fn start(header: &BootHeader, task: &TaskMessage) -> Result<Started, ProcessError> {
-    keep_boot_hook();
-    let (mine, theirs) = sys::socketpair()?;
     let argv0 = std::env::args()
         .next()
         .unwrap_or_else(|| "multiproc-child".into());
-    let pid = sys::spawn_self(
-        &argv0,
-        &[(BOOT_ENV, format!("spawn:{}", theirs.as_raw_fd()))],
-        theirs.as_fd(),
-    )?;
-    drop(theirs);
-    let pidfd = sys::pidfd_open(pid)?;
-    let mut status = Connection::new(mine);
+    // A spawned child starts like the library's helper processes, in the `spawn` boot mode.
+    let Helper {
+        pid,
+        pidfd,
+        control: mut status,
+        ..
+    } = helper::launch("spawn", &argv0)?;
     // If the child died before reading, the caller still gets a handle whose join reports
     // how it ended; only a failure to write for another reason is a start error.
     match status
