@@ -42,7 +42,9 @@ pub(crate) fn start<R: Serialize>(
     let forked = unsafe { sys::fork() };
     match forked {
         Ok(sys::Fork::Child) => {
-            forkserver::forget_in_child(&mut server_guard);
+            // Close the inherited connections to the parent's helpers at once, so they see end
+            // of file when the parent goes, whatever this child does.
+            *server_guard = None;
             *tracker_guard = None;
             drop(tracker_guard);
             drop(identity_guard);

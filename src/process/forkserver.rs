@@ -58,12 +58,6 @@ pub(crate) fn lock_for_fork() -> MutexGuard<'static, Option<Server>> {
     lock()
 }
 
-/// In a freshly forked child: close the inherited control connection at once, so the
-/// parent's server sees end of file when the parent goes, whatever this child does.
-pub(crate) fn forget_in_child(guard: &mut Option<Server>) {
-    *guard = None;
-}
-
 /// The pid of this process's fork server, if one is running (a diagnostic: tests use it to
 /// tell the server apart from children).
 ///
