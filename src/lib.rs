@@ -66,6 +66,7 @@ pub mod connection;
 pub mod context;
 pub mod handle;
 pub mod process;
+pub mod queue;
 pub mod shared;
 pub mod sync;
 mod sys;
@@ -80,6 +81,7 @@ pub use process::{
     Run, StartMethod, active_children, cpu_count, current_process, forkserver_pid,
     get_start_method, parent_process, set_start_method,
 };
+pub use queue::{DEFAULT_BUFFER_SIZE, JoinableQueue, Queue, QueueBuilder, QueueError, SimpleQueue};
 pub use shared::{
     Array, ArrayGuard, AtomicInt, RawArray, RawValue, SharedMemory, Value, ValueGuard,
     resource_tracker_pid,

@@ -43,6 +43,11 @@ impl Segment {
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
+
+    /// The shared memory file behind the mapping.
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
 }
 
 impl Serialize for Segment {
@@ -111,6 +116,13 @@ impl<T: SharedState> Shared<T> {
             offset,
             _state: PhantomData,
         })
+    }
+}
+
+impl<T> Shared<T> {
+    /// The segment this value lives in (for structures with a payload after the header).
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.segment
     }
 }
 

@@ -293,3 +293,16 @@ pub fn spin_until(deadline: Option<Instant>, mut ready: impl FnMut() -> bool) ->
         rustix::thread::sched_yield();
     }
 }
+
+/// Give the pages of `len` bytes at `offset` of a shared memory file back to the kernel
+/// (`fallocate(PUNCH_HOLE)`); they read as zeros afterwards and occupy no memory until
+/// written again. The file keeps its size.
+pub fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use rustix::fs::FallocateFlags;
+    Ok(rustix::fs::fallocate(
+        file,
+        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+        offset,
+        len,
+    )?)
+}

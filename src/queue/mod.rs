@@ -1,0 +1,852 @@
+//! Process-safe FIFO queues: [`Queue`], [`SimpleQueue`] and [`JoinableQueue`] (Python's
+//! `multiprocessing.Queue` and friends).
+//!
+//! A queue is a ring buffer in anonymous shared memory (see `ring.rs`), shared by every
+//! process that has a handle: clone it for more threads, pass it to a child as (part of) its
+//! argument, or send it over a [`Connection`](crate::Connection). Items are any serde type,
+//! encoded with postcard.
+//!
+//! # How it differs from Python's
+//! - There is no feeder thread. `put` copies the item into shared memory and returns; when
+//!   it returns, the item is in the queue, and it stays there if the putting process exits
+//!   or is killed right after. (Python's `put` hands the item to a thread that may not have
+//!   written it yet when the process exits.)
+//! - Items of any size: an item larger than the buffer streams through it while a consumer
+//!   reads it, so memory stays bounded by the buffer size (default
+//!   [`DEFAULT_BUFFER_SIZE`]; only the pages in use occupy memory).
+//! - "Unbounded" ([`Queue::new`]) means no limit on the number of items; the bytes waiting
+//!   are limited by the buffer size, and a `put` that finds the buffer full waits for room
+//!   like a `put` on a full bounded queue (`put_timeout`/`put_nowait` report
+//!   [`QueueError::Full`]). Raise the buffer with [`QueueBuilder::buffer_size`].
+//! - `qsize` is exact (it counts items whose `put` has begun and whose `get` has not
+//!   finished) and works on every platform.
+//!
+//! # Processes that die
+//! A process killed in the middle of `put` or `get` never leaves the others waiting:
+//! - killed inside `put`: its item is dropped whole, and consumers never see part of it (the
+//!   next producer, or a consumer waiting for the rest of the item, cancels it within about
+//!   20 ms); every other item arrives;
+//! - killed inside `get`: the item it was taking is lost with it (as in Python); the queue
+//!   stays consistent and the other consumers go on with the next item.
+//!
+//! # Handles inside items
+//! Items cannot carry OS handles (a [`Connection`](crate::Connection), a lock, another
+//! queue...): `put` reports a [`QueueError::Codec`] error. Pass handles as process
+//! arguments or send them over a `Connection`.
+//!
+//! # Byte buffers
+//! serde encodes `Vec<u8>` element by element. For large byte payloads use
+//! `serde_bytes::ByteBuf` (or `#[serde(with = "serde_bytes")]`), which is copied in one go.
+
+mod ring;
+
+use std::borrow::Borrow;
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::handle::{self, CodecError};
+use ring::{Ring, RingConfig};
+
+/// The default size of a queue's buffer in shared memory: 64 MiB of address space, of which
+/// only the pages holding items occupy memory (about 1 MiB when consumers keep up).
+pub const DEFAULT_BUFFER_SIZE: usize = 64 << 20;
+
+/// Encode buffers larger than this are not kept for the next `put`.
+const KEEP_SCRATCH: usize = 4 << 20;
+
+/// Why a queue operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueueError {
+    /// The queue stayed full until the timeout (Python's `queue.Full`); the item was not put.
+    #[error("queue is full")]
+    Full,
+    /// No item arrived before the timeout (Python's `queue.Empty`).
+    #[error("queue is empty")]
+    Empty,
+    /// This handle was closed with `close()`.
+    #[error("queue is closed")]
+    Closed,
+    /// `task_done` was called more times than items were put.
+    #[error("task_done() called more times than there were items")]
+    TaskDoneTooManyTimes,
+    /// The item could not be encoded, or the bytes received do not decode as the item type.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// An operating-system error, or a corrupt queue.
+    #[error("queue: {0}")]
+    Io(#[from] io::Error),
+}
+
+thread_local! {
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Encode `item` into a reused per-thread buffer and give the bytes to `f`.
+fn with_encoded<T: Serialize + ?Sized, R>(
+    item: &T,
+    f: impl FnOnce(&[u8]) -> Result<R, QueueError>,
+) -> Result<R, QueueError> {
+    let mut buf = SCRATCH.take();
+    buf.clear();
+    let result = match handle::encode(item, &mut buf) {
+        Ok(fds) if fds.is_empty() => f(&buf),
+        Ok(_) => Err(QueueError::Codec(CodecError::Encode {
+            type_name: std::any::type_name::<T>(),
+            reason: "OS handles cannot travel through a queue; pass them as process \
+                     arguments or send them over a Connection"
+                .into(),
+        })),
+        Err(e) => Err(e.into()),
+    };
+    if buf.capacity() <= KEEP_SCRATCH {
+        SCRATCH.set(buf);
+    }
+    result
+}
+
+fn deadline(timeout: Duration) -> Option<Instant> {
+    Some(Instant::now() + timeout)
+}
+
+/// What every queue handle holds: the ring, and this process's `closed` flag.
+struct Local {
+    ring: Ring,
+    closed: AtomicBool,
+}
+
+/// The untyped core of the three queue kinds.
+#[derive(Clone)]
+struct Core(Arc<Local>);
+
+impl Core {
+    fn new(config: RingConfig) -> Result<Core, QueueError> {
+        Ok(Core::from_ring(Ring::new(config)?))
+    }
+
+    fn from_ring(ring: Ring) -> Core {
+        Core(Arc::new(Local {
+            ring,
+            closed: AtomicBool::new(false),
+        }))
+    }
+
+    fn check_open(&self) -> Result<(), QueueError> {
+        if self.0.closed.load(Ordering::Relaxed) {
+            Err(QueueError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn put<T: Serialize>(&self, item: &T, deadline: Option<Instant>) -> Result<(), QueueError> {
+        self.check_open()?;
+        with_encoded(item, |bytes| match self.0.ring.put(bytes, deadline)? {
+            true => Ok(()),
+            false => Err(QueueError::Full),
+        })
+    }
+
+    fn get<T: DeserializeOwned>(&self, deadline: Option<Instant>) -> Result<T, QueueError> {
+        self.check_open()?;
+        match self
+            .0
+            .ring
+            .get(deadline, |bytes| handle::decode::<T>(bytes, Vec::new()))?
+        {
+            Some(decoded) => Ok(decoded?),
+            None => Err(QueueError::Empty),
+        }
+    }
+}
+
+impl Serialize for Core {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.ring.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Core {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Core::from_ring(Ring::deserialize(deserializer)?))
+    }
+}
+
+/// Settings for a new [`Queue`] or [`JoinableQueue`]: see [`Queue::builder`].
+///
+/// ```
+/// let q: multiproc::Queue<u64> = multiproc::Queue::builder().maxsize(10).buffer_size(1 << 20).build()?;
+/// assert_eq!(q.maxsize(), 10);
+/// # Ok::<(), multiproc::QueueError>(())
+/// ```
+pub struct QueueBuilder<T> {
+    maxsize: usize,
+    buffer_size: usize,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+impl<T> QueueBuilder<T> {
+    /// Default settings: unbounded, [`DEFAULT_BUFFER_SIZE`] bytes of buffer.
+    ///
+    /// ```
+    /// let q: multiproc::Queue<u8> = multiproc::QueueBuilder::new().build()?;
+    /// assert_eq!(q.maxsize(), 0);
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn new() -> Self {
+        QueueBuilder {
+            maxsize: 0,
+            buffer_size: DEFAULT_BUFFER_SIZE,
+            _items: PhantomData,
+        }
+    }
+
+    /// At most `maxsize` items in the queue at once (0, the default: no limit).
+    ///
+    /// ```
+    /// let q = multiproc::Queue::<u8>::builder().maxsize(1).build()?;
+    /// q.put(1)?;
+    /// assert!(q.full());
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn maxsize(mut self, maxsize: usize) -> Self {
+        self.maxsize = maxsize;
+        self
+    }
+
+    /// Bytes of shared memory for items in transit (rounded up to whole pages; default
+    /// [`DEFAULT_BUFFER_SIZE`]). Items larger than a quarter of it stream through it in
+    /// pieces, so this bounds memory, not item size.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::<Vec<u32>>::builder().buffer_size(64 << 10).build()?;
+    /// assert_eq!(q.buffer_size(), 64 << 10);
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn buffer_size(mut self, bytes: usize) -> Self {
+        self.buffer_size = bytes;
+        self
+    }
+
+    fn config(&self, joinable: bool) -> RingConfig {
+        RingConfig {
+            capacity: self.buffer_size as u64,
+            maxsize: self.maxsize as u64,
+            joinable,
+        }
+    }
+
+    /// Create the queue.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::<String>::builder().build()?;
+    /// q.put("hi".to_string())?;
+    /// assert_eq!(q.get()?, "hi");
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn build(&self) -> Result<Queue<T>, QueueError> {
+        Ok(Queue {
+            core: Core::new(self.config(false))?,
+            _items: PhantomData,
+        })
+    }
+
+    /// Create a [`JoinableQueue`].
+    ///
+    /// ```
+    /// let q = multiproc::Queue::<u8>::builder().maxsize(4).build_joinable()?;
+    /// q.put(1)?;
+    /// assert_eq!(q.unfinished_tasks(), 1);
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn build_joinable(&self) -> Result<JoinableQueue<T>, QueueError> {
+        Ok(JoinableQueue {
+            queue: Queue {
+                core: Core::new(self.config(true))?,
+                _items: PhantomData,
+            },
+        })
+    }
+}
+
+impl<T> Default for QueueBuilder<T> {
+    fn default() -> Self {
+        QueueBuilder::new()
+    }
+}
+
+impl<T> Clone for QueueBuilder<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for QueueBuilder<T> {}
+
+impl<T> fmt::Debug for QueueBuilder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueBuilder")
+            .field("maxsize", &self.maxsize)
+            .field("buffer_size", &self.buffer_size)
+            .finish()
+    }
+}
+
+/// A multi-producer, multi-consumer FIFO queue between processes (Python's
+/// `multiprocessing.Queue`).
+///
+/// Items from one producer arrive in the order it put them. A clone is another handle on
+/// the same queue; so is the copy a child gets when the queue is (part of) its argument.
+///
+/// ```
+/// use multiproc::{Process, Queue};
+///
+/// fn produce(q: Queue<Option<u32>>) {
+///     for i in 0..3 {
+///         q.put(Some(i)).unwrap();
+///     }
+///     q.put(None).unwrap(); // end marker
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let q = Queue::new()?;
+/// let child = Process::start(produce, q.clone())?;
+/// let mut got = Vec::new();
+/// while let Some(i) = q.get()? {
+///     got.push(i);
+/// }
+/// child.join()?;
+/// assert_eq!(got, [0, 1, 2]);
+/// # Ok(())
+/// # }
+/// ```
+pub struct Queue<T> {
+    core: Core,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Queue<T> {
+    /// An unbounded queue (no limit on the number of items) with the default buffer.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::<i32>::new()?;
+    /// assert!(q.empty());
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn new() -> Result<Queue<T>, QueueError> {
+        QueueBuilder::new().build()
+    }
+
+    /// A queue holding at most `maxsize` items (0: no limit), like Python's `Queue(maxsize)`.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::with_maxsize(1)?;
+    /// q.put(1)?;
+    /// assert!(matches!(q.put_nowait(2), Err(multiproc::QueueError::Full)));
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn with_maxsize(maxsize: usize) -> Result<Queue<T>, QueueError> {
+        QueueBuilder::new().maxsize(maxsize).build()
+    }
+
+    /// Settings beyond `maxsize`: the buffer size, or a joinable queue.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::<u8>::builder().buffer_size(1 << 16).build()?;
+    /// q.put(7)?;
+    /// assert_eq!(q.get()?, 7);
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn builder() -> QueueBuilder<T> {
+        QueueBuilder::new()
+    }
+
+    /// The number of items in the queue: those whose `put` has begun and whose `get` has
+    /// not finished. Another process may change it at any moment.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::new()?;
+    /// q.put('a')?;
+    /// q.put('b')?;
+    /// assert_eq!(q.qsize(), 2);
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn qsize(&self) -> usize {
+        self.core.0.ring.len() as usize
+    }
+
+    /// Whether the queue holds no item (at this instant).
+    ///
+    /// ```
+    /// let q = multiproc::Queue::new()?;
+    /// assert!(q.empty());
+    /// q.put(1u8)?;
+    /// assert!(!q.empty());
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn empty(&self) -> bool {
+        self.qsize() == 0
+    }
+
+    /// Whether a bounded queue holds `maxsize` items (always `false` without a bound).
+    ///
+    /// ```
+    /// let q = multiproc::Queue::with_maxsize(1)?;
+    /// assert!(!q.full());
+    /// q.put(1u8)?;
+    /// assert!(q.full());
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn full(&self) -> bool {
+        let max = self.maxsize();
+        max != 0 && self.qsize() >= max
+    }
+
+    /// The item limit (0: none).
+    ///
+    /// ```
+    /// assert_eq!(multiproc::Queue::<u8>::with_maxsize(3)?.maxsize(), 3);
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn maxsize(&self) -> usize {
+        self.core.0.ring.maxsize() as usize
+    }
+
+    /// Bytes of shared memory the queue has for items in transit.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::<u8>::new()?;
+    /// assert_eq!(q.buffer_size(), multiproc::DEFAULT_BUFFER_SIZE);
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn buffer_size(&self) -> usize {
+        self.core.0.ring.capacity() as usize
+    }
+
+    /// Close this process's handle (and its clones): later `put` and `get` calls through it
+    /// fail with [`QueueError::Closed`]. Other processes' handles are unaffected, and items
+    /// already put stay in the queue.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::<u8>::new()?;
+    /// q.close();
+    /// assert!(matches!(q.put(1), Err(multiproc::QueueError::Closed)));
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn close(&self) {
+        self.core.0.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`close`](Queue::close) was called on this handle or a clone of it.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::<u8>::new()?;
+    /// assert!(!q.is_closed());
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.core.0.closed.load(Ordering::Relaxed)
+    }
+}
+
+impl<T: Serialize> Queue<T> {
+    /// Put an item, waiting for room if the queue is full. Takes the item or a reference
+    /// to it. When `put` returns, the item is in the queue, even if this process exits
+    /// right away.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::new()?;
+    /// q.put(vec![1, 2])?;
+    /// let v = vec![3];
+    /// q.put(&v)?;
+    /// assert_eq!(q.get()?, [1, 2]);
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn put(&self, item: impl Borrow<T>) -> Result<(), QueueError> {
+        self.core.put(item.borrow(), None)
+    }
+
+    /// Put an item, waiting at most `timeout` for room; [`QueueError::Full`] if there was
+    /// none (the item was not put).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = multiproc::Queue::with_maxsize(1)?;
+    /// q.put(1)?;
+    /// let r = q.put_timeout(2, Duration::from_millis(10));
+    /// assert!(matches!(r, Err(multiproc::QueueError::Full)));
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn put_timeout(&self, item: impl Borrow<T>, timeout: Duration) -> Result<(), QueueError> {
+        self.core.put(item.borrow(), deadline(timeout))
+    }
+
+    /// Put an item only if there is room right now; [`QueueError::Full`] otherwise.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::with_maxsize(1)?;
+    /// q.put_nowait(1)?;
+    /// assert!(matches!(q.put_nowait(2), Err(multiproc::QueueError::Full)));
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn put_nowait(&self, item: impl Borrow<T>) -> Result<(), QueueError> {
+        self.core.put(item.borrow(), Some(Instant::now()))
+    }
+}
+
+impl<T: DeserializeOwned> Queue<T> {
+    /// Take the next item, waiting as long as needed.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::new()?;
+    /// q.put("x".to_string())?;
+    /// assert_eq!(q.get()?, "x");
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn get(&self) -> Result<T, QueueError> {
+        self.core.get(None)
+    }
+
+    /// Take the next item, waiting at most `timeout`; [`QueueError::Empty`] if none came.
+    /// A `get` that has begun to receive a large item waits for the rest of it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = multiproc::Queue::<u8>::new()?;
+    /// let r = q.get_timeout(Duration::from_millis(10));
+    /// assert!(matches!(r, Err(multiproc::QueueError::Empty)));
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, QueueError> {
+        self.core.get(deadline(timeout))
+    }
+
+    /// Take an item only if one is there now; [`QueueError::Empty`] otherwise.
+    ///
+    /// ```
+    /// let q = multiproc::Queue::new()?;
+    /// assert!(matches!(q.get_nowait(), Err(multiproc::QueueError::Empty)));
+    /// q.put(5u8)?;
+    /// assert_eq!(q.get_nowait()?, 5);
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn get_nowait(&self) -> Result<T, QueueError> {
+        self.core.get(Some(Instant::now()))
+    }
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue {
+            core: self.core.clone(),
+            _items: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("qsize", &self.qsize())
+            .field("maxsize", &self.maxsize())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl<T> Serialize for Queue<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.core.serialize(serializer)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Queue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Queue {
+            core: Core::deserialize(deserializer)?,
+            _items: PhantomData,
+        })
+    }
+}
+
+/// A [`Queue`] that also counts unfinished tasks (Python's `multiprocessing.JoinableQueue`):
+/// every `put` adds one, every [`task_done`](JoinableQueue::task_done) removes one, and
+/// [`join`](JoinableQueue::join) waits until none is left.
+///
+/// It dereferences to [`Queue`] for `put`, `get` and the rest.
+///
+/// ```
+/// use multiproc::{JoinableQueue, Process};
+///
+/// fn worker(q: JoinableQueue<u64>) {
+///     while let Ok(n) = q.get() {
+///         let _ = n * n; // the work
+///         q.task_done().unwrap();
+///     }
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let q = JoinableQueue::new()?;
+/// let w = multiproc::Builder::new().daemon(true).start(worker, q.clone())?;
+/// for n in 0..10 {
+///     q.put(n)?;
+/// }
+/// q.join(); // every item was processed
+/// assert_eq!(q.unfinished_tasks(), 0);
+/// w.terminate()?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct JoinableQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T> JoinableQueue<T> {
+    /// An unbounded joinable queue.
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::<u8>::new()?;
+    /// assert_eq!(q.unfinished_tasks(), 0);
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn new() -> Result<JoinableQueue<T>, QueueError> {
+        QueueBuilder::new().build_joinable()
+    }
+
+    /// A joinable queue holding at most `maxsize` items (0: no limit).
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::<u8>::with_maxsize(2)?;
+    /// assert_eq!(q.maxsize(), 2);
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn with_maxsize(maxsize: usize) -> Result<JoinableQueue<T>, QueueError> {
+        QueueBuilder::new().maxsize(maxsize).build_joinable()
+    }
+
+    /// Mark one task (an item got earlier) as done.
+    /// [`QueueError::TaskDoneTooManyTimes`] if no task is unfinished.
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put(1u8)?;
+    /// q.get()?;
+    /// q.task_done()?;
+    /// assert!(matches!(q.task_done(), Err(multiproc::QueueError::TaskDoneTooManyTimes)));
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn task_done(&self) -> Result<(), QueueError> {
+        self.queue.core.0.ring.finish_tasks(1)
+    }
+
+    /// Items put and not yet marked done.
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put(1u8)?;
+    /// assert_eq!(q.unfinished_tasks(), 1);
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn unfinished_tasks(&self) -> usize {
+        self.queue.core.0.ring.unfinished_tasks() as usize
+    }
+
+    /// Wait until every item put has been marked done.
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::<u8>::new()?;
+    /// q.join(); // nothing was put
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn join(&self) {
+        self.queue.core.0.ring.join_tasks(None);
+    }
+
+    /// Like [`join`](JoinableQueue::join), waiting at most `timeout`; `false` if tasks
+    /// were still unfinished.
+    ///
+    /// ```
+    /// let q = multiproc::JoinableQueue::new()?;
+    /// q.put(1u8)?;
+    /// assert!(!q.join_timeout(std::time::Duration::from_millis(10)));
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        self.queue.core.0.ring.join_tasks(deadline(timeout))
+    }
+}
+
+impl<T> Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+    fn deref(&self) -> &Queue<T> {
+        &self.queue
+    }
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> Self {
+        JoinableQueue {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinableQueue")
+            .field("qsize", &self.qsize())
+            .field("unfinished_tasks", &self.unfinished_tasks())
+            .finish()
+    }
+}
+
+impl<T> Serialize for JoinableQueue<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.queue.serialize(serializer)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let queue = Queue::deserialize(deserializer)?;
+        if !queue.core.0.ring.joinable() {
+            return Err(serde::de::Error::custom(
+                "expected a JoinableQueue, got a plain Queue",
+            ));
+        }
+        Ok(JoinableQueue { queue })
+    }
+}
+
+/// The simplest queue (Python's `multiprocessing.SimpleQueue`): unbounded, `put`, `get`,
+/// `empty` and `close`, with the same shared-memory ring as [`Queue`].
+///
+/// ```
+/// use multiproc::{Process, SimpleQueue};
+///
+/// fn square(q: SimpleQueue<u64>) {
+///     let n = q.get().unwrap();
+///     q.put(n * n).unwrap();
+/// }
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let q = SimpleQueue::new()?;
+/// q.put(12)?;
+/// let child = Process::start(square, q.clone())?;
+/// child.join()?;
+/// assert_eq!(q.get()?, 144);
+/// # Ok(())
+/// # }
+/// ```
+pub struct SimpleQueue<T> {
+    core: Core,
+    _items: PhantomData<fn(T) -> T>,
+}
+
+impl<T> SimpleQueue<T> {
+    /// A new, empty queue.
+    ///
+    /// ```
+    /// assert!(multiproc::SimpleQueue::<u8>::new()?.empty());
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn new() -> Result<SimpleQueue<T>, QueueError> {
+        Ok(SimpleQueue {
+            core: Core::new(QueueBuilder::<T>::new().config(false))?,
+            _items: PhantomData,
+        })
+    }
+
+    /// Whether no item is waiting (at this instant).
+    ///
+    /// ```
+    /// let q = multiproc::SimpleQueue::new()?;
+    /// q.put(1u8)?;
+    /// assert!(!q.empty());
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn empty(&self) -> bool {
+        self.core.0.ring.len() == 0
+    }
+
+    /// Close this process's handle: later `put`/`get` through it fail with
+    /// [`QueueError::Closed`].
+    ///
+    /// ```
+    /// let q = multiproc::SimpleQueue::<u8>::new()?;
+    /// q.close();
+    /// assert!(matches!(q.get(), Err(multiproc::QueueError::Closed)));
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn close(&self) {
+        self.core.0.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+impl<T: Serialize> SimpleQueue<T> {
+    /// Put an item (waiting only if the buffer is full). Takes the item or a reference.
+    ///
+    /// ```
+    /// let q = multiproc::SimpleQueue::new()?;
+    /// q.put("a")?;
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn put(&self, item: impl Borrow<T>) -> Result<(), QueueError> {
+        self.core.put(item.borrow(), None)
+    }
+}
+
+impl<T: DeserializeOwned> SimpleQueue<T> {
+    /// Take the next item, waiting as long as needed.
+    ///
+    /// ```
+    /// let q = multiproc::SimpleQueue::new()?;
+    /// q.put(3.5f64)?;
+    /// assert_eq!(q.get()?, 3.5);
+    /// # Ok::<(), multiproc::QueueError>(())
+    /// ```
+    pub fn get(&self) -> Result<T, QueueError> {
+        self.core.get(None)
+    }
+}
+
+impl<T> Clone for SimpleQueue<T> {
+    fn clone(&self) -> Self {
+        SimpleQueue {
+            core: self.core.clone(),
+            _items: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for SimpleQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimpleQueue")
+            .field("empty", &self.empty())
+            .finish()
+    }
+}
+
+impl<T> Serialize for SimpleQueue<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.core.serialize(serializer)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(SimpleQueue {
+            core: Core::deserialize(deserializer)?,
+            _items: PhantomData,
+        })
+    }
+}

@@ -1,0 +1,776 @@
+//! The shared-memory ring behind every queue.
+//!
+//! Why by hand: no crate offers a multi-process, crash-tolerant byte queue in shared memory
+//! (the lock-free rings on crates.io assume one address space and no process deaths).
+//!
+//! # Layout
+//! One memfd segment: a state page ([`RingState`]) followed by `capacity` bytes of ring. The
+//! ring holds *chunks*, each a 16-byte [`ChunkHeader`] and its payload, padded to 16 bytes,
+//! at free-running 64-bit positions (`position % capacity` is the offset). An item is one or
+//! more data chunks (`FIRST` on the first, `LAST` on the last); items larger than a quarter
+//! of the ring stream through it in pieces while the consumer reads them.
+//!
+//! # Protocol
+//! - Producers serialize on the robust `put_lock` and own the bytes `[head, tail + capacity)`;
+//!   consumers serialize on the robust `get_lock` and own `[tail, head)`. A chunk is written
+//!   first and published by storing `head`; it is freed by storing `tail`. So between the two
+//!   sides the ring is single-producer single-consumer and needs no further locking.
+//! - `put_seq` counts reserved items and `get_seq` finished ones; `qsize` and `maxsize` use
+//!   their difference. A producer sets `open_item` while it writes an item.
+//! - Waits poll briefly, then sleep on a futex word (`Signal`); a side wakes the other only
+//!   when it announced that it sleeps.
+//! - Memory: the memfd is sparse, so only pages that were written occupy memory. When the
+//!   consumer keeps up, the producer wraps early (a `SKIP` chunk) after `soft_wrap` bytes,
+//!   so a busy queue keeps reusing the same few pages; after a burst went further, the pages
+//!   beyond the wrap point are given back to the kernel (`punch_hole`).
+//!
+//! # Deaths
+//! - A producer that dies inside a put leaves `open_item` set. Whoever takes the put lock
+//!   next (or a consumer waiting for the rest of that item, which polls the lock) appends an
+//!   `ABORT` chunk: consumers drop the partial item and carry on. The item is lost, as it was
+//!   never fully put; nothing else is.
+//! - A consumer that dies inside a get leaves the rest of its item in the ring; the next
+//!   consumer discards chunks that do not start an item. The item is lost with the process
+//!   that took it. A consumer that dies before freeing a one-chunk item leaves it in the ring
+//!   for the next consumer.
+//! - Counters are single stores next to each other; a death exactly between two of them can
+//!   leave `qsize` off by one until the next item passes, never a waiter without a waker.
+
+use std::io;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::QueueError;
+use crate::shared::segment::{Shared, SharedState};
+use crate::sys::memory::{self, MutexLock, RobustMutex};
+
+/// Where the ring starts in the segment: after the state page, so ring pages can be punched.
+const RING_OFFSET: u64 = 4096;
+const PAGE: u64 = 4096;
+const HEADER: u64 = 16;
+/// Without data, how often a waiter checks for a producer that died inside a put.
+const HEAL_INTERVAL: Duration = Duration::from_millis(20);
+/// Rings larger than this wrap early at this offset when the consumer keeps up.
+const SOFT_WRAP: u64 = 1 << 20;
+/// The smallest ring.
+pub(crate) const MIN_CAPACITY: u64 = PAGE;
+/// The largest ring (chunk lengths are 32-bit).
+pub(crate) const MAX_CAPACITY: u64 = 1 << 40;
+
+const KIND_DATA: u8 = 1;
+const KIND_SKIP: u8 = 2;
+const KIND_ABORT: u8 = 3;
+const FLAG_FIRST: u8 = 1;
+const FLAG_LAST: u8 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ChunkHeader {
+    len: u32,
+    kind: u8,
+    flags: u8,
+    _pad: u16,
+    seq: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<ChunkHeader>() as u64 == HEADER);
+
+/// Keeps each side's words on its own cache lines (128: adjacent-line prefetch on x86).
+#[repr(C, align(128))]
+struct Padded<T>(T);
+
+/// A futex word with a sleeper count, so that waking costs nothing when nobody sleeps.
+#[repr(C)]
+struct Signal {
+    seq: AtomicU32,
+    waiters: AtomicU32,
+}
+
+impl Signal {
+    /// Wake every sleeper. Call after the store that makes their condition true.
+    fn notify(&self) {
+        if self.waiters.load(SeqCst) != 0 {
+            self.seq.fetch_add(1, SeqCst);
+            memory::futex_wake(&self.seq, u32::MAX);
+        }
+    }
+
+    /// Wait until `ready()` or `deadline`; `false` on timeout. While asleep, wake every
+    /// `HEAL_INTERVAL` to run `tick` if `poll()` says there may be something to repair.
+    fn wait(
+        &self,
+        deadline: Option<Instant>,
+        mut ready: impl FnMut() -> bool,
+        mut poll: impl FnMut() -> bool,
+        mut tick: impl FnMut(),
+    ) -> bool {
+        if ready() || memory::spin_until(deadline, &mut ready) {
+            return true;
+        }
+        loop {
+            let seen = self.seq.load(SeqCst);
+            // Announce, then re-check: a notifier either sees us or we see its store.
+            self.waiters.fetch_add(1, SeqCst);
+            if ready() {
+                self.waiters.fetch_sub(1, SeqCst);
+                return true;
+            }
+            let polling = poll();
+            let until = if polling {
+                let slice = Instant::now() + HEAL_INTERVAL;
+                Some(deadline.map_or(slice, |d| d.min(slice)))
+            } else {
+                deadline
+            };
+            memory::futex_wait(&self.seq, seen, until);
+            self.waiters.fetch_sub(1, SeqCst);
+            if ready() {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            if polling {
+                tick();
+            }
+        }
+    }
+}
+
+#[repr(C)]
+struct Config {
+    capacity: AtomicU64,
+    soft_wrap: AtomicU64,
+    max_chunk: AtomicU64,
+    maxsize: AtomicU64,
+    joinable: AtomicU64,
+}
+
+/// Written under the put lock.
+#[repr(C)]
+struct ProducerSide {
+    head: AtomicU64,
+    put_seq: AtomicU64,
+    /// `seq + 1` of the item being written, 0 between items.
+    open_item: AtomicU64,
+    /// Last `tail` read, to avoid touching the consumers' cache line on every put.
+    tail_seen: AtomicU64,
+    /// Highest ring offset written since pages were last given back.
+    high_water: AtomicU64,
+}
+
+/// Written under the get lock.
+#[repr(C)]
+struct ConsumerSide {
+    tail: AtomicU64,
+    get_seq: AtomicU64,
+    /// Last `head` read.
+    head_seen: AtomicU64,
+}
+
+#[repr(C)]
+struct TaskCount {
+    unfinished: AtomicU64,
+    signal: Signal,
+}
+
+#[repr(C)]
+pub(crate) struct RingState {
+    config: Padded<Config>,
+    put_lock: Padded<RobustMutex>,
+    get_lock: Padded<RobustMutex>,
+    producer: Padded<ProducerSide>,
+    consumer: Padded<ConsumerSide>,
+    data: Padded<Signal>,
+    space: Padded<Signal>,
+    tasks: Padded<TaskCount>,
+}
+
+const _: () = assert!(std::mem::size_of::<RingState>() as u64 <= RING_OFFSET);
+
+// SAFETY: apart from the two robust mutexes (initialised here and used only through
+// pthread calls) the state is atomics, for which zero is a valid value.
+unsafe impl SharedState for RingState {
+    unsafe fn init(this: *mut Self) -> io::Result<()> {
+        // SAFETY: `this` is zeroed, writable and unused (trait contract).
+        unsafe {
+            RobustMutex::init(&raw mut (*this).put_lock.0)?;
+            RobustMutex::init(&raw mut (*this).get_lock.0)?;
+        }
+        Ok(())
+    }
+}
+
+/// How a ring is set up.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RingConfig {
+    /// Ring bytes (rounded up to whole pages).
+    pub capacity: u64,
+    /// Most items in the queue at once; 0: no limit.
+    pub maxsize: u64,
+    /// Count unfinished tasks (JoinableQueue).
+    pub joinable: bool,
+}
+
+/// A process's handle on a ring; clones share the mapping.
+#[derive(Clone)]
+pub(crate) struct Ring {
+    state: Shared<RingState>,
+    capacity: u64,
+    soft_wrap: u64,
+    max_chunk: u64,
+    maxsize: u64,
+    joinable: bool,
+}
+
+fn round16(n: u64) -> u64 {
+    (n + 15) & !15
+}
+
+impl Ring {
+    pub(crate) fn new(config: RingConfig) -> io::Result<Ring> {
+        let capacity = config
+            .capacity
+            .clamp(MIN_CAPACITY, MAX_CAPACITY)
+            .div_ceil(PAGE)
+            * PAGE;
+        let extra = (RING_OFFSET as usize - std::mem::size_of::<RingState>()) + capacity as usize;
+        let state: Shared<RingState> = Shared::new(extra)?;
+        let c = &state.config.0;
+        c.capacity.store(capacity, SeqCst);
+        c.soft_wrap.store(
+            if capacity > 2 * SOFT_WRAP {
+                SOFT_WRAP
+            } else {
+                capacity
+            },
+            SeqCst,
+        );
+        c.max_chunk.store((capacity / 4).min(1 << 30) & !15, SeqCst);
+        c.maxsize.store(config.maxsize, SeqCst);
+        c.joinable.store(config.joinable as u64, SeqCst);
+        Ring::from_state(state)
+    }
+
+    /// Cache and check the configuration (it also comes from other processes).
+    fn from_state(state: Shared<RingState>) -> io::Result<Ring> {
+        let c = &state.config.0;
+        let capacity = c.capacity.load(SeqCst);
+        let soft_wrap = c.soft_wrap.load(SeqCst);
+        let max_chunk = c.max_chunk.load(SeqCst);
+        let fits = (state.segment().len() as u64)
+            .checked_sub(RING_OFFSET)
+            .is_some_and(|room| capacity <= room);
+        let sane = fits
+            && (MIN_CAPACITY..=MAX_CAPACITY).contains(&capacity)
+            && capacity.is_multiple_of(PAGE)
+            && soft_wrap <= capacity
+            && soft_wrap.is_multiple_of(16)
+            && max_chunk.is_multiple_of(16)
+            && (16..=capacity / 4).contains(&max_chunk);
+        if !sane {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "queue segment has an inconsistent header",
+            ));
+        }
+        Ok(Ring {
+            capacity,
+            soft_wrap,
+            max_chunk,
+            maxsize: c.maxsize.load(SeqCst),
+            joinable: c.joinable.load(SeqCst) != 0,
+            state,
+        })
+    }
+
+    pub(crate) fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    pub(crate) fn joinable(&self) -> bool {
+        self.joinable
+    }
+
+    pub(crate) fn maxsize(&self) -> u64 {
+        self.maxsize
+    }
+
+    /// Items put (or being put) and not yet fully got.
+    pub(crate) fn len(&self) -> u64 {
+        let got = self.state.consumer.0.get_seq.load(SeqCst);
+        self.state
+            .producer
+            .0
+            .put_seq
+            .load(SeqCst)
+            .saturating_sub(got)
+    }
+
+    // ----- raw ring memory -------------------------------------------------------------
+
+    fn base(&self) -> *mut u8 {
+        // SAFETY: `from_state` checked that RING_OFFSET + capacity fits in the segment.
+        unsafe { self.state.segment().as_ptr().add(RING_OFFSET as usize) }
+    }
+
+    /// Copy `src` into the ring at `pos`, wrapping at the end.
+    fn write_at(&self, pos: u64, src: &[u8]) {
+        let off = (pos % self.capacity) as usize;
+        let first = src.len().min(self.capacity as usize - off);
+        // SAFETY: both ranges lie inside the ring (first part up to its end, the rest from
+        // its start, and src.len() <= capacity). The caller holds the put lock and the bytes
+        // are in [head, tail + capacity), which no other process reads or writes (protocol).
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.base().add(off), first);
+            std::ptr::copy_nonoverlapping(src.as_ptr().add(first), self.base(), src.len() - first);
+        }
+    }
+
+    /// Append `len` bytes at `pos` to `out`, wrapping at the end.
+    fn read_into(&self, pos: u64, len: usize, out: &mut Vec<u8>) {
+        let off = (pos % self.capacity) as usize;
+        let first = len.min(self.capacity as usize - off);
+        out.reserve(len);
+        // SAFETY: the ranges lie inside the ring (as in `write_at`); the caller holds the get
+        // lock and the bytes are published ([tail, head)), so nobody writes them meanwhile.
+        // `reserve` made room for `len` more bytes, all initialised before `set_len`.
+        unsafe {
+            let dst = out.as_mut_ptr().add(out.len());
+            std::ptr::copy_nonoverlapping(self.base().add(off), dst, first);
+            std::ptr::copy_nonoverlapping(self.base(), dst.add(first), len - first);
+            out.set_len(out.len() + len);
+        }
+    }
+
+    /// The payload at `pos` as one slice if it does not wrap.
+    fn contiguous(&self, pos: u64, len: usize) -> Option<&[u8]> {
+        let off = (pos % self.capacity) as usize;
+        // SAFETY: in bounds when it does not pass the end; published bytes owned by the get
+        // lock holder (see `read_into`), unchanged while the slice lives because the tail is
+        // stored only after the caller is done with it.
+        (off + len <= self.capacity as usize)
+            .then(|| unsafe { std::slice::from_raw_parts(self.base().add(off), len) })
+    }
+
+    fn write_header(&self, pos: u64, header: ChunkHeader) {
+        // SAFETY: positions are 16-aligned and the capacity a multiple of 16, so the header
+        // never wraps; the bytes belong to the put lock holder (see `write_at`).
+        unsafe {
+            let p = self.base().add((pos % self.capacity) as usize);
+            std::ptr::write(p.cast::<ChunkHeader>(), header);
+        }
+    }
+
+    fn read_header(&self, pos: u64) -> Result<ChunkHeader, QueueError> {
+        // SAFETY: as in `write_header`; the chunk is published, and every bit pattern is a
+        // valid ChunkHeader (plain integers), so a corrupt ring gives a bad header, not UB.
+        let header = unsafe {
+            let p = self.base().add((pos % self.capacity) as usize);
+            std::ptr::read(p.cast::<ChunkHeader>())
+        };
+        let size_ok = header.kind != KIND_DATA || u64::from(header.len) <= self.max_chunk;
+        if matches!(header.kind, KIND_DATA | KIND_SKIP | KIND_ABORT) && size_ok {
+            Ok(header)
+        } else {
+            Err(QueueError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "queue ring is corrupt (a process wrote over its shared memory)",
+            )))
+        }
+    }
+
+    // ----- producer side ---------------------------------------------------------------
+
+    fn lock(lock: &RobustMutex, deadline: Option<Instant>) -> Result<bool, QueueError> {
+        match lock.lock(deadline)? {
+            MutexLock::Acquired | MutexLock::OwnerDied => Ok(true),
+            MutexLock::TimedOut => Ok(false),
+            MutexLock::WouldDeadlock => Err(QueueError::Io(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "this thread is already inside an operation on this queue",
+            ))),
+        }
+    }
+
+    fn lock_put(&self, deadline: Option<Instant>) -> Result<Option<PutGuard<'_>>, QueueError> {
+        if !Ring::lock(&self.state.put_lock.0, deadline)? {
+            return Ok(None);
+        }
+        let guard = PutGuard(self);
+        if self.state.producer.0.open_item.load(SeqCst) != 0 && !self.abort_open(deadline) {
+            return Ok(None);
+        }
+        Ok(Some(guard))
+    }
+
+    /// Free bytes are at least `need` (waiting until `deadline`). Put lock held.
+    fn wait_space(&self, need: u64, deadline: Option<Instant>) -> bool {
+        let p = &self.state.producer.0;
+        let head = p.head.load(SeqCst);
+        if head + need <= p.tail_seen.load(SeqCst) + self.capacity {
+            return true;
+        }
+        let tail = &self.state.consumer.0.tail;
+        self.state.space.0.wait(
+            deadline,
+            || {
+                let t = tail.load(SeqCst);
+                p.tail_seen.store(t, SeqCst);
+                head + need <= t + self.capacity
+            },
+            || false,
+            || {},
+        )
+    }
+
+    /// Write and publish one chunk at `head`.
+    fn push_chunk(&self, header: ChunkHeader, payload: &[u8]) {
+        let p = &self.state.producer.0;
+        let head = p.head.load(SeqCst);
+        self.write_header(head, header);
+        self.write_at(head + HEADER, payload);
+        let size = HEADER + round16(payload.len() as u64);
+        let end = (head % self.capacity + size).min(self.capacity);
+        if end > p.high_water.load(SeqCst) {
+            p.high_water.store(end, SeqCst);
+        }
+        p.head.store(head + size, SeqCst);
+        self.state.data.0.notify();
+    }
+
+    /// With the consumer caught up past the first `need` bytes of this lap, jump to the
+    /// start of the ring rather than touch fresh pages, and give back pages beyond the
+    /// jump point that an earlier burst used.
+    fn maybe_wrap_early(&self, need: u64) {
+        let p = &self.state.producer.0;
+        let head = p.head.load(SeqCst);
+        let offset = head % self.capacity;
+        if offset < self.soft_wrap {
+            return;
+        }
+        let lap = head - offset;
+        let tail = self.state.consumer.0.tail.load(SeqCst);
+        if tail < lap + need + HEADER {
+            return;
+        }
+        // [offset, capacity) of this lap is unused: behind it the consumer has passed, and
+        // nobody reads past head.
+        let keep = offset.div_ceil(PAGE) * PAGE;
+        let high = p.high_water.load(SeqCst);
+        if high > keep {
+            let file = self.state.segment().file();
+            // Best effort: on failure the pages just stay in memory.
+            let _ = memory::punch_hole(file, RING_OFFSET + keep, high - keep);
+        }
+        p.high_water.store(offset, SeqCst);
+        let skip = ChunkHeader {
+            len: 0,
+            kind: KIND_SKIP,
+            flags: 0,
+            _pad: 0,
+            seq: 0,
+        };
+        self.write_header(head, skip);
+        p.head.store(lap + self.capacity, SeqCst);
+        self.state.data.0.notify();
+    }
+
+    /// Finish the item a dead (or timed-out) producer left open with an `ABORT` chunk.
+    /// Put lock held. `false` if there was no room before `deadline`.
+    fn abort_open(&self, deadline: Option<Instant>) -> bool {
+        let p = &self.state.producer.0;
+        let open = p.open_item.load(SeqCst);
+        if open == 0 {
+            return true;
+        }
+        if !self.wait_space(HEADER, deadline) {
+            return false;
+        }
+        let abort = ChunkHeader {
+            len: 0,
+            kind: KIND_ABORT,
+            flags: 0,
+            _pad: 0,
+            seq: open - 1,
+        };
+        self.push_chunk(abort, &[]);
+        if self.joinable {
+            self.finish_tasks(1).ok();
+        }
+        p.open_item.store(0, SeqCst);
+        true
+    }
+
+    /// Put one encoded item. `Ok(false)`: the queue stayed full until `deadline`.
+    pub(crate) fn put(&self, bytes: &[u8], deadline: Option<Instant>) -> Result<bool, QueueError> {
+        let Some(_guard) = self.lock_put(deadline)? else {
+            return Ok(false);
+        };
+        let p = &self.state.producer.0;
+        if self.maxsize != 0 {
+            let got = &self.state.consumer.0.get_seq;
+            let room = || p.put_seq.load(SeqCst).saturating_sub(got.load(SeqCst)) < self.maxsize;
+            if !self.state.space.0.wait(deadline, room, || false, || {}) {
+                return Ok(false);
+            }
+        }
+        let seq = p.put_seq.load(SeqCst);
+        p.open_item.store(seq + 1, SeqCst);
+        p.put_seq.store(seq + 1, SeqCst);
+        if self.joinable {
+            self.state.tasks.0.unfinished.fetch_add(1, SeqCst);
+        }
+        let mut rest = bytes;
+        let mut first = true;
+        loop {
+            let len = rest.len().min(self.max_chunk as usize);
+            let need = HEADER + round16(len as u64);
+            self.maybe_wrap_early(need);
+            if !self.wait_space(need, deadline) {
+                if first {
+                    // Nothing published: take the reservation back.
+                    if self.joinable {
+                        self.finish_tasks(1).ok();
+                    }
+                    p.put_seq.store(seq, SeqCst);
+                    p.open_item.store(0, SeqCst);
+                } else {
+                    // Part of the item is out: cancel it now if there is room, else leave it
+                    // open for the next producer (or a waiting consumer) to cancel.
+                    self.abort_open(Some(Instant::now()));
+                }
+                return Ok(false);
+            }
+            let (piece, tail) = rest.split_at(len);
+            let mut flags = if first { FLAG_FIRST } else { 0 };
+            if tail.is_empty() {
+                flags |= FLAG_LAST;
+            }
+            let header = ChunkHeader {
+                len: len as u32,
+                kind: KIND_DATA,
+                flags,
+                _pad: 0,
+                seq,
+            };
+            self.push_chunk(header, piece);
+            rest = tail;
+            first = false;
+            if rest.is_empty() {
+                break;
+            }
+        }
+        p.open_item.store(0, SeqCst);
+        Ok(true)
+    }
+
+    /// If a producer died inside a put, cancel its item (called by waiters, which hold
+    /// no put lock).
+    fn heal(&self) {
+        if self.state.producer.0.open_item.load(SeqCst) == 0 {
+            return;
+        }
+        if let Ok(Some(_guard)) = self.lock_put(Some(Instant::now())) {
+            // lock_put already cancelled the open item if there was room.
+        }
+    }
+
+    fn producer_may_be_dead(&self) -> bool {
+        self.state.producer.0.open_item.load(SeqCst) != 0
+    }
+
+    // ----- consumer side ---------------------------------------------------------------
+
+    /// A chunk is published at `tail` (waiting until `deadline`).
+    fn wait_data(&self, tail: u64, deadline: Option<Instant>) -> bool {
+        let c = &self.state.consumer.0;
+        if c.head_seen.load(SeqCst) > tail {
+            return true;
+        }
+        let head = &self.state.producer.0.head;
+        self.state.data.0.wait(
+            deadline,
+            || {
+                let h = head.load(SeqCst);
+                c.head_seen.store(h, SeqCst);
+                h > tail
+            },
+            || self.producer_may_be_dead(),
+            || self.heal(),
+        )
+    }
+
+    fn advance(&self, tail: u64) {
+        self.state.consumer.0.tail.store(tail, SeqCst);
+        self.state.space.0.notify();
+    }
+
+    /// Take the next item and give its bytes to `decode`. `Ok(None)`: nothing arrived
+    /// before `deadline`. Once the first piece of a large item has been taken, the rest is
+    /// awaited regardless of the deadline (its producer finishes or cancels it).
+    pub(crate) fn get<R>(
+        &self,
+        deadline: Option<Instant>,
+        decode: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, QueueError> {
+        if !Ring::lock(&self.state.get_lock.0, deadline)? {
+            return Ok(None);
+        }
+        let _guard = GetGuard(self);
+        let c = &self.state.consumer.0;
+        let mut assembling: Option<(u64, Vec<u8>)> = None;
+        loop {
+            let tail = c.tail.load(SeqCst);
+            let wait_until = if assembling.is_some() { None } else { deadline };
+            if !self.wait_data(tail, wait_until) {
+                return Ok(None);
+            }
+            let header = self.read_header(tail)?;
+            let size = HEADER + round16(u64::from(header.len));
+            match header.kind {
+                KIND_SKIP => self.advance(tail - tail % self.capacity + self.capacity),
+                KIND_ABORT => {
+                    if assembling
+                        .as_ref()
+                        .is_some_and(|(seq, _)| *seq == header.seq)
+                    {
+                        assembling = None;
+                    }
+                    c.get_seq.store(header.seq + 1, SeqCst);
+                    self.advance(tail + HEADER);
+                }
+                _ => {
+                    let first = header.flags & FLAG_FIRST != 0;
+                    let last = header.flags & FLAG_LAST != 0;
+                    let len = header.len as usize;
+                    let pos = tail + HEADER;
+                    if first && last {
+                        let done = Advance(self, tail + size, header.seq);
+                        let result = match self.contiguous(pos, len) {
+                            Some(bytes) => decode(bytes),
+                            None => {
+                                let mut copy = Vec::with_capacity(len);
+                                self.read_into(pos, len, &mut copy);
+                                decode(&copy)
+                            }
+                        };
+                        drop(done);
+                        return Ok(Some(result));
+                    }
+                    match (&mut assembling, first) {
+                        (_, true) => {
+                            let mut buf = Vec::new();
+                            self.read_into(pos, len, &mut buf);
+                            assembling = Some((header.seq, buf));
+                        }
+                        (Some((seq, buf)), false) if *seq == header.seq => {
+                            self.read_into(pos, len, buf);
+                        }
+                        // The rest of an item whose consumer died: drop it.
+                        _ => {
+                            if last {
+                                c.get_seq.store(header.seq + 1, SeqCst);
+                            }
+                            self.advance(tail + size);
+                            continue;
+                        }
+                    }
+                    if last {
+                        c.get_seq.store(header.seq + 1, SeqCst);
+                        self.advance(tail + size);
+                        let (_, buf) = assembling.take().unwrap_or_default();
+                        return Ok(Some(decode(&buf)));
+                    }
+                    self.advance(tail + size);
+                }
+            }
+        }
+    }
+
+    // ----- tasks (JoinableQueue) ------------------------------------------------------
+
+    /// Mark `n` tasks done; error if fewer are unfinished.
+    pub(crate) fn finish_tasks(&self, n: u64) -> Result<(), QueueError> {
+        let t = &self.state.tasks.0;
+        let mut current = t.unfinished.load(SeqCst);
+        loop {
+            let next = current
+                .checked_sub(n)
+                .ok_or(QueueError::TaskDoneTooManyTimes)?;
+            match t
+                .unfinished
+                .compare_exchange_weak(current, next, SeqCst, SeqCst)
+            {
+                Ok(_) => {
+                    if next == 0 {
+                        t.signal.notify();
+                    }
+                    return Ok(());
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    pub(crate) fn unfinished_tasks(&self) -> u64 {
+        self.state.tasks.0.unfinished.load(SeqCst)
+    }
+
+    /// Wait until every task is done; `false` on timeout.
+    pub(crate) fn join_tasks(&self, deadline: Option<Instant>) -> bool {
+        let t = &self.state.tasks.0;
+        t.signal.wait(
+            deadline,
+            || t.unfinished.load(SeqCst) == 0,
+            || true,
+            || self.heal(),
+        )
+    }
+}
+
+/// Unlocks the put lock when dropped.
+struct PutGuard<'a>(&'a Ring);
+
+impl Drop for PutGuard<'_> {
+    fn drop(&mut self) {
+        // Cannot fail: this thread holds the lock.
+        let _ = self.0.state.put_lock.0.unlock();
+    }
+}
+
+/// Unlocks the get lock when dropped.
+struct GetGuard<'a>(&'a Ring);
+
+impl Drop for GetGuard<'_> {
+    fn drop(&mut self) {
+        // Cannot fail: this thread holds the lock.
+        let _ = self.0.state.get_lock.0.unlock();
+    }
+}
+
+/// Frees a one-chunk item once its bytes are no longer borrowed, even if decoding panics.
+struct Advance<'a>(&'a Ring, u64, u64);
+
+impl Drop for Advance<'_> {
+    fn drop(&mut self) {
+        let Advance(ring, tail, seq) = *self;
+        ring.state.consumer.0.get_seq.store(seq + 1, SeqCst);
+        ring.advance(tail);
+    }
+}
+
+impl Serialize for Ring {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.state.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ring {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let state = Shared::<RingState>::deserialize(deserializer)?;
+        Ring::from_state(state).map_err(serde::de::Error::custom)
+    }
+}
