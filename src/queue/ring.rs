@@ -679,10 +679,13 @@ impl Ring {
                         }
                     }
                     if last {
-                        c.get_seq.store(header.seq + 1, SeqCst);
-                        self.advance(tail + size);
+                        // Decode before freeing the last piece, as for one-piece items: a
+                        // consumer that dies while decoding leaves a trace in the ring.
+                        let done = Advance(self, tail + size, header.seq);
                         let (_, buf) = assembling.take().unwrap_or_default();
-                        return Ok(Some(decode(&buf)));
+                        let result = decode(&buf);
+                        drop(done);
+                        return Ok(Some(result));
                     }
                     self.advance(tail + size);
                 }
