@@ -19,7 +19,15 @@
 # (us, ms, ns, s: lower is better), multiproc/python for rates (MB/s, GB/s, msg/s, x: higher
 # is better). Rows "  [same_cpu]" / "  [cross_cpu]" compare the pinned measurements that the
 # two-party latency cases report next to their (bimodal, unpinned) value.
+#
+# multiproc-only cases (no Python case of that name, EXTRA_CASES in multiproc-bench) are
+# compared with a Python case in a row "  [vs python <case>]"; asking for one in --cases runs
+# that Python case instead.
 set -euo pipefail
+
+# multiproc-only case=the Python case it is compared with (keep in sync with EXTRA_CASES in
+# src/bin/multiproc-bench.rs).
+extra_cases="queue_throughput_1mb=pipe_throughput_1mb"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 baseline="${PYTHON_BASELINE:-$repo/../shared/bench/python_baseline.py}"
@@ -33,6 +41,34 @@ if [[ ! -f "$baseline" ]]; then
     exit 2
 fi
 
+# Python's arguments: the same, with multiproc-only cases in --cases replaced by their Python
+# counterparts (python_baseline.py rejects names it does not know).
+python_cases() {
+    local c e out=""
+    local -a list=()
+    IFS=, read -ra list <<<"$1"
+    for c in ${list[@]+"${list[@]}"}; do
+        for e in $extra_cases; do
+            [[ $c == "${e%%=*}" ]] && c="${e#*=}"
+        done
+        [[ ",$out," == *",$c,"* ]] || out="${out:+$out,}$c"
+    done
+    printf '%s' "$out"
+}
+py_args=()
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+    a="${args[i]}"
+    if [[ $a == --cases=* ]]; then
+        a="--cases=$(python_cases "${a#--cases=}")"
+    elif [[ $a == --cases && $((i + 1)) -lt ${#args[@]} ]]; then
+        py_args+=("$a")
+        i=$((i + 1))
+        a="$(python_cases "${args[i]}")"
+    fi
+    py_args+=("$a")
+done
+
 # Build first, so compilation does not overlap any measurement.
 (cd "$repo" && cargo build --release --quiet --bin multiproc-bench)
 
@@ -40,8 +76,8 @@ rounds="${ROUNDS:-1}"
 py_rc=0
 rs_rc=0
 for ((r = 1; r <= rounds; r++)); do
-    echo "== round $r/$rounds: python: $python $baseline $*" >&2
-    "$python" "$baseline" "$@" >"$out/python.$r.jsonl" || py_rc=$?
+    echo "== round $r/$rounds: python: $python $baseline ${py_args[*]-}" >&2
+    "$python" "$baseline" ${py_args[@]+"${py_args[@]}"} >"$out/python.$r.jsonl" || py_rc=$?
     echo "== round $r/$rounds: multiproc: multiproc-bench $*" >&2
     (cd "$repo" && cargo run --release --quiet --bin multiproc-bench -- "$@") \
         >"$out/multiproc.$r.jsonl" || rs_rc=$?
@@ -59,13 +95,14 @@ else
     echo "== C floor: skipped (no gcc or no limits.c)" >&2
 fi
 
-"$python" - "$out" "$rounds" <<'EOF'
+"$python" - "$out" "$rounds" "$extra_cases" <<'EOF'
 import json
 import os
 import statistics
 import sys
 
 out, rounds = sys.argv[1], int(sys.argv[2])
+EXTRA = dict(e.split("=", 1) for e in sys.argv[3].split())
 LOWER_BETTER = {"us", "ms", "ns", "s"}
 HIGHER_BETTER = {"MB/s", "GB/s", "msg/s", "x"}
 
@@ -162,6 +199,14 @@ for case in cases:
     rows.append((case, cell(pv, pu, perr), cell(rv, ru, rerr), ratio, per_round,
                  fmt(floor.get("value"), floor.get("unit", "")) if floor else "",
                  "" if steal is None else f"{steal:g}"))
+    ref = EXTRA.get(case)
+    if ref is not None and all(case not in run for run in py_runs):
+        pv, pu, perr, pvals, _ = summary(py_runs, ref)
+        per = [fx(better(a, b, unit)) for a, b in zip(pvals, rvals)]
+        rows.append((f"  [vs python {ref}]", cell(pv, pu, perr), cell(rv, ru, rerr),
+                     "unit mismatch" if pv is not None and rv is not None and pu != ru
+                     else fx(better(pv, rv, unit)),
+                     "/".join(x or "-" for x in per) if any(per) else "", "", ""))
     for label in ("same_cpu", "cross_cpu"):
         for u in ("us", "ns", "ms"):
             key = f"{label}_{u}"

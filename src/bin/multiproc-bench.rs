@@ -17,6 +17,10 @@
 //! Adding a case: write `fn case_xxx(ctx: &Ctx) -> CaseResult` (and its worker bodies, if
 //! any) and add it to [`CASES`]. A case of the Python script that is not in `CASES` yet is
 //! reported as an error record ("not implemented yet") instead of aborting the run.
+//!
+//! A few cases have no Python case of the same name ([`EXTRA_CASES`], e.g.
+//! `queue_throughput_1mb`); each names the Python case it is compared with, and
+//! `bench/compare.sh` shows it against that one.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
@@ -29,10 +33,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use multiproc::{
-    Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Lock, Process,
-    RawValue, SharedMemory, StartMethod, SyncError, Value, pipe,
+    Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Lock, Process, Queue,
+    QueueError, RawValue, SharedMemory, SimpleQueue, StartMethod, SyncError, Value, pipe,
 };
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 
 /// Timed repetitions per case; "value" is their median.
 const REPS: usize = 5;
@@ -42,8 +48,9 @@ const CASE_TIMEOUT: Duration = Duration::from_secs(100);
 const BUDGET: Duration = Duration::from_secs(230);
 const MIB: usize = 1 << 20;
 
-/// Every case of `python_baseline.py`, in its order (the run order here too).
-const PYTHON_CASES: &[&str] = &[
+/// Every case of `python_baseline.py`, in its order (the run order here too), and the
+/// multiproc-only cases of [`EXTRA_CASES`], next to the Python cases they relate to.
+const ALL_CASES: &[&str] = &[
     "machine",
     "spawn_join_fork",
     "spawn_join_spawn",
@@ -54,6 +61,7 @@ const PYTHON_CASES: &[&str] = &[
     "queue_throughput_small",
     "queue_throughput_small_2p2c",
     "simplequeue_throughput_small",
+    "queue_throughput_1mb",
     "pool_map_noop",
     "pool_map_noop_chunk1",
     "pool_apply_async_latency",
@@ -71,12 +79,16 @@ const PYTHON_CASES: &[&str] = &[
     "cpu_bound_speedup",
 ];
 
+/// Cases without a Python counterpart of the same name: `(case, the Python case it is compared
+/// with)`. `bench/compare.sh` keeps the same list.
+const EXTRA_CASES: &[(&str, &str)] = &[("queue_throughput_1mb", "pipe_throughput_1mb")];
+
 /// What a case returns; on `Err` an error record is emitted (unless the case emitted its own).
 type CaseResult = Result<(), Box<dyn Error>>;
 /// A benchmark case.
 type CaseFn = fn(&Ctx) -> CaseResult;
 
-/// The implemented cases. Every name must be one of [`PYTHON_CASES`].
+/// The implemented cases. Every name must be one of [`ALL_CASES`].
 const CASES: &[(&str, CaseFn)] = &[
     ("machine", case_machine),
     ("spawn_join_fork", case_spawn_join_fork),
@@ -85,6 +97,16 @@ const CASES: &[(&str, CaseFn)] = &[
     ("pipe_rtt_small", case_pipe_rtt_small),
     ("pipe_rtt_small_bytes", case_pipe_rtt_small_bytes),
     ("pipe_throughput_1mb", case_pipe_throughput_1mb),
+    ("queue_throughput_small", case_queue_throughput_small),
+    (
+        "queue_throughput_small_2p2c",
+        case_queue_throughput_small_2p2c,
+    ),
+    (
+        "simplequeue_throughput_small",
+        case_simplequeue_throughput_small,
+    ),
+    ("queue_throughput_1mb", case_queue_throughput_1mb),
     ("lock_uncontended", case_lock_uncontended),
     ("lock_contended_counter", case_lock_contended_counter),
     ("value_lock_builtin", case_value_lock_builtin),
@@ -645,6 +667,68 @@ fn w_array_sum(w: WorkerArgs<Array<f64>>) -> WorkerExit {
     })
 }
 
+/// [`Queue`] and [`SimpleQueue`] alike, for the queue cases.
+trait BenchQueue: Clone + Serialize + DeserializeOwned + 'static {
+    type Item: Serialize + DeserializeOwned;
+    fn put_item(&self, item: &Self::Item) -> Result<(), QueueError>;
+    fn get_item(&self) -> Result<Self::Item, QueueError>;
+}
+
+macro_rules! bench_queue {
+    ($($q:ident),*) => {$(
+        impl<T: Serialize + DeserializeOwned + 'static> BenchQueue for $q<T> {
+            type Item = T;
+            fn put_item(&self, item: &T) -> Result<(), QueueError> {
+                self.put(item)
+            }
+            fn get_item(&self) -> Result<T, QueueError> {
+                self.get()
+            }
+        }
+    )*};
+}
+bench_queue!(Queue, SimpleQueue);
+
+/// The small items of the queue cases: `Some(i)`; `None` is a consumer's end marker.
+type SmallItem = Option<u64>;
+
+/// For each command `(n, end)`: put `Some(0)` .. `Some(n - 1)` into the queue, then `None`
+/// if `end` (Python's `w_q_producer`).
+fn w_q_producer<Q: BenchQueue<Item = SmallItem>>(w: WorkerArgs<Q>) -> WorkerExit {
+    serve(w, |_, q, (n, end): (u64, bool)| {
+        for i in 0..n {
+            q.put_item(&Some(i))?;
+        }
+        if end {
+            q.put_item(&None)?;
+        }
+        Ok(())
+    })
+}
+
+/// For each command: get items until a `None`, reply with how many came before it (Python's
+/// `w_q_consumer`).
+fn w_q_consumer(w: WorkerArgs<Queue<SmallItem>>) -> WorkerExit {
+    serve(w, |conn, q, _go: bool| {
+        let mut count = 0u64;
+        while q.get()?.is_some() {
+            count += 1;
+        }
+        Ok(conn.send(&count)?)
+    })
+}
+
+/// For each command `n`: put the same 1 MiB buffer (0xA5 bytes) `n` times.
+fn w_q_bytes_producer(w: WorkerArgs<Queue<ByteBuf>>) -> WorkerExit {
+    let payload = ByteBuf::from(vec![0xA5u8; MIB]);
+    serve(w, |_, q, n: u64| {
+        for _ in 0..n {
+            q.put(&payload)?;
+        }
+        Ok(())
+    })
+}
+
 // ------------------------------------------------------------------------------------ CPU placement
 
 /// Pin every thread of `pid` to `cpus`.
@@ -977,6 +1061,200 @@ fn case_pipe_throughput_1mb(ctx: &Ctx) -> CaseResult {
     };
     params.extend(stats(&samples));
     ctx.emit("pipe_throughput_1mb", med.into(), "MB/s", params);
+    Ok(())
+}
+
+/// The small-item workload sizes of Python's queue cases: messages, warm-up messages.
+const QUEUE_MESSAGES: (usize, usize) = (200_000, 20_000);
+
+/// A producer child puts `k` small items, the parent gets them (Python's `_queue_1p1c` and
+/// the emit of its two callers): timed from the request to the last `get`.
+fn queue_1p1c<Q: BenchQueue<Item = SmallItem>>(
+    ctx: &Ctx,
+    name: &str,
+    q: Q,
+    queue_desc: &str,
+) -> CaseResult {
+    let mut w = Worker::start(w_q_producer::<Q>, q.clone())?;
+    let conn = &mut w.conn;
+    let run = |k: usize| -> Measured<f64> {
+        let t0 = Instant::now();
+        conn.send(&Some((k as u64, false)))?;
+        let mut x = None;
+        for _ in 0..k {
+            x = q.get_item()?;
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        if x != Some(k as u64 - 1) {
+            return Err(bench_error(format!(
+                "last item {x:?}, expected Some({})",
+                k - 1
+            )));
+        }
+        Ok(k as f64 / dt)
+    };
+    let (n, warm) = (ctx.sz(QUEUE_MESSAGES.0), ctx.sz(QUEUE_MESSAGES.1));
+    let (_, samples) = repeat(run, warm, n)?;
+    let mut params = params! {
+        "messages" => n,
+        "item" => "small int (Option<u64>: Some(i))",
+        "producers" => 1usize,
+        "consumers" => "1 (the parent)",
+        "queue" => queue_desc,
+        "warmup_messages" => warm,
+    };
+    params.extend(stats(&samples));
+    ctx.emit(name, median(&samples).into(), "msg/s", params);
+    Ok(())
+}
+
+fn case_queue_throughput_small(ctx: &Ctx) -> CaseResult {
+    queue_1p1c(
+        ctx,
+        "queue_throughput_small",
+        Queue::<SmallItem>::new()?,
+        "multiproc::Queue (default buffer)",
+    )
+}
+
+fn case_simplequeue_throughput_small(ctx: &Ctx) -> CaseResult {
+    queue_1p1c(
+        ctx,
+        "simplequeue_throughput_small",
+        SimpleQueue::<SmallItem>::new()?,
+        "multiproc::SimpleQueue",
+    )
+}
+
+fn case_queue_throughput_small_2p2c(ctx: &Ctx) -> CaseResult {
+    let q = Queue::<SmallItem>::new()?;
+    let mut prods = vec![
+        Worker::start(w_q_producer::<Queue<SmallItem>>, q.clone())?,
+        Worker::start(w_q_producer::<Queue<SmallItem>>, q.clone())?,
+    ];
+    let mut cons = vec![
+        Worker::start(w_q_consumer, q.clone())?,
+        Worker::start(w_q_consumer, q.clone())?,
+    ];
+    let mut counts: Vec<Vec<u64>> = Vec::new();
+    let run = |k: usize| -> Measured<f64> {
+        let half = (k / 2) as u64;
+        let t0 = Instant::now();
+        for c in cons.iter_mut() {
+            c.conn.send(&Some(true))?;
+        }
+        for p in prods.iter_mut() {
+            p.conn.send(&Some((half, true)))?; // each producer ends with one None
+        }
+        let got = cons
+            .iter_mut()
+            .map(|c| c.conn.recv::<u64>())
+            .collect::<Result<Vec<u64>, _>>()?;
+        let dt = t0.elapsed().as_secs_f64();
+        let sum: u64 = got.iter().sum();
+        if sum != 2 * half {
+            return Err(bench_error(format!(
+                "consumed {sum}, expected {}",
+                2 * half
+            )));
+        }
+        counts.push(got);
+        Ok((2 * half) as f64 / dt)
+    };
+    let (n, warm) = (ctx.sz(QUEUE_MESSAGES.0), ctx.sz(QUEUE_MESSAGES.1));
+    let (_, samples) = repeat(run, warm, n)?;
+    drop((prods, cons));
+    let last = counts.last().map_or(J::Null, |c| {
+        J::Arr(c.iter().map(|&x| J::Int(x as i64)).collect())
+    });
+    let mut params = params! {
+        "messages" => n,
+        "item" => "small int (Option<u64>: Some(i); None ends a consumer)",
+        "producers" => 2usize,
+        "consumers" => 2usize,
+        "queue" => "multiproc::Queue (one shared queue, default buffer)",
+        "per_consumer_counts" => last,
+        "timed_until" => "both consumers report their counts (each stops at one None)",
+        "warmup_messages" => warm,
+    };
+    params.extend(stats(&samples));
+    ctx.emit(
+        "queue_throughput_small_2p2c",
+        median(&samples).into(),
+        "msg/s",
+        params,
+    );
+    Ok(())
+}
+
+/// A `kB` field (`VmRSS`, `VmHWM`...) of `/proc/<pid>/status`, in MiB.
+fn proc_status_mib(pid: u32, field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+fn case_queue_throughput_1mb(ctx: &Ctx) -> CaseResult {
+    let me = std::process::id();
+    // Reset this process's VmHWM to its current RSS (Linux >= 4.0), so the peak is this case's.
+    let peak_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let rss_before = proc_status_mib(me, "VmRSS");
+    let q = Queue::<ByteBuf>::new()?;
+    let mut w = Worker::start(w_q_bytes_producer, q.clone())?;
+    let producer = w.pid();
+    let conn = &mut w.conn;
+    let run = |k: usize| -> Measured<f64> {
+        let t0 = Instant::now();
+        conn.send(&Some(k as u64))?;
+        let mut total = 0;
+        for _ in 0..k {
+            let item = q.get()?;
+            if item.first() != Some(&0xA5) || item.last() != Some(&0xA5) {
+                return Err(bench_error("item contents wrong"));
+            }
+            total += item.len();
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        if total != k * MIB {
+            return Err(bench_error(format!(
+                "received {total} bytes, expected {}",
+                k * MIB
+            )));
+        }
+        Ok(total as f64 / dt / 1e6)
+    };
+    let (n, warm) = (ctx.sz(2000), ctx.sz(200));
+    let (_, samples) = repeat(run, warm, n)?;
+    let producer_peak = proc_status_mib(producer, "VmHWM");
+    drop(w);
+    let parent_peak = proc_status_mib(me, "VmHWM");
+    let med = median(&samples);
+    let mut params = params! {
+        "messages" => n,
+        "message_bytes" => MIB,
+        "direction" => "child -> parent",
+        "api" => "Queue::<ByteBuf>::put(&buf) in the child / get() in the parent",
+        "queue" => "multiproc::Queue (default buffer)",
+        "queue_buffer_bytes" => q.buffer_size(),
+        "MB" => "1e6 bytes",
+        "MiB_per_s" => med * 1e6 / MIB as f64,
+        "timed_until" => "the parent got the last item",
+        "warmup_messages" => warm,
+        "python_counterpart" => "pipe_throughput_1mb (Python has no 1 MB queue case)",
+        "parent_rss_before_mib" => rss_before,
+        "parent_peak_rss_mib" => parent_peak,
+        "parent_peak_since" => if peak_reset { "case start (clear_refs 5)" } else { "process start" },
+        "producer_peak_rss_mib" => producer_peak,
+        "peak_rss_source" => "VmHWM in /proc/<pid>/status (includes the queue's shared pages touched)",
+    };
+    params.extend(stats(&samples));
+    ctx.emit("queue_throughput_1mb", med.into(), "MB/s", params);
     Ok(())
 }
 
@@ -1447,7 +1725,12 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 fn main() {
-    debug_assert!(CASES.iter().all(|(n, _)| PYTHON_CASES.contains(n)));
+    debug_assert!(CASES.iter().all(|(n, _)| ALL_CASES.contains(n)));
+    debug_assert!(
+        EXTRA_CASES
+            .iter()
+            .all(|(n, py)| ALL_CASES.contains(n) && ALL_CASES.contains(py))
+    );
     let args = parse_args();
     // As in Python: an empty --cases means all cases; "machine" always runs.
     let wanted: Option<HashSet<String>> =
@@ -1459,7 +1742,7 @@ fn main() {
     if let Some(wanted) = &wanted {
         let mut unknown: Vec<&String> = wanted
             .iter()
-            .filter(|n| !PYTHON_CASES.contains(&n.as_str()))
+            .filter(|n| !ALL_CASES.contains(&n.as_str()))
             .collect();
         if !unknown.is_empty() {
             unknown.sort();
@@ -1476,7 +1759,7 @@ fn main() {
     let watchdog = Watchdog::start();
     let t_all = Instant::now();
     let cpu_all = cpu_jiffies();
-    for &name in PYTHON_CASES {
+    for &name in ALL_CASES {
         if wanted.as_ref().is_some_and(|w| !w.contains(name)) {
             continue;
         }
