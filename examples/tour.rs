@@ -13,11 +13,12 @@ use std::time::{Duration, Instant};
 
 use multiproc::{
     AcquireError, Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Handle,
-    Lock, Process, ProcessError, RLock, RawArray, RawValue, Semaphore, SharedMemory, StartMethod,
-    Value, active_children, cpu_count, current_process, forkserver_pid, get_start_method,
-    parent_process, pipe, pipe_oneway, wait,
+    JoinableQueue, Lock, Process, ProcessError, Queue, QueueError, RLock, RawArray, RawValue,
+    Semaphore, SharedMemory, SimpleQueue, StartMethod, Value, active_children, cpu_count,
+    current_process, forkserver_pid, get_start_method, parent_process, pipe, pipe_oneway, wait,
 };
 use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 
 type Result<T = (), E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -50,7 +51,12 @@ const SECTIONS: &[Section] = &[
         shared_values,
     ),
     ("Named shared memory: SharedMemory", named_shared_memory),
-    // Later parts of the tour (queues, pools, managers, logging) go here as more functions.
+    ("Queues: Queue and SimpleQueue", queues),
+    (
+        "A work list: JoinableQueue, task_done and join",
+        joinable_queue,
+    ),
+    // Later parts of the tour (pools, managers, logging) go here as more functions.
 ];
 
 fn main() -> Result {
@@ -752,5 +758,168 @@ fn named_shared_memory() -> Result {
         shm_entries()?.contains(&name)
     );
     assert!(!shm_entries()?.contains(&name));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 13. Queues
+
+/// Puts `0..n`, then the end marker.
+fn count_up((q, n): (Queue<Option<u32>>, u32)) {
+    for i in 0..n {
+        q.put(Some(i)).expect("put");
+    }
+    q.put(None).expect("put"); // Python's `q.put(None)`
+}
+
+/// Puts one item much larger than the queue's buffer.
+fn put_big((q, len): (Queue<ByteBuf>, usize)) {
+    let bytes: Vec<u8> = (0..len).map(|i| i as u8).collect();
+    q.put(ByteBuf::from(bytes)).expect("put");
+}
+
+/// Puts its number and its square.
+fn square_into((results, n): (SimpleQueue<(u64, u64)>, u64)) {
+    results.put((n, n * n)).expect("put");
+}
+
+fn queues() -> Result {
+    // Queue: any serde type. Python's `None` end marker is written with an `Option`.
+    let q = Queue::new()?;
+    let child = Process::start(count_up, (q.clone(), 5))?;
+    let mut got = Vec::new();
+    while let Some(i) = q.get()? {
+        got.push(i);
+    }
+    child.join()?;
+    println!("from a child, until the None end marker: {got:?}");
+    assert_eq!(got, [0, 1, 2, 3, 4]);
+
+    // Bounded: Python's `Queue(maxsize=2)`; `queue.Full` and `queue.Empty` are errors.
+    let q = Queue::with_maxsize(2)?;
+    q.put('a')?;
+    q.put('b')?;
+    assert!(q.full() && q.qsize() == 2);
+    assert!(matches!(q.put_nowait('c'), Err(QueueError::Full)));
+    assert!(matches!(
+        q.put_timeout('c', Duration::from_millis(5)),
+        Err(QueueError::Full)
+    ));
+    assert_eq!((q.get()?, q.get()?), ('a', 'b'));
+    assert!(matches!(
+        q.get_timeout(Duration::from_millis(5)),
+        Err(QueueError::Empty)
+    ));
+    println!(
+        "maxsize 2: with 2 items, put_nowait and put_timeout(5 ms) give Full; empty, \
+         get_timeout(5 ms) gives Empty"
+    );
+
+    // There is no feeder thread: `put` writes the item into shared memory. An item larger
+    // than the buffer streams through it while the reader takes it, so memory stays bounded.
+    let q = Queue::builder().buffer_size(64 << 10).build()?;
+    let child = Process::start(put_big, (q.clone(), 1 << 20))?;
+    let big = q.get()?;
+    child.join()?;
+    assert!(big.iter().enumerate().all(|(i, &b)| b == i as u8));
+    println!(
+        "a {} KiB item through a {} KiB buffer arrived whole",
+        big.len() >> 10,
+        q.buffer_size() >> 10
+    );
+
+    // OS handles cannot travel inside items (send them over a Connection instead).
+    let (conn, _other_end) = pipe()?;
+    match Queue::new()?.put(conn) {
+        Err(QueueError::Codec(e)) => println!("a Connection as an item: {e}"),
+        other => return Err(format!("expected a codec error, got {other:?}").into()),
+    }
+
+    // SimpleQueue: Python's `SimpleQueue`, just put, get and empty. Three children each put
+    // one result; the order they arrive in depends on scheduling.
+    let results = SimpleQueue::new()?;
+    let kids = (1..=3)
+        .map(|n| Process::start(square_into, (results.clone(), n)))
+        .collect::<Result<Vec<_>, _>>()?;
+    for kid in kids {
+        kid.join()?;
+    }
+    let mut squares = (0..3)
+        .map(|_| results.get())
+        .collect::<Result<Vec<_>, _>>()?;
+    squares.sort();
+    assert!(results.empty());
+    println!("SimpleQueue: one result from each of three children: {squares:?}");
+    assert_eq!(squares, [(1, 1), (2, 4), (3, 9)]);
+    println!("(more in examples/queue_producer_consumer.rs and examples/queue_many_workers.rs)");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 14. A work list: JoinableQueue
+
+/// Squares numbers until the end marker; returns how many it did.
+fn square_tasks((tasks, results): (JoinableQueue<Option<u64>>, SimpleQueue<u64>)) -> u32 {
+    let mut done = 0;
+    while let Some(n) = tasks.get().expect("get") {
+        // The result first, then `task_done`: when `join` returns, the result is there.
+        results.put(n * n).expect("put");
+        tasks.task_done().expect("task_done");
+        done += 1;
+    }
+    tasks.task_done().expect("task_done"); // the end marker counts as a task too
+    done
+}
+
+fn joinable_queue() -> Result {
+    let tasks = JoinableQueue::new()?;
+    let results = SimpleQueue::new()?;
+    let workers = (0..2)
+        .map(|_| Process::start(square_tasks, (tasks.clone(), results.clone())))
+        .collect::<Result<Vec<_>, _>>()?;
+    for n in 1..=20 {
+        tasks.put(Some(n))?;
+    }
+    println!(
+        "put 20 tasks; unfinished_tasks: {}",
+        tasks.unfinished_tasks()
+    );
+    // Python's `queue.join()`: wait until every task put has been marked done.
+    tasks.join();
+    let sum = (0..20).map(|_| results.get()).sum::<Result<u64, _>>()?;
+    assert!(results.empty());
+    println!(
+        "after join: unfinished_tasks {}, all 20 results in (sum of squares {sum})",
+        tasks.unfinished_tasks()
+    );
+    assert_eq!(sum, (1..=20u64).map(|n| n * n).sum());
+    assert!(matches!(
+        tasks.task_done(),
+        Err(QueueError::TaskDoneTooManyTimes)
+    ));
+
+    // Stop the workers: one end marker each. Python's tutorial workers loop forever instead
+    // (a daemonic worker could also be terminated once `join` has returned).
+    for _ in &workers {
+        tasks.put(None)?;
+    }
+    let counts = workers
+        .into_iter()
+        .map(|w| w.join())
+        .collect::<Result<Vec<_>, _>>()?;
+    println!("the two workers did {counts:?} tasks (the split depends on scheduling)");
+    assert_eq!(counts.iter().sum::<u32>(), 20);
+
+    // With nobody left to take it, a task stays unfinished: `join_timeout` says so.
+    tasks.put(Some(0))?;
+    assert!(!tasks.join_timeout(Duration::from_millis(5)));
+    println!(
+        "a task no one takes: join_timeout(5 ms) gives false, {} unfinished",
+        tasks.unfinished_tasks()
+    );
+    assert_eq!(tasks.get()?, Some(0));
+    tasks.task_done()?;
+    assert!(tasks.join_timeout(Duration::ZERO));
+    println!("(more in examples/queue_joinable_tasks.rs)");
     Ok(())
 }
