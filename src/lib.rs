@@ -65,6 +65,7 @@ pub use bytemuck;
 pub mod connection;
 pub mod context;
 pub mod handle;
+pub mod pool;
 pub mod process;
 pub mod queue;
 pub mod shared;
@@ -81,6 +82,7 @@ pub use process::{
     Run, StartMethod, active_children, cpu_count, current_process, forkserver_pid,
     get_start_method, parent_process, set_start_method,
 };
+pub use pool::{AsyncResult, Chunked, Imap, Pool, PoolBuilder, PoolError, StarFn};
 pub use queue::{DEFAULT_BUFFER_SIZE, JoinableQueue, Queue, QueueBuilder, QueueError, SimpleQueue};
 pub use shared::{
     Array, ArrayGuard, AtomicInt, RawArray, RawValue, SharedMemory, Value, ValueGuard,
