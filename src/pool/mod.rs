@@ -36,7 +36,7 @@ use crate::handle;
 use crate::process::{RemotePanic, StartMethod};
 use engine::{Delivery, Engine, EngineConfig, Sink};
 pub use worker::StarFn;
-use worker::{Apply, Call, Code, ItemFailure, ItemResult, StarCall};
+use worker::{Apply, Call, ChunkOutput, Code, ItemFailure, StarCall};
 
 /// Why a pool task (or the pool) failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -452,6 +452,7 @@ impl Pool {
         let done = cell.clone();
         let sink: Sink = Box::new(move |delivery| {
             let result = decode_chunk::<R>(delivery, 1)
+                .into_items(1)
                 .pop()
                 .unwrap_or_else(|| Err(PoolError::Failed("missing result".into())));
             done.complete(result);
@@ -586,7 +587,8 @@ impl<'p> Chunked<'p> {
         let size = self.size_for(len);
         let chunks = len.div_ceil(size);
         let gather = Arc::new(Mutex::new(Gather {
-            results: (0..len).map(|_| None).collect(),
+            chunks: (0..chunks).map(|_| None).collect(),
+            first_error: None,
             left: chunks,
         }));
         let code = Code::chunk(worker::run_chunk::<C>);
@@ -598,18 +600,20 @@ impl<'p> Chunked<'p> {
             let sink: Sink = Box::new(move |delivery| {
                 let results = decode_chunk::<C::Output>(delivery, n);
                 let mut g = gather.lock().unwrap_or_else(|e| e.into_inner());
-                for (i, r) in results.into_iter().enumerate() {
-                    g.results[start + i] = Some(r);
+                if let Some((i, e)) = results.errors.into_iter().next()
+                    && g.first_error.as_ref().is_none_or(|(at, _)| start + i < *at)
+                {
+                    g.first_error = Some((start + i, e));
                 }
+                g.chunks[index] = Some(results.values);
                 g.left -= 1;
                 if g.left == 0 {
-                    let all = std::mem::take(&mut g.results);
+                    let outcome = match g.first_error.take() {
+                        Some((_, e)) => Err(e),
+                        None => Ok(g.chunks.drain(..).flatten().flatten().collect()),
+                    };
                     drop(g);
-                    cell.complete(
-                        all.into_iter()
-                            .map(|r| r.unwrap_or_else(|| Err(PoolError::Failed("lost".into()))))
-                            .collect(),
-                    );
+                    cell.complete(outcome);
                 }
             });
             self.pool.engine.submit(code, payload, n as u32, sink)?;
@@ -792,20 +796,48 @@ impl<'p> Chunked<'p> {
 }
 
 struct Gather<R> {
-    results: Vec<Option<Result<R, PoolError>>>,
+    chunks: Vec<Option<Vec<R>>>,
+    first_error: Option<(usize, PoolError)>,
     left: usize,
 }
 
-/// Turn a chunk's delivery into one result per item.
-fn decode_chunk<R: DeserializeOwned>(delivery: Delivery<'_>, n: usize) -> Vec<Result<R, PoolError>> {
+/// A chunk's outcome in the parent: the values of the items that succeeded (in order) and
+/// the errors of the others, by index.
+struct ChunkResults<R> {
+    values: Vec<R>,
+    errors: Vec<(usize, PoolError)>,
+}
+
+impl<R> ChunkResults<R> {
+    /// One result per item.
+    fn into_items(self, n: usize) -> Vec<Result<R, PoolError>> {
+        let mut values = self.values.into_iter();
+        let mut errors = self.errors.into_iter().peekable();
+        (0..n)
+            .map(|i| match errors.next_if(|(at, _)| *at == i) {
+                Some((_, e)) => Err(e),
+                None => values
+                    .next()
+                    .ok_or_else(|| PoolError::Failed("a task's result is missing".into())),
+            })
+            .collect()
+    }
+}
+
+/// Turn a chunk's delivery into its values and errors.
+fn decode_chunk<R: DeserializeOwned>(delivery: Delivery<'_>, n: usize) -> ChunkResults<R> {
+    let all_failed = |e: PoolError| ChunkResults {
+        values: Vec::new(),
+        errors: (0..n).map(|i| (i, e.clone())).collect(),
+    };
     match delivery {
-        Delivery::Failed(e) => (0..n).map(|_| Err(e.clone())).collect(),
+        Delivery::Failed(e) => all_failed(e),
         Delivery::Done {
             bytes,
             failed,
             worker,
         } => {
-            let failure = |i: usize| {
+            let earlier = |i: usize| {
                 failed
                     .iter()
                     .find(|(at, _)| *at as usize == i)
@@ -813,26 +845,38 @@ fn decode_chunk<R: DeserializeOwned>(delivery: Delivery<'_>, n: usize) -> Vec<Re
                     .unwrap_or_else(|| PoolError::Failed("the item's result was lost".into()))
             };
             let Some(bytes) = bytes else {
-                return (0..n).map(|i| Err(failure(i))).collect();
+                return ChunkResults {
+                    values: Vec::new(),
+                    errors: (0..n).map(|i| (i, earlier(i))).collect(),
+                };
             };
-            let decoded: Vec<ItemResult<R>> = match handle::decode(bytes, Vec::new()) {
+            let output: ChunkOutput<R> = match handle::decode(bytes, Vec::new()) {
                 Ok(d) => d,
                 Err(e) => {
-                    let e = PoolError::Failed(format!("a task's result could not be decoded: {e}"));
-                    return (0..n).map(|_| Err(e.clone())).collect();
+                    return all_failed(PoolError::Failed(format!(
+                        "a task's result could not be decoded: {e}"
+                    )));
                 }
             };
-            decoded
+            let mut errors: Vec<(usize, PoolError)> = output
+                .failures
                 .into_iter()
-                .enumerate()
-                .map(|(i, r)| match r {
-                    Ok(v) => Ok(v),
-                    Err(ItemFailure::Panicked(report)) => Err(PoolError::Panicked(Box::new(
-                        report.into_remote(worker.0.clone(), worker.1),
-                    ))),
-                    Err(ItemFailure::Skipped) => Err(failure(i)),
+                .map(|(i, failure)| {
+                    let i = i as usize;
+                    let e = match failure {
+                        ItemFailure::Panicked(report) => PoolError::Panicked(Box::new(
+                            report.into_remote(worker.0.clone(), worker.1),
+                        )),
+                        ItemFailure::Skipped => earlier(i),
+                    };
+                    (i, e)
                 })
-                .collect()
+                .collect();
+            errors.sort_by_key(|(i, _)| *i);
+            ChunkResults {
+                values: output.values,
+                errors,
+            }
         }
     }
 }
@@ -1145,7 +1189,9 @@ impl<R: DeserializeOwned + Send + 'static> Imap<'_, R> {
                 Err(e) => store(vec![Err(e)]),
                 Ok((payload, n)) => {
                     let store2 = store.clone();
-                    let sink: Sink = Box::new(move |d| store2(decode_chunk::<R>(d, n as usize)));
+                    let sink: Sink = Box::new(move |d| {
+                        store2(decode_chunk::<R>(d, n as usize).into_items(n as usize))
+                    });
                     if let Err(e) = self.pool.engine.submit(self.code, payload, n, sink) {
                         store((0..n).map(|_| Err(e.clone())).collect());
                     }

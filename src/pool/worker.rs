@@ -3,7 +3,8 @@
 
 use std::io;
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -76,7 +77,7 @@ pub(crate) enum Order {
 /// Worker (or the parent's watcher) → the parent's collector.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Report {
-    /// Followed by the encoded `Vec<ItemResult<R>>`.
+    /// Followed by the encoded `ChunkOutput<R>`.
     Done { id: u64, worker: u32 },
     /// The chunk could not run at all (undecodable items, unencodable results).
     Failed { id: u64, reason: String },
@@ -96,7 +97,13 @@ pub(crate) enum ItemFailure {
     Skipped,
 }
 
-pub(crate) type ItemResult<R> = Result<R, ItemFailure>;
+/// A chunk's results: the values of the items that succeeded, in order, and the failed
+/// items by index. Kept apart so that a chunk of a million `()` results is a few bytes.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ChunkOutput<R> {
+    pub failures: Vec<(u32, ItemFailure)>,
+    pub values: Vec<R>,
+}
 
 /// What a worker publishes about itself, in shared memory the parent reads.
 #[repr(C)]
@@ -127,9 +134,11 @@ pub(crate) fn monotonic_ns() -> u64 {
 
 impl WorkerStatus {
     fn start_item(&self, index: usize) {
-        self.item.store(index as u64, SeqCst);
-        if self.timed.load(SeqCst) != 0 {
-            self.started_ns.store(monotonic_ns(), SeqCst);
+        // Relaxed: the parent reads these after the process died (the exit orders
+        // everything) or, for timeouts, only approximately.
+        self.item.store(index as u64, Relaxed);
+        if self.timed.load(Relaxed) != 0 {
+            self.started_ns.store(monotonic_ns(), Relaxed);
         }
     }
 }
@@ -226,16 +235,24 @@ pub(crate) fn run_chunk<A: Apply>(
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
     let items: Vec<A::Item> = handle::decode(payload, Vec::new()).map_err(|e| e.to_string())?;
-    let mut results: Vec<ItemResult<A::Output>> = Vec::with_capacity(items.len());
+    let mut output = ChunkOutput {
+        failures: Vec::new(),
+        values: Vec::with_capacity(items.len()),
+    };
     for (index, item) in items.into_iter().enumerate() {
         if skip.binary_search(&(index as u32)).is_ok() {
-            results.push(Err(ItemFailure::Skipped));
+            output.failures.push((index as u32, ItemFailure::Skipped));
             continue;
         }
         status.start_item(index);
-        results.push(child::catch_task(|| A::apply(item)).map_err(ItemFailure::Panicked));
+        match child::catch_task(|| A::apply(item)) {
+            Ok(value) => output.values.push(value),
+            Err(report) => output
+                .failures
+                .push((index as u32, ItemFailure::Panicked(report))),
+        }
     }
-    handle::encode(&results, out)
+    handle::encode(&output, out)
         .map(drop)
         .map_err(|e| format!("a task's result could not be sent back: {e}"))
 }
