@@ -464,7 +464,7 @@ impl<T: Serialize> Queue<T> {
     /// right away.
     ///
     /// ```
-    /// let q = multiproc::Queue::new()?;
+    /// let q: multiproc::Queue<Vec<i32>> = multiproc::Queue::new()?;
     /// q.put(vec![1, 2])?;
     /// let v = vec![3];
     /// q.put(&v)?;
@@ -507,7 +507,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// Take the next item, waiting as long as needed.
     ///
     /// ```
-    /// let q = multiproc::Queue::new()?;
+    /// let q: multiproc::Queue<String> = multiproc::Queue::new()?;
     /// q.put("x".to_string())?;
     /// assert_eq!(q.get()?, "x");
     /// # Ok::<(), multiproc::QueueError>(())
@@ -796,7 +796,7 @@ impl<T: Serialize> SimpleQueue<T> {
     /// Put an item (waiting only if the buffer is full). Takes the item or a reference.
     ///
     /// ```
-    /// let q = multiproc::SimpleQueue::new()?;
+    /// let q: multiproc::SimpleQueue<&str> = multiproc::SimpleQueue::new()?;
     /// q.put("a")?;
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```

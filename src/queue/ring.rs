@@ -59,11 +59,16 @@ pub(crate) const MIN_CAPACITY: u64 = PAGE;
 /// The largest ring (chunk lengths are 32-bit).
 pub(crate) const MAX_CAPACITY: u64 = 1 << 40;
 
+/// In `open_item`: the open item is no longer counted in `put_seq` and the task count.
+const UNCOUNTED: u64 = 1 << 63;
+
 const KIND_DATA: u8 = 1;
 const KIND_SKIP: u8 = 2;
 const KIND_ABORT: u8 = 3;
 const FLAG_FIRST: u8 = 1;
 const FLAG_LAST: u8 = 2;
+/// On an `ABORT`: the item was already taken out of the counts.
+const FLAG_UNCOUNTED: u8 = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -153,7 +158,7 @@ struct Config {
 struct ProducerSide {
     head: AtomicU64,
     put_seq: AtomicU64,
-    /// `seq + 1` of the item being written, 0 between items.
+    /// `seq + 1` of the item being written (or left to cancel), 0 between items.
     open_item: AtomicU64,
     /// Last `tail` read, to avoid touching the consumers' cache line on every put.
     tail_seen: AtomicU64,
@@ -492,12 +497,16 @@ impl Ring {
         let abort = ChunkHeader {
             len: 0,
             kind: KIND_ABORT,
-            flags: 0,
+            flags: if open & UNCOUNTED != 0 {
+                FLAG_UNCOUNTED
+            } else {
+                0
+            },
             _pad: 0,
-            seq: open - 1,
+            seq: (open & !UNCOUNTED) - 1,
         };
         self.push_chunk(abort, &[]);
-        if self.joinable {
+        if self.joinable && open & UNCOUNTED == 0 {
             self.finish_tasks(1).ok();
         }
         p.open_item.store(0, SeqCst);
@@ -538,8 +547,14 @@ impl Ring {
                     p.put_seq.store(seq, SeqCst);
                     p.open_item.store(0, SeqCst);
                 } else {
-                    // Part of the item is out: cancel it now if there is room, else leave it
-                    // open for the next producer (or a waiting consumer) to cancel.
+                    // Part of the item is out. It was not put, so stop counting it now; then
+                    // cancel it if there is room, else leave that to the next producer (or a
+                    // waiting consumer). The next item reuses its sequence number.
+                    if self.joinable {
+                        self.finish_tasks(1).ok();
+                    }
+                    p.put_seq.store(seq, SeqCst);
+                    p.open_item.store((seq + 1) | UNCOUNTED, SeqCst);
                     self.abort_open(Some(Instant::now()));
                 }
                 return Ok(false);
@@ -639,7 +654,10 @@ impl Ring {
                     {
                         assembling = None;
                     }
-                    c.get_seq.store(header.seq + 1, SeqCst);
+                    // An uncounted item was taken back from `put_seq` already.
+                    if header.flags & FLAG_UNCOUNTED == 0 {
+                        c.get_seq.store(header.seq + 1, SeqCst);
+                    }
                     self.advance(tail + HEADER);
                 }
                 _ => {
