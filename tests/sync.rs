@@ -11,6 +11,8 @@
 #[macro_use]
 mod common;
 
+use common::assert_on_time;
+
 use common::children::{INCREMENTS, LONG, PROCS, join, join_within, kill, start, within};
 
 use std::sync::{Mutex, PoisonError};
@@ -25,7 +27,6 @@ use multiproc::{
 const SHORT: Duration = Duration::from_millis(100);
 /// How late a call may return after its timeout. Generous for a loaded 2-core machine; a call
 /// that ignored its timeout would run into `LONG` instead.
-const LATE: Duration = Duration::from_secs(2);
 /// How soon something done by another process (a kill, a notify, an abort) must be noticed.
 /// Milliseconds are expected; the bound is generous for a loaded machine and well below
 /// `LONG`, so a wake-up is told apart from a timeout.
@@ -40,18 +41,6 @@ fn outcome<G>(r: &Result<G, AcquireError<G>>) -> String {
         Ok(_) => "Ok".to_string(),
         Err(e) => format!("{e:?}"),
     }
-}
-
-/// A timed-out call took at least its timeout, and not much longer.
-fn assert_on_time(waited: Duration, timeout: Duration) {
-    assert!(
-        waited >= timeout,
-        "returned after {waited:?}, before its timeout of {timeout:?}"
-    );
-    assert!(
-        waited <= timeout + LATE,
-        "returned after {waited:?}, long after its timeout of {timeout:?}"
-    );
 }
 
 fn wait_set(event: &Event, what: &str) {

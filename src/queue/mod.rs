@@ -26,8 +26,9 @@
 //! - killed inside `put`: its item is dropped whole, and consumers never see part of it (the
 //!   next producer, or a consumer waiting for the rest of the item, cancels it within about
 //!   20 ms); every other item arrives;
-//! - killed inside `get`: the item it was taking is lost with it (as in Python); the queue
-//!   stays consistent and the other consumers go on with the next item.
+//! - killed inside `get`: an item it had begun to take out of the buffer is lost with it (as
+//!   in Python), while an item it was still decoding in place stays for the next consumer;
+//!   the queue stays consistent and the other consumers go on.
 //!
 //! # Handles inside items
 //! Items cannot carry OS handles (a [`Connection`](crate::Connection), a lock, another
