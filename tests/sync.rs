@@ -321,26 +321,37 @@ fn lock_dropped_while_held_without_a_guard_does_not_break_other_locks() {
     assert_eq!(join(child), "Ok");
 }
 
-fn lock_waiter_gets_owner_died_promptly_when_the_holder_is_killed(method: StartMethod) {
-    let _g = common::guard();
-    let (lock, held) = (Lock::new().unwrap(), Event::new().unwrap());
-    let child = start(method, die_holding_lock, (lock.clone(), held.clone()));
-    wait_set(&held, "the child did not take the lock");
-
-    let (waited, result) = std::thread::scope(|s| {
-        // The kill is delayed so that it very likely finds this thread asleep in `acquire`;
-        // the expected outcome is the same if it comes first.
+/// Run `wait` (an acquire) while another thread kills `child` 200 ms later; returns how long
+/// after the kill `wait` returned, and its outcome. The delay makes the kill very likely
+/// find the waiter asleep; the expected outcome is the same if it comes first.
+fn wait_through_kill<R>(
+    child: multiproc::Process<R>,
+    wait: impl FnOnce() -> String,
+) -> (Duration, String)
+where
+    R: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    std::thread::scope(|s| {
         let killer = s.spawn(|| {
             std::thread::sleep(Duration::from_millis(200));
             let killed_at = Instant::now();
             kill(child);
             killed_at
         });
-        let result = outcome(&lock.acquire_timeout(LONG));
+        let result = wait();
         let woke_at = Instant::now();
         let killed_at = killer.join().unwrap();
         (woke_at.saturating_duration_since(killed_at), result)
-    });
+    })
+}
+
+fn lock_waiter_gets_owner_died_promptly_when_the_holder_is_killed(method: StartMethod) {
+    let _g = common::guard();
+    let (lock, held) = (Lock::new().unwrap(), Event::new().unwrap());
+    let child = start(method, die_holding_lock, (lock.clone(), held.clone()));
+    wait_set(&held, "the child did not take the lock");
+
+    let (waited, result) = wait_through_kill(child, || outcome(&lock.acquire_timeout(LONG)));
 
     assert_eq!(result, "OwnerDied(..)");
     assert!(waited < PROMPT, "woke {waited:?} after the kill");
@@ -485,20 +496,7 @@ fn rlock_waiter_gets_owner_died_promptly_when_the_holder_is_killed(method: Start
     let child = start(method, die_holding_rlock, (lock.clone(), held.clone()));
     wait_set(&held, "the child did not take the lock");
 
-    let (waited, result) = std::thread::scope(|s| {
-        // Delayed so that it very likely finds this thread asleep in `acquire`; the expected
-        // outcome is the same if it comes first.
-        let killer = s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(200));
-            let killed_at = Instant::now();
-            kill(child);
-            killed_at
-        });
-        let result = outcome(&lock.acquire_timeout(LONG));
-        let woke_at = Instant::now();
-        let killed_at = killer.join().unwrap();
-        (woke_at.saturating_duration_since(killed_at), result)
-    });
+    let (waited, result) = wait_through_kill(child, || outcome(&lock.acquire_timeout(LONG)));
 
     assert_eq!(result, "OwnerDied(..)");
     assert!(waited < PROMPT, "woke {waited:?} after the kill");
