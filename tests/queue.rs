@@ -19,6 +19,8 @@
 #[macro_use]
 mod common;
 
+use common::{LATE, assert_on_time};
+
 use common::children::{LONG, join, kill, start, within};
 
 use std::sync::mpsc;
@@ -36,7 +38,6 @@ use serde_bytes::ByteBuf;
 const SHORT: Duration = Duration::from_millis(100);
 /// How late a call may return after its timeout. Generous for a loaded 2-core machine; a call
 /// that ignored its timeout would run into `LONG` instead.
-const LATE: Duration = Duration::from_secs(2);
 /// How soon something done by another process (a kill, a get that makes room) must be
 /// noticed. Milliseconds are expected (the documented repair delay is about 20 ms); the bound
 /// is generous for a loaded machine and well below `LONG`.
@@ -68,19 +69,6 @@ fn assert_fails<T>(r: Result<T, QueueError>, expected: &str) {
         Err(e) => assert_eq!(kind(&r), expected, "expected {expected}, got {e:?}"),
         Ok(_) => panic!("expected {expected}, got Ok"),
     }
-}
-
-/// A timed-out call took at least its timeout, and not much longer.
-#[track_caller]
-fn assert_on_time(waited: Duration, timeout: Duration) {
-    assert!(
-        waited >= timeout,
-        "returned after {waited:?}, before its timeout of {timeout:?}"
-    );
-    assert!(
-        waited <= timeout + LATE,
-        "returned after {waited:?}, long after its timeout of {timeout:?}"
-    );
 }
 
 /// `len` bytes, byte `i` being `(i + seed) % 251`: a period prime to every chunk and page

@@ -11,6 +11,8 @@
 #[macro_use]
 mod common;
 
+use common::assert_on_time;
+
 use common::children::{INCREMENTS, LONG, PROCS, join, join_within, kill, start, within};
 
 use std::sync::{Mutex, PoisonError};
@@ -25,7 +27,6 @@ use multiproc::{
 const SHORT: Duration = Duration::from_millis(100);
 /// How late a call may return after its timeout. Generous for a loaded 2-core machine; a call
 /// that ignored its timeout would run into `LONG` instead.
-const LATE: Duration = Duration::from_secs(2);
 /// How soon something done by another process (a kill, a notify, an abort) must be noticed.
 /// Milliseconds are expected; the bound is generous for a loaded machine and well below
 /// `LONG`, so a wake-up is told apart from a timeout.
@@ -40,18 +41,6 @@ fn outcome<G>(r: &Result<G, AcquireError<G>>) -> String {
         Ok(_) => "Ok".to_string(),
         Err(e) => format!("{e:?}"),
     }
-}
-
-/// A timed-out call took at least its timeout, and not much longer.
-fn assert_on_time(waited: Duration, timeout: Duration) {
-    assert!(
-        waited >= timeout,
-        "returned after {waited:?}, before its timeout of {timeout:?}"
-    );
-    assert!(
-        waited <= timeout + LATE,
-        "returned after {waited:?}, long after its timeout of {timeout:?}"
-    );
 }
 
 fn wait_set(event: &Event, what: &str) {
@@ -332,26 +321,37 @@ fn lock_dropped_while_held_without_a_guard_does_not_break_other_locks() {
     assert_eq!(join(child), "Ok");
 }
 
-fn lock_waiter_gets_owner_died_promptly_when_the_holder_is_killed(method: StartMethod) {
-    let _g = common::guard();
-    let (lock, held) = (Lock::new().unwrap(), Event::new().unwrap());
-    let child = start(method, die_holding_lock, (lock.clone(), held.clone()));
-    wait_set(&held, "the child did not take the lock");
-
-    let (waited, result) = std::thread::scope(|s| {
-        // The kill is delayed so that it very likely finds this thread asleep in `acquire`;
-        // the expected outcome is the same if it comes first.
+/// Run `wait` (an acquire) while another thread kills `child` 200 ms later; returns how long
+/// after the kill `wait` returned, and its outcome. The delay makes the kill very likely
+/// find the waiter asleep; the expected outcome is the same if it comes first.
+fn wait_through_kill<R>(
+    child: multiproc::Process<R>,
+    wait: impl FnOnce() -> String,
+) -> (Duration, String)
+where
+    R: serde::Serialize + serde::de::DeserializeOwned + Send + 'static,
+{
+    std::thread::scope(|s| {
         let killer = s.spawn(|| {
             std::thread::sleep(Duration::from_millis(200));
             let killed_at = Instant::now();
             kill(child);
             killed_at
         });
-        let result = outcome(&lock.acquire_timeout(LONG));
+        let result = wait();
         let woke_at = Instant::now();
         let killed_at = killer.join().unwrap();
         (woke_at.saturating_duration_since(killed_at), result)
-    });
+    })
+}
+
+fn lock_waiter_gets_owner_died_promptly_when_the_holder_is_killed(method: StartMethod) {
+    let _g = common::guard();
+    let (lock, held) = (Lock::new().unwrap(), Event::new().unwrap());
+    let child = start(method, die_holding_lock, (lock.clone(), held.clone()));
+    wait_set(&held, "the child did not take the lock");
+
+    let (waited, result) = wait_through_kill(child, || outcome(&lock.acquire_timeout(LONG)));
 
     assert_eq!(result, "OwnerDied(..)");
     assert!(waited < PROMPT, "woke {waited:?} after the kill");
@@ -496,20 +496,7 @@ fn rlock_waiter_gets_owner_died_promptly_when_the_holder_is_killed(method: Start
     let child = start(method, die_holding_rlock, (lock.clone(), held.clone()));
     wait_set(&held, "the child did not take the lock");
 
-    let (waited, result) = std::thread::scope(|s| {
-        // Delayed so that it very likely finds this thread asleep in `acquire`; the expected
-        // outcome is the same if it comes first.
-        let killer = s.spawn(|| {
-            std::thread::sleep(Duration::from_millis(200));
-            let killed_at = Instant::now();
-            kill(child);
-            killed_at
-        });
-        let result = outcome(&lock.acquire_timeout(LONG));
-        let woke_at = Instant::now();
-        let killed_at = killer.join().unwrap();
-        (woke_at.saturating_duration_since(killed_at), result)
-    });
+    let (waited, result) = wait_through_kill(child, || outcome(&lock.acquire_timeout(LONG)));
 
     assert_eq!(result, "OwnerDied(..)");
     assert!(waited < PROMPT, "woke {waited:?} after the kill");

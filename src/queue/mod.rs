@@ -26,8 +26,9 @@
 //! - killed inside `put`: its item is dropped whole, and consumers never see part of it (the
 //!   next producer, or a consumer waiting for the rest of the item, cancels it within about
 //!   20 ms); every other item arrives;
-//! - killed inside `get`: the item it was taking is lost with it (as in Python); the queue
-//!   stays consistent and the other consumers go on with the next item.
+//! - killed inside `get`: an item it had begun to take out of the buffer is lost with it (as
+//!   in Python), while an item it was still decoding in place stays for the next consumer;
+//!   the queue stays consistent and the other consumers go on.
 //!
 //! # Handles inside items
 //! Items cannot carry OS handles (a [`Connection`](crate::Connection), a lock, another
@@ -54,6 +55,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::handle::{self, CodecError};
+use crate::sync::deadline;
 use ring::{Ring, RingConfig};
 
 /// The default size of a queue's buffer in shared memory: 64 MiB of address space, of which
@@ -112,10 +114,6 @@ fn with_encoded<T: Serialize + ?Sized, R>(
         SCRATCH.set(buf);
     }
     result
-}
-
-fn deadline(timeout: Duration) -> Option<Instant> {
-    Some(Instant::now() + timeout)
 }
 
 /// What every queue handle holds: the ring, and this process's `closed` flag.
@@ -329,8 +327,11 @@ impl<T> fmt::Debug for QueueBuilder<T> {
 /// # Ok(())
 /// # }
 /// ```
+#[derive(Serialize, Deserialize)]
+#[serde(transparent, bound = "")]
 pub struct Queue<T> {
     core: Core,
+    #[serde(skip)]
     _items: PhantomData<fn(T) -> T>,
 }
 
@@ -487,7 +488,7 @@ impl<T: Serialize> Queue<T> {
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```
     pub fn put_timeout(&self, item: impl Borrow<T>, timeout: Duration) -> Result<(), QueueError> {
-        self.core.put(item.borrow(), deadline(timeout))
+        self.core.put(item.borrow(), deadline(Some(timeout)))
     }
 
     /// Put an item only if there is room right now; [`QueueError::Full`] otherwise.
@@ -527,7 +528,7 @@ impl<T: DeserializeOwned> Queue<T> {
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, QueueError> {
-        self.core.get(deadline(timeout))
+        self.core.get(deadline(Some(timeout)))
     }
 
     /// Take an item only if one is there now; [`QueueError::Empty`] otherwise.
@@ -560,21 +561,6 @@ impl<T> fmt::Debug for Queue<T> {
             .field("maxsize", &self.maxsize())
             .field("closed", &self.is_closed())
             .finish()
-    }
-}
-
-impl<T> Serialize for Queue<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.core.serialize(serializer)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for Queue<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Queue {
-            core: Core::deserialize(deserializer)?,
-            _items: PhantomData,
-        })
     }
 }
 
@@ -681,7 +667,7 @@ impl<T> JoinableQueue<T> {
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> bool {
-        self.queue.core.0.ring.join_tasks(deadline(timeout))
+        self.queue.core.0.ring.join_tasks(deadline(Some(timeout)))
     }
 }
 
@@ -747,8 +733,11 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
 /// # Ok(())
 /// # }
 /// ```
+#[derive(Serialize, Deserialize)]
+#[serde(transparent, bound = "")]
 pub struct SimpleQueue<T> {
     core: Core,
+    #[serde(skip)]
     _items: PhantomData<fn(T) -> T>,
 }
 
@@ -833,20 +822,5 @@ impl<T> fmt::Debug for SimpleQueue<T> {
         f.debug_struct("SimpleQueue")
             .field("empty", &self.empty())
             .finish()
-    }
-}
-
-impl<T> Serialize for SimpleQueue<T> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.core.serialize(serializer)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for SimpleQueue<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(SimpleQueue {
-            core: Core::deserialize(deserializer)?,
-            _items: PhantomData,
-        })
     }
 }

@@ -389,10 +389,15 @@ impl Ring {
 
     // ----- producer side ---------------------------------------------------------------
 
-    fn lock(lock: &RobustMutex, deadline: Option<Instant>) -> Result<bool, QueueError> {
+    /// Take one of the side locks; `None` on timeout. A dead previous holder is not an
+    /// error here: each side repairs what it may have left (see the module docs).
+    fn lock(
+        lock: &RobustMutex,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Unlock<'_>>, QueueError> {
         match lock.lock(deadline)? {
-            MutexLock::Acquired | MutexLock::OwnerDied => Ok(true),
-            MutexLock::TimedOut => Ok(false),
+            MutexLock::Acquired | MutexLock::OwnerDied => Ok(Some(Unlock(lock))),
+            MutexLock::TimedOut => Ok(None),
             MutexLock::WouldDeadlock => Err(QueueError::Io(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 "this thread is already inside an operation on this queue",
@@ -400,15 +405,10 @@ impl Ring {
         }
     }
 
-    fn lock_put(&self, deadline: Option<Instant>) -> Result<Option<PutGuard<'_>>, QueueError> {
-        if !Ring::lock(&self.state.put_lock.0, deadline)? {
-            return Ok(None);
-        }
-        let guard = PutGuard(self);
-        if self.state.producer.0.open_item.load(SeqCst) != 0 && !self.abort_open(deadline) {
-            return Ok(None);
-        }
-        Ok(Some(guard))
+    /// Take the put lock and cancel an item a previous holder left open.
+    fn lock_put(&self, deadline: Option<Instant>) -> Result<Option<Unlock<'_>>, QueueError> {
+        let guard = Ring::lock(&self.state.put_lock.0, deadline)?;
+        Ok(guard.filter(|_| self.abort_open(deadline)))
     }
 
     /// Free bytes are at least `need` (waiting until `deadline`). Put lock held.
@@ -585,11 +585,9 @@ impl Ring {
     /// If a producer died inside a put, cancel its item (called by waiters, which hold
     /// no put lock).
     fn heal(&self) {
-        if self.state.producer.0.open_item.load(SeqCst) == 0 {
-            return;
-        }
-        if let Ok(Some(_guard)) = self.lock_put(Some(Instant::now())) {
-            // lock_put already cancelled the open item if there was room.
+        if self.producer_may_be_dead() {
+            // Taking the lock cancels the open item (if there is room); nothing else to do.
+            let _ = self.lock_put(Some(Instant::now()));
         }
     }
 
@@ -631,10 +629,9 @@ impl Ring {
         deadline: Option<Instant>,
         decode: impl FnOnce(&[u8]) -> R,
     ) -> Result<Option<R>, QueueError> {
-        if !Ring::lock(&self.state.get_lock.0, deadline)? {
+        let Some(_guard) = Ring::lock(&self.state.get_lock.0, deadline)? else {
             return Ok(None);
-        }
-        let _guard = GetGuard(self);
+        };
         let c = &self.state.consumer.0;
         let mut assembling: Option<(u64, Vec<u8>)> = None;
         loop {
@@ -752,23 +749,13 @@ impl Ring {
     }
 }
 
-/// Unlocks the put lock when dropped.
-struct PutGuard<'a>(&'a Ring);
+/// Unlocks a side lock when dropped.
+struct Unlock<'a>(&'a RobustMutex);
 
-impl Drop for PutGuard<'_> {
+impl Drop for Unlock<'_> {
     fn drop(&mut self) {
         // Cannot fail: this thread holds the lock.
-        let _ = self.0.state.put_lock.0.unlock();
-    }
-}
-
-/// Unlocks the get lock when dropped.
-struct GetGuard<'a>(&'a Ring);
-
-impl Drop for GetGuard<'_> {
-    fn drop(&mut self) {
-        // Cannot fail: this thread holds the lock.
-        let _ = self.0.state.get_lock.0.unlock();
+        let _ = self.0.unlock();
     }
 }
 

@@ -158,6 +158,6 @@ impl<G> From<AcquireError<G>> for SyncError {
 }
 
 /// Deadline of a timeout.
-fn deadline(timeout: Option<std::time::Duration>) -> Option<std::time::Instant> {
+pub(crate) fn deadline(timeout: Option<std::time::Duration>) -> Option<std::time::Instant> {
     timeout.map(|t| std::time::Instant::now() + t)
 }

@@ -329,3 +329,20 @@ macro_rules! per_start_method {
         }
     };
 }
+
+/// How late a timed-out call may return on a loaded 2-CPU machine.
+pub const LATE: Duration = Duration::from_secs(2);
+
+/// A timed-out call took at least its timeout, and not much longer.
+#[track_caller]
+#[allow(dead_code)] // not every test file times calls
+pub fn assert_on_time(waited: Duration, timeout: Duration) {
+    assert!(
+        waited >= timeout,
+        "returned after {waited:?}, before its timeout of {timeout:?}"
+    );
+    assert!(
+        waited <= timeout + LATE,
+        "returned after {waited:?}, long after its timeout of {timeout:?}"
+    );
+}
