@@ -77,12 +77,12 @@ pub use connection::{
 };
 pub use context::{Context, get_context};
 pub use handle::{CodecError, Handle};
+pub use pool::{AsyncResult, Chunked, Imap, Pool, PoolBuilder, PoolError, StarFn};
 pub use process::{
     Builder, ChildInfo, Location, ParentProcess, Process, ProcessError, ProcessInfo, RemotePanic,
     Run, StartMethod, active_children, cpu_count, current_process, forkserver_pid,
     get_start_method, parent_process, set_start_method,
 };
-pub use pool::{AsyncResult, Chunked, Imap, Pool, PoolBuilder, PoolError, StarFn};
 pub use queue::{DEFAULT_BUFFER_SIZE, JoinableQueue, Queue, QueueBuilder, QueueError, SimpleQueue};
 pub use shared::{
     Array, ArrayGuard, AtomicInt, RawArray, RawValue, SharedMemory, Value, ValueGuard,

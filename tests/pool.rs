@@ -13,7 +13,6 @@
 //! (`LONG`) that only a broken library reaches. Every test holds `common::guard()`, so a pool
 //! that leaves a worker behind fails the test.
 //!
-//! Tests marked `#[ignore = "bug: ..."]` reproduce bugs found in the pool; run them with
 //! `cargo nextest run --test pool --run-ignored only`.
 
 #[macro_use]
@@ -559,7 +558,6 @@ fn a_panicking_callback_does_not_break_the_pool() {
 /// `wait_timeout` and `get_timeout` of its result wait past their timeout (Python sets the
 /// result's event after the callback and its waits honour their timeout).
 #[test]
-#[ignore = "bug: ResultCell::complete runs callbacks with the cell's mutex held: wait_timeout/get_timeout/successful block until the callback returns"]
 fn a_slow_callback_does_not_stretch_the_timeouts_of_its_result() {
     let _g = common::guard();
     let pool = pool(1);
@@ -587,7 +585,6 @@ fn a_slow_callback_does_not_stretch_the_timeouts_of_its_result() {
 /// A callback may hold the last handle on the pool (to submit more work, say): dropping it
 /// there terminates the pool from the pool's own result thread, which must not deadlock.
 #[test]
-#[ignore = "bug: hang: Engine::drop -> terminate -> join from the collector thread waits for worker ends only that thread handles"]
 fn dropping_the_last_pool_handle_in_a_callback_does_not_deadlock() {
     let _g = common::guard();
     let pool = Arc::new(pool(2));
@@ -1007,7 +1004,6 @@ fn an_idle_worker_killed_from_outside_is_replaced_and_nothing_fails() {
 /// must replace it, not give up. Nothing about it is the initializer's fault (there is
 /// none).
 #[test]
-#[ignore = "bug: engine.rs handle_end treats any worker death before `ready` as an initializer failure (even without an initializer) and breaks the pool"]
 fn a_worker_killed_while_starting_is_replaced() {
     let _g = common::guard();
     let pool = Arc::new(
@@ -1353,7 +1349,6 @@ fn rss_anon_kb(pid: u32) -> Option<u64> {
 /// The kill is timed by the worker's anonymous memory: the order is being assembled once
 /// it has grown by more than one piece.
 #[test]
-#[ignore = "bug: hang: an order in several ring pieces leaves the ring before the worker claims it in its status; a worker killed meanwhile loses it"]
 fn a_worker_killed_while_receiving_a_large_order_does_not_lose_it() {
     let _g = common::guard();
     let pool = Arc::new(pool(1));
@@ -1494,7 +1489,6 @@ fn an_item_running_past_the_task_timeout_fails_with_timeout() {
 /// The timeout applies to the time an item runs, not to the time a worker spends
 /// decoding a chunk before the item starts, nor to how long the worker was idle before.
 #[test]
-#[ignore = "bug: worker status keeps the previous item's started_ns while a new chunk is decoded; the watcher times it out"]
 fn task_timeout_does_not_fire_on_an_item_that_has_not_started() {
     let _g = common::guard();
     let timeout = Duration::from_millis(40);
@@ -1620,7 +1614,6 @@ fn close_then_apply_is_closed() {
 
 /// Python raises "Pool not running" for any map on a closed pool, even of no items.
 #[test]
-#[ignore = "bug: run_map returns Ok(vec![]) for no items before checking that the pool runs (imap checks)"]
 fn close_then_map_of_nothing_is_closed() {
     let _g = common::guard();
     let pool = pool(1);
@@ -1695,7 +1688,6 @@ fn close_while_a_map_runs_lets_it_finish() {
 /// Here `imap` submits lazily, as results are consumed; the items of an `imap` created
 /// before `close` must still run, not fail with `Closed`.
 #[test]
-#[ignore = "bug: Imap submits lazily and fails every item not yet submitted with Closed after close()"]
 fn close_after_creating_an_imap_lets_it_finish() {
     let _g = common::guard();
     let pool = Arc::new(pool(2));
@@ -1832,7 +1824,6 @@ fn items_carrying_os_handles_are_an_error_not_a_hang() {
 
 /// `imap` gives one `Result` per item, also when the items cannot be sent.
 #[test]
-#[ignore = "bug: Imap yields one Err per chunk, not per item, when a chunk cannot be encoded"]
 fn imap_of_items_carrying_os_handles_fails_each_item() {
     let _g = common::guard();
     let pool = Arc::new(pool(2));

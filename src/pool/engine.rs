@@ -27,6 +27,13 @@ use crate::queue::ring::{Ring, RingConfig};
 use crate::shared::segment::Shared;
 use crate::sys;
 
+/// How many times a chunk may be lost with its worker before it has started (or workers
+/// may die in a row during initialization) before that is taken as the work's own fault.
+const LOST_LIMIT: u32 = 3;
+
+/// The feeder thread's name (told apart when the pool stops).
+const FEEDER: &str = "multiproc-pool-feeder";
+
 /// How an engine is set up.
 pub(crate) struct EngineConfig {
     pub processes: usize,
@@ -65,6 +72,8 @@ struct Pending {
     sink: Sink,
     /// In the task ring (or taken by a worker), not in the backlog.
     dispatched: bool,
+    /// Workers that died after taking this chunk and before starting any of its items.
+    lost: u32,
 }
 
 struct Slot {
@@ -100,6 +109,12 @@ struct State {
     broken: Option<PoolError>,
     live: usize,
     threads_stopped: bool,
+    /// Lazy maps (`imap`) that may still submit after `close`.
+    leases: usize,
+    /// The backlog's next order did not fit in the task ring: the feeder thread takes over.
+    stalled: bool,
+    /// Workers that died before their initializer finished, in a row.
+    init_deaths: u32,
 }
 
 struct Inner {
@@ -156,6 +171,9 @@ impl Engine {
                 broken: None,
                 live: 0,
                 threads_stopped: false,
+                leases: 0,
+                init_deaths: 0,
+                stalled: false,
             }),
             changed: Condvar::new(),
             wake,
@@ -200,40 +218,50 @@ impl Engine {
                 .name("multiproc-pool-watcher".into())
                 .spawn(move || inner.watch())
         };
-        match (collector, watcher) {
-            (Ok(c), Ok(w)) => {
-                *engine.threads.lock().unwrap_or_else(|e| e.into_inner()) = vec![c, w];
-                Ok(engine)
-            }
-            (c, w) => {
-                let mut threads = engine.threads.lock().unwrap_or_else(|e| e.into_inner());
-                threads.extend(c.ok());
-                threads.extend(w.ok());
-                drop(threads);
-                engine.terminate();
-                Err(PoolError::Failed("could not start the pool's threads".into()))
-            }
+        let feeder = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name(FEEDER.into())
+                .spawn(move || inner.feed())
+        };
+        let started: Vec<_> = [collector, watcher, feeder].into_iter().collect();
+        let failed = started.iter().any(|t| t.is_err());
+        *engine.threads.lock().unwrap_or_else(|e| e.into_inner()) =
+            started.into_iter().flatten().collect();
+        if failed {
+            engine.terminate();
+            return Err(PoolError::Failed(
+                "could not start the pool's threads".into(),
+            ));
         }
+        Ok(engine)
     }
 
     pub(crate) fn processes(&self) -> usize {
         self.inner.config.processes.max(1)
     }
 
-    /// Queue a chunk of `items` items for `code`; its outcome goes to `sink`.
+    /// Queue a chunk of `items` items for `code`; its outcome goes to `sink`. `leased`: the
+    /// caller holds a [`Lease`], so the pool takes the chunk even if it was closed since.
     pub(crate) fn submit(
         &self,
         code: Code,
         payload: Vec<u8>,
         items: u32,
         sink: Sink,
+        leased: bool,
     ) -> Result<u64, PoolError> {
         let payload: Arc<[u8]> = payload.into();
         let mut st = self.inner.lock();
         if let Some(broken) = &st.broken {
             return Err(broken.clone());
         }
-        if st.phase != Phase::Running {
+        let open = match st.phase {
+            Phase::Running => true,
+            Phase::Closed => leased,
+            Phase::Terminated => false,
+        };
+        if !open {
             return Err(PoolError::Closed);
         }
         let id = st.next_id;
@@ -249,6 +277,7 @@ impl Engine {
                 failed: Vec::new(),
                 sink,
                 dispatched: direct,
+                lost: 0,
             },
         );
         if !direct {
@@ -267,6 +296,32 @@ impl Engine {
             self.inner.fail_chunk(id, PoolError::Failed(e.to_string()));
         }
         Ok(id)
+    }
+
+    /// Keep the pool open to the caller's future submissions even after `close` (what a
+    /// lazy map needs to finish what it started); an error if the pool takes no work.
+    pub(crate) fn lease(&self) -> Result<Lease, PoolError> {
+        let mut st = self.inner.lock();
+        if let Some(broken) = &st.broken {
+            return Err(broken.clone());
+        }
+        if st.phase != Phase::Running {
+            return Err(PoolError::Closed);
+        }
+        st.leases += 1;
+        Ok(Lease {
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// Whether the calling thread is one of the pool's own (callbacks run there).
+    pub(crate) fn on_pool_thread(&self) -> bool {
+        let me = std::thread::current().id();
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|t| t.thread().id() == me)
     }
 
     /// Withdraw a chunk that is still waiting in the parent; `false` if a worker has (or
@@ -299,23 +354,36 @@ impl Engine {
         self.inner.lock().phase == Phase::Running
     }
 
-    /// Stop at once: fail what is not done and kill the workers.
+    /// Stop at once: fail what is not done, kill and reap the workers, stop the threads.
+    /// Safe to call from a callback (the collector thread): nothing here waits for it.
     pub(crate) fn terminate(&self) {
-        let sinks: Vec<Sink> = {
+        let (sinks, workers) = {
             let mut st = self.inner.lock();
             st.phase = Phase::Terminated;
             st.backlog.clear();
-            for slot in &st.slots {
-                if let Some(p) = &slot.process {
+            st.in_ring = 0;
+            let mut workers = Vec::new();
+            for slot in &mut st.slots {
+                if let Some(p) = slot.process.take() {
                     let _ = p.kill();
+                    workers.push(p);
                 }
+                slot.pidfd = None;
+                slot.reported = true;
             }
-            st.pending.drain().map(|(_, p)| p.sink).collect()
+            st.live = 0;
+            let sinks: Vec<Sink> = st.pending.drain().map(|(_, p)| p.sink).collect();
+            self.inner.changed.notify_all();
+            (sinks, workers)
         };
         for sink in sinks {
             deliver(sink, Delivery::Failed(PoolError::Terminated));
         }
-        self.join();
+        for worker in workers {
+            // Killed above: this returns as soon as the kernel has reaped it.
+            let _ = worker.join();
+        }
+        self.stop_threads();
     }
 
     /// Wait for the workers to exit (after `close` or `terminate`), then stop the threads.
@@ -328,17 +396,40 @@ impl Engine {
                 .wait(st)
                 .unwrap_or_else(|e| e.into_inner());
         }
-        if st.threads_stopped {
-            return;
-        }
-        st.threads_stopped = true;
         drop(st);
+        self.stop_threads();
+    }
+
+    /// Stop the collector and watcher threads (once); waits for them unless called from
+    /// one of them.
+    fn stop_threads(&self) {
+        {
+            let mut st = self.inner.lock();
+            if st.threads_stopped {
+                return;
+            }
+            st.threads_stopped = true;
+            self.inner.changed.notify_all();
+        }
         let mut shutdown = Vec::new();
         let _ = handle::encode(&Report::Shutdown, &mut shutdown);
         let _ = self.inner.results.put(&shutdown, None);
         self.inner.wake_watcher();
+        let me = std::thread::current().id();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         for t in threads {
+            // From a callback the collector is this thread: it returns by itself once the
+            // callback is done, at the Shutdown report.
+            if t.thread().id() == me {
+                continue;
+            }
+            if t.thread().name() == Some(FEEDER) {
+                // It may be blocked putting an order no worker will take: take it.
+                while !t.is_finished() {
+                    let soon = Instant::now() + Duration::from_millis(5);
+                    let _ = self.inner.tasks.get(Some(soon), |_| ());
+                }
+            }
             let _ = t.join();
         }
     }
@@ -370,6 +461,19 @@ impl Engine {
             .filter(|s| s.process.is_some())
             .map(|s| s.pid)
             .collect()
+    }
+}
+
+/// Held by a lazy map: see [`Engine::lease`]. Dropping it lets a closed pool wind down.
+pub(crate) struct Lease {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut st = self.inner.lock();
+        st.leases -= 1;
+        self.inner.maybe_send_stops(&mut st);
     }
 }
 
@@ -463,22 +567,31 @@ impl Inner {
                         p.dispatched = true;
                     }
                 }
-                _ => break,
+                // No room now (or the ring failed): the feeder waits for room (or reports
+                // the failure).
+                _ => {
+                    st.stalled = true;
+                    self.changed.notify_all();
+                    break;
+                }
             }
         }
         self.maybe_send_stops(st);
     }
 
-    /// After `close`, once every chunk is done, tell each worker to exit.
+    /// After `close`, once every chunk is done and no lazy map can submit more, tell each
+    /// worker to exit.
     fn maybe_send_stops(&self, st: &mut State) {
-        if st.phase != Phase::Closed || st.stops_sent || !st.pending.is_empty() {
+        if st.phase != Phase::Closed || st.stops_sent || !st.pending.is_empty() || st.leases > 0 {
             return;
         }
         st.stops_sent = true;
         let stop = encode_order(&Order::Stop, &[]);
         for _ in 0..st.live {
             // The ring is empty of work by now, so there is room.
-            let _ = self.tasks.put(&stop, Some(Instant::now() + Duration::from_secs(1)));
+            let _ = self
+                .tasks
+                .put(&stop, Some(Instant::now() + Duration::from_secs(1)));
         }
         self.changed.notify_all();
     }
@@ -519,7 +632,7 @@ impl Inner {
                 let (p, who) = {
                     let mut st = self.lock();
                     let p = st.pending.remove(&id);
-                    if p.is_some() {
+                    if p.as_ref().is_some_and(|p| p.dispatched) {
                         st.in_ring -= 1;
                     }
                     self.dispatch_backlog(&mut st);
@@ -590,89 +703,106 @@ impl Inner {
         let (name, pid) = (slot.name.clone(), slot.pid);
         let exit = slot.process.take().map(|p| {
             // The watcher saw the process end, so this does not wait.
-            let _ = p.join_timeout(Duration::from_secs(1));
             p.join()
         });
         slot.pidfd = None;
         st.live -= 1;
         let cause = match &exit {
-            Some(Ok(Ok(WorkerExit::Stopped))) => None,
-            Some(Ok(Ok(WorkerExit::Retired))) => None,
+            Some(Ok(Ok(WorkerExit::Stopped | WorkerExit::Retired))) => None,
             Some(Ok(Err(reason))) => Some(reason.clone()),
             Some(Err(e)) => Some(describe_exit(e)),
             None => Some("lost".into()),
         };
         let stopped = matches!(exit, Some(Ok(Ok(WorkerExit::Stopped))));
+        let died = |cause: &Option<String>| PoolError::WorkerDied {
+            name: name.clone(),
+            pid,
+            cause: cause.clone().unwrap_or_else(|| "exited".into()),
+        };
+        // The chunk it had taken, if any: the running item fails, the rest goes again.
         let mut delivery = None;
+        let id = task.wrapping_sub(1);
         if task != 0
-            && let Some(p) = st.pending.get_mut(&(task - 1))
+            && let Some(p) = st.pending.get_mut(&id)
+            && p.dispatched
         {
-            let error = match (timed_out, self.config.timeout) {
-                (Some((t, i)), Some(after)) if t == task && i == item => PoolError::Timeout {
-                    after,
-                    name: name.clone(),
-                    pid,
-                },
-                _ => PoolError::WorkerDied {
-                    name: name.clone(),
-                    pid,
-                    cause: cause.clone().unwrap_or_else(|| "exited".into()),
-                },
-            };
-            let item = item as u32;
-            if let Err(at) = p.skip.binary_search(&item) {
-                p.skip.insert(at, item);
-                p.failed.push((item, error));
+            if item == worker::NOT_STARTED {
+                // Died between taking the chunk and starting it (killed while receiving it):
+                // nothing ran, so it all goes again, unless that keeps happening.
+                p.lost += 1;
+                if p.lost >= LOST_LIMIT {
+                    for i in 0..p.items {
+                        if let Err(at) = p.skip.binary_search(&i) {
+                            p.skip.insert(at, i);
+                            p.failed.push((i, died(&cause)));
+                        }
+                    }
+                }
+            } else {
+                let error = match (timed_out, self.config.timeout) {
+                    (Some((t, i)), Some(after)) if t == task && i == item => PoolError::Timeout {
+                        after,
+                        name: name.clone(),
+                        pid,
+                    },
+                    _ => died(&cause),
+                };
+                let item = item as u32;
+                if let Err(at) = p.skip.binary_search(&item) {
+                    p.skip.insert(at, item);
+                    p.failed.push((item, error));
+                }
             }
+            p.dispatched = false;
+            let finished = p.skip.len() as u32 >= p.items;
             st.in_ring -= 1;
-            let id = task - 1;
-            if st.pending.get(&id).is_some_and(|p| p.skip.len() as u32 >= p.items) {
-                let p = st.pending.remove(&id);
-                delivery = p.map(|p| (p.sink, p.failed));
-            } else if let Some(p) = st.pending.get_mut(&id) {
-                p.dispatched = false;
+            if finished {
+                delivery = st.pending.remove(&id).map(|p| (p.sink, p.failed));
+            } else {
                 st.backlog.push_front(id);
             }
         }
-        if !ready && cause.is_some() && st.broken.is_none() {
-            drop(st);
-            if let Some((sink, failed)) = delivery {
-                deliver(
-                    sink,
-                    Delivery::Done {
-                        bytes: None,
-                        failed,
-                        worker: (name.clone(), pid),
-                    },
-                );
+        // Deaths before the initializer finished: a deterministic failure breaks the pool
+        // (CPython would start workers forever); one killed worker does not.
+        let mut broken = None;
+        if ready {
+            st.init_deaths = 0;
+        } else if cause.is_some() && self.config.init.is_some() {
+            st.init_deaths += 1;
+            if st.init_deaths >= LOST_LIMIT && st.broken.is_none() {
+                broken = Some(PoolError::InitializerFailed(Box::new(
+                    crate::process::child::PanicReport {
+                        message: format!(
+                            "{LOST_LIMIT} workers in a row died during initialization, the \
+                             last one '{name}' (pid {pid}): {}",
+                            cause.clone().unwrap_or_default()
+                        ),
+                        location: None,
+                        backtrace: String::new(),
+                        thread: None,
+                    }
+                    .into_remote(name.clone(), pid),
+                )));
             }
-            self.break_pool(PoolError::InitializerFailed(Box::new(
-                crate::process::child::PanicReport {
-                    message: format!(
-                        "worker '{name}' (pid {pid}) died during initialization: {}",
-                        cause.unwrap_or_default()
-                    ),
-                    location: None,
-                    backtrace: String::new(),
-                    thread: None,
+        }
+        if broken.is_none() {
+            let replace = match st.phase {
+                Phase::Running => st.broken.is_none(),
+                Phase::Closed => {
+                    !stopped
+                        && (!st.pending.is_empty()
+                            || st.leases > 0
+                            || self.tasks.len() > st.live as u64)
                 }
-                .into_remote(name, pid),
-            )));
-            self.changed.notify_all();
-            return;
+                Phase::Terminated => false,
+            };
+            if replace && let Err(e) = self.start_worker(&mut st, w) {
+                broken = Some(e);
+            }
         }
-        let replace = match st.phase {
-            Phase::Running => st.broken.is_none(),
-            Phase::Closed => !stopped && (!st.pending.is_empty() || self.tasks.len() > st.live as u64),
-            Phase::Terminated => false,
-        };
-        if replace && let Err(e) = self.start_worker(&mut st, w) {
-            drop(st);
-            self.break_pool(e);
-            self.changed.notify_all();
-            return;
+        if broken.is_none() {
+            self.dispatch_backlog(&mut st);
         }
-        self.dispatch_backlog(&mut st);
         self.changed.notify_all();
         drop(st);
         if let Some((sink, failed)) = delivery {
@@ -684,6 +814,44 @@ impl Inner {
                     worker: (name, pid),
                 },
             );
+        }
+        if let Some(error) = broken {
+            self.break_pool(error);
+        }
+    }
+
+    /// The feeder thread: puts the backlog's next order into the task ring when it did not
+    /// fit at once, waiting for room (which the others must never do: they hold the state
+    /// lock, or are the collector that makes room).
+    fn feed(self: Arc<Inner>) {
+        let mut st = self.lock();
+        loop {
+            if st.threads_stopped {
+                return;
+            }
+            if st.stalled && st.in_ring < self.config.window {
+                st.stalled = false;
+                if let Some(id) = st.backlog.pop_front()
+                    && let Some(p) = st.pending.get_mut(&id)
+                {
+                    p.dispatched = true;
+                    let order = Order::Run {
+                        id,
+                        code: p.code,
+                        skip: p.skip.clone(),
+                    };
+                    let message = encode_order(&order, &p.payload);
+                    st.in_ring += 1;
+                    drop(st);
+                    if let Err(e) = self.tasks.put(&message, None) {
+                        self.fail_chunk(id, PoolError::Failed(e.to_string()));
+                    }
+                    st = self.lock();
+                    self.dispatch_backlog(&mut st);
+                }
+                continue;
+            }
+            st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
         }
     }
 

@@ -77,6 +77,10 @@ pub enum PoolError {
     /// `join` was called on a pool that is still running (call `close` or `terminate`).
     #[error("join() needs close() or terminate() first")]
     StillRunning,
+    /// `join` was called from a callback, which runs in the pool's own result thread: it
+    /// would wait for itself.
+    #[error("join() cannot be called from a pool callback (it would wait for itself)")]
+    JoinFromCallback,
     /// The result was not ready within the timeout.
     #[error("timed out waiting for the result")]
     ResultTimeout,
@@ -339,7 +343,11 @@ impl Pool {
     /// assert_eq!(pool.map(square, vec![1, 2, 3])?, [1, 4, 9]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map<F, A, R>(&self, f: F, items: impl IntoIterator<Item = A>) -> Result<Vec<R>, PoolError>
+    pub fn map<F, A, R>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>, PoolError>
     where
         F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
@@ -458,8 +466,7 @@ impl Pool {
             done.complete(result);
         });
         let code = Code::chunk(worker::run_chunk::<Call<F, A>>);
-        let id = self.engine.submit(code, payload, 1, sink)?;
-        let _ = id;
+        self.engine.submit(code, payload, 1, sink, false)?;
         Ok(AsyncResult { cell })
     }
 
@@ -553,6 +560,9 @@ impl Pool {
         if self.engine.is_running() {
             return Err(PoolError::StillRunning);
         }
+        if self.engine.on_pool_thread() {
+            return Err(PoolError::JoinFromCallback);
+        }
         self.engine.join();
         Ok(())
     }
@@ -574,10 +584,16 @@ impl<'p> Chunked<'p> {
         })
     }
 
-    fn run_map<C: Apply>(&self, items: Vec<C::Item>) -> Result<AsyncResult<Vec<C::Output>>, PoolError>
+    fn run_map<C: Apply>(
+        &self,
+        items: Vec<C::Item>,
+    ) -> Result<AsyncResult<Vec<C::Output>>, PoolError>
     where
         C::Output: Send,
     {
+        if !self.pool.engine.is_running() {
+            return Err(PoolError::Closed);
+        }
         let len = items.len();
         let cell = Arc::new(ResultCell::new());
         if len == 0 {
@@ -585,16 +601,23 @@ impl<'p> Chunked<'p> {
             return Ok(AsyncResult { cell });
         }
         let size = self.size_for(len);
-        let chunks = len.div_ceil(size);
+        // All encoded before any is submitted: an item that cannot be sent fails the call,
+        // not half of the work.
+        let payloads = items
+            .chunks(size)
+            .map(|chunk| encode_plain(chunk).map(|payload| (payload, chunk.len())))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(PoolError::Failed)?;
+        drop(items);
+        let chunks = payloads.len();
         let gather = Arc::new(Mutex::new(Gather {
             chunks: (0..chunks).map(|_| None).collect(),
             first_error: None,
             left: chunks,
         }));
         let code = Code::chunk(worker::run_chunk::<C>);
-        for (index, chunk) in items.chunks(size).enumerate() {
-            let payload = encode_plain(chunk).map_err(PoolError::Failed)?;
-            let (start, n) = (index * size, chunk.len());
+        for (index, (payload, n)) in payloads.into_iter().enumerate() {
+            let start = index * size;
             let gather = gather.clone();
             let cell = cell.clone();
             let sink: Sink = Box::new(move |delivery| {
@@ -616,7 +639,9 @@ impl<'p> Chunked<'p> {
                     cell.complete(outcome);
                 }
             });
-            self.pool.engine.submit(code, payload, n as u32, sink)?;
+            self.pool
+                .engine
+                .submit(code, payload, n as u32, sink, false)?;
         }
         Ok(AsyncResult { cell })
     }
@@ -629,7 +654,11 @@ impl<'p> Chunked<'p> {
     /// assert_eq!(pool.chunksize(2).map(inc, [1, 2, 3])?, [2, 3, 4]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map<F, A, R>(&self, f: F, items: impl IntoIterator<Item = A>) -> Result<Vec<R>, PoolError>
+    pub fn map<F, A, R>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>, PoolError>
     where
         F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
@@ -758,24 +787,20 @@ impl<'p> Chunked<'p> {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        if !self.pool.engine.is_running() {
-            return Err(PoolError::Closed);
-        }
+        let lease = self.pool.engine.lease()?;
         let size = self.chunksize.unwrap_or(1);
         let mut items = items.into_iter();
-        let next_chunk = Box::new(move || -> Option<Result<(Vec<u8>, u32), PoolError>> {
+        let next_chunk = Box::new(move || -> Option<(Result<Vec<u8>, PoolError>, u32)> {
             let chunk: Vec<A> = items.by_ref().take(size).collect();
             if chunk.is_empty() {
                 return None;
             }
-            Some(
-                encode_plain(&chunk)
-                    .map(|payload| (payload, chunk.len() as u32))
-                    .map_err(PoolError::Failed),
-            )
+            let n = chunk.len() as u32;
+            Some((encode_plain(&chunk).map_err(PoolError::Failed), n))
         });
         Ok(Imap {
             pool: self.pool,
+            lease: Some(lease),
             code: Code::chunk(worker::run_chunk::<Call<F, A>>),
             next_chunk,
             shared: Arc::new(ImapShared {
@@ -911,14 +936,23 @@ impl<O> ResultCell<O> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Run the callbacks (outside the lock: they may use the pool), then publish the value
+    /// and wake the waiters (so `get` returns after the callbacks ran, as in Python).
     pub(crate) fn complete(&self, value: Result<O, PoolError>) {
-        let mut st = self.lock();
-        for cb in std::mem::take(&mut st.callbacks) {
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&value)));
+        loop {
+            let callbacks = {
+                let mut st = self.lock();
+                if st.callbacks.is_empty() {
+                    st.value = Some(value);
+                    self.ready.store(true, Ordering::SeqCst);
+                    break;
+                }
+                std::mem::take(&mut st.callbacks)
+            };
+            for cb in callbacks {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&value)));
+            }
         }
-        st.value = Some(value);
-        self.ready.store(true, Ordering::SeqCst);
-        drop(st);
         self.cv.notify_all();
     }
 
@@ -1020,11 +1054,7 @@ impl<O> AsyncResult<O> {
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
     pub fn successful(&self) -> Option<bool> {
-        self.cell
-            .lock()
-            .value
-            .as_ref()
-            .map(|v| v.is_ok())
+        self.cell.lock().value.as_ref().map(|v| v.is_ok())
     }
 
     /// Wait until the result is there.
@@ -1139,11 +1169,14 @@ struct ImapState<R> {
     arrived: VecDeque<Vec<Result<R, PoolError>>>,
 }
 
-type NextChunk<'p> = Box<dyn FnMut() -> Option<Result<(Vec<u8>, u32), PoolError>> + 'p>;
+/// The next chunk's encoded items (or why they could not be encoded) and their number.
+type NextChunk<'p> = Box<dyn FnMut() -> Option<(Result<Vec<u8>, PoolError>, u32)> + 'p>;
 
 /// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: one `Result` per item.
 pub struct Imap<'p, R> {
     pool: &'p Pool,
+    /// Lets this iterator finish after the pool is closed; dropped once all is submitted.
+    lease: Option<engine::Lease>,
     code: Code,
     next_chunk: NextChunk<'p>,
     shared: Arc<ImapShared<R>>,
@@ -1167,8 +1200,9 @@ impl<R> std::fmt::Debug for Imap<'_, R> {
 impl<R: DeserializeOwned + Send + 'static> Imap<'_, R> {
     fn top_up(&mut self) {
         while !self.exhausted && ((self.submitted - self.yielded) as usize) < self.window {
-            let Some(chunk) = (self.next_chunk)() else {
+            let Some((chunk, n)) = (self.next_chunk)() else {
                 self.exhausted = true;
+                self.lease = None;
                 break;
             };
             let index = self.submitted;
@@ -1185,15 +1219,16 @@ impl<R: DeserializeOwned + Send + 'static> Imap<'_, R> {
                 drop(st);
                 shared.cv.notify_all();
             };
+            let fail_all = |e: PoolError| (0..n).map(|_| Err(e.clone())).collect();
             match chunk {
-                Err(e) => store(vec![Err(e)]),
-                Ok((payload, n)) => {
+                Err(e) => store(fail_all(e)),
+                Ok(payload) => {
                     let store2 = store.clone();
                     let sink: Sink = Box::new(move |d| {
                         store2(decode_chunk::<R>(d, n as usize).into_items(n as usize))
                     });
-                    if let Err(e) = self.pool.engine.submit(self.code, payload, n, sink) {
-                        store((0..n).map(|_| Err(e.clone())).collect());
+                    if let Err(e) = self.pool.engine.submit(self.code, payload, n, sink, true) {
+                        store(fail_all(e));
                     }
                 }
             }

@@ -17,8 +17,12 @@ use crate::shared::segment::{Shared, SharedState};
 
 /// A chunk trampoline: decode the items in `payload`, run the task on each one not listed
 /// in `skip` (publishing progress in `status`), append the encoded results to `out`.
-pub(crate) type ChunkFn =
-    fn(payload: &[u8], skip: &[u32], status: &WorkerStatus, out: &mut Vec<u8>) -> Result<(), String>;
+pub(crate) type ChunkFn = fn(
+    payload: &[u8],
+    skip: &[u32],
+    status: &WorkerStatus,
+    out: &mut Vec<u8>,
+) -> Result<(), String>;
 
 /// An initializer trampoline: decode the argument and run the initializer.
 pub(crate) type InitFn = fn(payload: &[u8]) -> Result<Result<(), PanicReport>, String>;
@@ -132,7 +136,16 @@ pub(crate) fn monotonic_ns() -> u64 {
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
+/// `WorkerStatus::item` while a claimed chunk has not started its first item.
+pub(crate) const NOT_STARTED: u64 = u64::MAX;
+
 impl WorkerStatus {
+    fn claim(&self, id: u64) {
+        self.item.store(NOT_STARTED, SeqCst);
+        self.started_ns.store(0, SeqCst);
+        self.task.store(id + 1, SeqCst);
+    }
+
     fn start_item(&self, index: usize) {
         // Relaxed: the parent reads these after the process died (the exit orders
         // everything) or, for timeouts, only approximately.
@@ -305,23 +318,33 @@ pub(crate) fn worker_main(args: WorkerArgs) -> Result<WorkerExit, String> {
         init,
         max_tasks,
     } = args;
-    if let Some((code, payload)) = init {
-        if let Err(report) = code.resolve_init()?(&payload)? {
-            send(&results, &Report::InitFailed { worker: index, report });
-            return Err("the initializer panicked".into());
-        }
+    if let Some((code, payload)) = init
+        && let Err(report) = code.resolve_init()?(&payload)?
+    {
+        send(
+            &results,
+            &Report::InitFailed {
+                worker: index,
+                report,
+            },
+        );
+        return Err("the initializer panicked".into());
     }
     status.ready.store(1, SeqCst);
     let mut done = 0u64;
     loop {
-        let taken = tasks.get(None, |bytes| {
+        // The order is claimed (written into the status) before any of it leaves the ring:
+        // if this process dies from then on, the parent finds the chunk in its status.
+        let claim = |bytes: &[u8]| {
+            if let Ok((Order::Run { id, .. }, _)) = postcard::take_from_bytes::<Order>(bytes) {
+                status.claim(id);
+            }
+        };
+        let taken = tasks.get_claiming(None, claim, |bytes| {
             let (order, payload) = postcard::take_from_bytes::<Order>(bytes)
                 .map_err(|e| format!("undecodable order from the pool: {e}"))?;
             if let Order::Run { id, .. } = &order {
-                // Claimed before the order leaves the ring: if this process dies from here
-                // on, the parent finds the chunk in its status.
-                status.item.store(0, SeqCst);
-                status.task.store(id + 1, SeqCst);
+                status.claim(*id);
             }
             Ok::<_, String>((order, payload.to_vec()))
         });

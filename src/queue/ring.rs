@@ -629,6 +629,18 @@ impl Ring {
         deadline: Option<Instant>,
         decode: impl FnOnce(&[u8]) -> R,
     ) -> Result<Option<R>, QueueError> {
+        self.get_claiming(deadline, |_| {}, decode)
+    }
+
+    /// [`get`](Ring::get), calling `claim` with the first piece of the item before any of
+    /// it leaves the ring: a consumer that records what it takes there leaves a trace even
+    /// if it dies while the rest of a large item streams in.
+    pub(crate) fn get_claiming<R>(
+        &self,
+        deadline: Option<Instant>,
+        mut claim: impl FnMut(&[u8]),
+        decode: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, QueueError> {
         let Some(_guard) = Ring::lock(&self.state.get_lock.0, deadline)? else {
             return Ok(None);
         };
@@ -664,6 +676,7 @@ impl Ring {
                     let pos = tail + HEADER;
                     if first && last {
                         let done = Advance(self, tail + size, header.seq);
+                        // `decode` runs before the item is freed, so it can claim too.
                         let result = match self.contiguous(pos, len) {
                             Some(bytes) => decode(bytes),
                             None => {
@@ -679,6 +692,7 @@ impl Ring {
                         (_, true) => {
                             let mut buf = Vec::new();
                             self.read_into(pos, len, &mut buf);
+                            claim(&buf);
                             assembling = Some((header.seq, buf));
                         }
                         (Some((seq, buf)), false) if *seq == header.seq => {
