@@ -324,21 +324,39 @@ impl Engine {
             .any(|t| t.thread().id() == me)
     }
 
-    /// Withdraw a chunk that is still waiting in the parent; `false` if a worker has (or
-    /// may have) taken it.
-    pub(crate) fn cancel(&self, id: u64) -> bool {
+    /// Withdraw a chunk that no worker has taken yet: its sink, to be told why; `None` if a
+    /// worker has (or may have) taken it, or it is done.
+    pub(crate) fn cancel(&self, id: u64) -> Option<Sink> {
         let mut st = self.inner.lock();
-        let Some(position) = st.backlog.iter().position(|&queued| queued == id) else {
-            return false;
-        };
-        st.backlog.remove(position);
-        st.pending.remove(&id);
-        true
+        if st.pending.get(&id).is_none_or(|p| p.dispatched) {
+            return None;
+        }
+        // Its id stays in the backlog, where the dispatchers skip what is not pending.
+        let p = st.pending.remove(&id)?;
+        self.inner.maybe_send_stops(&mut st);
+        Some(p.sink)
     }
 
-    /// Chunks submitted and not finished.
-    pub(crate) fn outstanding(&self) -> usize {
-        self.inner.lock().pending.len()
+    /// Withdraw every chunk no worker has taken yet: their sinks.
+    pub(crate) fn cancel_queued(&self) -> Vec<Sink> {
+        let mut st = self.inner.lock();
+        let queued: Vec<u64> = std::mem::take(&mut st.backlog).into_iter().collect();
+        let sinks = queued
+            .into_iter()
+            .filter_map(|id| st.pending.remove(&id))
+            .map(|p| p.sink)
+            .collect();
+        self.inner.maybe_send_stops(&mut st);
+        sinks
+    }
+
+    /// Whether the chunk waits in the parent (no worker has taken it).
+    pub(crate) fn is_queued(&self, id: u64) -> bool {
+        self.inner
+            .lock()
+            .pending
+            .get(&id)
+            .is_some_and(|p| !p.dispatched)
     }
 
     /// No more submissions; workers exit once every chunk is done.
@@ -434,25 +452,6 @@ impl Engine {
         }
     }
 
-    /// Wait until the workers have exited, at most `timeout`; `true` if they have.
-    pub(crate) fn wait_workers(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.inner.lock();
-        while st.live > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            st = self
-                .inner
-                .changed
-                .wait_timeout(st, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-        true
-    }
-
     /// Pids of the current workers.
     pub(crate) fn pids(&self) -> Vec<u32> {
         let st = self.inner.lock();
@@ -484,7 +483,7 @@ impl Drop for Engine {
 }
 
 /// Run a sink; a panicking callback must not take the collector down with it.
-fn deliver(sink: Sink, delivery: Delivery<'_>) {
+pub(crate) fn deliver(sink: Sink, delivery: Delivery<'_>) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(delivery)));
 }
 

@@ -21,11 +21,12 @@
 //! A task is a function item or a non-capturing closure (checked at compile time); its
 //! data goes in the items, which like the results are any serde types.
 
+mod cell;
 mod engine;
-mod worker;
+pub(crate) mod progress;
+pub(crate) mod worker;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,9 @@ use serde::de::DeserializeOwned;
 
 use crate::handle;
 use crate::process::{RemotePanic, StartMethod};
-use engine::{Delivery, Engine, EngineConfig, Sink};
+pub(crate) use cell::{ResultCell, Watch};
+pub(crate) use engine::{Delivery, Engine, EngineConfig, Sink, deliver};
+use progress::Progress;
 pub use worker::StarFn;
 use worker::{Apply, Call, ChunkOutput, Code, ItemFailure, StarCall};
 
@@ -81,6 +84,9 @@ pub enum PoolError {
     /// would wait for itself.
     #[error("join() cannot be called from a pool callback (it would wait for itself)")]
     JoinFromCallback,
+    /// The task was cancelled before it started.
+    #[error("the task was cancelled")]
+    Cancelled,
     /// The result was not ready within the timeout.
     #[error("timed out waiting for the result")]
     ResultTimeout,
@@ -197,17 +203,28 @@ impl PoolBuilder {
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
     pub fn build(self) -> Result<Pool, PoolError> {
+        let engine = Engine::start(self.into_config(None, "PoolWorker")?)?;
+        Ok(Pool { engine })
+    }
+
+    /// The engine's settings; `window`: most orders in the task ring at once, as a multiple
+    /// of the number of workers, plus one (`None`: no limit, nothing waits in the parent).
+    pub(crate) fn into_config(
+        self,
+        window: Option<usize>,
+        prefix: &'static str,
+    ) -> Result<EngineConfig, PoolError> {
         let init = self.init.transpose().map_err(PoolError::Failed)?;
-        let engine = Engine::start(EngineConfig {
-            processes: self.processes.unwrap_or_else(crate::cpu_count),
+        let processes = self.processes.unwrap_or_else(crate::cpu_count);
+        Ok(EngineConfig {
+            processes,
             start_method: self.start_method,
             init,
             max_tasks: self.max_tasks,
             timeout: self.timeout,
-            window: usize::MAX,
-            prefix: "PoolWorker",
-        })?;
-        Ok(Pool { engine })
+            window: window.map_or(usize::MAX, |per_worker| per_worker * processes + 1),
+            prefix,
+        })
     }
 }
 
@@ -224,7 +241,7 @@ impl std::fmt::Debug for PoolBuilder {
 }
 
 /// Encode a value that must not carry OS handles (they cannot go through the rings).
-fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+pub(crate) fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let fds = handle::encode(value, &mut out).map_err(|e| e.to_string())?;
     if !fds.is_empty() {
@@ -320,17 +337,29 @@ impl Pool {
     /// assert_eq!(pool.chunksize(1).map(double, [1, 2, 3])?, [2, 4, 6]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn chunksize(&self, chunksize: usize) -> Chunked<'_> {
-        Chunked {
-            pool: self,
-            chunksize: Some(chunksize.max(1)),
-        }
+    pub fn chunksize(&self, chunksize: usize) -> MapWith<'_> {
+        self.default_chunks().chunksize(chunksize)
     }
 
-    fn default_chunks(&self) -> Chunked<'_> {
-        Chunked {
+    /// Map with a progress bar on stderr (items done, rate, ETA), drawn only if stderr is
+    /// a terminal.
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 { x * x }
+    /// let pool = multiproc::Pool::new(2)?;
+    /// let squares = pool.progress().chunksize(100).map(square, 0..10_000)?;
+    /// assert_eq!(squares[9_999], 99_980_001);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn progress(&self) -> MapWith<'_> {
+        self.default_chunks().progress()
+    }
+
+    fn default_chunks(&self) -> MapWith<'_> {
+        MapWith {
             pool: self,
             chunksize: None,
+            progress: false,
         }
     }
 
@@ -568,14 +597,43 @@ impl Pool {
     }
 }
 
-/// A [`Pool`] seen with a fixed chunk size: [`Pool::chunksize`].
+/// A [`Pool`]'s map functions with options: a fixed chunk size ([`Pool::chunksize`]) or a
+/// progress bar ([`Pool::progress`]).
 #[derive(Clone, Copy, Debug)]
-pub struct Chunked<'p> {
+pub struct MapWith<'p> {
     pool: &'p Pool,
     chunksize: Option<usize>,
+    progress: bool,
 }
 
-impl<'p> Chunked<'p> {
+impl<'p> MapWith<'p> {
+    /// Send `chunksize` items per task instead of the default (Python's heuristic for
+    /// `map`: about four chunks per worker; 1 for `imap`).
+    ///
+    /// ```
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// let pool = multiproc::Pool::new(1)?;
+    /// assert_eq!(pool.progress().chunksize(2).map(inc, [1, 2, 3])?, [2, 3, 4]);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn chunksize(mut self, chunksize: usize) -> Self {
+        self.chunksize = Some(chunksize.max(1));
+        self
+    }
+
+    /// Draw a progress bar (items done, rate, ETA) on stderr, if it is a terminal.
+    ///
+    /// ```
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// let pool = multiproc::Pool::new(1)?;
+    /// assert_eq!(pool.chunksize(1).progress().map(inc, [1])?, [2]);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn progress(mut self) -> Self {
+        self.progress = true;
+        self
+    }
+
     /// Python's default: four chunks per worker.
     fn size_for(&self, len: usize) -> usize {
         self.chunksize.unwrap_or_else(|| {
@@ -610,6 +668,11 @@ impl<'p> Chunked<'p> {
             .map_err(PoolError::Failed)?;
         drop(items);
         let chunks = payloads.len();
+        let bar = if self.progress {
+            Progress::new(Some(len as u64))
+        } else {
+            Progress::default()
+        };
         let gather = Arc::new(Mutex::new(Gather {
             chunks: (0..chunks).map(|_| None).collect(),
             first_error: None,
@@ -620,8 +683,10 @@ impl<'p> Chunked<'p> {
             let start = index * size;
             let gather = gather.clone();
             let cell = cell.clone();
+            let bar = bar.clone();
             let sink: Sink = Box::new(move |delivery| {
                 let results = decode_chunk::<C::Output>(delivery, n);
+                bar.inc(n as u64);
                 let mut g = gather.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some((i, e)) = results.errors.into_iter().next()
                     && g.first_error.as_ref().is_none_or(|(at, _)| start + i < *at)
@@ -631,6 +696,7 @@ impl<'p> Chunked<'p> {
                 g.chunks[index] = Some(results.values);
                 g.left -= 1;
                 if g.left == 0 {
+                    bar.finish();
                     let outcome = match g.first_error.take() {
                         Some((_, e)) => Err(e),
                         None => Ok(g.chunks.drain(..).flatten().flatten().collect()),
@@ -790,6 +856,10 @@ impl<'p> Chunked<'p> {
         let lease = self.pool.engine.lease()?;
         let size = self.chunksize.unwrap_or(1);
         let mut items = items.into_iter();
+        let len = match items.size_hint() {
+            (low, Some(high)) if low == high => Some(low as u64),
+            _ => None,
+        };
         let next_chunk = Box::new(move || -> Option<(Result<Vec<u8>, PoolError>, u32)> {
             let chunk: Vec<A> = items.by_ref().take(size).collect();
             if chunk.is_empty() {
@@ -816,6 +886,12 @@ impl<'p> Chunked<'p> {
             exhausted: false,
             window: (8 * self.pool.processes()).max(64),
             buffer: VecDeque::new(),
+            progress: if self.progress {
+                Progress::new(len)
+            } else {
+                Progress::default()
+            },
+            len,
         })
     }
 }
@@ -828,14 +904,14 @@ struct Gather<R> {
 
 /// A chunk's outcome in the parent: the values of the items that succeeded (in order) and
 /// the errors of the others, by index.
-struct ChunkResults<R> {
+pub(crate) struct ChunkResults<R> {
     values: Vec<R>,
     errors: Vec<(usize, PoolError)>,
 }
 
 impl<R> ChunkResults<R> {
     /// One result per item.
-    fn into_items(self, n: usize) -> Vec<Result<R, PoolError>> {
+    pub(crate) fn into_items(self, n: usize) -> Vec<Result<R, PoolError>> {
         let mut values = self.values.into_iter();
         let mut errors = self.errors.into_iter().peekable();
         (0..n)
@@ -850,7 +926,10 @@ impl<R> ChunkResults<R> {
 }
 
 /// Turn a chunk's delivery into its values and errors.
-fn decode_chunk<R: DeserializeOwned>(delivery: Delivery<'_>, n: usize) -> ChunkResults<R> {
+pub(crate) fn decode_chunk<R: DeserializeOwned>(
+    delivery: Delivery<'_>,
+    n: usize,
+) -> ChunkResults<R> {
     let all_failed = |e: PoolError| ChunkResults {
         values: Vec::new(),
         errors: (0..n).map(|i| (i, e.clone())).collect(),
@@ -906,103 +985,6 @@ fn decode_chunk<R: DeserializeOwned>(delivery: Delivery<'_>, n: usize) -> ChunkR
     }
 }
 
-type Callback<O> = Box<dyn FnOnce(&Result<O, PoolError>) + Send>;
-
-/// Where an asynchronous result lands.
-pub(crate) struct ResultCell<O> {
-    state: Mutex<CellState<O>>,
-    cv: Condvar,
-    ready: AtomicBool,
-}
-
-struct CellState<O> {
-    value: Option<Result<O, PoolError>>,
-    callbacks: Vec<Callback<O>>,
-}
-
-impl<O> ResultCell<O> {
-    pub(crate) fn new() -> ResultCell<O> {
-        ResultCell {
-            state: Mutex::new(CellState {
-                value: None,
-                callbacks: Vec::new(),
-            }),
-            cv: Condvar::new(),
-            ready: AtomicBool::new(false),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, CellState<O>> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Run the callbacks (outside the lock: they may use the pool), then publish the value
-    /// and wake the waiters (so `get` returns after the callbacks ran, as in Python).
-    pub(crate) fn complete(&self, value: Result<O, PoolError>) {
-        loop {
-            let callbacks = {
-                let mut st = self.lock();
-                if st.callbacks.is_empty() {
-                    st.value = Some(value);
-                    self.ready.store(true, Ordering::SeqCst);
-                    break;
-                }
-                std::mem::take(&mut st.callbacks)
-            };
-            for cb in callbacks {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(&value)));
-            }
-        }
-        self.cv.notify_all();
-    }
-
-    fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::SeqCst)
-    }
-
-    /// Wait until ready or `deadline`; `true` if ready.
-    fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        if self.is_ready() || crate::sys::memory::spin_until(deadline, || self.is_ready()) {
-            return true;
-        }
-        let mut st = self.lock();
-        while st.value.is_none() {
-            match deadline {
-                None => st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner()),
-                Some(d) => {
-                    let left = d.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return false;
-                    }
-                    st = self
-                        .cv
-                        .wait_timeout(st, left)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0;
-                }
-            }
-        }
-        true
-    }
-
-    fn take(&self) -> Result<O, PoolError> {
-        self.lock()
-            .value
-            .take()
-            .unwrap_or_else(|| Err(PoolError::Failed("result already taken".into())))
-    }
-
-    fn on_complete(&self, cb: Callback<O>) {
-        let mut st = self.lock();
-        match &st.value {
-            Some(v) => {
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(v)));
-            }
-            None => st.callbacks.push(cb),
-        }
-    }
-}
-
 /// A result that is computed in the pool (Python's `AsyncResult`).
 ///
 /// ```
@@ -1054,7 +1036,7 @@ impl<O> AsyncResult<O> {
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
     pub fn successful(&self) -> Option<bool> {
-        self.cell.lock().value.as_ref().map(|v| v.is_ok())
+        self.cell.failed().map(|failed| !failed)
     }
 
     /// Wait until the result is there.
@@ -1186,6 +1168,9 @@ pub struct Imap<'p, R> {
     exhausted: bool,
     window: usize,
     buffer: VecDeque<Result<R, PoolError>>,
+    progress: Progress,
+    /// The number of items, if the iterator knew it.
+    len: Option<u64>,
 }
 
 impl<R> std::fmt::Debug for Imap<'_, R> {
@@ -1194,6 +1179,23 @@ impl<R> std::fmt::Debug for Imap<'_, R> {
             .field("ordered", &self.ordered)
             .field("in_flight", &(self.submitted - self.yielded))
             .finish()
+    }
+}
+
+impl<R> Imap<'_, R> {
+    /// Draw a progress bar on stderr (items done and rate, plus ETA when the number of
+    /// items is known), if stderr is a terminal.
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 { x * x }
+    /// let pool = multiproc::Pool::new(2)?;
+    /// let total: u64 = pool.imap(square, 0..100)?.progress().map(Result::unwrap).sum();
+    /// assert_eq!(total, 328_350);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn progress(mut self) -> Self {
+        self.progress = Progress::new(self.len);
+        self
     }
 }
 
@@ -1242,10 +1244,12 @@ impl<R: DeserializeOwned + Send + 'static> Iterator for Imap<'_, R> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(item) = self.buffer.pop_front() {
+                self.progress.inc(1);
                 return Some(item);
             }
             self.top_up();
             if self.yielded == self.submitted {
+                self.progress.finish();
                 return None;
             }
             let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
