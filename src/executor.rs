@@ -915,23 +915,35 @@ pub fn wait<'a, R: 'a>(
 ) -> Waited<'a, R> {
     let deadline = timeout.map(|t| Instant::now() + t);
     let futures: Vec<&PoolFuture<R>> = futures.into_iter().collect();
-    let failed = |f: &PoolFuture<R>| f.cell.failed() == Some(true) && !f.cancelled();
-    let satisfied = |futures: &[&PoolFuture<R>]| match return_when {
-        ReturnWhen::FirstCompleted => futures.is_empty() || futures.iter().any(|f| f.done()),
-        ReturnWhen::FirstException => {
-            futures.iter().all(|f| f.done()) || futures.iter().any(|f| failed(f))
+    // Every future reports its completion to the watch exactly once (at once if done):
+    // count them as they come, O(1) each.
+    let watch = Arc::new(Watch::default());
+    for (key, f) in futures.iter().enumerate() {
+        f.cell.watch(&watch, key);
+    }
+    let mut done = 0;
+    loop {
+        let enough = match return_when {
+            ReturnWhen::FirstCompleted => done > 0 || futures.is_empty(),
+            ReturnWhen::FirstException | ReturnWhen::AllCompleted => done == futures.len(),
+        };
+        if enough {
+            break;
         }
-        ReturnWhen::AllCompleted => futures.iter().all(|f| f.done()),
-    };
-    if !satisfied(&futures) {
-        let watch = Arc::new(Watch::default());
-        for (key, f) in futures.iter().enumerate() {
-            f.cell.watch(&watch, key);
+        let Some(key) = watch.next(deadline) else {
+            break;
+        };
+        done += 1;
+        let f = futures[key];
+        if return_when == ReturnWhen::FirstException
+            && f.cell.failed() == Some(true)
+            && !f.cancelled()
+        {
+            break;
         }
-        while !satisfied(&futures) && watch.next(deadline).is_some() {}
-        for f in &futures {
-            f.cell.unwatch(&watch);
-        }
+    }
+    for f in &futures {
+        f.cell.unwatch(&watch);
     }
     let (done, not_done) = futures.into_iter().partition(|f| f.done());
     Waited { done, not_done }
