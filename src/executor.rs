@@ -189,7 +189,7 @@ impl std::fmt::Debug for ProcessPoolExecutor {
 }
 
 impl ProcessPoolExecutor {
-    /// An executor with `max_workers` worker processes (at least one).
+    /// An executor with `max_workers` worker processes (at least one; 0 is an error).
     ///
     /// ```
     /// let ex = multiproc::ProcessPoolExecutor::new(2)?;

@@ -114,7 +114,8 @@ pub struct PoolBuilder {
 }
 
 impl PoolBuilder {
-    /// The number of worker processes (default: [`cpu_count`](crate::cpu_count)).
+    /// The number of worker processes (default: [`cpu_count`](crate::cpu_count)); 0 is an
+    /// error at [`build`](PoolBuilder::build), as in Python.
     ///
     /// ```
     /// let pool = multiproc::Pool::builder().processes(3).build()?;
@@ -122,7 +123,7 @@ impl PoolBuilder {
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
     pub fn processes(mut self, n: usize) -> Self {
-        self.processes = Some(n.max(1));
+        self.processes = Some(n);
         self
     }
 
@@ -216,6 +217,11 @@ impl PoolBuilder {
     ) -> Result<EngineConfig, PoolError> {
         let init = self.init.transpose().map_err(PoolError::Failed)?;
         let processes = self.processes.unwrap_or_else(crate::cpu_count);
+        if processes == 0 {
+            return Err(PoolError::Failed(
+                "the number of worker processes must be at least 1".into(),
+            ));
+        }
         Ok(EngineConfig {
             processes,
             start_method: self.start_method,
@@ -287,7 +293,7 @@ impl std::fmt::Debug for Pool {
 }
 
 impl Pool {
-    /// A pool of `processes` workers (at least one).
+    /// A pool of `processes` workers (at least one; 0 is an error).
     ///
     /// ```
     /// let pool = multiproc::Pool::new(2)?;
