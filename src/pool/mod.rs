@@ -582,7 +582,10 @@ impl Pool {
     }
 
     /// Wait for the workers to exit, after [`close`](Pool::close) or
-    /// [`terminate`](Pool::terminate); [`PoolError::StillRunning`] otherwise.
+    /// [`terminate`](Pool::terminate); [`PoolError::StillRunning`] otherwise. An
+    /// [`imap`](Pool::imap) iterator still in use keeps a closed pool working until it is
+    /// exhausted or dropped (it submits its items lazily), and `join` waits for that;
+    /// [`PoolError::JoinFromCallback`] in a callback, which would wait for itself.
     ///
     /// ```
     /// let pool = multiproc::Pool::new(1)?;
