@@ -46,7 +46,13 @@ use worker::{Apply, Call, ChunkOutput, Code, ItemFailure, StarCall};
 #[non_exhaustive]
 pub enum PoolError {
     /// The task panicked in its worker.
-    #[error("task {0}")]
+    #[error(
+        "the task panicked in worker '{}' (pid {}){}: {}",
+        .0.process_name,
+        .0.pid,
+        .0.location.as_ref().map(|l| format!(" at {l}")).unwrap_or_default(),
+        .0.message
+    )]
     Panicked(Box<RemotePanic>),
     /// The worker running the task died.
     #[error("worker '{name}' (pid {pid}) died while running this task: {cause}")]
@@ -668,15 +674,7 @@ impl<'p> MapWith<'p> {
             return Ok(AsyncResult { cell });
         }
         let size = self.size_for(len);
-        // All encoded before any is submitted: an item that cannot be sent fails the call,
-        // not half of the work.
-        let payloads = items
-            .chunks(size)
-            .map(|chunk| encode_plain(chunk).map(|payload| (payload, chunk.len())))
-            .collect::<Result<Vec<_>, String>>()
-            .map_err(PoolError::Failed)?;
-        drop(items);
-        let chunks = payloads.len();
+        let chunks = len.div_ceil(size);
         let bar = if self.progress {
             Progress::new(Some(len as u64))
         } else {
@@ -688,8 +686,12 @@ impl<'p> MapWith<'p> {
             left: chunks,
         }));
         let code = Code::chunk(worker::run_chunk::<C>);
-        for (index, (payload, n)) in payloads.into_iter().enumerate() {
-            let start = index * size;
+        // Each chunk is submitted as soon as it is encoded, so the workers start while the
+        // rest is encoded. An item that cannot be encoded fails the call (the chunks already
+        // submitted run for nothing, as in Python).
+        for (index, chunk) in items.chunks(size).enumerate() {
+            let payload = encode_plain(chunk).map_err(PoolError::Failed)?;
+            let (start, n) = (index * size, chunk.len());
             let gather = gather.clone();
             let cell = cell.clone();
             let bar = bar.clone();

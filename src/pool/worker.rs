@@ -146,11 +146,11 @@ impl WorkerStatus {
         self.task.store(id + 1, SeqCst);
     }
 
-    fn start_item(&self, index: usize) {
+    fn start_item(&self, index: usize, timed: bool) {
         // Relaxed: the parent reads these after the process died (the exit orders
         // everything) or, for timeouts, only approximately.
         self.item.store(index as u64, Relaxed);
-        if self.timed.load(Relaxed) != 0 {
+        if timed {
             self.started_ns.store(monotonic_ns(), Relaxed);
         }
     }
@@ -252,13 +252,15 @@ pub(crate) fn run_chunk<A: Apply>(
         failures: Vec::new(),
         values: Vec::with_capacity(items.len()),
     };
+    let catching = child::catching();
+    let timed = status.timed.load(Relaxed) != 0;
     for (index, item) in items.into_iter().enumerate() {
-        if skip.binary_search(&(index as u32)).is_ok() {
+        if !skip.is_empty() && skip.binary_search(&(index as u32)).is_ok() {
             output.failures.push((index as u32, ItemFailure::Skipped));
             continue;
         }
-        status.start_item(index);
-        match child::catch_task(|| A::apply(item)) {
+        status.start_item(index, timed);
+        match catching.run(|| A::apply(item)) {
             Ok(value) => output.values.push(value),
             Err(report) => output
                 .failures

@@ -95,21 +95,44 @@ thread_local! {
     static CATCHING: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Run `f`, turning a panic into its report (message, location, backtrace) instead of the
-/// process's outcome: pool workers run many tasks, and a panicking task fails only itself.
-pub(crate) fn catch_task<R>(f: impl FnOnce() -> R) -> Result<R, PanicReport> {
+/// While alive, panics in this thread are caught as reports (message, location, backtrace)
+/// instead of ending the process: pool workers run many tasks, and a panicking task fails
+/// only itself. Set up once per batch of tasks; [`Catching::run`] costs nothing more than
+/// `catch_unwind` per task.
+pub(crate) struct Catching {
+    outer: bool,
+}
+
+pub(crate) fn catching() -> Catching {
     install_panic_hook();
-    let outer = CATCHING.replace(true);
-    let result = panic::catch_unwind(AssertUnwindSafe(f));
-    CATCHING.set(outer);
-    result.map_err(|payload| {
-        PENDING_PANIC.take().unwrap_or_else(|| PanicReport {
-            message: payload_message(payload.as_ref()),
-            location: None,
-            backtrace: String::new(),
-            thread: None,
+    Catching {
+        outer: CATCHING.replace(true),
+    }
+}
+
+impl Catching {
+    /// Run `f`; a panic becomes its report.
+    pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> Result<R, PanicReport> {
+        panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+            PENDING_PANIC.take().unwrap_or_else(|| PanicReport {
+                message: payload_message(payload.as_ref()),
+                location: None,
+                backtrace: String::new(),
+                thread: None,
+            })
         })
-    })
+    }
+}
+
+impl Drop for Catching {
+    fn drop(&mut self) {
+        CATCHING.set(self.outer);
+    }
+}
+
+/// Run `f` with panics caught (see [`Catching`]).
+pub(crate) fn catch_task<R>(f: impl FnOnce() -> R) -> Result<R, PanicReport> {
+    catching().run(f)
 }
 
 struct Current {
