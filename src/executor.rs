@@ -422,6 +422,18 @@ impl ProcessPoolExecutor {
 
 impl Drop for ProcessPoolExecutor {
     fn drop(&mut self) {
+        if self.engine.on_pool_thread() {
+            // Dropped in a callback: the collector is this thread, so waiting here would
+            // wait for itself. The work still finishes; a helper thread waits for it.
+            self.engine.close();
+            let engine = self.engine.clone();
+            let waiter = std::thread::Builder::new()
+                .name("multiproc-executor-shutdown".into())
+                .spawn(move || engine.join());
+            if waiter.is_ok() {
+                return;
+            }
+        }
         self.shutdown(true, false);
     }
 }
