@@ -37,9 +37,11 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use multiproc::executor::{self, ReturnWhen};
 use multiproc::{
     Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Lock, Pool, Process,
-    Queue, QueueError, RawValue, SharedMemory, SimpleQueue, StartMethod, SyncError, Value, pipe,
+    ProcessPoolExecutor, Queue, QueueError, RawValue, SharedMemory, SimpleQueue, StartMethod,
+    SyncError, Value, pipe,
 };
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;
@@ -124,6 +126,7 @@ const CASES: &[(&str, CaseFn)] = &[
     ("pool_map_noop_chunk1", case_pool_map_noop_chunk1),
     ("pool_apply_async_latency", case_pool_apply_async_latency),
     ("pool_imap_unordered_noop", case_pool_imap_unordered_noop),
+    ("executor_submit_noop", case_executor_submit_noop),
     ("lock_uncontended", case_lock_uncontended),
     ("lock_contended_counter", case_lock_contended_counter),
     ("value_lock_builtin", case_value_lock_builtin),
@@ -1805,6 +1808,48 @@ fn case_pool_imap_unordered_noop(ctx: &Ctx) -> CaseResult {
         );
         Ok(())
     })
+}
+
+fn case_executor_submit_noop(ctx: &Ctx) -> CaseResult {
+    let t0 = Instant::now();
+    let executor = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .start_method(StartMethod::Fork)
+        .build()?;
+    let create_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let run = |k: usize| -> Measured<f64> {
+        let t0 = Instant::now();
+        let futures = (0..k)
+            .map(|_| executor.submit(noop_item, 0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let waited = executor::wait(&futures, None, ReturnWhen::AllCompleted);
+        let dt = t0.elapsed().as_secs_f64();
+        check_count("wait(all)", waited.done.len(), k)?;
+        for f in futures {
+            f.result()?;
+        }
+        Ok(dt / k as f64 * 1e6)
+    };
+    let (n, warm) = (ctx.sz(20_000), ctx.sz(2_000));
+    let result = repeat(run, warm, n);
+    executor.shutdown(true, true);
+    let (_, samples) = result?;
+    let mut params = params! {
+        "tasks" => n,
+        "max_workers" => 2usize,
+        "pattern" => "submit all, then executor::wait(all, AllCompleted)",
+        "per" => "task",
+        "executor_create_ms" => create_ms,
+        "warmup_tasks" => warm,
+    };
+    params.extend(stats(&samples));
+    ctx.emit(
+        "executor_submit_noop",
+        median(&samples).into(),
+        "us",
+        params,
+    );
+    Ok(())
 }
 
 // ---- CPU-bound work

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use multiproc::{
     AcquireError, Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Handle,
-    JoinableQueue, Lock, Pool, PoolError, Process, ProcessError, Queue, QueueError, RLock,
-    RawArray, RawValue, Semaphore, SharedMemory, SimpleQueue, StartMethod, Value, active_children,
-    cpu_count, current_process, forkserver_pid, get_start_method, parent_process, pipe,
-    pipe_oneway, wait,
+    JoinableQueue, Lock, Pool, PoolError, Process, ProcessError, ProcessPoolExecutor, Queue,
+    QueueError, RLock, RawArray, RawValue, Semaphore, SharedMemory, SimpleQueue, StartMethod,
+    Value, active_children, cpu_count, current_process, forkserver_pid, get_start_method,
+    parent_process, pipe, pipe_oneway, wait,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -64,6 +64,10 @@ const SECTIONS: &[Section] = &[
         pool_async,
     ),
     ("A worker that dies fails only its task", pool_crash),
+    (
+        "ProcessPoolExecutor: futures, as_completed, wait, cancel, await",
+        executor,
+    ),
     // Later parts of the tour (managers, logging) go here as more functions.
 ];
 
@@ -1076,4 +1080,81 @@ fn pool_crash() -> Result {
     pool.join()?;
     println!("(more in examples/pool_crash.rs: panics, and task_timeout for tasks that hang)");
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 18. ProcessPoolExecutor: futures, as_completed, wait, cancel, await
+
+/// Sleeps `ms` milliseconds, then returns it.
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn executor() -> Result {
+    use multiproc::executor::{ReturnWhen, as_completed, wait};
+
+    let ex = ProcessPoolExecutor::new(2)?;
+    // as_completed: in the order they finish.
+    let futures = [120, 10, 60]
+        .into_iter()
+        .map(|ms| ex.submit(nap, ms))
+        .collect::<Result<Vec<_>, _>>()?;
+    let order = as_completed(futures, None)
+        .map(|f| f?.result())
+        .collect::<Result<Vec<u64>, _>>()?;
+    println!("as_completed: {order:?}");
+    assert_eq!(order, [10, 60, 120]);
+
+    // wait(FirstCompleted), then cancel what has not started (the workers are busy).
+    let futures = [10, 100, 100, 100, 100, 100, 100]
+        .into_iter()
+        .map(|ms| ex.submit(nap, ms))
+        .collect::<Result<Vec<_>, _>>()?;
+    let first = wait(&futures, None, ReturnWhen::FirstCompleted);
+    println!(
+        "wait(FirstCompleted): {} done, {} not done",
+        first.done.len(),
+        first.not_done.len()
+    );
+    let last = &futures[futures.len() - 1];
+    println!("cancel the last one (still queued): {}", last.cancel());
+    assert!(last.cancelled());
+    ex.shutdown(false, true); // cancel the queued ones too; the running ones finish
+    let outcomes: Vec<String> = futures
+        .into_iter()
+        .map(|f| match f.result() {
+            Ok(ms) => format!("{ms}"),
+            Err(e) => format!("{e}"),
+        })
+        .collect();
+    println!("after shutdown(cancel_futures): {outcomes:?}");
+
+    // A PoolFuture is a std Future: await it from any runtime (here a minimal one).
+    let ex = ProcessPoolExecutor::new(1)?;
+    let answer = block_on(ex.submit(nap, 5)?)?;
+    println!("awaited: {answer}");
+    Ok(())
+}
+
+/// The smallest executor for one future: poll, then park until its waker unparks us.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(value) => return value,
+            Poll::Pending => std::thread::park(),
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! `multiprocessing.connection.wait`; this module's [`wait`] is the futures one.)
 //!
 //! It runs on the same engine as [`Pool`](crate::Pool) (workers, shared-memory rings, a
-//! collector thread), with one difference: only a few tasks (two per worker, plus one) are
+//! collector thread), with one difference: only a few tasks (one per worker, plus one, as in Python) are
 //! handed to the workers at a time; the others wait in the parent, where
 //! [`PoolFuture::cancel`] and `shutdown(cancel_futures)` can still withdraw them.
 //!
@@ -34,7 +34,7 @@ use crate::pool::{
 use crate::process::StartMethod;
 
 /// Orders in the workers' ring at once, per worker (plus one); the rest wait in the parent.
-const WINDOW_PER_WORKER: usize = 2;
+const WINDOW_PER_WORKER: usize = 1;
 
 /// Settings for a new [`ProcessPoolExecutor`]: see [`ProcessPoolExecutor::builder`].
 ///

@@ -641,10 +641,23 @@ impl Ring {
         mut claim: impl FnMut(&[u8]),
         decode: impl FnOnce(&[u8]) -> R,
     ) -> Result<Option<R>, QueueError> {
-        let Some(_guard) = Ring::lock(&self.state.get_lock.0, deadline)? else {
-            return Ok(None);
-        };
         let c = &self.state.consumer.0;
+        // Wait for a chunk before taking the lock, so that idle consumers all sleep on the
+        // data signal and all wake when work comes, instead of one after another through
+        // the lock (each wake-up costs tens of microseconds on a VM).
+        let _guard = loop {
+            if !self.wait_data(c.tail.load(SeqCst), deadline) {
+                return Ok(None);
+            }
+            let Some(guard) = Ring::lock(&self.state.get_lock.0, deadline)? else {
+                return Ok(None);
+            };
+            let tail = c.tail.load(SeqCst);
+            if c.head_seen.load(SeqCst) > tail || self.state.producer.0.head.load(SeqCst) > tail {
+                break guard;
+            }
+            // Another consumer took it: wait again without the lock.
+        };
         let mut assembling: Option<(u64, Vec<u8>)> = None;
         loop {
             let tail = c.tail.load(SeqCst);
