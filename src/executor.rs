@@ -345,9 +345,6 @@ impl ProcessPoolExecutor {
     {
         let _ = f;
         let deadline = timeout.map(|t| Instant::now() + t);
-        if !self.engine.is_running() {
-            return Err(PoolError::Closed);
-        }
         let items: Vec<A> = items.into_iter().collect();
         // All encoded before any is submitted: an item that cannot be sent fails the call.
         let payloads = items

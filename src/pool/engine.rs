@@ -31,6 +31,10 @@ use crate::sys;
 /// may die in a row during initialization) before that is taken as the work's own fault.
 const LOST_LIMIT: u32 = 3;
 
+/// How long `submit` may wait for room in the task ring before leaving the order to the
+/// feeder thread (submitting never blocks, as in Python).
+const SUBMIT_GRACE: Duration = Duration::from_micros(200);
+
 /// The feeder thread's name (told apart when the pool stops).
 const FEEDER: &str = "multiproc-pool-feeder";
 
@@ -291,9 +295,28 @@ impl Engine {
             code,
             skip: Vec::new(),
         };
-        // Outside the state lock: this may wait for room while workers drain the ring.
-        if let Err(e) = self.inner.tasks.put(&encode_order(&order, &payload), None) {
-            self.inner.fail_chunk(id, PoolError::Failed(e.to_string()));
+        // Outside the state lock, and never waiting long: an order that does not fit now
+        // (the ring is full, or it is larger than the room left) goes to the feeder.
+        let grace = Instant::now() + SUBMIT_GRACE;
+        match self
+            .inner
+            .tasks
+            .put(&encode_order(&order, &payload), Some(grace))
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                let mut st = self.inner.lock();
+                if let Some(p) = st.pending.get_mut(&id)
+                    && p.dispatched
+                {
+                    p.dispatched = false;
+                    st.in_ring -= 1;
+                    st.backlog.push_front(id);
+                    st.stalled = true;
+                    self.inner.changed.notify_all();
+                }
+            }
+            Err(e) => self.inner.fail_chunk(id, PoolError::Failed(e.to_string())),
         }
         Ok(id)
     }
