@@ -26,8 +26,9 @@
 set -euo pipefail
 
 # multiproc-only case=the Python case it is compared with (keep in sync with EXTRA_CASES in
-# src/bin/multiproc-bench.rs).
-extra_cases="queue_throughput_1mb=pipe_throughput_1mb"
+# benches/multiproc-bench.rs).
+extra_cases="queue_throughput_1mb=pipe_throughput_1mb rayon_map_noop=pool_map_noop
+rayon_cpu_bound_speedup=cpu_bound_speedup"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 baseline="${PYTHON_BASELINE:-$repo/../shared/bench/python_baseline.py}"
@@ -69,8 +70,26 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     py_args+=("$a")
 done
 
-# Build first, so compilation does not overlap any measurement.
-(cd "$repo" && cargo build --release --quiet --bin multiproc-bench)
+# Build first, so compilation does not overlap any measurement. multiproc-bench is a bench
+# target (harness = false); run its executable directly, so the arguments reach it unchanged
+# (`cargo bench` would append --bench) and no cargo process sits between it and the run.
+bench_exe="$(cd "$repo" && cargo bench --no-run --quiet --bench multiproc-bench \
+    --message-format=json-render-diagnostics | "$python" -c '
+import json, sys
+exe = ""
+for line in sys.stdin:
+    try:
+        m = json.loads(line)
+    except ValueError:
+        continue
+    if m.get("reason") == "compiler-artifact" and m.get("target", {}).get("name") == "multiproc-bench":
+        exe = m.get("executable") or exe
+print(exe)
+')"
+if [[ -z "$bench_exe" || ! -x "$bench_exe" ]]; then
+    echo "compare.sh: could not build or find the multiproc-bench executable" >&2
+    exit 2
+fi
 
 rounds="${ROUNDS:-1}"
 py_rc=0
@@ -79,8 +98,7 @@ for ((r = 1; r <= rounds; r++)); do
     echo "== round $r/$rounds: python: $python $baseline ${py_args[*]-}" >&2
     "$python" "$baseline" ${py_args[@]+"${py_args[@]}"} >"$out/python.$r.jsonl" || py_rc=$?
     echo "== round $r/$rounds: multiproc: multiproc-bench $*" >&2
-    (cd "$repo" && cargo run --release --quiet --bin multiproc-bench -- "$@") \
-        >"$out/multiproc.$r.jsonl" || rs_rc=$?
+    (cd "$repo" && "$bench_exe" "$@") >"$out/multiproc.$r.jsonl" || rs_rc=$?
 done
 
 : >"$out/limits.jsonl"

@@ -9,13 +9,15 @@ use std::error::Error;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use multiproc::{
     AcquireError, Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Handle,
-    JoinableQueue, Lock, Process, ProcessError, Queue, QueueError, RLock, RawArray, RawValue,
-    Semaphore, SharedMemory, SimpleQueue, StartMethod, Value, active_children, cpu_count,
-    current_process, forkserver_pid, get_start_method, parent_process, pipe, pipe_oneway, wait,
+    JoinableQueue, Lock, Pool, PoolError, Process, ProcessError, ProcessPoolExecutor, Queue,
+    QueueError, RLock, RawArray, RawValue, Semaphore, SharedMemory, SimpleQueue, StartMethod,
+    Value, active_children, cpu_count, current_process, forkserver_pid, get_start_method,
+    parent_process, pipe, pipe_oneway, wait,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -56,7 +58,17 @@ const SECTIONS: &[Section] = &[
         "A work list: JoinableQueue, task_done and join",
         joinable_queue,
     ),
-    // Later parts of the tour (pools, managers, logging) go here as more functions.
+    ("A pool of workers: map, starmap, imap_unordered", pool_map),
+    (
+        "Pool tasks without waiting: apply_async, callbacks",
+        pool_async,
+    ),
+    ("A worker that dies fails only its task", pool_crash),
+    (
+        "ProcessPoolExecutor: futures, as_completed, wait, cancel, await",
+        executor,
+    ),
+    // Later parts of the tour (managers, logging) go here as more functions.
 ];
 
 fn main() -> Result {
@@ -922,4 +934,227 @@ fn joinable_queue() -> Result {
     assert!(tasks.join_timeout(Duration::ZERO));
     println!("(more in examples/queue_joinable_tasks.rs)");
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 15. A pool of workers
+
+fn add(a: u64, b: u64) -> u64 {
+    a + b
+}
+
+/// The pid of the worker that ran it.
+fn worker_pid(_: u32) -> u32 {
+    std::process::id()
+}
+
+fn pool_map() -> Result {
+    // Python: `with Pool(2) as pool: pool.map(square, range(10))`. The workers start now and
+    // are reused for every task; items and results are serde types, like process arguments.
+    let pool = Pool::new(2)?;
+    let squares = pool.map(square, 0..10)?;
+    println!(
+        "map(square, 0..10) on workers {:?}: {squares:?}",
+        pool.pids()
+    );
+    assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+
+    // A function of several parameters takes tuples (Python's `starmap`).
+    let sums = pool.starmap(add, [(1, 2), (30, 12)])?;
+    println!("starmap(add, [(1, 2), (30, 12)]): {sums:?}");
+    assert_eq!(sums, [3, 42]);
+
+    // `map` cuts the items into chunks (Python's heuristic: four per worker); `chunksize`
+    // sets the size. `imap_unordered` yields each result as it arrives, one `Result` per item.
+    let mut pids = pool
+        .chunksize(1)
+        .imap_unordered(worker_pid, 0..20)?
+        .collect::<Result<Vec<u32>, PoolError>>()?;
+    pids.sort();
+    pids.dedup();
+    // Whichever worker is free takes the next chunk: tiny tasks may all go to one.
+    println!("imap_unordered, chunk size 1: 20 tasks, run by workers {pids:?}");
+    assert!(pids.iter().all(|pid| pool.pids().contains(pid)));
+
+    // Python's `with` block terminates the pool; so does dropping it. `close` + `join` let
+    // the workers finish what they have and exit.
+    pool.close();
+    pool.join()?;
+    println!("(more in examples/pool_square.rs, pool_primes.rs and pool_chunked_mean.rs)");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 16. Pool tasks without waiting
+
+/// Sleeps `ms`, then returns the square of `x`.
+fn slow_square((x, ms): (u64, u64)) -> u64 {
+    sleep_ms(ms);
+    x * x
+}
+
+fn pool_async() -> Result {
+    let pool = Pool::new(2)?;
+    // `apply_async` returns at once with an `AsyncResult` (Python's `apply_async`).
+    let start = Instant::now();
+    let pending = pool.apply_async(slow_square, (7, 50))?;
+    println!(
+        "apply_async returned after {:.0?}; ready: {}",
+        start.elapsed(),
+        pending.ready()
+    );
+    assert!(matches!(
+        pending.get_timeout(Duration::from_millis(5)),
+        Err(PoolError::ResultTimeout)
+    ));
+
+    // A callback runs in the pool's result thread when the result arrives (Python's
+    // `callback=`); an error callback when the task fails (`error_callback=`).
+    let (tx, rx) = mpsc::channel();
+    let errors = tx.clone();
+    let values = (1..=3)
+        .map(|x| {
+            let tx = tx.clone();
+            let r = pool.apply_async(slow_square, (x, 10 * x))?;
+            Ok(r.callback(move |v| tx.send(format!("callback: {v}")).unwrap()))
+        })
+        .collect::<Result<Vec<_>, PoolError>>()?;
+    let failing = pool
+        .apply_async(boom, "a callback".to_string())?
+        .error_callback(move |e| errors.send(format!("error_callback: {e}")).unwrap());
+    drop(tx);
+    let mut heard: Vec<String> = rx.iter().take(4).collect();
+    heard.sort();
+    for line in &heard {
+        println!("{line}");
+    }
+    assert_eq!(heard.len(), 4);
+
+    // The handles still have their results.
+    let squares = values
+        .into_iter()
+        .map(|r| r.get())
+        .collect::<Result<Vec<_>, _>>()?;
+    assert_eq!(squares, [1, 4, 9]);
+    assert_eq!(failing.successful(), Some(false));
+    println!("get() on the three handles: {squares:?}; the fourth was not successful");
+    pool.close();
+    pool.join()?;
+    println!("(more in examples/pool_sleepy.rs)");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 17. A worker that dies fails only its task
+
+/// Multiplies by 10, except that 2 aborts the worker process.
+fn abort_on_two(x: u32) -> u32 {
+    if x == 2 {
+        std::process::abort()
+    }
+    10 * x
+}
+
+fn pool_crash() -> Result {
+    // In Python, a pool worker that dies in a task (a segfault in C code, the OOM killer)
+    // is replaced, but its task is lost and `map` never returns. Here only that task fails,
+    // with the signal; a new worker takes the dead one's place. (Chunk size 1 and `imap`, to
+    // see every item's own result; `map` would return the first error.)
+    let pool = Pool::new(2)?;
+    let before = pool.pids();
+    let results: Vec<Result<u32, PoolError>> =
+        pool.chunksize(1).imap(abort_on_two, 0..5)?.collect();
+    for (x, r) in results.iter().enumerate() {
+        match r {
+            Ok(v) => println!("abort_on_two({x}) = {v}"),
+            Err(e) => println!("abort_on_two({x}): {e}"),
+        }
+    }
+    assert!(
+        matches!(&results[2], Err(PoolError::WorkerDied { cause, .. }) if cause.contains("SIGABRT"))
+    );
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 4);
+    println!("workers before {before:?}, after {:?}", pool.pids());
+    assert_eq!(pool.apply(abort_on_two, 4)?, 40); // the pool goes on
+    pool.close();
+    pool.join()?;
+    println!("(more in examples/pool_crash.rs: panics, and task_timeout for tasks that hang)");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// 18. ProcessPoolExecutor: futures, as_completed, wait, cancel, await
+
+/// Sleeps `ms` milliseconds, then returns it.
+fn nap(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn executor() -> Result {
+    use multiproc::executor::{ReturnWhen, as_completed, wait};
+
+    let ex = ProcessPoolExecutor::new(2)?;
+    // as_completed: in the order they finish.
+    let futures = [120, 10, 60]
+        .into_iter()
+        .map(|ms| ex.submit(nap, ms))
+        .collect::<Result<Vec<_>, _>>()?;
+    let order = as_completed(futures, None)
+        .map(|f| f?.result())
+        .collect::<Result<Vec<u64>, _>>()?;
+    println!("as_completed: {order:?}");
+    assert_eq!(order, [10, 60, 120]);
+
+    // wait(FirstCompleted), then cancel what has not started (the workers are busy).
+    let futures = [10, 100, 100, 100, 100, 100, 100]
+        .into_iter()
+        .map(|ms| ex.submit(nap, ms))
+        .collect::<Result<Vec<_>, _>>()?;
+    let first = wait(&futures, None, ReturnWhen::FirstCompleted);
+    println!(
+        "wait(FirstCompleted): {} done, {} not done",
+        first.done.len(),
+        first.not_done.len()
+    );
+    let last = &futures[futures.len() - 1];
+    println!("cancel the last one (still queued): {}", last.cancel());
+    assert!(last.cancelled());
+    ex.shutdown(false, true); // cancel the queued ones too; the running ones finish
+    let outcomes: Vec<String> = futures
+        .into_iter()
+        .map(|f| match f.result() {
+            Ok(ms) => format!("{ms}"),
+            Err(e) => format!("{e}"),
+        })
+        .collect();
+    println!("after shutdown(cancel_futures): {outcomes:?}");
+
+    // A PoolFuture is a std Future: await it from any runtime (here a minimal one).
+    let ex = ProcessPoolExecutor::new(1)?;
+    let answer = block_on(ex.submit(nap, 5)?)?;
+    println!("awaited: {answer}");
+    Ok(())
+}
+
+/// The smallest executor for one future: poll, then park until its waker unparks us.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut cx) {
+            Poll::Ready(value) => return value,
+            Poll::Pending => std::thread::park(),
+        }
+    }
 }

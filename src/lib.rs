@@ -64,7 +64,9 @@ pub use bytemuck;
 
 pub mod connection;
 pub mod context;
+pub mod executor;
 pub mod handle;
+pub mod pool;
 pub mod process;
 pub mod queue;
 pub mod shared;
@@ -75,7 +77,12 @@ pub use connection::{
     Connection, ConnectionError, DEFAULT_MAX_MESSAGE_SIZE, pipe, pipe_oneway, wait,
 };
 pub use context::{Context, get_context};
+pub use executor::{
+    AsCompleted, ExecutorBuilder, ExecutorMap, PoolFuture, ProcessPoolExecutor, ReturnWhen, Waited,
+    as_completed,
+};
 pub use handle::{CodecError, Handle};
+pub use pool::{AsyncResult, Imap, MapWith, Pool, PoolBuilder, PoolError, StarFn};
 pub use process::{
     Builder, ChildInfo, Location, ParentProcess, Process, ProcessError, ProcessInfo, RemotePanic,
     Run, StartMethod, active_children, cpu_count, current_process, forkserver_pid,

@@ -41,6 +41,35 @@ pub(crate) struct PanicReport {
     pub thread: Option<String>,
 }
 
+impl PanicReport {
+    fn of(info: &panic::PanicHookInfo<'_>) -> PanicReport {
+        PanicReport {
+            message: payload_message(info.payload()),
+            location: info
+                .location()
+                .map(|l| (l.file().to_string(), l.line(), l.column())),
+            backtrace: std::backtrace::Backtrace::force_capture().to_string(),
+            thread: std::thread::current().name().map(str::to_string),
+        }
+    }
+
+    /// The public form, naming the process it happened in.
+    pub(crate) fn into_remote(self, process_name: String, pid: u32) -> super::RemotePanic {
+        super::RemotePanic {
+            process_name,
+            pid,
+            message: self.message,
+            location: self.location.map(|(file, line, column)| super::Location {
+                file,
+                line,
+                column,
+            }),
+            backtrace: self.backtrace,
+            thread: self.thread,
+        }
+    }
+}
+
 /// Who this process is, as Python's `current_process()` knows it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct Identity {
@@ -62,6 +91,48 @@ static HOOK: Once = Once::new();
 thread_local! {
     static IS_TASK_THREAD: Cell<bool> = const { Cell::new(false) };
     static PENDING_PANIC: RefCell<Option<PanicReport>> = const { RefCell::new(None) };
+    /// Inside `catch_task`: a panic is a task's result, not the process's.
+    static CATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// While alive, panics in this thread are caught as reports (message, location, backtrace)
+/// instead of ending the process: pool workers run many tasks, and a panicking task fails
+/// only itself. Set up once per batch of tasks; [`Catching::run`] costs nothing more than
+/// `catch_unwind` per task.
+pub(crate) struct Catching {
+    outer: bool,
+}
+
+pub(crate) fn catching() -> Catching {
+    install_panic_hook();
+    Catching {
+        outer: CATCHING.replace(true),
+    }
+}
+
+impl Catching {
+    /// Run `f`; a panic becomes its report.
+    pub(crate) fn run<R>(&self, f: impl FnOnce() -> R) -> Result<R, PanicReport> {
+        panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+            PENDING_PANIC.take().unwrap_or_else(|| PanicReport {
+                message: payload_message(payload.as_ref()),
+                location: None,
+                backtrace: String::new(),
+                thread: None,
+            })
+        })
+    }
+}
+
+impl Drop for Catching {
+    fn drop(&mut self) {
+        CATCHING.set(self.outer);
+    }
+}
+
+/// Run `f` with panics caught (see [`Catching`]).
+pub(crate) fn catch_task<R>(f: impl FnOnce() -> R) -> Result<R, PanicReport> {
+    catching().run(f)
 }
 
 struct Current {
@@ -186,18 +257,15 @@ fn install_panic_hook() {
     HOOK.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
+            if CATCHING.get() {
+                PENDING_PANIC.set(Some(PanicReport::of(info)));
+                return;
+            }
             if !IS_TASK_THREAD.get() || REPORTED.load(Ordering::Relaxed) {
                 previous(info);
                 return;
             }
-            let report_ = PanicReport {
-                message: payload_message(info.payload()),
-                location: info
-                    .location()
-                    .map(|l| (l.file().to_string(), l.line(), l.column())),
-                backtrace: std::backtrace::Backtrace::force_capture().to_string(),
-                thread: std::thread::current().name().map(str::to_string),
-            };
+            let report_ = PanicReport::of(info);
             let name = identity().map_or_else(|| "MainProcess".into(), |i| i.name);
             let at = report_
                 .location

@@ -29,7 +29,7 @@
 //!   children from a long-lived thread (with the fork server, the server's only thread is
 //!   the parent, so this caveat does not apply).
 
-mod child;
+pub(crate) mod child;
 mod fork;
 mod forkserver;
 pub(crate) mod helper;
@@ -813,16 +813,7 @@ impl<R: DeserializeOwned> Process<R> {
 }
 
 fn panic_error(report: PanicReport, process_name: String, pid: u32) -> ProcessError {
-    ProcessError::Panicked(Box::new(RemotePanic {
-        process_name,
-        pid,
-        message: report.message,
-        location: report
-            .location
-            .map(|(file, line, column)| Location { file, line, column }),
-        backtrace: report.backtrace,
-        thread: report.thread,
-    }))
+    ProcessError::Panicked(Box::new(report.into_remote(process_name, pid)))
 }
 
 impl<R> Drop for Process<R> {

@@ -39,7 +39,7 @@
 //! serde encodes `Vec<u8>` element by element. For large byte payloads use
 //! `serde_bytes::ByteBuf` (or `#[serde(with = "serde_bytes")]`), which is copied in one go.
 
-mod ring;
+pub(crate) mod ring;
 
 use std::borrow::Borrow;
 use std::cell::Cell;

@@ -629,10 +629,35 @@ impl Ring {
         deadline: Option<Instant>,
         decode: impl FnOnce(&[u8]) -> R,
     ) -> Result<Option<R>, QueueError> {
-        let Some(_guard) = Ring::lock(&self.state.get_lock.0, deadline)? else {
-            return Ok(None);
-        };
+        self.get_claiming(deadline, |_| {}, decode)
+    }
+
+    /// [`get`](Ring::get), calling `claim` with the first piece of the item before any of
+    /// it leaves the ring: a consumer that records what it takes there leaves a trace even
+    /// if it dies while the rest of a large item streams in.
+    pub(crate) fn get_claiming<R>(
+        &self,
+        deadline: Option<Instant>,
+        mut claim: impl FnMut(&[u8]),
+        decode: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>, QueueError> {
         let c = &self.state.consumer.0;
+        // Wait for a chunk before taking the lock, so that idle consumers all sleep on the
+        // data signal and all wake when work comes, instead of one after another through
+        // the lock (each wake-up costs tens of microseconds on a VM).
+        let _guard = loop {
+            if !self.wait_data(c.tail.load(SeqCst), deadline) {
+                return Ok(None);
+            }
+            let Some(guard) = Ring::lock(&self.state.get_lock.0, deadline)? else {
+                return Ok(None);
+            };
+            let tail = c.tail.load(SeqCst);
+            if c.head_seen.load(SeqCst) > tail || self.state.producer.0.head.load(SeqCst) > tail {
+                break guard;
+            }
+            // Another consumer took it: wait again without the lock.
+        };
         let mut assembling: Option<(u64, Vec<u8>)> = None;
         loop {
             let tail = c.tail.load(SeqCst);
@@ -664,6 +689,7 @@ impl Ring {
                     let pos = tail + HEADER;
                     if first && last {
                         let done = Advance(self, tail + size, header.seq);
+                        // `decode` runs before the item is freed, so it can claim too.
                         let result = match self.contiguous(pos, len) {
                             Some(bytes) => decode(bytes),
                             None => {
@@ -679,6 +705,7 @@ impl Ring {
                         (_, true) => {
                             let mut buf = Vec::new();
                             self.read_into(pos, len, &mut buf);
+                            claim(&buf);
                             assembling = Some((header.seq, buf));
                         }
                         (Some((seq, buf)), false) if *seq == header.seq => {

@@ -2,8 +2,12 @@
 //! CPython's `multiprocessing` (`../shared/bench/python_baseline.py`).
 //!
 //! ```text
-//! cargo run --release --bin multiproc-bench -- [--cases a,b,...] [--scale F]
+//! cargo bench --bench multiproc-bench -- [--cases a,b,...] [--scale F]
 //! ```
+//!
+//! It is a bench target (`harness = false`) rather than a binary so that its reference
+//! libraries (`rayon`) stay dev-dependencies; `bench/compare.sh` builds it with
+//! `cargo bench --no-run` and runs the executable directly.
 //!
 //! Same flags, case names, units, workload sizes and methodology as the Python script: one
 //! JSON object per line on stdout, `{"case": ..., "value": ..., "unit": ..., "params": {...}}`,
@@ -19,7 +23,8 @@
 //! reported as an error record ("not implemented yet") instead of aborting the run.
 //!
 //! A few cases have no Python case of the same name ([`EXTRA_CASES`], e.g.
-//! `queue_throughput_1mb`); each names the Python case it is compared with, and
+//! `queue_throughput_1mb`, and the in-process `rayon` references `rayon_map_noop` and
+//! `rayon_cpu_bound_speedup`); each names the Python case it is compared with, and
 //! `bench/compare.sh` shows it against that one.
 
 use std::cell::{Cell, RefCell};
@@ -32,10 +37,13 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use multiproc::executor::{self, ReturnWhen};
 use multiproc::{
-    Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Lock, Process, Queue,
-    QueueError, RawValue, SharedMemory, SimpleQueue, StartMethod, SyncError, Value, pipe,
+    Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Lock, Pool, Process,
+    ProcessPoolExecutor, Queue, QueueError, RawValue, SharedMemory, SimpleQueue, StartMethod,
+    SyncError, Value, pipe,
 };
+use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -63,6 +71,7 @@ const ALL_CASES: &[&str] = &[
     "simplequeue_throughput_small",
     "queue_throughput_1mb",
     "pool_map_noop",
+    "rayon_map_noop",
     "pool_map_noop_chunk1",
     "pool_apply_async_latency",
     "pool_imap_unordered_noop",
@@ -77,11 +86,16 @@ const ALL_CASES: &[&str] = &[
     "shared_memory_write_bw",
     "array_sum_shared",
     "cpu_bound_speedup",
+    "rayon_cpu_bound_speedup",
 ];
 
 /// Cases without a Python counterpart of the same name: `(case, the Python case it is compared
-/// with)`. `bench/compare.sh` keeps the same list.
-const EXTRA_CASES: &[(&str, &str)] = &[("queue_throughput_1mb", "pipe_throughput_1mb")];
+/// with)`. `bench/compare.sh` keeps the same list (`extra_cases`).
+const EXTRA_CASES: &[(&str, &str)] = &[
+    ("queue_throughput_1mb", "pipe_throughput_1mb"),
+    ("rayon_map_noop", "pool_map_noop"),
+    ("rayon_cpu_bound_speedup", "cpu_bound_speedup"),
+];
 
 /// What a case returns; on `Err` an error record is emitted (unless the case emitted its own).
 type CaseResult = Result<(), Box<dyn Error>>;
@@ -107,6 +121,12 @@ const CASES: &[(&str, CaseFn)] = &[
         case_simplequeue_throughput_small,
     ),
     ("queue_throughput_1mb", case_queue_throughput_1mb),
+    ("pool_map_noop", case_pool_map_noop),
+    ("rayon_map_noop", case_rayon_map_noop),
+    ("pool_map_noop_chunk1", case_pool_map_noop_chunk1),
+    ("pool_apply_async_latency", case_pool_apply_async_latency),
+    ("pool_imap_unordered_noop", case_pool_imap_unordered_noop),
+    ("executor_submit_noop", case_executor_submit_noop),
     ("lock_uncontended", case_lock_uncontended),
     ("lock_contended_counter", case_lock_contended_counter),
     ("value_lock_builtin", case_value_lock_builtin),
@@ -115,6 +135,8 @@ const CASES: &[(&str, CaseFn)] = &[
     ("barrier_wait_2p", case_barrier_wait_2p),
     ("shared_memory_write_bw", case_shared_memory_write_bw),
     ("array_sum_shared", case_array_sum_shared),
+    ("cpu_bound_speedup", case_cpu_bound_speedup),
+    ("rayon_cpu_bound_speedup", case_rayon_cpu_bound_speedup),
 ];
 
 // ------------------------------------------------------------------------------------ JSON
@@ -980,7 +1002,7 @@ fn case_pipe_rtt_small(ctx: &Ctx) -> CaseResult {
     pingpong_case(
         ctx,
         "pipe_rtt_small",
-        pid,
+        &[pid],
         run,
         PIPE_RTT,
         "round_trips",
@@ -1012,7 +1034,7 @@ fn case_pipe_rtt_small_bytes(ctx: &Ctx) -> CaseResult {
     pingpong_case(
         ctx,
         "pipe_rtt_small_bytes",
-        pid,
+        &[pid],
         run,
         PIPE_RTT,
         "round_trips",
@@ -1367,7 +1389,6 @@ fn case_value_lock_builtin(ctx: &Ctx) -> CaseResult {
     )
 }
 
-/// Emit a two-party latency case: `run(k)` timed 1 + REPS times unpinned, then pinned.
 /// Workload sizes of a two-party latency case, before `--scale`: timed rounds, warm-up
 /// rounds, rounds per pinned sample.
 struct Rounds(usize, usize, usize);
@@ -1377,10 +1398,12 @@ const PINGPONG: Rounds = Rounds(5000, 500, 1000);
 /// The round trips of Python's pipe latency cases.
 const PIPE_RTT: Rounds = Rounds(20000, 2000, 2000);
 
+/// Emit a two-party latency case: `run(k)` timed 1 + REPS times unpinned, then pinned with
+/// this process (all its threads) as the near party and the `far` pids as the other.
 fn pingpong_case(
     ctx: &Ctx,
     name: &str,
-    worker_pid: u32,
+    far: &[u32],
     mut run: impl FnMut(usize) -> Measured<f64>,
     rounds: Rounds,
     count_key: &str,
@@ -1389,13 +1412,7 @@ fn pingpong_case(
     let Rounds(timed, warm, per_pin) = rounds;
     let n = ctx.sz(timed);
     let (_, samples) = repeat(&mut run, ctx.sz(warm), n)?;
-    let pin = pinned(
-        &mut run,
-        ctx.sz(per_pin),
-        &[std::process::id()],
-        &[worker_pid],
-        "us",
-    )?;
+    let pin = pinned(&mut run, ctx.sz(per_pin), &[std::process::id()], far, "us")?;
     let mut params = params! { count_key => n };
     params.extend(describe);
     params.push((format!("warmup_{count_key}"), ctx.sz(warm).into()));
@@ -1424,7 +1441,7 @@ fn case_event_pingpong(ctx: &Ctx) -> CaseResult {
     pingpong_case(
         ctx,
         "event_pingpong",
-        pid,
+        &[pid],
         run,
         PINGPONG,
         "round_trips",
@@ -1459,7 +1476,7 @@ fn case_condition_pingpong(ctx: &Ctx) -> CaseResult {
     pingpong_case(
         ctx,
         "condition_pingpong",
-        pid,
+        &[pid],
         run,
         PINGPONG,
         "round_trips",
@@ -1486,7 +1503,7 @@ fn case_barrier_wait_2p(ctx: &Ctx) -> CaseResult {
     pingpong_case(
         ctx,
         "barrier_wait_2p",
-        pid,
+        &[pid],
         run,
         PINGPONG,
         "cycles",
@@ -1596,6 +1613,391 @@ fn case_array_sum_shared(ctx: &Ctx) -> CaseResult {
     Ok(())
 }
 
+// ------------------------------------------------------------------------------------ pools
+
+/// The task of the pool no-op cases: Python's `noop(i)`, an integer in, nothing (`None`) out.
+fn noop_item(_: u64) {}
+
+/// Start a pool of `processes` workers with the fork start method, timed, run
+/// `body(&pool, create_ms)`, then close and join the pool, or terminate it if the body failed
+/// (Python's `_with_pool`). A panicking body drops the pool, which terminates it.
+fn with_pool(processes: usize, body: impl FnOnce(&Pool, f64) -> CaseResult) -> CaseResult {
+    let t0 = Instant::now();
+    let pool = Pool::builder()
+        .processes(processes)
+        .start_method(StartMethod::Fork)
+        .build()?;
+    let create_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let result = body(&pool, create_ms);
+    if result.is_ok() {
+        pool.close();
+    } else {
+        pool.terminate();
+    }
+    pool.join()?;
+    result
+}
+
+fn check_count(what: &str, got: usize, expected: usize) -> Measured<()> {
+    if got != expected {
+        return Err(bench_error(format!(
+            "{what}: {got} results, expected {expected}"
+        )));
+    }
+    Ok(())
+}
+
+/// The workload sizes of Python's `pool_map_noop`, before `--scale` (also `rayon_map_noop`).
+const POOL_MAP_TASKS: usize = 200_000;
+
+fn case_pool_map_noop(ctx: &Ctx) -> CaseResult {
+    with_pool(2, |pool, create_ms| {
+        let run = |k: usize| -> Measured<f64> {
+            let t0 = Instant::now();
+            let res = pool.map(noop_item, 0..k as u64)?;
+            let dt = t0.elapsed().as_secs_f64();
+            check_count("map", res.len(), k)?;
+            Ok(dt / k as f64 * 1e6)
+        };
+        let n = ctx.sz(POOL_MAP_TASKS);
+        let (_, samples) = repeat(run, n, n)?;
+        let mut params = params! {
+            "tasks" => n,
+            "processes" => 2usize,
+            "chunksize" => format!("default ({})", n.div_ceil(2 * 4)),
+            "per" => "task",
+            "api" => "pool.map(noop_item, 0..k) (u64 in, () out)",
+            "pool_create_ms" => create_ms,
+            "warmup" => "1 full map",
+        };
+        params.extend(stats(&samples));
+        ctx.emit("pool_map_noop", median(&samples).into(), "us", params);
+        Ok(())
+    })
+}
+
+/// A rayon thread pool of `threads` threads, timed (ms).
+fn rayon_pool(threads: usize) -> Measured<(rayon::ThreadPool, f64)> {
+    let t0 = Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()?;
+    Ok((pool, t0.elapsed().as_secs_f64() * 1e3))
+}
+
+/// In-process reference for `pool_map_noop`: the same map on 2 threads of one process.
+fn case_rayon_map_noop(ctx: &Ctx) -> CaseResult {
+    let (pool, create_ms) = rayon_pool(2)?;
+    let run = |k: usize| -> Measured<f64> {
+        let t0 = Instant::now();
+        let res: Vec<()> = pool.install(|| {
+            (0..k as u64)
+                .into_par_iter()
+                .map(|i| noop_item(std::hint::black_box(i)))
+                .collect()
+        });
+        let dt = t0.elapsed().as_secs_f64();
+        check_count("par_iter", res.len(), k)?;
+        Ok(dt / k as f64 * 1e6)
+    };
+    let n = ctx.sz(POOL_MAP_TASKS);
+    let (_, samples) = repeat(run, n, n)?;
+    let mut params = params! {
+        "tasks" => n,
+        "threads" => 2usize,
+        "per" => "item",
+        "api" => "rayon ThreadPool(2).install(|| (0..k).into_par_iter().map(noop_item).collect::<Vec<()>>())",
+        "python_counterpart" => "pool_map_noop (an in-process reference: threads, no serialization)",
+        "pool_create_ms" => create_ms,
+        "warmup" => "1 full map",
+    };
+    params.extend(stats(&samples));
+    ctx.emit("rayon_map_noop", median(&samples).into(), "us", params);
+    Ok(())
+}
+
+fn case_pool_map_noop_chunk1(ctx: &Ctx) -> CaseResult {
+    with_pool(2, |pool, create_ms| {
+        let run = |k: usize| -> Measured<f64> {
+            let t0 = Instant::now();
+            let res = pool.chunksize(1).map(noop_item, 0..k as u64)?;
+            let dt = t0.elapsed().as_secs_f64();
+            check_count("map", res.len(), k)?;
+            Ok(dt / k as f64 * 1e6)
+        };
+        let (n, warm) = (ctx.sz(20_000), ctx.sz(2_000));
+        let (_, samples) = repeat(run, warm, n)?;
+        let mut params = params! {
+            "tasks" => n,
+            "processes" => 2usize,
+            "chunksize" => 1usize,
+            "per" => "task",
+            "api" => "pool.chunksize(1).map(noop_item, 0..k)",
+            "pool_create_ms" => create_ms,
+            "warmup_tasks" => warm,
+        };
+        params.extend(stats(&samples));
+        ctx.emit(
+            "pool_map_noop_chunk1",
+            median(&samples).into(),
+            "us",
+            params,
+        );
+        Ok(())
+    })
+}
+
+fn case_pool_apply_async_latency(ctx: &Ctx) -> CaseResult {
+    with_pool(2, |pool, create_ms| {
+        let workers = pool.pids();
+        let run = |k: usize| -> Measured<f64> {
+            let t0 = Instant::now();
+            for _ in 0..k {
+                pool.apply_async(noop, ())?.get()?;
+            }
+            Ok(t0.elapsed().as_secs_f64() / k as f64 * 1e6)
+        };
+        pingpong_case(
+            ctx,
+            "pool_apply_async_latency",
+            &workers,
+            run,
+            PINGPONG,
+            "round_trips",
+            params! {
+                "processes" => 2usize,
+                "pattern" => "sequential pool.apply_async(noop, ())?.get()?",
+                "pool_create_ms" => create_ms,
+                "pinning" => "near = parent incl. its pool threads (results collector, watcher), \
+                              far = both workers",
+            },
+        )
+    })
+}
+
+fn case_pool_imap_unordered_noop(ctx: &Ctx) -> CaseResult {
+    with_pool(2, |pool, create_ms| {
+        let run = |k: usize| -> Measured<f64> {
+            let t0 = Instant::now();
+            let mut count = 0;
+            for r in pool.chunksize(1).imap_unordered(noop_item, 0..k as u64)? {
+                r?;
+                count += 1;
+            }
+            let dt = t0.elapsed().as_secs_f64();
+            check_count("imap_unordered", count, k)?;
+            Ok(dt / k as f64 * 1e6)
+        };
+        let (n, warm) = (ctx.sz(50_000), ctx.sz(5_000));
+        let (_, samples) = repeat(run, warm, n)?;
+        let mut params = params! {
+            "tasks" => n,
+            "processes" => 2usize,
+            "chunksize" => 1usize,
+            "per" => "task (results consumed as they arrive)",
+            "api" => "pool.chunksize(1).imap_unordered(noop_item, 0..k)",
+            "pool_create_ms" => create_ms,
+            "warmup_tasks" => warm,
+        };
+        params.extend(stats(&samples));
+        ctx.emit(
+            "pool_imap_unordered_noop",
+            median(&samples).into(),
+            "us",
+            params,
+        );
+        Ok(())
+    })
+}
+
+fn case_executor_submit_noop(ctx: &Ctx) -> CaseResult {
+    let t0 = Instant::now();
+    let executor = ProcessPoolExecutor::builder()
+        .max_workers(2)
+        .start_method(StartMethod::Fork)
+        .build()?;
+    let create_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let run = |k: usize| -> Measured<f64> {
+        let t0 = Instant::now();
+        let futures = (0..k)
+            .map(|_| executor.submit(noop_item, 0))
+            .collect::<Result<Vec<_>, _>>()?;
+        let waited = executor::wait(&futures, None, ReturnWhen::AllCompleted);
+        let dt = t0.elapsed().as_secs_f64();
+        check_count("wait(all)", waited.done.len(), k)?;
+        for f in futures {
+            f.result()?;
+        }
+        Ok(dt / k as f64 * 1e6)
+    };
+    let (n, warm) = (ctx.sz(20_000), ctx.sz(2_000));
+    let result = repeat(run, warm, n);
+    executor.shutdown(true, true);
+    let (_, samples) = result?;
+    let mut params = params! {
+        "tasks" => n,
+        "max_workers" => 2usize,
+        "pattern" => "submit all, then executor::wait(all, AllCompleted)",
+        "per" => "task",
+        "executor_create_ms" => create_ms,
+        "warmup_tasks" => warm,
+    };
+    params.extend(stats(&samples));
+    ctx.emit(
+        "executor_submit_noop",
+        median(&samples).into(),
+        "us",
+        params,
+    );
+    Ok(())
+}
+
+// ---- CPU-bound work
+
+/// The prime-counting workload of Python's `cpu_bound_speedup` (fixed, not scaled).
+const PRIME_LIMIT: u64 = 200_000;
+const PRIME_CHUNKS: u64 = 16;
+/// The number of primes below [`PRIME_LIMIT`].
+const PRIMES_BELOW_LIMIT: u64 = 17_984;
+
+/// `[lo, hi)` of each of the [`PRIME_CHUNKS`] chunks, the last one taking the remainder.
+fn prime_bounds() -> Vec<(u64, u64)> {
+    let step = PRIME_LIMIT / PRIME_CHUNKS;
+    (0..PRIME_CHUNKS)
+        .map(|i| {
+            let hi = if i == PRIME_CHUNKS - 1 {
+                PRIME_LIMIT
+            } else {
+                (i + 1) * step
+            };
+            (i * step, hi)
+        })
+        .collect()
+}
+
+/// The number of primes in `[lo, hi)` by trial division, step for step Python's
+/// `count_primes`.
+fn count_primes((lo, hi): (u64, u64)) -> u64 {
+    let mut c = 0;
+    for n in lo.max(2)..hi {
+        if n < 4 {
+            c += 1;
+            continue;
+        }
+        if n % 2 == 0 {
+            continue;
+        }
+        let mut i = 3;
+        let mut prime = true;
+        while i * i <= n {
+            if n % i == 0 {
+                prime = false;
+                break;
+            }
+            i += 2;
+        }
+        if prime {
+            c += 1;
+        }
+    }
+    c
+}
+
+/// Serial vs `parallel` prime counting (Python's `cpu_bound_speedup`): one warm-up of each,
+/// then `REPS` pairs run back to back; the value is the median of the per-pair ratios.
+fn speedup_case(
+    ctx: &Ctx,
+    name: &str,
+    mut parallel: impl FnMut(&[(u64, u64)]) -> Measured<u64>,
+    describe: Params,
+) -> CaseResult {
+    let bounds = prime_bounds();
+    let checked = |what: &str, count: u64, t0: Instant| -> Measured<f64> {
+        let dt = t0.elapsed().as_secs_f64();
+        if count != PRIMES_BELOW_LIMIT {
+            return Err(bench_error(format!("{what} count {count}")));
+        }
+        Ok(dt)
+    };
+    let serial = || -> Measured<f64> {
+        let t0 = Instant::now();
+        let c = std::hint::black_box(&bounds)
+            .iter()
+            .map(|&b| count_primes(b))
+            .sum();
+        checked("serial", c, t0)
+    };
+    let mut parallel = || -> Measured<f64> {
+        let t0 = Instant::now();
+        let c = parallel(std::hint::black_box(&bounds))?;
+        checked("parallel", c, t0)
+    };
+    serial()?;
+    parallel()?; // warmup
+    let (mut s, mut p) = (Vec::new(), Vec::new());
+    for _ in 0..REPS {
+        // Serial and parallel back to back, so each ratio is a fair pair.
+        s.push(serial()?);
+        p.push(parallel()?);
+    }
+    let ratios: Vec<f64> = s.iter().zip(&p).map(|(a, b)| a / b).collect();
+    let mut params = params! {
+        "work" => format!(
+            "count primes below {PRIME_LIMIT} by trial division, {PRIME_CHUNKS} chunks \
+             (fixed size, not scaled)"
+        ),
+        "primes" => PRIMES_BELOW_LIMIT as usize,
+    };
+    params.extend(describe);
+    params.extend(params! {
+        "serial_s" => median(&s),
+        "parallel_s" => median(&p),
+        "speedup_def" => "median over 5 reps of serial_s / parallel_s (each rep runs both back \
+                          to back; pool started beforehand)",
+        "ratio_of_medians" => median(&s) / median(&p),
+        "ideal" => 2.0,
+        "serial_samples" => s.as_slice(),
+        "parallel_samples" => p.as_slice(),
+    });
+    params.extend(stats(&ratios));
+    ctx.emit(name, median(&ratios).into(), "x", params);
+    Ok(())
+}
+
+fn case_cpu_bound_speedup(ctx: &Ctx) -> CaseResult {
+    with_pool(2, |pool, create_ms| {
+        speedup_case(
+            ctx,
+            "cpu_bound_speedup",
+            |bounds| Ok(pool.map(count_primes, bounds.iter().copied())?.iter().sum()),
+            params! {
+                "processes" => 2usize,
+                "api" => format!(
+                    "Pool(2).map (default chunksize = {})",
+                    (PRIME_CHUNKS as usize).div_ceil(2 * 4)
+                ),
+                "pool_create_ms" => create_ms,
+            },
+        )
+    })
+}
+
+/// In-process reference for `cpu_bound_speedup`: the same chunks on a 2-thread rayon pool.
+fn case_rayon_cpu_bound_speedup(ctx: &Ctx) -> CaseResult {
+    let (pool, create_ms) = rayon_pool(2)?;
+    speedup_case(
+        ctx,
+        "rayon_cpu_bound_speedup",
+        |bounds| Ok(pool.install(|| bounds.par_iter().map(|&b| count_primes(b)).sum())),
+        params! {
+            "threads" => 2usize,
+            "api" => "rayon ThreadPool(2).install(|| bounds.par_iter().map(count_primes).sum())",
+            "python_counterpart" => "cpu_bound_speedup (an in-process reference: threads)",
+            "pool_create_ms" => create_ms,
+        },
+    )
+}
+
 // ------------------------------------------------------------------------------------ driver
 
 /// Kills the children of a case that overruns [`CASE_TIMEOUT`], so whatever the case is
@@ -1703,6 +2105,8 @@ fn parse_args() -> Args {
                 );
                 std::process::exit(0);
             }
+            // `cargo bench` appends it to the arguments after `--`.
+            "--bench" => {}
             "--cases" => args.cases = Some(value("--cases")),
             "--scale" => {
                 let v = value("--scale");

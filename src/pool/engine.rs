@@ -1,0 +1,967 @@
+//! The parent side of a pool, shared by [`Pool`](super::Pool) and
+//! [`ProcessPoolExecutor`](crate::ProcessPoolExecutor): workers, the task and result rings,
+//! the collector thread (results, deaths, replacements) and the watcher thread (process
+//! ends, task timeouts).
+//!
+//! Orders go through one task ring that every worker takes from, so the load balances by
+//! itself. A worker writes the chunk it takes into its `WorkerStatus` *before* the order
+//! leaves the ring, so when a worker dies the collector knows exactly which chunk and item
+//! it was running: that item fails with the cause of death, the rest of the chunk is sent
+//! again, and a new worker takes the dead one's place. CPython's pool cannot tell, and hangs.
+//!
+//! Deaths reach the collector through the result ring, behind every result the worker put
+//! before it died, so a finished chunk is never failed.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::PoolError;
+use super::worker::{self, Code, Order, Report, WorkerArgs, WorkerExit, WorkerStatus};
+use crate::handle;
+use crate::process::{Builder, Process, ProcessError, StartMethod};
+use crate::queue::ring::{Ring, RingConfig};
+use crate::shared::segment::Shared;
+use crate::sys;
+
+/// How many times a chunk may be lost with its worker before it has started (or workers
+/// may die in a row during initialization) before that is taken as the work's own fault.
+const LOST_LIMIT: u32 = 3;
+
+/// How long `submit` may wait for room in the task ring before leaving the order to the
+/// feeder thread (submitting never blocks, as in Python).
+const SUBMIT_GRACE: Duration = Duration::from_micros(200);
+
+/// The feeder thread's name (told apart when the pool stops).
+const FEEDER: &str = "multiproc-pool-feeder";
+
+/// How an engine is set up.
+pub(crate) struct EngineConfig {
+    pub processes: usize,
+    pub start_method: Option<StartMethod>,
+    pub init: Option<(Code, Vec<u8>)>,
+    pub max_tasks: u64,
+    pub timeout: Option<Duration>,
+    /// Most orders in the task ring at once (the rest wait in the parent, cancellable).
+    pub window: usize,
+    /// Worker names are `{prefix}-{n}`.
+    pub prefix: &'static str,
+}
+
+/// What a chunk's job receives.
+pub(crate) enum Delivery<'a> {
+    /// The worker's encoded `Vec<ItemResult<R>>` (`None` if every item failed before it
+    /// could run), and the failures of items in the skip list.
+    Done {
+        bytes: Option<&'a [u8]>,
+        failed: Vec<(u32, PoolError)>,
+        worker: (String, u32),
+    },
+    /// The whole chunk failed.
+    Failed(PoolError),
+}
+
+/// Receives a chunk's outcome, in the collector thread (or the thread that terminates).
+pub(crate) type Sink = Box<dyn FnOnce(Delivery<'_>) + Send>;
+
+struct Pending {
+    code: Code,
+    payload: Arc<[u8]>,
+    items: u32,
+    skip: Vec<u32>,
+    failed: Vec<(u32, PoolError)>,
+    sink: Sink,
+    /// In the task ring (or taken by a worker), not in the backlog.
+    dispatched: bool,
+    /// Workers that died after taking this chunk and before starting any of its items.
+    lost: u32,
+}
+
+struct Slot {
+    process: Option<Process<Result<WorkerExit, String>>>,
+    pidfd: Option<Arc<OwnedFd>>,
+    status: Shared<WorkerStatus>,
+    generation: u64,
+    name: String,
+    pid: u32,
+    /// The watcher killed it for running `(chunk id + 1, item)` too long.
+    timed_out: Option<(u64, u64)>,
+    /// The watcher already reported its end.
+    reported: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Running,
+    Closed,
+    Terminated,
+}
+
+struct State {
+    slots: Vec<Slot>,
+    pending: HashMap<u64, Pending>,
+    backlog: VecDeque<u64>,
+    /// Orders in the ring or running, not yet finished.
+    in_ring: usize,
+    next_id: u64,
+    next_worker_number: u64,
+    phase: Phase,
+    stops_sent: bool,
+    broken: Option<PoolError>,
+    live: usize,
+    threads_stopped: bool,
+    /// Lazy maps (`imap`) that may still submit after `close`.
+    leases: usize,
+    /// The backlog's next order did not fit in the task ring: the feeder thread takes over.
+    stalled: bool,
+    /// Workers that died before their initializer finished, in a row.
+    init_deaths: u32,
+}
+
+struct Inner {
+    tasks: Ring,
+    results: Ring,
+    config: EngineConfig,
+    state: Mutex<State>,
+    changed: Condvar,
+    /// Written to wake the watcher when the set of workers changes.
+    wake: (OwnedFd, OwnedFd),
+}
+
+/// A running pool of worker processes.
+pub(crate) struct Engine {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+fn encode_order(order: &Order, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 32);
+    // Our own enum into a Vec: cannot fail.
+    let _ = handle::encode(order, &mut out);
+    out.extend_from_slice(payload);
+    out
+}
+
+impl Engine {
+    pub(crate) fn start(config: EngineConfig) -> Result<Engine, PoolError> {
+        let ring = |joinable| {
+            Ring::new(RingConfig {
+                capacity: crate::queue::DEFAULT_BUFFER_SIZE as u64,
+                maxsize: 0,
+                joinable,
+            })
+        };
+        let io = |e: std::io::Error| PoolError::Failed(format!("could not create the pool: {e}"));
+        let tasks = ring(false).map_err(io)?;
+        let results = ring(false).map_err(io)?;
+        let wake = sys::socketpair().map_err(io)?;
+        let processes = config.processes.max(1);
+        let inner = Arc::new(Inner {
+            tasks,
+            results,
+            config,
+            state: Mutex::new(State {
+                slots: Vec::with_capacity(processes),
+                pending: HashMap::new(),
+                backlog: VecDeque::new(),
+                in_ring: 0,
+                next_id: 0,
+                next_worker_number: 1,
+                phase: Phase::Running,
+                stops_sent: false,
+                broken: None,
+                live: 0,
+                threads_stopped: false,
+                leases: 0,
+                init_deaths: 0,
+                stalled: false,
+            }),
+            changed: Condvar::new(),
+            wake,
+        });
+        let engine = Engine {
+            inner: inner.clone(),
+            threads: Mutex::new(Vec::new()),
+        };
+        {
+            let mut st = inner.lock();
+            for _ in 0..processes {
+                let status = Shared::new(0).map_err(io)?;
+                let slot = Slot {
+                    process: None,
+                    pidfd: None,
+                    status,
+                    generation: 0,
+                    name: String::new(),
+                    pid: 0,
+                    timed_out: None,
+                    reported: true,
+                };
+                st.slots.push(slot);
+            }
+            for w in 0..processes {
+                if let Err(e) = inner.start_worker(&mut st, w) {
+                    drop(st);
+                    engine.terminate();
+                    return Err(e);
+                }
+            }
+        }
+        let collector = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("multiproc-pool-results".into())
+                .spawn(move || inner.collect())
+        };
+        let watcher = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("multiproc-pool-watcher".into())
+                .spawn(move || inner.watch())
+        };
+        let feeder = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name(FEEDER.into())
+                .spawn(move || inner.feed())
+        };
+        let started: Vec<_> = [collector, watcher, feeder].into_iter().collect();
+        let failed = started.iter().any(|t| t.is_err());
+        *engine.threads.lock().unwrap_or_else(|e| e.into_inner()) =
+            started.into_iter().flatten().collect();
+        if failed {
+            engine.terminate();
+            return Err(PoolError::Failed(
+                "could not start the pool's threads".into(),
+            ));
+        }
+        Ok(engine)
+    }
+
+    pub(crate) fn processes(&self) -> usize {
+        self.inner.config.processes.max(1)
+    }
+
+    /// Queue a chunk of `items` items for `code`; its outcome goes to `sink`. `leased`: the
+    /// caller holds a [`Lease`], so the pool takes the chunk even if it was closed since.
+    pub(crate) fn submit(
+        &self,
+        code: Code,
+        payload: Vec<u8>,
+        items: u32,
+        sink: Sink,
+        leased: bool,
+    ) -> Result<u64, PoolError> {
+        let payload: Arc<[u8]> = payload.into();
+        let mut st = self.inner.lock();
+        if let Some(broken) = &st.broken {
+            return Err(broken.clone());
+        }
+        let open = match st.phase {
+            Phase::Running => true,
+            Phase::Closed => leased,
+            Phase::Terminated => false,
+        };
+        if !open {
+            return Err(PoolError::Closed);
+        }
+        let id = st.next_id;
+        st.next_id += 1;
+        let direct = st.backlog.is_empty() && st.in_ring < self.inner.config.window;
+        st.pending.insert(
+            id,
+            Pending {
+                code,
+                payload: payload.clone(),
+                items,
+                skip: Vec::new(),
+                failed: Vec::new(),
+                sink,
+                dispatched: direct,
+                lost: 0,
+            },
+        );
+        if !direct {
+            st.backlog.push_back(id);
+            return Ok(id);
+        }
+        st.in_ring += 1;
+        drop(st);
+        let order = Order::Run {
+            id,
+            code,
+            skip: Vec::new(),
+        };
+        // Outside the state lock, and never waiting long: an order that does not fit now
+        // (the ring is full, or it is larger than the room left) goes to the feeder.
+        let grace = Instant::now() + SUBMIT_GRACE;
+        match self
+            .inner
+            .tasks
+            .put(&encode_order(&order, &payload), Some(grace))
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                let mut st = self.inner.lock();
+                if let Some(p) = st.pending.get_mut(&id)
+                    && p.dispatched
+                {
+                    p.dispatched = false;
+                    st.in_ring -= 1;
+                    st.backlog.push_front(id);
+                    st.stalled = true;
+                    self.inner.changed.notify_all();
+                }
+            }
+            Err(e) => self.inner.fail_chunk(id, PoolError::Failed(e.to_string())),
+        }
+        Ok(id)
+    }
+
+    /// Keep the pool open to the caller's future submissions even after `close` (what a
+    /// lazy map needs to finish what it started); an error if the pool takes no work.
+    pub(crate) fn lease(&self) -> Result<Lease, PoolError> {
+        let mut st = self.inner.lock();
+        if let Some(broken) = &st.broken {
+            return Err(broken.clone());
+        }
+        if st.phase != Phase::Running {
+            return Err(PoolError::Closed);
+        }
+        st.leases += 1;
+        Ok(Lease {
+            inner: self.inner.clone(),
+        })
+    }
+
+    /// Whether the calling thread is one of the pool's own (callbacks run there).
+    pub(crate) fn on_pool_thread(&self) -> bool {
+        let me = std::thread::current().id();
+        self.threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|t| t.thread().id() == me)
+    }
+
+    /// Withdraw a chunk that no worker has taken yet: its sink, to be told why; `None` if a
+    /// worker has (or may have) taken it, or it is done.
+    pub(crate) fn cancel(&self, id: u64) -> Option<Sink> {
+        let mut st = self.inner.lock();
+        if st.pending.get(&id).is_none_or(|p| p.dispatched) {
+            return None;
+        }
+        // Its id stays in the backlog, where the dispatchers skip what is not pending.
+        let p = st.pending.remove(&id)?;
+        self.inner.maybe_send_stops(&mut st);
+        Some(p.sink)
+    }
+
+    /// Withdraw every chunk no worker has taken yet: their sinks.
+    pub(crate) fn cancel_queued(&self) -> Vec<Sink> {
+        let mut st = self.inner.lock();
+        let queued: Vec<u64> = std::mem::take(&mut st.backlog).into_iter().collect();
+        let sinks = queued
+            .into_iter()
+            .filter_map(|id| st.pending.remove(&id))
+            .map(|p| p.sink)
+            .collect();
+        self.inner.maybe_send_stops(&mut st);
+        sinks
+    }
+
+    /// Whether the chunk waits in the parent (no worker has taken it).
+    pub(crate) fn is_queued(&self, id: u64) -> bool {
+        self.inner
+            .lock()
+            .pending
+            .get(&id)
+            .is_some_and(|p| !p.dispatched)
+    }
+
+    /// No more submissions; workers exit once every chunk is done.
+    pub(crate) fn close(&self) {
+        let mut st = self.inner.lock();
+        if st.phase == Phase::Running {
+            st.phase = Phase::Closed;
+        }
+        self.inner.maybe_send_stops(&mut st);
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.inner.lock().phase == Phase::Running
+    }
+
+    /// Stop at once: fail what is not done, kill and reap the workers, stop the threads.
+    /// Safe to call from a callback (the collector thread): nothing here waits for it.
+    pub(crate) fn terminate(&self) {
+        let (sinks, workers) = {
+            let mut st = self.inner.lock();
+            st.phase = Phase::Terminated;
+            st.backlog.clear();
+            st.in_ring = 0;
+            let mut workers = Vec::new();
+            for slot in &mut st.slots {
+                if let Some(p) = slot.process.take() {
+                    let _ = p.kill();
+                    workers.push(p);
+                }
+                slot.pidfd = None;
+                slot.reported = true;
+            }
+            st.live = 0;
+            let sinks: Vec<Sink> = st.pending.drain().map(|(_, p)| p.sink).collect();
+            self.inner.changed.notify_all();
+            (sinks, workers)
+        };
+        for sink in sinks {
+            deliver(sink, Delivery::Failed(PoolError::Terminated));
+        }
+        for worker in workers {
+            // Killed above: this returns as soon as the kernel has reaped it.
+            let _ = worker.join();
+        }
+        self.stop_threads();
+    }
+
+    /// Wait for the workers to exit (after `close` or `terminate`), then stop the threads.
+    pub(crate) fn join(&self) {
+        let mut st = self.inner.lock();
+        while st.live > 0 && !st.threads_stopped {
+            st = self
+                .inner
+                .changed
+                .wait(st)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        drop(st);
+        self.stop_threads();
+    }
+
+    /// Stop the collector and watcher threads (once); waits for them unless called from
+    /// one of them.
+    fn stop_threads(&self) {
+        {
+            let mut st = self.inner.lock();
+            if st.threads_stopped {
+                return;
+            }
+            st.threads_stopped = true;
+            self.inner.changed.notify_all();
+        }
+        let mut shutdown = Vec::new();
+        let _ = handle::encode(&Report::Shutdown, &mut shutdown);
+        let _ = self.inner.results.put(&shutdown, None);
+        self.inner.wake_watcher();
+        let me = std::thread::current().id();
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in threads {
+            // From a callback the collector is this thread: it returns by itself once the
+            // callback is done, at the Shutdown report.
+            if t.thread().id() == me {
+                continue;
+            }
+            if t.thread().name() == Some(FEEDER) {
+                // It may be blocked putting an order no worker will take: take it.
+                while !t.is_finished() {
+                    let soon = Instant::now() + Duration::from_millis(5);
+                    let _ = self.inner.tasks.get(Some(soon), |_| ());
+                }
+            }
+            let _ = t.join();
+        }
+    }
+
+    /// Pids of the current workers.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        let st = self.inner.lock();
+        st.slots
+            .iter()
+            .filter(|s| s.process.is_some())
+            .map(|s| s.pid)
+            .collect()
+    }
+}
+
+/// Held by a lazy map: see [`Engine::lease`]. Dropping it lets a closed pool wind down.
+pub(crate) struct Lease {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let mut st = self.inner.lock();
+        st.leases -= 1;
+        self.inner.maybe_send_stops(&mut st);
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+/// Run a sink; a panicking callback must not take the collector down with it.
+pub(crate) fn deliver(sink: Sink, delivery: Delivery<'_>) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(delivery)));
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn wake_watcher(&self) {
+        let _ = sys::send_all(self.wake.0.as_fd(), &[&[1]], &[]);
+    }
+
+    fn start_worker(&self, st: &mut State, w: usize) -> Result<(), PoolError> {
+        let number = st.next_worker_number;
+        st.next_worker_number += 1;
+        let slot = &mut st.slots[w];
+        slot.status.task.store(0, SeqCst);
+        slot.status.item.store(0, SeqCst);
+        slot.status.ready.store(0, SeqCst);
+        slot.status
+            .timed
+            .store(self.config.timeout.is_some() as u64, SeqCst);
+        let args = WorkerArgs {
+            index: w as u32,
+            tasks: self.tasks.clone(),
+            results: self.results.clone(),
+            status: slot.status.clone(),
+            init: self
+                .config
+                .init
+                .as_ref()
+                .map(|(code, arg)| (*code, serde_bytes::ByteBuf::from(arg.clone()))),
+            max_tasks: self.config.max_tasks,
+        };
+        let name = format!("{}-{number}", self.config.prefix);
+        let mut builder = Builder::new().name(name.clone()).daemon(true);
+        if let Some(method) = self.config.start_method {
+            builder = builder.start_method(method);
+        }
+        let process = builder
+            .start(worker::worker_main, args)
+            .map_err(|e| PoolError::Failed(format!("could not start a pool worker: {e}")))?;
+        let pidfd = process
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| PoolError::Failed(format!("could not watch a pool worker: {e}")))?;
+        slot.pid = process.pid();
+        slot.name = name;
+        slot.process = Some(process);
+        slot.pidfd = Some(Arc::new(pidfd));
+        slot.generation += 1;
+        slot.timed_out = None;
+        slot.reported = false;
+        st.live += 1;
+        self.wake_watcher();
+        Ok(())
+    }
+
+    /// Put waiting orders into the ring while there is room (never blocks).
+    fn dispatch_backlog(&self, st: &mut State) {
+        while st.in_ring < self.config.window {
+            let Some(&id) = st.backlog.front() else {
+                break;
+            };
+            let Some(p) = st.pending.get(&id) else {
+                st.backlog.pop_front();
+                continue;
+            };
+            let order = Order::Run {
+                id,
+                code: p.code,
+                skip: p.skip.clone(),
+            };
+            let message = encode_order(&order, &p.payload);
+            match self.tasks.put(&message, Some(Instant::now())) {
+                Ok(true) => {
+                    st.backlog.pop_front();
+                    st.in_ring += 1;
+                    if let Some(p) = st.pending.get_mut(&id) {
+                        p.dispatched = true;
+                    }
+                }
+                // No room now (or the ring failed): the feeder waits for room (or reports
+                // the failure).
+                _ => {
+                    st.stalled = true;
+                    self.changed.notify_all();
+                    break;
+                }
+            }
+        }
+        self.maybe_send_stops(st);
+    }
+
+    /// After `close`, once every chunk is done and no lazy map can submit more, tell each
+    /// worker to exit.
+    fn maybe_send_stops(&self, st: &mut State) {
+        if st.phase != Phase::Closed || st.stops_sent || !st.pending.is_empty() || st.leases > 0 {
+            return;
+        }
+        st.stops_sent = true;
+        let stop = encode_order(&Order::Stop, &[]);
+        for _ in 0..st.live {
+            // The ring is empty of work by now, so there is room.
+            let _ = self
+                .tasks
+                .put(&stop, Some(Instant::now() + Duration::from_secs(1)));
+        }
+        self.changed.notify_all();
+    }
+
+    fn fail_chunk(&self, id: u64, error: PoolError) {
+        let sink = {
+            let mut st = self.lock();
+            let p = st.pending.remove(&id);
+            if p.as_ref().is_some_and(|p| p.dispatched) {
+                st.in_ring -= 1;
+            }
+            self.dispatch_backlog(&mut st);
+            p.map(|p| p.sink)
+        };
+        if let Some(sink) = sink {
+            deliver(sink, Delivery::Failed(error));
+        }
+    }
+
+    /// The collector thread: results, failures and deaths, in the order they happened.
+    fn collect(self: Arc<Inner>) {
+        loop {
+            let handled = self.results.get(None, |bytes| self.handle_report(bytes));
+            match handled {
+                Ok(Some(false)) | Err(_) => return,
+                _ => {}
+            }
+        }
+    }
+
+    /// `false` to stop collecting.
+    fn handle_report(&self, bytes: &[u8]) -> bool {
+        let Ok((report, rest)) = postcard::take_from_bytes::<Report>(bytes) else {
+            return true;
+        };
+        match report {
+            Report::Done { id, worker } => {
+                let (p, who) = {
+                    let mut st = self.lock();
+                    let p = st.pending.remove(&id);
+                    if p.as_ref().is_some_and(|p| p.dispatched) {
+                        st.in_ring -= 1;
+                    }
+                    self.dispatch_backlog(&mut st);
+                    let who = st
+                        .slots
+                        .get(worker as usize)
+                        .map(|s| (s.name.clone(), s.pid))
+                        .unwrap_or_default();
+                    (p, who)
+                };
+                if let Some(p) = p {
+                    deliver(
+                        p.sink,
+                        Delivery::Done {
+                            bytes: Some(rest),
+                            failed: p.failed,
+                            worker: who,
+                        },
+                    );
+                }
+            }
+            Report::Failed { id, reason } => self.fail_chunk(id, PoolError::Failed(reason)),
+            Report::InitFailed { worker, report } => {
+                let st = self.lock();
+                let (name, pid) = st
+                    .slots
+                    .get(worker as usize)
+                    .map(|s| (s.name.clone(), s.pid))
+                    .unwrap_or_default();
+                drop(st);
+                let remote = report.into_remote(name, pid);
+                self.break_pool(PoolError::InitializerFailed(Box::new(remote)));
+            }
+            Report::Ended { worker, generation } => self.handle_end(worker as usize, generation),
+            Report::Shutdown => return false,
+        }
+        true
+    }
+
+    /// Fail everything, now and later, with `error`.
+    fn break_pool(&self, error: PoolError) {
+        let sinks: Vec<Sink> = {
+            let mut st = self.lock();
+            if st.broken.is_none() {
+                st.broken = Some(error.clone());
+            }
+            st.backlog.clear();
+            st.in_ring = 0;
+            st.pending.drain().map(|(_, p)| p.sink).collect()
+        };
+        for sink in sinks {
+            deliver(sink, Delivery::Failed(error.clone()));
+        }
+    }
+
+    fn handle_end(&self, w: usize, generation: u64) {
+        let mut st = self.lock();
+        let Some(slot) = st.slots.get_mut(w) else {
+            return;
+        };
+        if slot.generation != generation || slot.process.is_none() {
+            return;
+        }
+        let task = slot.status.task.load(SeqCst);
+        let item = slot.status.item.load(SeqCst);
+        let ready = slot.status.ready.load(SeqCst) != 0;
+        let timed_out = slot.timed_out.take();
+        let (name, pid) = (slot.name.clone(), slot.pid);
+        let exit = slot.process.take().map(|p| {
+            // The watcher saw the process end, so this does not wait.
+            p.join()
+        });
+        slot.pidfd = None;
+        st.live -= 1;
+        let cause = match &exit {
+            Some(Ok(Ok(WorkerExit::Stopped | WorkerExit::Retired))) => None,
+            Some(Ok(Err(reason))) => Some(reason.clone()),
+            Some(Err(e)) => Some(describe_exit(e)),
+            None => Some("lost".into()),
+        };
+        let stopped = matches!(exit, Some(Ok(Ok(WorkerExit::Stopped))));
+        let died = |cause: &Option<String>| PoolError::WorkerDied {
+            name: name.clone(),
+            pid,
+            cause: cause.clone().unwrap_or_else(|| "exited".into()),
+        };
+        // The chunk it had taken, if any: the running item fails, the rest goes again.
+        let mut delivery = None;
+        let id = task.wrapping_sub(1);
+        if task != 0
+            && let Some(p) = st.pending.get_mut(&id)
+            && p.dispatched
+        {
+            if item == worker::NOT_STARTED {
+                // Died between taking the chunk and starting it (killed while receiving it):
+                // nothing ran, so it all goes again, unless that keeps happening.
+                p.lost += 1;
+                if p.lost >= LOST_LIMIT {
+                    for i in 0..p.items {
+                        if let Err(at) = p.skip.binary_search(&i) {
+                            p.skip.insert(at, i);
+                            p.failed.push((i, died(&cause)));
+                        }
+                    }
+                }
+            } else {
+                let error = match (timed_out, self.config.timeout) {
+                    (Some((t, i)), Some(after)) if t == task && i == item => PoolError::Timeout {
+                        after,
+                        name: name.clone(),
+                        pid,
+                    },
+                    _ => died(&cause),
+                };
+                let item = item as u32;
+                if let Err(at) = p.skip.binary_search(&item) {
+                    p.skip.insert(at, item);
+                    p.failed.push((item, error));
+                }
+            }
+            p.dispatched = false;
+            let finished = p.skip.len() as u32 >= p.items;
+            st.in_ring -= 1;
+            if finished {
+                delivery = st.pending.remove(&id).map(|p| (p.sink, p.failed));
+            } else {
+                st.backlog.push_front(id);
+            }
+        }
+        // Deaths before the initializer finished: a deterministic failure breaks the pool
+        // (CPython would start workers forever); one killed worker does not.
+        let mut broken = None;
+        if ready {
+            st.init_deaths = 0;
+        } else if cause.is_some() && self.config.init.is_some() {
+            st.init_deaths += 1;
+            if st.init_deaths >= LOST_LIMIT && st.broken.is_none() {
+                broken = Some(PoolError::InitializerFailed(Box::new(
+                    crate::process::child::PanicReport {
+                        message: format!(
+                            "{LOST_LIMIT} workers in a row died during initialization, the \
+                             last one '{name}' (pid {pid}): {}",
+                            cause.clone().unwrap_or_default()
+                        ),
+                        location: None,
+                        backtrace: String::new(),
+                        thread: None,
+                    }
+                    .into_remote(name.clone(), pid),
+                )));
+            }
+        }
+        if broken.is_none() {
+            let replace = match st.phase {
+                Phase::Running => st.broken.is_none(),
+                Phase::Closed => {
+                    !stopped
+                        && (!st.pending.is_empty()
+                            || st.leases > 0
+                            || self.tasks.len() > st.live as u64)
+                }
+                Phase::Terminated => false,
+            };
+            if replace && let Err(e) = self.start_worker(&mut st, w) {
+                broken = Some(e);
+            }
+        }
+        if broken.is_none() {
+            self.dispatch_backlog(&mut st);
+        }
+        self.changed.notify_all();
+        drop(st);
+        if let Some((sink, failed)) = delivery {
+            deliver(
+                sink,
+                Delivery::Done {
+                    bytes: None,
+                    failed,
+                    worker: (name, pid),
+                },
+            );
+        }
+        if let Some(error) = broken {
+            self.break_pool(error);
+        }
+    }
+
+    /// The feeder thread: puts the backlog's next order into the task ring when it did not
+    /// fit at once, waiting for room (which the others must never do: they hold the state
+    /// lock, or are the collector that makes room).
+    fn feed(self: Arc<Inner>) {
+        let mut st = self.lock();
+        loop {
+            if st.threads_stopped {
+                return;
+            }
+            if st.stalled && st.in_ring < self.config.window {
+                st.stalled = false;
+                if let Some(id) = st.backlog.pop_front()
+                    && let Some(p) = st.pending.get_mut(&id)
+                {
+                    p.dispatched = true;
+                    let order = Order::Run {
+                        id,
+                        code: p.code,
+                        skip: p.skip.clone(),
+                    };
+                    let message = encode_order(&order, &p.payload);
+                    st.in_ring += 1;
+                    drop(st);
+                    if let Err(e) = self.tasks.put(&message, None) {
+                        self.fail_chunk(id, PoolError::Failed(e.to_string()));
+                    }
+                    st = self.lock();
+                    self.dispatch_backlog(&mut st);
+                }
+                continue;
+            }
+            st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The watcher thread: report worker ends, kill workers whose item ran too long.
+    fn watch(self: Arc<Inner>) {
+        let tick = self
+            .config
+            .timeout
+            .map(|t| (t / 4).clamp(Duration::from_millis(1), Duration::from_millis(100)));
+        loop {
+            let mut watched: Vec<(usize, u64, Arc<OwnedFd>)> = Vec::new();
+            {
+                let mut st = self.lock();
+                if st.threads_stopped {
+                    return;
+                }
+                let now = worker::monotonic_ns();
+                for (w, slot) in st.slots.iter_mut().enumerate() {
+                    if slot.reported {
+                        continue;
+                    }
+                    if let (Some(limit), Some(p)) = (self.config.timeout, &slot.process) {
+                        let task = slot.status.task.load(SeqCst);
+                        let started = slot.status.started_ns.load(SeqCst);
+                        if task != 0
+                            && started != 0
+                            && slot.timed_out.is_none()
+                            && now.saturating_sub(started) >= limit.as_nanos() as u64
+                        {
+                            let item = slot.status.item.load(SeqCst);
+                            // Still the same item? (it may have moved on since the load)
+                            if slot.status.started_ns.load(SeqCst) == started {
+                                slot.timed_out = Some((task, item));
+                                let _ = p.kill();
+                            }
+                        }
+                    }
+                    if let Some(fd) = &slot.pidfd {
+                        watched.push((w, slot.generation, fd.clone()));
+                    }
+                }
+            }
+            let mut fds: Vec<std::os::fd::BorrowedFd<'_>> = vec![self.wake.1.as_fd()];
+            fds.extend(watched.iter().map(|(_, _, fd)| fd.as_fd()));
+            let Ok(ready) = sys::wait_readable(&fds, tick) else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            };
+            if ready[0] {
+                let mut buf = [0u8; 64];
+                let _ = sys::try_recv_some(self.wake.1.as_fd(), &mut buf, &mut VecDeque::new());
+            }
+            for ((w, generation, _), _) in watched
+                .iter()
+                .zip(&ready[1..])
+                .filter(|(_, readable)| **readable)
+            {
+                {
+                    let mut st = self.lock();
+                    match st.slots.get_mut(*w) {
+                        Some(slot) if slot.generation == *generation && !slot.reported => {
+                            slot.reported = true;
+                        }
+                        _ => continue,
+                    }
+                }
+                let mut report = Vec::new();
+                let _ = handle::encode(
+                    &Report::Ended {
+                        worker: *w as u32,
+                        generation: *generation,
+                    },
+                    &mut report,
+                );
+                let _ = self.results.put(&report, None);
+            }
+        }
+    }
+}
+
+fn describe_exit(e: &ProcessError) -> String {
+    match e {
+        ProcessError::Signaled {
+            signal,
+            signal_name,
+            ..
+        } => format!("killed by signal {signal} ({signal_name})"),
+        ProcessError::Exited { code, .. } => format!("exited with code {code}"),
+        other => other.to_string(),
+    }
+}

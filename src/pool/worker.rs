@@ -1,0 +1,378 @@
+//! What runs in a pool worker: the orders it takes, the chunk trampolines, the status it
+//! publishes for the parent, and its main loop.
+
+use std::io;
+use std::marker::PhantomData;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::handle;
+use crate::process::child::{self, PanicReport};
+use crate::process::code;
+use crate::queue::ring::Ring;
+use crate::shared::segment::{Shared, SharedState};
+
+/// A chunk trampoline: decode the items in `payload`, run the task on each one not listed
+/// in `skip` (publishing progress in `status`), append the encoded results to `out`.
+pub(crate) type ChunkFn = fn(
+    payload: &[u8],
+    skip: &[u32],
+    status: &WorkerStatus,
+    out: &mut Vec<u8>,
+) -> Result<(), String>;
+
+/// An initializer trampoline: decode the argument and run the initializer.
+pub(crate) type InitFn = fn(payload: &[u8]) -> Result<Result<(), PanicReport>, String>;
+
+/// A function of this executable, found again in a worker (see `process::code`).
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub(crate) struct Code {
+    offset: i64,
+    fingerprint: i64,
+}
+
+impl Code {
+    pub(crate) fn chunk(f: ChunkFn) -> Code {
+        Code::at(f as usize)
+    }
+
+    pub(crate) fn init(f: InitFn) -> Code {
+        Code::at(f as usize)
+    }
+
+    fn at(address: usize) -> Code {
+        let (offset, fingerprint) = code::offset_of(address);
+        Code {
+            offset,
+            fingerprint,
+        }
+    }
+
+    fn address(self) -> Result<usize, String> {
+        code::address_of(self.offset, self.fingerprint).ok_or_else(|| {
+            "the pool worker is not running the same executable as its parent".to_string()
+        })
+    }
+
+    fn resolve_chunk(self) -> Result<ChunkFn, String> {
+        let address = self.address()?;
+        // SAFETY: `Code::chunk` measured the address of a `ChunkFn` in the same executable
+        // (the fingerprint matched), so this address is that function.
+        Ok(unsafe { std::mem::transmute::<usize, ChunkFn>(address) })
+    }
+
+    fn resolve_init(self) -> Result<InitFn, String> {
+        let address = self.address()?;
+        // SAFETY: as in `resolve_chunk`, for an `InitFn` measured by `Code::init`.
+        Ok(unsafe { std::mem::transmute::<usize, InitFn>(address) })
+    }
+}
+
+/// Parent → worker, followed by the chunk's items.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Order {
+    Run { id: u64, code: Code, skip: Vec<u32> },
+    Stop,
+}
+
+/// Worker (or the parent's watcher) → the parent's collector.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Report {
+    /// Followed by the encoded `ChunkOutput<R>`.
+    Done { id: u64, worker: u32 },
+    /// The chunk could not run at all (undecodable items, unencodable results).
+    Failed { id: u64, reason: String },
+    /// The initializer panicked in this worker.
+    InitFailed { worker: u32, report: PanicReport },
+    /// The worker process ended (sent by the watcher thread).
+    Ended { worker: u32, generation: u64 },
+    /// Stop the collector (sent by the pool when it shuts down).
+    Shutdown,
+}
+
+/// Why one item has no value.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ItemFailure {
+    Panicked(PanicReport),
+    /// In the parent's skip list (it failed in an earlier run of this chunk).
+    Skipped,
+}
+
+/// A chunk's results: the values of the items that succeeded, in order, and the failed
+/// items by index. Kept apart so that a chunk of a million `()` results is a few bytes.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ChunkOutput<R> {
+    pub failures: Vec<(u32, ItemFailure)>,
+    pub values: Vec<R>,
+}
+
+/// What a worker publishes about itself, in shared memory the parent reads.
+#[repr(C)]
+pub(crate) struct WorkerStatus {
+    /// `id + 1` of the chunk being run, 0 when idle.
+    pub task: AtomicU64,
+    /// Index in that chunk of the item being run.
+    pub item: AtomicU64,
+    /// When that item started (`CLOCK_MONOTONIC` ns), if the pool has a task timeout.
+    pub started_ns: AtomicU64,
+    /// Set once the initializer has run.
+    pub ready: AtomicU64,
+    /// Whether to record `started_ns`.
+    pub timed: AtomicU64,
+}
+
+// SAFETY: only atomics; zero is a valid (idle, not ready) status.
+unsafe impl SharedState for WorkerStatus {
+    unsafe fn init(_: *mut Self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+pub(crate) fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// `WorkerStatus::item` while a claimed chunk has not started its first item.
+pub(crate) const NOT_STARTED: u64 = u64::MAX;
+
+impl WorkerStatus {
+    fn claim(&self, id: u64) {
+        self.item.store(NOT_STARTED, SeqCst);
+        self.started_ns.store(0, SeqCst);
+        self.task.store(id + 1, SeqCst);
+    }
+
+    fn start_item(&self, index: usize, timed: bool) {
+        // Relaxed: the parent reads these after the process died (the exit orders
+        // everything) or, for timeouts, only approximately.
+        self.item.store(index as u64, Relaxed);
+        if timed {
+            self.started_ns.store(monotonic_ns(), Relaxed);
+        }
+    }
+}
+
+/// How the items of a chunk are applied to the task function.
+pub(crate) trait Apply: 'static {
+    type Item: Serialize + DeserializeOwned;
+    type Output: Serialize + DeserializeOwned;
+    fn apply(item: Self::Item) -> Self::Output;
+}
+
+/// `f(item)` for a zero-sized function `F`.
+pub(crate) struct Call<F, A>(PhantomData<fn() -> (F, A)>);
+
+impl<F, A, R> Apply for Call<F, A>
+where
+    F: Fn(A) -> R + Copy + 'static,
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + 'static,
+{
+    type Item = A;
+    type Output = R;
+    fn apply(item: A) -> R {
+        conjure::<F>()(item)
+    }
+}
+
+/// `f(a, b, ...)` for an item `(a, b, ...)` (Python's `starmap`).
+pub(crate) struct StarCall<F, Args>(PhantomData<fn() -> (F, Args)>);
+
+/// Functions that can be called with the elements of a tuple: what
+/// [`Pool::starmap`](super::Pool::starmap) accepts.
+pub trait StarFn<Args>: Copy + 'static {
+    /// The function's return type.
+    type Output;
+    /// Call with the elements of `args` as arguments.
+    fn call_with(self, args: Args) -> Self::Output;
+}
+
+macro_rules! star_fn {
+    ($($a:ident),*) => {
+        impl<F, R, $($a),*> StarFn<($($a,)*)> for F
+        where
+            F: Fn($($a),*) -> R + Copy + 'static,
+        {
+            type Output = R;
+            #[allow(non_snake_case)]
+            fn call_with(self, ($($a,)*): ($($a,)*)) -> R {
+                self($($a),*)
+            }
+        }
+    };
+}
+star_fn!(A);
+star_fn!(A, B);
+star_fn!(A, B, C);
+star_fn!(A, B, C, D);
+star_fn!(A, B, C, D, E);
+star_fn!(A, B, C, D, E, G);
+
+impl<F, Args> Apply for StarCall<F, Args>
+where
+    F: StarFn<Args>,
+    F::Output: Serialize + DeserializeOwned + 'static,
+    Args: Serialize + DeserializeOwned + 'static,
+{
+    type Item = Args;
+    type Output = F::Output;
+    fn apply(item: Args) -> F::Output {
+        conjure::<F>().call_with(item)
+    }
+}
+
+/// The one value of a zero-sized function type.
+fn conjure<F: Copy + 'static>() -> F {
+    const {
+        assert!(
+            std::mem::size_of::<F>() == 0,
+            "pool tasks must be function items or non-capturing closures (data goes in the \
+             items)"
+        )
+    };
+    // SAFETY: `F` is zero-sized (checked at compile time): a function item or a closure
+    // without captures, which has exactly one value and no bytes; `Copy` rules out types
+    // whose construction is meant to be restricted.
+    unsafe { std::mem::zeroed() }
+}
+
+/// The chunk trampoline for `A`.
+pub(crate) fn run_chunk<A: Apply>(
+    payload: &[u8],
+    skip: &[u32],
+    status: &WorkerStatus,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let items: Vec<A::Item> = handle::decode(payload, Vec::new()).map_err(|e| e.to_string())?;
+    let mut output = ChunkOutput {
+        failures: Vec::new(),
+        values: Vec::with_capacity(items.len()),
+    };
+    let catching = child::catching();
+    let timed = status.timed.load(Relaxed) != 0;
+    for (index, item) in items.into_iter().enumerate() {
+        if !skip.is_empty() && skip.binary_search(&(index as u32)).is_ok() {
+            output.failures.push((index as u32, ItemFailure::Skipped));
+            continue;
+        }
+        status.start_item(index, timed);
+        match catching.run(|| A::apply(item)) {
+            Ok(value) => output.values.push(value),
+            Err(report) => output
+                .failures
+                .push((index as u32, ItemFailure::Panicked(report))),
+        }
+    }
+    handle::encode(&output, out)
+        .map(drop)
+        .map_err(|e| format!("a task's result could not be sent back: {e}"))
+}
+
+/// The initializer trampoline for `Call<F, A>`.
+pub(crate) fn run_init<F, A>(payload: &[u8]) -> Result<Result<(), PanicReport>, String>
+where
+    F: Fn(A) + Copy + 'static,
+    A: DeserializeOwned + 'static,
+{
+    let arg: A = handle::decode(payload, Vec::new()).map_err(|e| e.to_string())?;
+    Ok(child::catch_task(|| conjure::<F>()(arg)))
+}
+
+/// Why a worker process returned.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum WorkerExit {
+    /// It took a `Stop` order.
+    Stopped,
+    /// It ran `max_tasks` chunks.
+    Retired,
+}
+
+/// Everything a worker process needs; its argument.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WorkerArgs {
+    pub index: u32,
+    pub tasks: Ring,
+    pub results: Ring,
+    pub status: Shared<WorkerStatus>,
+    pub init: Option<(Code, serde_bytes::ByteBuf)>,
+    pub max_tasks: u64,
+}
+
+fn send(results: &Ring, report: &Report) {
+    let mut out = Vec::new();
+    // Encoding our own enum into a Vec cannot fail.
+    let _ = handle::encode(report, &mut out);
+    // Nothing to do if it fails: the parent sees this worker end and fails the chunk.
+    let _ = results.put(&out, None);
+}
+
+/// The worker process: run the initializer, then orders until `Stop` or `max_tasks`.
+pub(crate) fn worker_main(args: WorkerArgs) -> Result<WorkerExit, String> {
+    let WorkerArgs {
+        index,
+        tasks,
+        results,
+        status,
+        init,
+        max_tasks,
+    } = args;
+    if let Some((code, payload)) = init
+        && let Err(report) = code.resolve_init()?(&payload)?
+    {
+        send(
+            &results,
+            &Report::InitFailed {
+                worker: index,
+                report,
+            },
+        );
+        return Err("the initializer panicked".into());
+    }
+    status.ready.store(1, SeqCst);
+    let mut done = 0u64;
+    loop {
+        // The order is claimed (written into the status) before any of it leaves the ring:
+        // if this process dies from then on, the parent finds the chunk in its status.
+        let claim = |bytes: &[u8]| {
+            if let Ok((Order::Run { id, .. }, _)) = postcard::take_from_bytes::<Order>(bytes) {
+                status.claim(id);
+            }
+        };
+        let taken = tasks.get_claiming(None, claim, |bytes| {
+            let (order, payload) = postcard::take_from_bytes::<Order>(bytes)
+                .map_err(|e| format!("undecodable order from the pool: {e}"))?;
+            if let Order::Run { id, .. } = &order {
+                status.claim(*id);
+            }
+            Ok::<_, String>((order, payload.to_vec()))
+        });
+        let (order, payload) = match taken {
+            Ok(Some(decoded)) => decoded?,
+            Ok(None) => continue,
+            Err(e) => return Err(format!("the pool's task queue failed: {e}")),
+        };
+        let Order::Run { id, code, skip } = order else {
+            return Ok(WorkerExit::Stopped);
+        };
+        let mut out = Vec::new();
+        let _ = handle::encode(&Report::Done { id, worker: index }, &mut out);
+        let ran = code
+            .resolve_chunk()
+            .and_then(|run| run(&payload, &skip, &status, &mut out));
+        match ran {
+            Ok(()) => {
+                let _ = results.put(&out, None);
+            }
+            Err(reason) => send(&results, &Report::Failed { id, reason }),
+        }
+        status.task.store(0, SeqCst);
+        done += 1;
+        if max_tasks != 0 && done >= max_tasks {
+            return Ok(WorkerExit::Retired);
+        }
+    }
+}
