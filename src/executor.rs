@@ -603,8 +603,7 @@ impl<R> PoolFuture<R> {
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
     pub fn result(self) -> Result<R, PoolError> {
-        self.cell.wait_until(None);
-        self.cell.take()
+        self.cell.wait_and_take(None)
     }
 
     /// Wait at most `timeout` for the result (Python's `result(timeout)`):
@@ -619,11 +618,7 @@ impl<R> PoolFuture<R> {
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
     pub fn result_timeout(self, timeout: Duration) -> Result<R, PoolError> {
-        if self.cell.wait_until(Some(Instant::now() + timeout)) {
-            self.cell.take()
-        } else {
-            Err(PoolError::ResultTimeout)
-        }
+        self.cell.wait_and_take(Some(timeout))
     }
 
     /// Wait until it is done; a copy of its error if it failed (Python's `exception()`).

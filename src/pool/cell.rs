@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::PoolError;
 
@@ -167,6 +167,16 @@ impl<O> ResultCell<O> {
             }
         }
         true
+    }
+
+    /// Wait (at most `timeout`) and take the value; [`PoolError::ResultTimeout`] if it is
+    /// not there by then.
+    pub(crate) fn wait_and_take(&self, timeout: Option<Duration>) -> Result<O, PoolError> {
+        if self.wait_until(timeout.map(|t| Instant::now() + t)) {
+            self.take()
+        } else {
+            Err(PoolError::ResultTimeout)
+        }
     }
 
     pub(crate) fn take(&self) -> Result<O, PoolError> {

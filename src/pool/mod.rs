@@ -1085,8 +1085,7 @@ impl<O> AsyncResult<O> {
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
     pub fn get(self) -> Result<O, PoolError> {
-        self.cell.wait_until(None);
-        self.cell.take()
+        self.cell.wait_and_take(None)
     }
 
     /// Wait at most `timeout` for the result; [`PoolError::ResultTimeout`] if it is not
@@ -1102,11 +1101,7 @@ impl<O> AsyncResult<O> {
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
     pub fn get_timeout(self, timeout: Duration) -> Result<O, PoolError> {
-        if self.cell.wait_until(Some(Instant::now() + timeout)) {
-            self.cell.take()
-        } else {
-            Err(PoolError::ResultTimeout)
-        }
+        self.cell.wait_and_take(Some(timeout))
     }
 
     /// Call `f` with the value once it is there (Python's `callback`), in the pool's
