@@ -29,7 +29,7 @@ use crate::pool::progress::Progress;
 use crate::pool::worker::{self, Call, Code};
 use crate::pool::{
     Delivery, Engine, PoolBuilder, PoolError, ResultCell, Sink, Watch, decode_chunk, deliver,
-    encode_plain,
+    encode_plain, submit_one,
 };
 use crate::process::StartMethod;
 
@@ -248,19 +248,7 @@ impl ProcessPoolExecutor {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let _ = f;
-        let payload = encode_plain(std::slice::from_ref(&arg)).map_err(PoolError::Failed)?;
-        let cell = Arc::new(ResultCell::new());
-        let done = cell.clone();
-        let sink: Sink = Box::new(move |delivery| {
-            let result = decode_chunk::<R>(delivery, 1)
-                .into_items(1)
-                .pop()
-                .unwrap_or_else(|| Err(PoolError::Failed("a task's result is missing".into())));
-            done.complete(result);
-        });
-        let code = Code::chunk(worker::run_chunk::<Call<F, A>>);
-        let id = self.engine.submit(code, payload, 1, sink, false)?;
+        let (id, cell) = submit_one(&self.engine, f, arg)?;
         Ok(PoolFuture {
             cell,
             id,

@@ -80,6 +80,18 @@ struct Pending {
     lost: u32,
 }
 
+impl Pending {
+    /// The order that runs this chunk (its items not yet failed), ready for the ring.
+    fn order(&self, id: u64) -> Vec<u8> {
+        let order = Order::Run {
+            id,
+            code: self.code,
+            skip: self.skip.clone(),
+        };
+        encode_order(&order, &self.payload)
+    }
+}
+
 struct Slot {
     process: Option<Process<Result<WorkerExit, String>>>,
     pidfd: Option<Arc<OwnedFd>>,
@@ -290,19 +302,18 @@ impl Engine {
         }
         st.in_ring += 1;
         drop(st);
-        let order = Order::Run {
-            id,
-            code,
-            skip: Vec::new(),
-        };
+        let order = encode_order(
+            &Order::Run {
+                id,
+                code,
+                skip: Vec::new(),
+            },
+            &payload,
+        );
         // Outside the state lock, and never waiting long: an order that does not fit now
         // (the ring is full, or it is larger than the room left) goes to the feeder.
         let grace = Instant::now() + SUBMIT_GRACE;
-        match self
-            .inner
-            .tasks
-            .put(&encode_order(&order, &payload), Some(grace))
-        {
+        match self.inner.tasks.put(&order, Some(grace)) {
             Ok(true) => {}
             Ok(false) => {
                 let mut st = self.inner.lock();
@@ -575,12 +586,7 @@ impl Inner {
                 st.backlog.pop_front();
                 continue;
             };
-            let order = Order::Run {
-                id,
-                code: p.code,
-                skip: p.skip.clone(),
-            };
-            let message = encode_order(&order, &p.payload);
+            let message = p.order(id);
             match self.tasks.put(&message, Some(Instant::now())) {
                 Ok(true) => {
                     st.backlog.pop_front();
@@ -857,12 +863,7 @@ impl Inner {
                     && let Some(p) = st.pending.get_mut(&id)
                 {
                     p.dispatched = true;
-                    let order = Order::Run {
-                        id,
-                        code: p.code,
-                        skip: p.skip.clone(),
-                    };
-                    let message = encode_order(&order, &p.payload);
+                    let message = p.order(id);
                     st.in_ring += 1;
                     drop(st);
                     if let Err(e) = self.tasks.put(&message, None) {

@@ -252,6 +252,33 @@ impl std::fmt::Debug for PoolBuilder {
     }
 }
 
+/// Submit the call `f(arg)` as a chunk of one item: its id and where its result lands
+/// (`apply_async` and the executor's `submit`).
+pub(crate) fn submit_one<F, A, R>(
+    engine: &Engine,
+    _f: F,
+    arg: A,
+) -> Result<(u64, Arc<ResultCell<R>>), PoolError>
+where
+    F: Fn(A) -> R + Copy + 'static,
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    let payload = encode_plain(std::slice::from_ref(&arg)).map_err(PoolError::Failed)?;
+    let cell = Arc::new(ResultCell::new());
+    let done = cell.clone();
+    let sink: Sink = Box::new(move |delivery| {
+        let result = decode_chunk::<R>(delivery, 1)
+            .into_items(1)
+            .pop()
+            .unwrap_or_else(|| Err(PoolError::Failed("a task's result is missing".into())));
+        done.complete(result);
+    });
+    let code = Code::chunk(worker::run_chunk::<Call<F, A>>);
+    let id = engine.submit(code, payload, 1, sink, false)?;
+    Ok((id, cell))
+}
+
 /// Encode a value that must not carry OS handles (they cannot go through the rings).
 pub(crate) fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
@@ -495,19 +522,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let _ = f;
-        let payload = encode_plain(std::slice::from_ref(&arg)).map_err(PoolError::Failed)?;
-        let cell = Arc::new(ResultCell::new());
-        let done = cell.clone();
-        let sink: Sink = Box::new(move |delivery| {
-            let result = decode_chunk::<R>(delivery, 1)
-                .into_items(1)
-                .pop()
-                .unwrap_or_else(|| Err(PoolError::Failed("missing result".into())));
-            done.complete(result);
-        });
-        let code = Code::chunk(worker::run_chunk::<Call<F, A>>);
-        self.engine.submit(code, payload, 1, sink, false)?;
+        let (_, cell) = submit_one(&self.engine, f, arg)?;
         Ok(AsyncResult { cell })
     }
 
