@@ -47,6 +47,8 @@
 //! - [`handle`]: [`Handle`], how OS handles travel between processes.
 //! - [`sync`]: [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`],
 //!   [`Condition`], [`Barrier`].
+//! - [`logging`]: children's `log`/`tracing` records in the parent, [`logging::log_to_stderr`],
+//!   output prefixing.
 //! - [`shared`]: [`Value`], [`Array`], [`RawValue`], [`RawArray`], [`SharedMemory`].
 
 #![warn(missing_docs)]
@@ -66,6 +68,7 @@ pub mod connection;
 pub mod context;
 pub mod executor;
 pub mod handle;
+pub mod logging;
 pub mod pool;
 pub mod process;
 pub mod queue;

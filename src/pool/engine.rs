@@ -731,7 +731,7 @@ impl Inner {
         let (name, pid) = (slot.name.clone(), slot.pid);
         let exit = slot.process.take().map(|p| {
             // The watcher saw the process end, so this does not wait.
-            p.join()
+            p.join_unflushed()
         });
         slot.pidfd = None;
         st.live -= 1;
@@ -768,11 +768,18 @@ impl Inner {
                 }
             } else {
                 let error = match (timed_out, self.config.timeout) {
-                    (Some((t, i)), Some(after)) if t == task && i == item => PoolError::Timeout {
-                        after,
-                        name: name.clone(),
-                        pid,
-                    },
+                    (Some((t, i)), Some(after)) if t == task && i == item => {
+                        crate::logging::event!(
+                            log::Level::Warn,
+                            "a task in pool worker '{name}' (pid {pid}) ran past its timeout of \
+                             {after:?}; the worker was killed"
+                        );
+                        PoolError::Timeout {
+                            after,
+                            name: name.clone(),
+                            pid,
+                        }
+                    }
                     _ => died(&cause),
                 };
                 let item = item as u32;
@@ -826,6 +833,25 @@ impl Inner {
             };
             if replace && let Err(e) = self.start_worker(&mut st, w) {
                 broken = Some(e);
+            }
+            let after = if replace && broken.is_none() {
+                let slot = &st.slots[w];
+                format!("replaced by '{}' (pid {})", slot.name, slot.pid)
+            } else {
+                "not replaced".to_string()
+            };
+            match &cause {
+                Some(cause) if !matches!(st.phase, Phase::Terminated) => {
+                    crate::logging::event!(
+                        log::Level::Warn,
+                        "pool worker '{name}' (pid {pid}) {cause}; {after}"
+                    );
+                }
+                None if !stopped => crate::logging::event!(
+                    log::Level::Info,
+                    "pool worker '{name}' (pid {pid}) retired after its task limit; {after}"
+                ),
+                _ => {}
             }
         }
         if broken.is_none() {

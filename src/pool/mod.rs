@@ -994,9 +994,17 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(
                 .map(|(i, failure)| {
                     let i = i as usize;
                     let e = match failure {
-                        ItemFailure::Panicked(report) => PoolError::Panicked(Box::new(
-                            report.into_remote(worker.0.clone(), worker.1),
-                        )),
+                        ItemFailure::Panicked(report) => {
+                            let remote = report.into_remote(worker.0.clone(), worker.1);
+                            crate::logging::event!(
+                                log::Level::Warn,
+                                "a task failed in pool worker '{}' (pid {}): {}",
+                                remote.process_name,
+                                remote.pid,
+                                remote.message
+                            );
+                            PoolError::Panicked(Box::new(remote))
+                        }
                         ItemFailure::Skipped => earlier(i),
                     };
                     (i, e)

@@ -262,21 +262,28 @@ fn install_panic_hook() {
                 return;
             }
             if !IS_TASK_THREAD.get() || REPORTED.load(Ordering::Relaxed) {
-                previous(info);
+                // Another thread of a child: shown once, with the child's name, by the
+                // parent when it forwards; as Rust always does otherwise.
+                if identity().is_none() || !crate::logging::forward_panic(&PanicReport::of(info)) {
+                    previous(info);
+                }
                 return;
             }
             let report_ = PanicReport::of(info);
-            let name = identity().map_or_else(|| "MainProcess".into(), |i| i.name);
-            let at = report_
-                .location
-                .as_ref()
-                .map_or_else(String::new, |(f, l, c)| format!(" at {f}:{l}:{c}"));
-            let _ = writeln!(
-                std::io::stderr(),
-                "process '{name}' (pid {}) panicked{at}:\n{}",
-                sys::getpid(),
-                report_.message
-            );
+            // Shown once: forwarded to the parent's logger, or else printed here.
+            if !crate::logging::forward_panic(&report_) {
+                let name = identity().map_or_else(|| "MainProcess".into(), |i| i.name);
+                let at = report_
+                    .location
+                    .as_ref()
+                    .map_or_else(String::new, |(f, l, c)| format!(" at {f}:{l}:{c}"));
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "process '{name}' (pid {}) panicked{at}:\n{}",
+                    sys::getpid(),
+                    report_.message
+                );
+            }
             // Send now (so `panic = "abort"` loses nothing) unless the status channel is busy
             // in this very thread (a panic inside the return value's Serialize); then the
             // unwinding path sends it.

@@ -30,7 +30,7 @@
 //!   the parent, so this caveat does not apply).
 
 pub(crate) mod child;
-mod fork;
+pub(crate) mod fork;
 mod forkserver;
 pub(crate) mod helper;
 mod registry;
@@ -409,12 +409,14 @@ impl Builder {
     pub fn start_run<T: Run>(self, task: T) -> Result<Process<T::Output>, ProcessError> {
         let method = self.method.unwrap_or_else(get_start_method);
         let identity = self.identity()?;
+        let logging = crate::logging::prepare_child(&identity.name);
         let started = match method {
-            StartMethod::Fork => fork::start(identity.clone(), move || task.run())?,
+            StartMethod::Fork => fork::start(identity.clone(), logging, move || task.run())?,
             StartMethod::Spawn | StartMethod::ForkServer => {
                 let header = BootHeader {
                     entry: EntryPoint::of::<T>(),
                     identity: identity.clone(),
+                    logging,
                 };
                 let mut bytes = Vec::new();
                 let fds = handle::encode(&task, &mut bytes)?;
@@ -445,7 +447,8 @@ impl Builder {
         R: Serialize + DeserializeOwned,
     {
         let identity = self.identity()?;
-        let started = fork::start(identity.clone(), f)?;
+        let logging = crate::logging::prepare_child(&identity.name);
+        let started = fork::start(identity.clone(), logging, f)?;
         Ok(Process::new(started, identity, StartMethod::Fork))
     }
 
@@ -547,7 +550,12 @@ impl<R: DeserializeOwned> Process<R> {
             started.ours,
         ));
         registry::register(record.clone());
-        log::debug!(target: "multiproc", "started process '{}' (pid {}) with {method}", record.name, record.pid);
+        crate::logging::event!(
+            log::Level::Info,
+            "started process '{}' (pid {}) with {method}",
+            record.name,
+            record.pid
+        );
         Process {
             record,
             method,
@@ -651,7 +659,12 @@ impl<R: DeserializeOwned> Process<R> {
     /// ```
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool, ProcessError> {
         let mut state = self.lock_state();
-        self.wait(&mut state, Some(timeout))
+        let ended = self.wait(&mut state, Some(timeout));
+        if matches!(ended, Ok(true)) {
+            // What the child logged before it ended is shown before join returns.
+            crate::logging::flush();
+        }
+        ended
     }
 
     /// Wait for the child to end and return its task's value, or why there is none.
@@ -668,7 +681,16 @@ impl<R: DeserializeOwned> Process<R> {
     /// }
     /// # Ok::<(), multiproc::ProcessError>(())
     /// ```
-    pub fn join(mut self) -> Result<R, ProcessError> {
+    pub fn join(self) -> Result<R, ProcessError> {
+        let result = self.join_unflushed();
+        // What the child logged before it ended is shown before join returns.
+        crate::logging::flush();
+        result
+    }
+
+    /// [`join`](Self::join) without waiting for the child's log records to be emitted (the
+    /// pool's collector thread must not run the user's logger while it holds its state).
+    pub(crate) fn join_unflushed(mut self) -> Result<R, ProcessError> {
         let mut state = std::mem::replace(
             &mut *self.lock_state(),
             State {

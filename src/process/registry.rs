@@ -61,6 +61,9 @@ impl ChildRecord {
         let mut exit = self.exit.lock().unwrap_or_else(|e| e.into_inner());
         if exit.is_none() && self.ours {
             *exit = sys::try_reap(self.pidfd.as_fd())?;
+            if let Some(status) = *exit {
+                self.log_exit(status);
+            }
         }
         Ok(*exit)
     }
@@ -68,7 +71,32 @@ impl ChildRecord {
     /// Record a status learned elsewhere (the fork server's report).
     pub(crate) fn set_exit(&self, status: ExitStatus) {
         let mut exit = self.exit.lock().unwrap_or_else(|e| e.into_inner());
-        exit.get_or_insert(status);
+        if exit.is_none() {
+            *exit = Some(status);
+            self.log_exit(status);
+        }
+    }
+
+    /// The library's lifecycle event for the end of a child (once: the status is recorded
+    /// once).
+    fn log_exit(&self, status: ExitStatus) {
+        if !crate::logging::library_enabled(log::Level::Info) {
+            return;
+        }
+        // The child's own last records come first.
+        crate::logging::flush_records();
+        let (name, pid) = (&self.name, self.pid);
+        match status {
+            ExitStatus::Code(code) => crate::logging::event!(
+                log::Level::Info,
+                "process '{name}' (pid {pid}) exited with code {code}"
+            ),
+            ExitStatus::Signal { signal, .. } => crate::logging::event!(
+                log::Level::Info,
+                "process '{name}' (pid {pid}) was killed by {} (exit code -{signal})",
+                sys::signal_name(signal)
+            ),
+        }
     }
 
     /// Whether the child is gone for good (reaped, or ended under the fork server).
@@ -202,6 +230,7 @@ fn start_reaper() -> io::Result<OwnedFd> {
     std::thread::Builder::new()
         .name("multiproc-reaper".into())
         .spawn(move || reaper_loop(read))?;
+    super::fork::count_library_thread();
     Ok(write)
 }
 
@@ -274,4 +303,6 @@ pub(crate) fn shutdown() {
     }
     super::forkserver::shutdown();
     crate::shared::tracker::shutdown();
+    // The children's last records and lines, before this process goes.
+    crate::logging::flush();
 }

@@ -34,6 +34,8 @@ pub(crate) const BOOT_ENV: &str = "MULTIPROC_BOOT";
 pub(crate) struct BootHeader {
     pub entry: EntryPoint,
     pub identity: Identity,
+    /// Where its log records go and whether its output is relayed (see `crate::logging`).
+    pub logging: Option<crate::logging::ChildSetup>,
 }
 
 /// An encoded task message: value bytes and the descriptors it carries.
@@ -106,7 +108,9 @@ pub(crate) fn run_boot(
     if header.identity.daemon && sys::die_with_parent(deathsig_parent).is_err() {
         sys::exit_now(1);
     }
+    let name = header.identity.name.clone();
     child::become_child(header.identity);
+    crate::logging::become_child(header.logging, &name);
     let entry = header.entry;
     child::run_and_exit(status, move || {
         let trampoline = entry.resolve()?;

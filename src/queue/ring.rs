@@ -314,6 +314,15 @@ impl Ring {
             .saturating_sub(got)
     }
 
+    /// Items put or being put so far, and items fully got so far: once `got` reaches a
+    /// `put` read earlier, every item put before that read has been consumed (the log
+    /// hub's flush waits for that).
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        let put = self.state.producer.0.put_seq.load(SeqCst);
+        let got = self.state.consumer.0.get_seq.load(SeqCst);
+        (put, got)
+    }
+
     // ----- raw ring memory -------------------------------------------------------------
 
     fn base(&self) -> *mut u8 {

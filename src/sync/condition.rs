@@ -68,15 +68,13 @@ impl CondState {
             };
             !matches!(relocked, Err(AcquireError::Timeout))
         });
+        // (A dead previous owner is reported by the lock itself.)
         if matches!(relocked, Err(AcquireError::Timeout)) {
-            relocked = if recursive {
+            let _ = if recursive {
                 lock.lock(None, levels.max(1))
             } else {
                 lock.lock_plain(None)
             };
-        }
-        if let Ok(Obtained::OwnerDied) = relocked {
-            log::warn!(target: "multiproc", "a condition's lock owner died; the lock was recovered");
         }
         notified
     }

@@ -31,6 +31,7 @@ unsafe impl SharedState for LockState {
 }
 
 /// How a lock was obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Obtained {
     Clean,
     OwnerDied,
@@ -55,11 +56,25 @@ impl LockState {
             MutexLock::TimedOut => return Err(AcquireError::Timeout),
             MutexLock::WouldDeadlock => return Err(AcquireError::WouldDeadlock),
         };
+        self.note(obtained);
         let (pid, tid) = memory::current_ids();
         self.owner_pid.store(pid, Ordering::Relaxed);
         self.owner_tid.store(tid, Ordering::Relaxed);
         self.count.store(count, Ordering::Relaxed);
         Ok(obtained)
+    }
+
+    /// The library's lifecycle event for a lock whose owner died holding it (read before the
+    /// new owner is recorded, so it names the dead one).
+    fn note(&self, obtained: Obtained) {
+        if obtained == Obtained::OwnerDied {
+            let dead = self.owner_pid.load(Ordering::Relaxed);
+            crate::logging::event!(
+                log::Level::Warn,
+                "the owner of a lock (pid {dead}) died holding it; the lock was recovered and \
+                 the data it guards may be inconsistent"
+            );
+        }
     }
 
     /// Take the mutex without owner bookkeeping (`Lock`, internal locks): the error-checking
@@ -74,6 +89,7 @@ impl LockState {
             MutexLock::TimedOut => return Err(AcquireError::Timeout),
             MutexLock::WouldDeadlock => return Err(AcquireError::WouldDeadlock),
         };
+        self.note(obtained);
         // Only the holding process is recorded (see `held_by_this_process`).
         self.owner_pid
             .store(memory::current_ids().0, Ordering::Relaxed);

@@ -462,3 +462,35 @@ pub fn ignore_sigint(ignore: bool) {
         libc::signal(libc::SIGINT, action);
     }
 }
+
+/// A close-on-exec pipe for relaying a child's output: the read end is non-blocking (the
+/// relay reads whatever is there), the write end blocking (the child's prints wait for room).
+pub fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    rustix::fs::fcntl_setfl(&read, rustix::fs::OFlags::NONBLOCK)?;
+    Ok((read, write))
+}
+
+/// Make `fd` this process's standard output (`stdout = true`) or standard error. The new
+/// descriptor 1 or 2 is inherited by exec, like any standard stream.
+pub fn redirect_stdio(fd: BorrowedFd<'_>, stdout: bool) -> io::Result<()> {
+    if stdout {
+        rustix::stdio::dup2_stdout(fd)?;
+    } else {
+        rustix::stdio::dup2_stderr(fd)?;
+    }
+    Ok(())
+}
+
+/// Read what a non-blocking descriptor has: `Ok(None)` if nothing now, `Ok(Some(0))` at end
+/// of file.
+pub fn read_available(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    loop {
+        match rustix::io::read(fd, &mut *buf) {
+            Ok(n) => return Ok(Some(n)),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
