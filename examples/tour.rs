@@ -68,7 +68,11 @@ const SECTIONS: &[Section] = &[
         "ProcessPoolExecutor: futures, as_completed, wait, cancel, await",
         executor,
     ),
-    // Later parts of the tour (managers, logging) go here as more functions.
+    (
+        "Logging from children: labelled records, output prefixes, one panic line",
+        logging,
+    ),
+    // Later parts of the tour (managers) go here as more functions.
 ];
 
 fn main() -> Result {
@@ -1134,6 +1138,67 @@ fn executor() -> Result {
     let ex = ProcessPoolExecutor::new(1)?;
     let answer = block_on(ex.submit(nap, 5)?)?;
     println!("awaited: {answer}");
+    Ok(())
+}
+
+/// The tour's logger: one line on stdout per record, so it reads in order with the rest.
+struct TourLogger;
+
+impl log::Log for TourLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        println!(
+            "    log {:<5} {:<9} {}",
+            record.level(),
+            record.target(),
+            record.args()
+        );
+    }
+
+    fn flush(&self) {}
+}
+
+fn say_hello(n: u32) -> u32 {
+    log::info!("hello from child {n}");
+    tracing::warn!(n, "a tracing event");
+    n
+}
+
+fn print_two_lines(_: ()) {
+    println!("printed by the child");
+    println!("and a second line");
+}
+
+fn fail(_: ()) {
+    panic!("this panic is shown once");
+}
+
+fn logging() -> Result {
+    // Any logger will do; installed through multiproc, fork children forward to it too.
+    multiproc::logging::install(TourLogger, log::LevelFilter::Info)?;
+    let child = Builder::new().name("greeter").start(say_hello, 1)?;
+    child.join()?; // its records are out before join returns
+
+    // Pool workers' records, labelled; the library's own events are quieted first.
+    multiproc::logging::get_logger().set_level(log::LevelFilter::Warn);
+    let pool = Pool::new(2)?;
+    pool.map(say_hello, [2, 3])?;
+    multiproc::logging::flush();
+    drop(pool);
+
+    // What children print can carry their name too (off by default).
+    multiproc::logging::prefix_child_output(true);
+    let printer = Builder::new().name("printer").start(print_two_lines, ())?;
+    printer.join()?;
+    multiproc::logging::prefix_child_output(false);
+
+    // A panic: one error record naming the child; the full report comes back from join.
+    let crash = Builder::new().name("crasher").start(fail, ())?;
+    let err = crash.join().unwrap_err();
+    println!("join: {err}");
     Ok(())
 }
 
