@@ -34,6 +34,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -70,7 +71,9 @@ const ALL_CASES: &[&str] = &[
     "queue_throughput_small_2p2c",
     "simplequeue_throughput_small",
     "queue_throughput_1mb",
+    "log_records_from_children",
     "pool_map_noop",
+    "pool_map_noop_logging_on",
     "rayon_map_noop",
     "pool_map_noop_chunk1",
     "pool_apply_async_latency",
@@ -95,6 +98,9 @@ const EXTRA_CASES: &[(&str, &str)] = &[
     ("queue_throughput_1mb", "pipe_throughput_1mb"),
     ("rayon_map_noop", "pool_map_noop"),
     ("rayon_cpu_bound_speedup", "cpu_bound_speedup"),
+    // Python's way to log from children is a QueueHandler feeding a Queue: its floor.
+    ("log_records_from_children", "queue_throughput_small"),
+    ("pool_map_noop_logging_on", "pool_map_noop"),
 ];
 
 /// What a case returns; on `Err` an error record is emitted (unless the case emitted its own).
@@ -121,7 +127,9 @@ const CASES: &[(&str, CaseFn)] = &[
         case_simplequeue_throughput_small,
     ),
     ("queue_throughput_1mb", case_queue_throughput_1mb),
+    ("log_records_from_children", case_log_records_from_children),
     ("pool_map_noop", case_pool_map_noop),
+    ("pool_map_noop_logging_on", case_pool_map_noop_logging_on),
     ("rayon_map_noop", case_rayon_map_noop),
     ("pool_map_noop_chunk1", case_pool_map_noop_chunk1),
     ("pool_apply_async_latency", case_pool_apply_async_latency),
@@ -1647,10 +1655,114 @@ fn check_count(what: &str, got: usize, expected: usize) -> Measured<()> {
     Ok(())
 }
 
+// ------------------------------------------------------------------------------------ logging
+
+/// Counts the records of target `bench` that reach the parent's logger.
+struct CountingLogger;
+
+static LOGGED: AtomicU64 = AtomicU64::new(0);
+
+impl log::Log for CountingLogger {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if record.target() == "bench" {
+            LOGGED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Install the counting logger (once) and turn logging on at `Info`.
+fn enable_logging() -> Measured<()> {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    let mut result = Ok(());
+    INSTALLED.call_once(|| {
+        result = multiproc::logging::install(CountingLogger, log::LevelFilter::Info);
+    });
+    result?;
+    log::set_max_level(log::LevelFilter::Info);
+    Ok(())
+}
+
+/// Logging off again: children started from now on forward nothing.
+fn disable_logging() {
+    log::set_max_level(log::LevelFilter::Off);
+}
+
+fn log_burst(n: u64) {
+    for i in 0..n {
+        log::info!(target: "bench", "record {i} of {n}");
+    }
+}
+
+/// Total records of `log_records_from_children`, before `--scale`.
+const LOG_RECORDS: usize = 200_000;
+
+/// Two forked children log `k / 2` records each; the time from their start until the
+/// parent's logger has seen every record (`join` flushes), per record.
+fn case_log_records_from_children(ctx: &Ctx) -> CaseResult {
+    enable_logging()?;
+    let run = |k: usize| -> Measured<f64> {
+        let before = LOGGED.load(Ordering::Relaxed);
+        let t0 = Instant::now();
+        let children = (0..2)
+            .map(|_| {
+                Builder::new()
+                    .start_method(StartMethod::Fork)
+                    .start(log_burst, (k / 2) as u64)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for child in children {
+            child.join()?;
+        }
+        let dt = t0.elapsed().as_secs_f64();
+        let got = (LOGGED.load(Ordering::Relaxed) - before) as usize;
+        check_count("records", got, k / 2 * 2)?;
+        Ok(dt / k as f64 * 1e6)
+    };
+    let n = ctx.sz(LOG_RECORDS);
+    let result = repeat(run, n / 10, n);
+    disable_logging();
+    let (_, samples) = result?;
+    let mut params = params! {
+        "records" => n,
+        "children" => 2usize,
+        "per" => "record",
+        "api" => "log::info!(target: \"bench\", \"record {i} of {n}\") in 2 fork children, counted by the parent's logger",
+        "python_counterpart" => "queue_throughput_small (Python forwards child logs with QueueHandler over a Queue)",
+        "includes" => "starting and joining the 2 children",
+    };
+    params.extend(stats(&samples));
+    ctx.emit(
+        "log_records_from_children",
+        median(&samples).into(),
+        "us",
+        params,
+    );
+    Ok(())
+}
+
 /// The workload sizes of Python's `pool_map_noop`, before `--scale` (also `rayon_map_noop`).
 const POOL_MAP_TASKS: usize = 200_000;
 
 fn case_pool_map_noop(ctx: &Ctx) -> CaseResult {
+    pool_map_noop_as(ctx, "pool_map_noop")
+}
+
+/// `pool_map_noop` with a logger in the parent, so that the workers forward records (the
+/// tasks log nothing): what having logging on costs a pool.
+fn case_pool_map_noop_logging_on(ctx: &Ctx) -> CaseResult {
+    enable_logging()?;
+    let result = pool_map_noop_as(ctx, "pool_map_noop_logging_on");
+    disable_logging();
+    result
+}
+
+fn pool_map_noop_as(ctx: &Ctx, name: &str) -> CaseResult {
     with_pool(2, |pool, create_ms| {
         let run = |k: usize| -> Measured<f64> {
             let t0 = Instant::now();
@@ -1671,7 +1783,7 @@ fn case_pool_map_noop(ctx: &Ctx) -> CaseResult {
             "warmup" => "1 full map",
         };
         params.extend(stats(&samples));
-        ctx.emit("pool_map_noop", median(&samples).into(), "us", params);
+        ctx.emit(name, median(&samples).into(), "us", params);
         Ok(())
     })
 }

@@ -178,7 +178,6 @@ pub fn flush() {
 /// print under that child's name.
 ///
 /// ```
-/// use std::io::Write;
 /// fn chatty(_: ()) { println!("hello"); }
 /// multiproc::logging::prefix_child_output(true);
 /// multiproc::Process::builder().name("talker").start(chatty, ())?.join()?;

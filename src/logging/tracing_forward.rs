@@ -20,6 +20,8 @@ use tracing::level_filters::LevelFilter as TracingLevel;
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Dispatch, Event, Level, Metadata, Subscriber};
 
+use tracing_log::NormalizeEvent;
+
 use super::forward::{self, Origin};
 
 /// The most verbose level any `tracing` subscriber of this process wants, as a `log` level.
@@ -148,7 +150,10 @@ impl Subscriber for Forwarder {
             scope
         });
         let message = format!("{scope}{}", fields.message);
-        let meta = event.metadata();
+        // A `log` record turned into an event by `tracing-log` (a fork child that inherited
+        // a `LogTracer`): its real target, module, file and line are fields.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let pairs = fields
             .pairs
             .into_iter()
@@ -222,6 +227,8 @@ impl Fields {
     fn add(&mut self, field: &Field, value: String) {
         if field.name() == "message" {
             self.message = value;
+        } else if field.name().starts_with("log.") {
+            // tracing-log's own fields (see `event`), not the record's key-values.
         } else {
             let _ = write!(self.rest, " {}={value}", field.name());
             self.pairs.push((field.name(), value));
