@@ -1702,8 +1702,8 @@ fn log_burst(n: u64) {
 /// Total records of `log_records_from_children`, before `--scale`.
 const LOG_RECORDS: usize = 200_000;
 
-/// Two forked children log `k / 2` records each; the time from their start until the
-/// parent's logger has seen every record (`join` flushes), per record.
+/// Two forked children log `k / 2` records each; records per second from their start until
+/// the parent's logger has seen every record (`join` flushes).
 fn case_log_records_from_children(ctx: &Ctx) -> CaseResult {
     enable_logging()?;
     let run = |k: usize| -> Measured<f64> {
@@ -1722,7 +1722,7 @@ fn case_log_records_from_children(ctx: &Ctx) -> CaseResult {
         let dt = t0.elapsed().as_secs_f64();
         let got = (LOGGED.load(Ordering::Relaxed) - before) as usize;
         check_count("records", got, k / 2 * 2)?;
-        Ok(dt / k as f64 * 1e6)
+        Ok(k as f64 / dt)
     };
     let n = ctx.sz(LOG_RECORDS);
     let result = repeat(run, n / 10, n);
@@ -1731,7 +1731,6 @@ fn case_log_records_from_children(ctx: &Ctx) -> CaseResult {
     let mut params = params! {
         "records" => n,
         "children" => 2usize,
-        "per" => "record",
         "api" => "log::info!(target: \"bench\", \"record {i} of {n}\") in 2 fork children, counted by the parent's logger",
         "python_counterpart" => "queue_throughput_small (Python forwards child logs with QueueHandler over a Queue)",
         "includes" => "starting and joining the 2 children",
@@ -1740,7 +1739,7 @@ fn case_log_records_from_children(ctx: &Ctx) -> CaseResult {
     ctx.emit(
         "log_records_from_children",
         median(&samples).into(),
-        "us",
+        "msg/s",
         params,
     );
     Ok(())
