@@ -314,13 +314,15 @@ impl<'kvs> log::kv::VisitSource<'kvs> for Fields<'_> {
 }
 
 /// Send a panic of this child as one error record naming the process; `false` if this
-/// process does not forward (the caller prints it instead).
-pub(crate) fn forward_panic(report: &PanicReport) -> bool {
+/// process does not forward (the caller prints it instead). The thread is named unless the
+/// panic is in the thread running the child's task (which a fork child inherits, name
+/// included, from whichever parent thread started it).
+pub(crate) fn forward_panic(report: &PanicReport, in_task: bool) -> bool {
     if !forwarding() {
         return false;
     }
     let mut message = String::from("panicked");
-    if let Some(thread) = &report.thread {
+    if let Some(thread) = report.thread.as_ref().filter(|_| !in_task) {
         let _ = write!(message, " in thread '{thread}'");
     }
     if let Some((file, line, column)) = &report.location {

@@ -264,14 +264,16 @@ fn install_panic_hook() {
             if !IS_TASK_THREAD.get() || REPORTED.load(Ordering::Relaxed) {
                 // Another thread of a child: shown once, with the child's name, by the
                 // parent when it forwards; as Rust always does otherwise.
-                if identity().is_none() || !crate::logging::forward_panic(&PanicReport::of(info)) {
+                if identity().is_none()
+                    || !crate::logging::forward_panic(&PanicReport::of(info), false)
+                {
                     previous(info);
                 }
                 return;
             }
             let report_ = PanicReport::of(info);
             // Shown once: forwarded to the parent's logger, or else printed here.
-            if !crate::logging::forward_panic(&report_) {
+            if !crate::logging::forward_panic(&report_, true) {
                 let name = identity().map_or_else(|| "MainProcess".into(), |i| i.name);
                 let at = report_
                     .location
