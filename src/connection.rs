@@ -83,6 +83,11 @@ pub enum ConnectionError {
     /// This end of a one-way pipe cannot do that.
     #[error("this end of the connection is {0}")]
     WrongDirection(&'static str),
+    /// The authentication handshake of [`Listener`](crate::listener::Listener) /
+    /// [`Client`](crate::listener::Client) failed: a wrong key on either side, a peer that
+    /// does not speak the protocol, or one that stalled (Python's `AuthenticationError`).
+    #[error("authentication failed: {0}")]
+    Authentication(String),
     /// An earlier protocol error left the stream in an unknown position.
     #[error("the connection is unusable after an earlier protocol error")]
     Broken,
@@ -426,6 +431,26 @@ impl Connection {
         let limit = self.max_message;
         self.max_message = limit.min(max_len);
         let result = self.recv_bytes();
+        self.max_message = limit;
+        result
+    }
+
+    /// Receive one message as bytes if it is at most `max_len` bytes long and arrives whole
+    /// before `deadline`; `Ok(None)` if it did not (what arrived stays buffered). Used by the
+    /// authentication handshake, which must not wait forever on a stalled peer.
+    pub(crate) fn recv_bytes_before(
+        &mut self,
+        max_len: u64,
+        deadline: Instant,
+    ) -> Result<Option<Vec<u8>>> {
+        self.check_readable()?;
+        let limit = self.max_message;
+        self.max_message = limit.min(max_len);
+        let result = match self.buffer_whole_frame(deadline) {
+            Ok(true) => self.recv_bytes().map(Some),
+            Ok(false) => Ok(None),
+            Err(e) => Err(e),
+        };
         self.max_message = limit;
         result
     }

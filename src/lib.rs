@@ -45,6 +45,8 @@
 //! - [`context`]: [`Context`], [`get_context`]: a start method chosen per group of objects.
 //! - [`connection`]: [`pipe`], [`pipe_oneway`], [`Connection`], [`wait`].
 //! - [`handle`]: [`Handle`], how OS handles travel between processes.
+//! - [`listener`]: [`listener::Listener`], [`listener::Client`]: connections between unrelated
+//!   processes (Unix or TCP), with Python's authentication handshake.
 //! - [`sync`]: [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Event`],
 //!   [`Condition`], [`Barrier`].
 //! - [`logging`]: children's `log`/`tracing` records in the parent, [`logging::log_to_stderr`],
@@ -68,6 +70,7 @@ pub mod connection;
 pub mod context;
 pub mod executor;
 pub mod handle;
+pub mod listener;
 pub mod logging;
 pub mod pool;
 pub mod process;

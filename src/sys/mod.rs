@@ -494,3 +494,16 @@ pub fn read_available(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<Option<u
         }
     }
 }
+
+/// Fill `buf` with random bytes from the kernel (authentication challenges).
+pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! `Listener` and `Client` against real CPython peers (every python3 on the machine: the
+//! system one and those under ~/.pyenv/versions, 3.8 and later), and against peers that
+//! break the handshake.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use multiproc::ConnectionError;
+use multiproc::listener::{Address, Client, Listener};
+
+/// Every CPython interpreter on this machine that has the modern `multiprocessing` (3.8+).
+fn pythons() -> Vec<PathBuf> {
+    let mut found = vec![PathBuf::from("python3")];
+    if let Some(home) = std::env::var_os("HOME") {
+        let root = PathBuf::from(home).join(".pyenv/versions");
+        if let Ok(entries) = std::fs::read_dir(&root) {
+            let mut versions: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok())
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let mut parts = name.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+                    (parts.next(), parts.next()) >= (Some(3), Some(8))
+                })
+                .map(|e| e.path().join("bin/python3"))
+                .filter(|p| p.exists())
+                .collect();
+            versions.sort();
+            found.extend(versions);
+        }
+    }
+    found
+}
+
+fn python(interpreter: &PathBuf, script: &str, args: &[&str]) -> Child {
+    Command::new(interpreter)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs")
+}
+
+fn finish(child: Child) -> (bool, String) {
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+const PY_CLIENT: &str = r#"
+import sys
+from multiprocessing.connection import Client
+host, port, key = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+with Client((host, port), authkey=key) as c:
+    c.send_bytes(b"hello from python " + sys.version.split()[0].encode())
+    reply = c.recv_bytes()
+    big = c.recv_bytes()
+    assert big == bytes(range(256)) * (len(big) // 256), "big message corrupted"
+    c.send_bytes(big[::-1])
+    print("got", reply.decode(), len(big))
+"#;
+
+/// A Rust listener accepts Python's `Client` with the right key; bytes flow both ways,
+/// including a 16 MiB message.
+#[test]
+fn rust_listener_serves_python_clients() {
+    let _g = common::guard();
+    for py in pythons() {
+        let listener = Listener::bind("127.0.0.1:0", Some(b"shared key")).unwrap();
+        let Address::Tcp(addr) = listener.address().clone() else {
+            unreachable!()
+        };
+        let port = addr.port().to_string();
+        let child = python(&py, PY_CLIENT, &["127.0.0.1", &port, "shared key"]);
+        let mut conn = listener.accept().unwrap();
+        let hello = conn.recv_bytes().unwrap();
+        assert!(hello.starts_with(b"hello from python 3."), "{py:?}");
+        conn.send_bytes(b"hello from rust").unwrap();
+        let big: Vec<u8> = (0..16 * 1024 * 1024).map(|i| i as u8).collect();
+        conn.send_bytes(&big).unwrap();
+        let back = conn.recv_bytes().unwrap();
+        assert!(back.iter().rev().eq(big.iter()), "{py:?}: reversed message");
+        let (ok, out) = finish(child);
+        assert!(ok, "{py:?}: {out}");
+        assert!(
+            out.contains("got hello from rust 16777216"),
+            "{py:?}: {out}"
+        );
+    }
+}
+
+const PY_LISTENER: &str = r#"
+import sys
+from multiprocessing.connection import Listener
+key = sys.argv[1].encode()
+with Listener(("127.0.0.1", 0), authkey=key) as l:
+    print(l.address[1], flush=True)
+    try:
+        with l.accept() as c:
+            msg = c.recv_bytes()
+            c.send_bytes(msg.upper())
+            print("served", msg.decode(), flush=True)
+    except Exception as e:
+        print("refused", type(e).__name__, flush=True)
+"#;
+
+/// Read the port a Python listener printed on its first line.
+fn read_port(child: &mut Child) -> u16 {
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    String::from_utf8(line).unwrap().trim().parse().unwrap()
+}
+
+/// A Rust client connects to Python's `Listener` with the right key.
+#[test]
+fn rust_client_talks_to_python_listeners() {
+    let _g = common::guard();
+    for py in pythons() {
+        let mut child = python(&py, PY_LISTENER, &["k3y"]);
+        let port = read_port(&mut child);
+        let mut conn = Client::connect(format!("127.0.0.1:{port}"), Some(b"k3y")).unwrap();
+        conn.send_bytes(b"shout").unwrap();
+        assert_eq!(conn.recv_bytes().unwrap(), b"SHOUT", "{py:?}");
+        let (ok, out) = finish(child);
+        assert!(ok && out.contains("served shout"), "{py:?}: {out}");
+    }
+}
+
+/// A wrong key fails on both sides, whichever side is Python.
+#[test]
+fn a_wrong_key_fails_on_both_sides() {
+    let _g = common::guard();
+    for py in pythons() {
+        // Python client, Rust listener.
+        let listener = Listener::bind("127.0.0.1:0", Some(b"right")).unwrap();
+        let Address::Tcp(addr) = listener.address().clone() else {
+            unreachable!()
+        };
+        let child = python(
+            &py,
+            PY_CLIENT,
+            &["127.0.0.1", &addr.port().to_string(), "wrong"],
+        );
+        match listener.accept() {
+            Err(ConnectionError::Authentication(_)) => {}
+            other => panic!("{py:?}: expected an authentication error, got {other:?}"),
+        }
+        let (ok, out) = finish(child);
+        assert!(!ok && out.contains("AuthenticationError"), "{py:?}: {out}");
+
+        // Rust client, Python listener.
+        let mut child = python(&py, PY_LISTENER, &["right"]);
+        let port = read_port(&mut child);
+        match Client::connect(format!("127.0.0.1:{port}"), Some(b"wrong")) {
+            Err(ConnectionError::Authentication(_)) => {}
+            other => panic!("{py:?}: expected an authentication error, got {other:?}"),
+        }
+        let (_, out) = finish(child);
+        assert!(out.contains("refused AuthenticationError"), "{py:?}: {out}");
+    }
+}
+
+/// A peer that sends garbage, and one that says nothing, each make one `accept` fail
+/// promptly; the listener then serves a good client.
+#[test]
+fn garbage_and_stalled_handshakes_are_dropped_and_the_listener_goes_on() {
+    let _g = common::guard();
+    let mut listener = Listener::bind("127.0.0.1:0", Some(b"key")).unwrap();
+    listener.set_handshake_timeout(Duration::from_millis(300));
+    let Address::Tcp(addr) = listener.address().clone() else {
+        unreachable!()
+    };
+
+    // Garbage: a frame announcing 1 GiB, then noise.
+    let mut garbage = TcpStream::connect(addr).unwrap();
+    garbage.write_all(&0x4000_0000i32.to_be_bytes()).unwrap();
+    garbage.write_all(b"not a digest").unwrap();
+    let started = Instant::now();
+    assert!(matches!(
+        listener.accept(),
+        Err(ConnectionError::Authentication(_))
+    ));
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A wrong-length reply to the challenge.
+    let mut wrong = TcpStream::connect(addr).unwrap();
+    wrong.write_all(&5i32.to_be_bytes()).unwrap();
+    wrong.write_all(b"12345").unwrap();
+    assert!(matches!(
+        listener.accept(),
+        Err(ConnectionError::Authentication(_))
+    ));
+
+    // Silence.
+    let silent = TcpStream::connect(addr).unwrap();
+    let started = Instant::now();
+    assert!(matches!(
+        listener.accept(),
+        Err(ConnectionError::Authentication(_))
+    ));
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+
+    // A good client is still served.
+    let good = std::thread::spawn(move || {
+        let mut conn = Client::connect(addr, Some(b"key")).unwrap();
+        conn.send(&"after the bad ones").unwrap();
+    });
+    let mut conn = listener.accept().unwrap();
+    assert_eq!(conn.recv::<String>().unwrap(), "after the bad ones");
+    good.join().unwrap();
+    drop((garbage, wrong, silent));
+}
+
+/// Unix socket paths work too, and the socket file goes with the listener.
+#[test]
+fn unix_socket_listener_and_client() {
+    let _g = common::guard();
+    let path = std::env::temp_dir().join(format!("multiproc-test-{}.sock", std::process::id()));
+    let listener = Listener::bind(path.as_path(), Some(b"unix key")).unwrap();
+    let client_path = path.clone();
+    let client = std::thread::spawn(move || {
+        let mut conn = Client::connect(client_path.as_path(), Some(b"unix key")).unwrap();
+        conn.send_bytes(b"over unix").unwrap();
+    });
+    let mut conn = listener.accept().unwrap();
+    assert_eq!(conn.recv_bytes().unwrap(), b"over unix");
+    client.join().unwrap();
+    drop(listener);
+    assert!(!path.exists());
+}
