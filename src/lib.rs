@@ -51,6 +51,8 @@
 //!   [`Condition`], [`Barrier`].
 //! - [`logging`]: children's `log`/`tracing` records in the parent, [`logging::log_to_stderr`],
 //!   output prefixing.
+//! - [`pickle`]: Python's pickle for plain data ([`Connection::send_pickle`],
+//!   [`Connection::recv_pickle`]).
 //! - [`shared`]: [`Value`], [`Array`], [`RawValue`], [`RawArray`], [`SharedMemory`].
 
 #![warn(missing_docs)]
@@ -72,6 +74,7 @@ pub mod executor;
 pub mod handle;
 pub mod listener;
 pub mod logging;
+pub mod pickle;
 pub mod pool;
 pub mod process;
 pub mod queue;

@@ -246,3 +246,80 @@ fn unix_socket_listener_and_client() {
     drop(listener);
     assert!(!path.exists());
 }
+
+const PY_PICKLER: &str = r#"
+import sys
+from fractions import Fraction
+from multiprocessing.connection import Client
+host, port, key = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+with Client((host, port), authkey=key) as c:
+    c.send({"name": "tea", "qty": 3, "price": 2.5, "tags": ["green", "hot"], "extra": None,
+            "blob": b"\x00\x01\xff", "pair": (7, "x"), "flag": True})
+    c.send(2**70)
+    reply = c.recv()
+    assert reply == ([1, 2, 3], {"ok": True}, None, "done", b"xy", (1.5, -2)), reply
+    c.send(Fraction(1, 2))   # an object: must be refused, not decoded
+    print("refusal:", c.recv())
+    print("python got", reply)
+"#;
+
+#[derive(serde::Deserialize, Debug, PartialEq)]
+struct Order {
+    name: String,
+    qty: i64,
+    price: f64,
+    tags: Vec<String>,
+    extra: Option<i64>,
+    blob: serde_bytes::ByteBuf,
+    pair: (i64, String),
+    flag: bool,
+}
+
+/// Python's `conn.send(dict)` arrives in Rust as a typed struct, Rust's reply arrives in
+/// Python as objects, and a pickled object (it would import `fractions`) is refused.
+#[test]
+fn pickled_plain_data_crosses_both_ways_and_objects_are_refused() {
+    let _g = common::guard();
+    for py in pythons() {
+        let listener = Listener::bind("127.0.0.1:0", Some(b"pickles")).unwrap();
+        let Address::Tcp(addr) = listener.address().clone() else {
+            unreachable!()
+        };
+        let child = python(
+            &py,
+            PY_PICKLER,
+            &["127.0.0.1", &addr.port().to_string(), "pickles"],
+        );
+        let mut conn = listener.accept().unwrap();
+        let order: Order = conn.recv_pickle().unwrap();
+        assert_eq!(order.name, "tea");
+        assert_eq!((order.qty, order.price, order.flag), (3, 2.5, true));
+        assert_eq!(order.tags, ["green", "hot"]);
+        assert_eq!(order.extra, None);
+        assert_eq!(order.blob.as_slice(), b"\x00\x01\xff");
+        assert_eq!(order.pair, (7, "x".to_string()));
+        let big = multiproc::pickle::value_from_slice(&conn.recv_bytes().unwrap()).unwrap();
+        assert_eq!(big.to_string(), "1180591620717411303424", "{py:?}");
+        let mut ok = std::collections::HashMap::new();
+        ok.insert("ok", true);
+        let reply = (
+            vec![1, 2, 3],
+            ok,
+            None::<i32>,
+            "done",
+            serde_bytes::ByteBuf::from(b"xy".to_vec()),
+            (1.5, -2),
+        );
+        conn.send_pickle(&reply).unwrap();
+        match conn.recv_pickle::<multiproc::pickle::Value>() {
+            Err(ConnectionError::Codec(e)) => {
+                assert!(e.to_string().contains("would import or call"), "{e}")
+            }
+            other => panic!("{py:?}: an object was accepted: {other:?}"),
+        }
+        conn.send_pickle(&"refused").unwrap();
+        let (ok, out) = finish(child);
+        assert!(ok, "{py:?}: {out}");
+        assert!(out.contains("refusal: refused"), "{py:?}: {out}");
+    }
+}

@@ -1,0 +1,205 @@
+//! Python's pickle format for plain data, so a Rust process and a Python program can exchange
+//! typed values over a [`Connection`](crate::Connection) ([`Connection::send_pickle`] and
+//! [`Connection::recv_pickle`], the counterparts of Python's `conn.send(obj)` and
+//! `conn.recv()`).
+//!
+//! The encoding and decoding are `serde-pickle`'s: `None`, `bool`, `int` (any size, as far as
+//! the Rust type allows), `float`, `str`, `bytes`, `list`, `tuple`, `dict`, `set` map to the
+//! obvious serde types (`Option`, integers, `f64`, `String`, `serde_bytes::ByteBuf`, `Vec`,
+//! tuples, maps and structs). [`Value`] holds any of them when the shape is not known.
+//!
+//! Safety: a pickle is a program for a small stack machine, and some of its instructions
+//! import a module or call an object (`GLOBAL`, `REDUCE`, `BUILD`, `NEWOBJ`, ...). Nothing here
+//! executes anything, and more: before decoding, every instruction of an incoming pickle is
+//! checked, and one that would import or call anything rejects the whole message, so a
+//! pickle of an arbitrary class instance is an error, never a half-understood value.
+//!
+//! [`Connection::send_pickle`]: crate::Connection::send_pickle
+//! [`Connection::recv_pickle`]: crate::Connection::recv_pickle
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use multiproc::pickle::{self, Value};
+//! let mut order = BTreeMap::new();
+//! order.insert("item".to_string(), "tea".to_string());
+//! let bytes = pickle::to_vec(&order)?;
+//! // Decoded without knowing its shape:
+//! let Value::Dict(dict) = pickle::from_slice::<Value>(&bytes)? else { unreachable!() };
+//! assert_eq!(dict.len(), 1);
+//! # Ok::<(), multiproc::CodecError>(())
+//! ```
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::handle::CodecError;
+
+/// Any pickled plain value (`serde-pickle`'s value type).
+pub use serde_pickle::Value;
+
+/// Encode `value` as a pickle (protocol 3, which every Python 3 reads).
+///
+/// ```
+/// let bytes = multiproc::pickle::to_vec(&(1, "two", [3.0]))?;
+/// assert_eq!(bytes[..2], [0x80, 3]); // PROTO 3
+/// # Ok::<(), multiproc::CodecError>(())
+/// ```
+pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    serde_pickle::to_vec(value, serde_pickle::SerOptions::new()).map_err(|e| CodecError::Encode {
+        type_name: std::any::type_name::<T>(),
+        reason: e.to_string(),
+    })
+}
+
+/// Encode a [`Value`] (which has no `Serialize`) as a pickle.
+///
+/// ```
+/// use multiproc::pickle::{self, Value};
+/// let bytes = pickle::value_to_vec(&Value::List(vec![Value::None, Value::Bool(true)]))?;
+/// assert_eq!(pickle::from_slice::<Vec<Option<bool>>>(&bytes)?, vec![None, Some(true)]);
+/// # Ok::<(), multiproc::CodecError>(())
+/// ```
+pub fn value_to_vec(value: &Value) -> Result<Vec<u8>, CodecError> {
+    serde_pickle::value_to_vec(value, serde_pickle::SerOptions::new()).map_err(|e| {
+        CodecError::Encode {
+            type_name: "multiproc::pickle::Value",
+            reason: e.to_string(),
+        }
+    })
+}
+
+/// Decode a pickle of plain data; a pickle with any instruction that imports or calls
+/// something is rejected before decoding.
+///
+/// ```
+/// // pickle.dumps(("a", 1), protocol=2)
+/// let bytes = b"\x80\x02X\x01\x00\x00\x00aq\x00K\x01\x86q\x01.";
+/// assert_eq!(multiproc::pickle::from_slice::<(String, u8)>(bytes)?, ("a".to_string(), 1));
+/// // pickle.dumps(os.system) -- an import: refused.
+/// assert!(multiproc::pickle::from_slice::<multiproc::pickle::Value>(b"cposix\nsystem\nq\x00.").is_err());
+/// # Ok::<(), multiproc::CodecError>(())
+/// ```
+pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let error = |reason: String| CodecError::Decode {
+        type_name: std::any::type_name::<T>(),
+        reason,
+    };
+    check_plain(bytes).map_err(error)?;
+    serde_pickle::from_slice(bytes, serde_pickle::DeOptions::new())
+        .map_err(|e| error(e.to_string()))
+}
+
+/// Decode a pickle of plain data into a [`Value`], keeping what serde's data model cannot
+/// carry (integers beyond 128 bits, sets); checked like [`from_slice`].
+///
+/// ```
+/// // pickle.dumps(2**70)
+/// let bytes = b"\x80\x04\x95\x0c\x00\x00\x00\x00\x00\x00\x00\x8a\t\x00\x00\x00\x00\x00\x00\x00\x00@.";
+/// let value = multiproc::pickle::value_from_slice(bytes)?;
+/// assert_eq!(value.to_string(), "1180591620717411303424");
+/// # Ok::<(), multiproc::CodecError>(())
+/// ```
+pub fn value_from_slice(bytes: &[u8]) -> Result<Value, CodecError> {
+    let error = |reason: String| CodecError::Decode {
+        type_name: "multiproc::pickle::Value",
+        reason,
+    };
+    check_plain(bytes).map_err(error)?;
+    serde_pickle::value_from_slice(bytes, serde_pickle::DeOptions::new())
+        .map_err(|e| error(e.to_string()))
+}
+
+/// How an instruction's argument is laid out.
+enum Arg {
+    None,
+    Fixed(usize),
+    /// A length of this many bytes (little-endian), then that many bytes.
+    Counted(usize),
+    /// Text up to a newline.
+    Line,
+}
+
+/// Walk the instructions of `bytes` up to `STOP`: refuse any that imports or calls, and
+/// any unknown one.
+///
+/// Why by hand: `serde-pickle` tolerates such instructions (it decodes an arbitrary object
+/// as an empty dict), and the contract here is to refuse them.
+fn check_plain(bytes: &[u8]) -> Result<(), String> {
+    let mut pos = 0usize;
+    loop {
+        let Some(&op) = bytes.get(pos) else {
+            return Err("pickle ends without STOP".into());
+        };
+        pos += 1;
+        let arg = match op {
+            b'.' => return Ok(()),
+            // No argument: stack, container and constant instructions.
+            b'(' | b'0' | b'1' | b'2' | b'N' | b'a' | b'd' | b'}' | b'e' | b'l' | b']' | b's'
+            | b't' | b')' | b'u' | 0x85 | 0x86 | 0x87 | 0x88 | 0x89 | 0x8f | 0x90 | 0x91 | 0x94 => {
+                Arg::None
+            }
+            b'J' | b'r' | b'j' => Arg::Fixed(4),
+            b'K' | b'q' | b'h' | 0x80 => Arg::Fixed(1),
+            b'M' => Arg::Fixed(2),
+            b'G' | 0x95 => Arg::Fixed(8),
+            b'F' | b'I' | b'L' | b'S' | b'V' | b'p' | b'g' => Arg::Line,
+            b'T' | b'X' | b'B' | 0x8b => Arg::Counted(4),
+            b'U' | b'C' | 0x8c | 0x8a => Arg::Counted(1),
+            0x8d | 0x8e | 0x96 => Arg::Counted(8),
+            b'c' | 0x93 | b'R' | b'i' | b'o' | b'b' | 0x81 | 0x92 | b'P' | b'Q' | 0x82 | 0x83
+            | 0x84 | 0x97 | 0x98 => {
+                return Err(format!(
+                    "pickle instruction {op:#04x} at byte {} would import or call something; \
+                     only plain data (None, bool, int, float, str, bytes, list, tuple, dict, \
+                     set) is accepted",
+                    pos - 1
+                ));
+            }
+            other => return Err(format!("unknown pickle instruction {other:#04x}")),
+        };
+        let skip = match arg {
+            Arg::None => 0,
+            Arg::Fixed(n) => n,
+            Arg::Counted(width) => {
+                let field = bytes
+                    .get(pos..pos + width)
+                    .ok_or("pickle truncated in a length")?;
+                let mut le = [0u8; 8];
+                le[..width].copy_from_slice(field);
+                let len = usize::try_from(u64::from_le_bytes(le))
+                    .map_err(|_| "pickle length too large".to_string())?;
+                width.checked_add(len).ok_or("pickle length too large")?
+            }
+            Arg::Line => {
+                bytes[pos..]
+                    .iter()
+                    .position(|&b| b == b'\n')
+                    .ok_or("pickle truncated in a text argument")?
+                    + 1
+            }
+        };
+        pos = pos
+            .checked_add(skip)
+            .filter(|&end| end <= bytes.len())
+            .ok_or("pickle truncated in an argument")?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_values_round_trip_and_objects_are_refused() {
+        let bytes = to_vec(&vec![(1i64, "x".to_string())]).unwrap();
+        assert_eq!(
+            from_slice::<Vec<(i64, String)>>(&bytes).unwrap(),
+            vec![(1, "x".to_string())]
+        );
+        // REDUCE on a GLOBAL: builtins.eval("1").
+        let evil = b"\x80\x04\x95\x1c\x00\x00\x00\x00\x00\x00\x00\x8c\x08builtins\x94\x8c\x04eval\x94\x93\x94\x8c\x011\x94\x85\x94R\x94.";
+        assert!(from_slice::<Value>(evil).is_err());
+        assert!(from_slice::<Value>(b"").is_err());
+        assert!(from_slice::<Value>(b"\x80\x03X\xff\xff\xff\xff").is_err());
+    }
+}
