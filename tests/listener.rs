@@ -323,3 +323,49 @@ fn pickled_plain_data_crosses_both_ways_and_objects_are_refused() {
         assert!(out.contains("refusal: refused"), "{py:?}: {out}");
     }
 }
+
+const PY_HUGE: &str = r#"
+import sys
+from multiprocessing.connection import Client
+host, port = sys.argv[1], int(sys.argv[2])
+n = (1 << 31) + 3
+with Client((host, port), authkey=b"huge") as c:
+    got = c.recv_bytes()
+    assert len(got) == n and got[:4] == b"head" and got[-4:] == b"tail", len(got)
+    del got
+    msg = bytearray(n)
+    msg[:4] = b"HEAD"
+    msg[-4:] = b"TAIL"
+    c.send_bytes(msg)
+    print("python ok")
+"#;
+
+/// Messages over 2 GiB use Python's long form (`-1` then an 8-byte length) both ways.
+#[test]
+fn messages_over_2_gib_cross_to_and_from_python() {
+    let _g = common::guard();
+    let listener = Listener::bind("127.0.0.1:0", Some(b"huge")).unwrap();
+    let Address::Tcp(addr) = listener.address().clone() else {
+        unreachable!()
+    };
+    let child = python(
+        &PathBuf::from("python3"),
+        PY_HUGE,
+        &["127.0.0.1", &addr.port().to_string()],
+    );
+    let mut conn = listener.accept().unwrap();
+    let n = (1usize << 31) + 3;
+    let mut big = vec![0u8; n];
+    big[..4].copy_from_slice(b"head");
+    big[n - 4..].copy_from_slice(b"tail");
+    conn.send_bytes(&big).unwrap();
+    drop(big);
+    conn.set_max_message_size(4 << 30);
+    let back = conn.recv_bytes().unwrap();
+    assert_eq!(back.len(), n);
+    assert_eq!(&back[..4], b"HEAD");
+    assert_eq!(&back[n - 4..], b"TAIL");
+    drop(back);
+    let (ok, out) = finish(child);
+    assert!(ok && out.contains("python ok"), "{out}");
+}
