@@ -39,10 +39,11 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use multiproc::executor::{self, ReturnWhen};
+use multiproc::manager::DictProxy;
 use multiproc::{
-    Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Lock, Pool, Process,
-    ProcessPoolExecutor, Queue, QueueError, RawValue, SharedMemory, SimpleQueue, StartMethod,
-    SyncError, Value, pipe,
+    Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Lock, Manager, Pool,
+    Process, ProcessPoolExecutor, Queue, QueueError, RawValue, SharedMemory, SimpleQueue,
+    StartMethod, SyncError, Value, pipe,
 };
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;
@@ -128,6 +129,7 @@ const CASES: &[(&str, CaseFn)] = &[
     ),
     ("queue_throughput_1mb", case_queue_throughput_1mb),
     ("log_records_from_children", case_log_records_from_children),
+    ("manager_dict_setget", case_manager_dict_setget),
     ("pool_map_noop", case_pool_map_noop),
     ("pool_map_noop_logging_on", case_pool_map_noop_logging_on),
     ("rayon_map_noop", case_rayon_map_noop),
@@ -1427,6 +1429,57 @@ fn pingpong_case(
     params.extend(stats(&samples));
     params.extend(pin);
     ctx.emit(name, median(&samples).into(), "us", params);
+    Ok(())
+}
+
+/// For each command `n`: `d[i] = i` then `d[i]` for `i` in `0..n` through the proxy, then
+/// `(seconds, all values right)` (Python's `w_manager_dict`).
+fn w_manager_dict(w: WorkerArgs<DictProxy<u64, u64>>) -> WorkerExit {
+    serve(w, |conn, d, n: u64| {
+        let mut ok = true;
+        let t0 = Instant::now();
+        for i in 0..n {
+            d.insert(&i, &i)?;
+            ok &= d.get(&i)? == Some(i);
+        }
+        Ok(conn.send(&(t0.elapsed().as_secs_f64(), ok))?)
+    })
+}
+
+fn case_manager_dict_setget(ctx: &Ctx) -> CaseResult {
+    let t0 = Instant::now();
+    let manager = Manager::start()?;
+    let start_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let d = manager.dict::<u64, u64>()?;
+    let mut w = Worker::start(w_manager_dict, d)?;
+    let near = [w.pid()];
+    let far = [manager.server_pid().unwrap_or(0)];
+    let mut oks = Vec::new();
+    let conn = &mut w.conn;
+    let mut run = |k: usize| -> Measured<f64> {
+        conn.send(&Some(k as u64))?;
+        let (dt, ok): (f64, bool) = conn.recv()?;
+        oks.push(ok);
+        Ok(dt / k as f64 * 1e6)
+    };
+    let n = ctx.sz(5000);
+    let (_, samples) = repeat(&mut run, ctx.sz(500), n)?;
+    let pin = pinned(&mut run, ctx.sz(1000), &near, &far, "us")?;
+    let mut params = params! {
+        "ops" => n,
+        "per" => "d.insert(&k, &v) followed by d.get(&k) (2 proxy round trips)",
+        "from" => "child process",
+        "timed_in" => "child",
+        "manager_start_ms" => start_ms,
+        "values_ok" => oks.iter().all(|&ok| ok),
+        "warmup_ops" => ctx.sz(500),
+        "pinning" => "near = the child using the proxy, far = the manager server process",
+    };
+    params.extend(stats(&samples));
+    params.extend(pin);
+    ctx.emit("manager_dict_setget", median(&samples).into(), "us", params);
+    drop(w);
+    manager.shutdown()?;
     Ok(())
 }
 

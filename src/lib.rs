@@ -51,6 +51,8 @@
 //!   [`Condition`], [`Barrier`].
 //! - [`logging`]: children's `log`/`tracing` records in the parent, [`logging::log_to_stderr`],
 //!   output prefixing.
+//! - [`manager`]: [`Manager`], a server process owning shared dicts, lists, namespaces and
+//!   values, used through proxies, also over TCP.
 //! - [`pickle`]: Python's pickle for plain data ([`Connection::send_pickle`],
 //!   [`Connection::recv_pickle`]).
 //! - [`shared`]: [`Value`], [`Array`], [`RawValue`], [`RawArray`], [`SharedMemory`].
@@ -74,6 +76,7 @@ pub mod executor;
 pub mod handle;
 pub mod listener;
 pub mod logging;
+pub mod manager;
 pub mod pickle;
 pub mod pool;
 pub mod process;
@@ -91,6 +94,7 @@ pub use executor::{
     as_completed,
 };
 pub use handle::{CodecError, Handle};
+pub use manager::Manager;
 pub use pool::{AsyncResult, Imap, MapWith, Pool, PoolBuilder, PoolError, StarFn};
 pub use process::{
     Builder, ChildInfo, Location, ParentProcess, Process, ProcessError, ProcessInfo, RemotePanic,

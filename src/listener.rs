@@ -59,7 +59,7 @@ use crate::sys;
 /// assert!(matches!("/tmp/app.sock".parse::<Address>()?, Address::Unix(_)));
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Address {
     /// A Unix domain socket at this path.
     Unix(PathBuf),
@@ -206,23 +206,23 @@ impl Listener {
     /// # Ok::<(), multiproc::ConnectionError>(())
     /// ```
     pub fn bind(address: impl IntoAddress, authkey: Option<&[u8]>) -> Result<Listener> {
-        let (socket, address) = match address.into_address()? {
-            Address::Unix(path) => {
-                let socket = UnixListener::bind(&path)?;
-                (Socket::Unix(socket), Address::Unix(path))
-            }
-            Address::Tcp(addr) => {
-                let socket = TcpListener::bind(addr)?;
-                let bound = socket.local_addr()?;
-                (Socket::Tcp(socket), Address::Tcp(bound))
-            }
+        let (fd, address) = bind_socket(address.into_address()?)?;
+        Ok(Listener::from_parts(fd, address, authkey))
+    }
+
+    /// A listener on a socket bound by [`bind_socket`] (possibly in another process: the
+    /// manager binds in the user's process and serves in its server process).
+    pub(crate) fn from_parts(fd: OwnedFd, address: Address, authkey: Option<&[u8]>) -> Listener {
+        let socket = match address {
+            Address::Unix(_) => Socket::Unix(UnixListener::from(fd)),
+            Address::Tcp(_) => Socket::Tcp(TcpListener::from(fd)),
         };
-        Ok(Listener {
+        Listener {
             socket,
             address,
             authkey: authkey.map(<[u8]>::to_vec),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-        })
+        }
     }
 
     /// The address it listens on (with the port the system chose for port 0).
@@ -279,6 +279,19 @@ impl Listener {
         }
         Ok(conn)
     }
+}
+
+/// Bind a listening socket; returns it and the address it is bound to (the chosen port for
+/// TCP port 0).
+pub(crate) fn bind_socket(address: Address) -> Result<(OwnedFd, Address)> {
+    Ok(match address {
+        Address::Unix(path) => (UnixListener::bind(&path)?.into(), Address::Unix(path)),
+        Address::Tcp(addr) => {
+            let socket = TcpListener::bind(addr)?;
+            let bound = socket.local_addr()?;
+            (socket.into(), Address::Tcp(bound))
+        }
+    })
 }
 
 impl Drop for Listener {

@@ -1,0 +1,1033 @@
+//! A manager: a server process that owns shared objects, used from any process through
+//! typed proxies (Python's `multiprocessing.Manager()` / `BaseManager`).
+//!
+//! [`Manager::start`] starts the server (a daemonic child) on a private Unix socket with a
+//! random key; [`Manager::builder`] serves on a TCP address with your key instead, and
+//! [`Manager::connect`] reaches such a manager from another program or machine. Proxies
+//! ([`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`]) travel to children as
+//! arguments like every other handle and may be used from many processes at once: each
+//! process opens its own connection to the server on first use, and every operation is one
+//! round trip, applied atomically by the server.
+//!
+//! ```
+//! use multiproc::{Manager, Process};
+//! use multiproc::manager::{DictProxy, ListProxy};
+//!
+//! fn fill((d, l): (DictProxy<u32, String>, ListProxy<u32>)) {
+//!     d.insert(&1, &"1".to_string()).unwrap();
+//!     d.insert(&2, &"2".to_string()).unwrap();
+//!     l.push(&7).unwrap();
+//! }
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let manager = Manager::start()?;
+//! let d = manager.dict::<u32, String>()?;
+//! let l = manager.list::<u32>()?;
+//! Process::start(fill, (d.clone(), l.clone()))?.join()?;
+//! assert_eq!(d.get(&2)?, Some("2".to_string()));
+//! assert_eq!(l.items()?, vec![7]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Values are stored as their serde encoding; keys compare by encoding, so use key types
+//! whose equal values encode equally (integers, strings, tuples of them: anything but floats).
+//! Objects live as long as the manager. If the server dies, every proxy operation returns
+//! [`ManagerError::Disconnected`] instead of hanging. Not there yet: proxies for queues and
+//! the synchronization primitives, and registering your own types.
+
+mod server;
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::connection::{Connection, ConnectionError};
+use crate::handle::{CodecError, Handle};
+use crate::listener::{Address, Client, IntoAddress};
+use crate::process::{Builder, Process, ProcessError};
+use server::{Kind, Op, Reply, Request, ServerArgs};
+
+/// What can go wrong with a manager or a proxy.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManagerError {
+    /// The server cannot be reached or went away (it was shut down, or died).
+    #[error("the manager at {address} is unreachable: {reason}")]
+    Disconnected {
+        /// Where the manager was.
+        address: String,
+        /// Why.
+        reason: String,
+    },
+    /// The server refused the operation (an index out of range, a name used for another
+    /// kind of object, ...).
+    #[error("the manager refused: {0}")]
+    Refused(String),
+    /// A key or value could not be encoded or decoded as the proxy's type.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The server process could not be started.
+    #[error("could not start the manager: {0}")]
+    Start(#[from] ProcessError),
+    /// Binding or connecting failed (including authentication).
+    #[error(transparent)]
+    Connection(#[from] ConnectionError),
+}
+
+/// Where a manager is and how to authenticate to it; shared by every proxy of it.
+#[derive(Clone, Serialize, Deserialize)]
+struct Endpoint {
+    address: Address,
+    authkey: ByteBuf,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A connection to a manager, opened on first use in each process.
+struct Session {
+    endpoint: Endpoint,
+    /// The process that opened `conn` (a forked child must open its own).
+    conn: Mutex<Option<(u32, Connection)>>,
+}
+
+impl Session {
+    fn new(endpoint: Endpoint) -> Arc<Session> {
+        Arc::new(Session {
+            endpoint,
+            conn: Mutex::new(None),
+        })
+    }
+
+    fn disconnected(&self, reason: impl fmt::Display) -> ManagerError {
+        ManagerError::Disconnected {
+            address: self.endpoint.address.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// One request, one reply.
+    fn call(&self, request: &Request) -> Result<Reply, ManagerError> {
+        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let me = crate::sys::getpid();
+        if guard.as_ref().is_none_or(|(owner, _)| *owner != me) {
+            let conn = Client::connect(&self.endpoint.address, Some(&self.endpoint.authkey))
+                .map_err(|e| self.disconnected(e))?;
+            *guard = Some((me, conn));
+        }
+        let Some((_, conn)) = guard.as_mut() else {
+            unreachable!("connected just above");
+        };
+        let result = conn.send(request).and_then(|()| conn.recv::<Reply>());
+        match result {
+            Ok(Reply::Failed(reason)) => Err(ManagerError::Refused(reason)),
+            Ok(reply) => Ok(reply),
+            Err(e) => {
+                *guard = None;
+                Err(self.disconnected(e))
+            }
+        }
+    }
+
+    fn create(self: &Arc<Self>, kind: Kind, name: Option<&str>) -> Result<u64, ManagerError> {
+        let request = Request::Create {
+            kind,
+            name: name.map(str::to_string),
+        };
+        match self.call(&request)? {
+            Reply::Created(id) => Ok(id),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(reply: &Reply) -> ManagerError {
+    ManagerError::Refused(format!("unexpected reply {reply:?}"))
+}
+
+/// A manager: owns its server process when started here, or is connected to one started
+/// elsewhere. Dropping a manager that started its server shuts the server down.
+///
+/// ```
+/// let manager = multiproc::Manager::start()?;
+/// let ns = manager.namespace()?;
+/// ns.set("answer", &42)?;
+/// assert_eq!(ns.get::<i32>("answer")?, Some(42));
+/// manager.shutdown()?;
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+pub struct Manager {
+    session: Arc<Session>,
+    server: Option<Process<()>>,
+}
+
+impl fmt::Debug for Manager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Manager")
+            .field("address", &self.session.endpoint.address)
+            .field("server_pid", &self.server.as_ref().map(Process::pid))
+            .finish()
+    }
+}
+
+/// Settings for a manager's server: where it listens and with which key.
+///
+/// ```
+/// let manager = multiproc::Manager::builder()
+///     .address("127.0.0.1:0")
+///     .authkey(b"team secret")
+///     .start()?;
+/// println!("serving on {}", manager.address());
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct ManagerBuilder {
+    address: Option<String>,
+    authkey: Option<Vec<u8>>,
+}
+
+impl ManagerBuilder {
+    /// Listen on this address (`"host:port"` for TCP, a path for a Unix socket); by default
+    /// a fresh Unix socket in the temporary directory.
+    ///
+    /// ```
+    /// let builder = multiproc::Manager::builder().address("0.0.0.0:50000");
+    /// ```
+    pub fn address(mut self, address: impl Into<String>) -> Self {
+        self.address = Some(address.into());
+        self
+    }
+
+    /// Require this key from every client (by default 32 random bytes, which children
+    /// receive with the proxies).
+    ///
+    /// ```
+    /// let builder = multiproc::Manager::builder().authkey(b"abc");
+    /// ```
+    pub fn authkey(mut self, key: &[u8]) -> Self {
+        self.authkey = Some(key.to_vec());
+        self
+    }
+
+    /// Start the server process.
+    ///
+    /// ```
+    /// let manager = multiproc::Manager::builder().start()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn start(self) -> Result<Manager, ManagerError> {
+        let authkey = match self.authkey {
+            Some(key) => key,
+            None => {
+                let mut key = vec![0u8; 32];
+                crate::sys::random_bytes(&mut key).map_err(ConnectionError::from)?;
+                key
+            }
+        };
+        let address = match self.address {
+            Some(a) => a.into_address().map_err(ConnectionError::from)?,
+            None => {
+                let mut tag = [0u8; 8];
+                crate::sys::random_bytes(&mut tag).map_err(ConnectionError::from)?;
+                Address::Unix(std::env::temp_dir().join(format!(
+                    "multiproc-manager-{}-{:016x}.sock",
+                    std::process::id(),
+                    u64::from_le_bytes(tag)
+                )))
+            }
+        };
+        let (socket, address) = crate::listener::bind_socket(address)?;
+        let args = ServerArgs {
+            socket: Handle::new(socket),
+            address: address.clone(),
+            authkey: ByteBuf::from(authkey.clone()),
+        };
+        let server = Builder::new()
+            .name("SyncManager")
+            .daemon(true)
+            .start(server::serve, args)?;
+        Ok(Manager {
+            session: Session::new(Endpoint {
+                address,
+                authkey: ByteBuf::from(authkey),
+            }),
+            server: Some(server),
+        })
+    }
+}
+
+impl Manager {
+    /// Start a manager with the default settings (Python's `multiprocessing.Manager()`).
+    ///
+    /// ```
+    /// let manager = multiproc::Manager::start()?;
+    /// let d = manager.dict::<String, u32>()?;
+    /// d.insert(&"a".into(), &1)?;
+    /// assert_eq!(d.len()?, 1);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn start() -> Result<Manager, ManagerError> {
+        ManagerBuilder::default().start()
+    }
+
+    /// Settings for the server: [`ManagerBuilder`].
+    ///
+    /// ```
+    /// let manager = multiproc::Manager::builder().authkey(b"k").start()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn builder() -> ManagerBuilder {
+        ManagerBuilder::default()
+    }
+
+    /// Connect to a manager started elsewhere (Python's `BaseManager(address, authkey)
+    /// .connect()`); the connection is checked (and authenticated) at once.
+    ///
+    /// ```
+    /// let server = multiproc::Manager::builder().address("127.0.0.1:0").authkey(b"k").start()?;
+    /// let remote = multiproc::Manager::connect(server.address(), b"k")?;
+    /// remote.dict_named::<u8, u8>("shared")?.insert(&1, &2)?;
+    /// assert_eq!(server.dict_named::<u8, u8>("shared")?.get(&1)?, Some(2));
+    /// assert!(multiproc::Manager::connect(server.address(), b"wrong").is_err());
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn connect(address: impl IntoAddress, authkey: &[u8]) -> Result<Manager, ManagerError> {
+        let address = address.into_address().map_err(ConnectionError::from)?;
+        let conn = Client::connect(&address, Some(authkey))?;
+        let session = Session::new(Endpoint {
+            address,
+            authkey: ByteBuf::from(authkey.to_vec()),
+        });
+        *session.conn.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((crate::sys::getpid(), conn));
+        Ok(Manager {
+            session,
+            server: None,
+        })
+    }
+
+    /// The address the server listens on.
+    ///
+    /// ```
+    /// let manager = multiproc::Manager::start()?;
+    /// assert!(matches!(manager.address(), multiproc::listener::Address::Unix(_)));
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn address(&self) -> &Address {
+        &self.session.endpoint.address
+    }
+
+    /// The server's pid, if this manager started it.
+    ///
+    /// ```
+    /// let manager = multiproc::Manager::start()?;
+    /// assert!(manager.server_pid().is_some());
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server.as_ref().map(Process::pid)
+    }
+
+    /// A new shared dict (Python's `manager.dict()`).
+    ///
+    /// ```
+    /// let manager = multiproc::Manager::start()?;
+    /// let d = manager.dict::<u8, Vec<u8>>()?;
+    /// assert!(d.get(&1)?.is_none());
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn dict<K, V>(&self) -> Result<DictProxy<K, V>, ManagerError> {
+        self.proxy(Kind::Dict, None)
+    }
+
+    /// The shared dict called `name`, created on first use (how separate programs find the
+    /// same object, like a `BaseManager.register`ed getter).
+    ///
+    /// ```
+    /// let manager = multiproc::Manager::start()?;
+    /// manager.dict_named::<u8, u8>("a")?.insert(&1, &1)?;
+    /// assert_eq!(manager.dict_named::<u8, u8>("a")?.len()?, 1);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn dict_named<K, V>(&self, name: &str) -> Result<DictProxy<K, V>, ManagerError> {
+        self.proxy(Kind::Dict, Some(name))
+    }
+
+    /// A new shared list (Python's `manager.list()`).
+    ///
+    /// ```
+    /// let manager = multiproc::Manager::start()?;
+    /// let l = manager.list::<String>()?;
+    /// l.push(&"x".to_string())?;
+    /// assert_eq!(l.len()?, 1);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn list<T>(&self) -> Result<ListProxy<T>, ManagerError> {
+        self.proxy(Kind::List, None)
+    }
+
+    /// The shared list called `name`, created on first use.
+    ///
+    /// ```
+    /// let manager = multiproc::Manager::start()?;
+    /// manager.list_named::<u8>("l")?.push(&1)?;
+    /// assert_eq!(manager.list_named::<u8>("l")?.items()?, vec![1]);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn list_named<T>(&self, name: &str) -> Result<ListProxy<T>, ManagerError> {
+        self.proxy(Kind::List, Some(name))
+    }
+
+    /// A new namespace of named values of any types (Python's `manager.Namespace()`).
+    ///
+    /// ```
+    /// let manager = multiproc::Manager::start()?;
+    /// let ns = manager.namespace()?;
+    /// ns.set("x", &1.5f64)?;
+    /// ns.set("label", &"ok")?;
+    /// assert_eq!(ns.names()?, vec!["x", "label"]);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn namespace(&self) -> Result<NamespaceProxy, ManagerError> {
+        self.proxy(Kind::Namespace, None)
+    }
+
+    /// A new shared value, starting as `initial` (Python's `manager.Value(typecode, v)`).
+    ///
+    /// ```
+    /// let manager = multiproc::Manager::start()?;
+    /// let v = manager.value(&10u64)?;
+    /// v.set(&11)?;
+    /// assert_eq!(v.get()?, 11);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn value<T: Serialize + DeserializeOwned>(
+        &self,
+        initial: &T,
+    ) -> Result<ValueProxy<T>, ManagerError> {
+        let proxy: ValueProxy<T> = self.proxy(Kind::Value, None)?;
+        proxy.set(initial)?;
+        Ok(proxy)
+    }
+
+    fn proxy<P: FromRemote>(&self, kind: Kind, name: Option<&str>) -> Result<P, ManagerError> {
+        let id = self.session.create(kind, name)?;
+        Ok(P::from_remote(Remote {
+            session: self.session.clone(),
+            id,
+        }))
+    }
+
+    /// Stop the server and wait for it (Python's `manager.shutdown()`); proxies fail with
+    /// [`ManagerError::Disconnected`] afterwards. A connected (not started) manager only
+    /// disconnects.
+    ///
+    /// ```
+    /// let manager = multiproc::Manager::start()?;
+    /// let d = manager.dict::<u8, u8>()?;
+    /// manager.shutdown()?;
+    /// assert!(matches!(d.len(), Err(multiproc::manager::ManagerError::Disconnected { .. })));
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn shutdown(mut self) -> Result<(), ManagerError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), ManagerError> {
+        let Some(server) = self.server.take() else {
+            return Ok(());
+        };
+        // The reply may not come: the server exits as it answers.
+        let _ = self.session.call(&Request::Shutdown);
+        if !server.join_timeout(Duration::from_secs(5))? {
+            server.kill()?;
+        }
+        let _ = server.join();
+        if let Address::Unix(path) = &self.session.endpoint.address {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+/// What every proxy holds: the session and the object's id. Serialized, it is the endpoint
+/// and the id; the receiving process opens its own connection on first use.
+#[derive(Clone)]
+struct Remote {
+    session: Arc<Session>,
+    id: u64,
+}
+
+impl Remote {
+    fn call(&self, op: Op) -> Result<Reply, ManagerError> {
+        self.session.call(&Request::Call { id: self.id, op })
+    }
+}
+
+impl fmt::Debug for Remote {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{} at {}", self.id, self.session.endpoint.address)
+    }
+}
+
+impl Serialize for Remote {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (&self.session.endpoint, self.id).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Remote {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (endpoint, id) = <(Endpoint, u64)>::deserialize(deserializer)?;
+        Ok(Remote {
+            session: Session::new(endpoint),
+            id,
+        })
+    }
+}
+
+trait FromRemote {
+    fn from_remote(remote: Remote) -> Self;
+}
+
+fn encode<T: Serialize + ?Sized>(value: &T) -> Result<ByteBuf, ManagerError> {
+    let mut out = Vec::new();
+    let fds = crate::handle::encode(value, &mut out)?;
+    if !fds.is_empty() {
+        return Err(ManagerError::Codec(CodecError::Encode {
+            type_name: std::any::type_name::<T>(),
+            reason: "values in a manager cannot hold OS handles".into(),
+        }));
+    }
+    Ok(ByteBuf::from(out))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ManagerError> {
+    Ok(crate::handle::decode(bytes, Vec::<OwnedFd>::new())?)
+}
+
+fn maybe<T: DeserializeOwned>(reply: Reply) -> Result<Option<T>, ManagerError> {
+    match reply {
+        Reply::Maybe(v) => v.map(|b| decode(&b)).transpose(),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn done(reply: Reply) -> Result<(), ManagerError> {
+    match reply {
+        Reply::Done => Ok(()),
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn count(reply: Reply) -> Result<usize, ManagerError> {
+    match reply {
+        Reply::Count(n) => Ok(n as usize),
+        other => Err(unexpected(&other)),
+    }
+}
+
+macro_rules! proxy_basics {
+    ($name:ident < $($p:ident),* >) => {
+        impl<$($p),*> Clone for $name<$($p),*> {
+            fn clone(&self) -> Self {
+                $name { remote: self.remote.clone(), types: PhantomData }
+            }
+        }
+        impl<$($p),*> fmt::Debug for $name<$($p),*> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.remote)
+            }
+        }
+        impl<$($p),*> Serialize for $name<$($p),*> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.remote.serialize(s)
+            }
+        }
+        impl<'de, $($p),*> Deserialize<'de> for $name<$($p),*> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok($name { remote: Remote::deserialize(d)?, types: PhantomData })
+            }
+        }
+        impl<$($p),*> FromRemote for $name<$($p),*> {
+            fn from_remote(remote: Remote) -> Self {
+                $name { remote, types: PhantomData }
+            }
+        }
+    };
+}
+
+/// A dict in a manager (Python's `DictProxy`). Every method is one round trip.
+///
+/// ```
+/// let manager = multiproc::Manager::start()?;
+/// let d = manager.dict::<String, i64>()?;
+/// d.update([("a".to_string(), 1), ("b".to_string(), 2)])?;
+/// assert_eq!(d.remove(&"a".to_string())?, Some(1));
+/// assert_eq!(d.items()?, vec![("b".to_string(), 2)]);
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+pub struct DictProxy<K, V> {
+    remote: Remote,
+    types: PhantomData<fn() -> (K, V)>,
+}
+
+proxy_basics!(DictProxy<K, V>);
+
+impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy<K, V> {
+    /// The value for `key` (Python's `d.get(key)`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let d = m.dict::<u8, u8>()?;
+    /// assert_eq!(d.get(&1)?, None);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn get(&self, key: &K) -> Result<Option<V>, ManagerError> {
+        maybe(self.remote.call(Op::DictGet(encode(key)?))?)
+    }
+
+    /// Set `key` to `value`, returning the previous value (Python's `d[key] = value`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let d = m.dict::<u8, u8>()?;
+    /// assert_eq!(d.insert(&1, &10)?, None);
+    /// assert_eq!(d.insert(&1, &11)?, Some(10));
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn insert(&self, key: &K, value: &V) -> Result<Option<V>, ManagerError> {
+        maybe(
+            self.remote
+                .call(Op::DictInsert(encode(key)?, encode(value)?))?,
+        )
+    }
+
+    /// Remove `key`, returning its value (Python's `d.pop(key, None)`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let d = m.dict::<u8, u8>()?;
+    /// d.insert(&1, &10)?;
+    /// assert_eq!(d.remove(&1)?, Some(10));
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn remove(&self, key: &K) -> Result<Option<V>, ManagerError> {
+        maybe(self.remote.call(Op::DictRemove(encode(key)?))?)
+    }
+
+    /// Whether `key` is there (Python's `key in d`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let d = m.dict::<u8, u8>()?;
+    /// d.insert(&1, &10)?;
+    /// assert!(d.contains(&1)? && !d.contains(&2)?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn contains(&self, key: &K) -> Result<bool, ManagerError> {
+        match self.remote.call(Op::DictContains(encode(key)?))? {
+            Reply::Flag(f) => Ok(f),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Number of entries.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert_eq!(m.dict::<u8, u8>()?.len()?, 0);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn len(&self) -> Result<usize, ManagerError> {
+        count(self.remote.call(Op::Len)?)
+    }
+
+    /// Whether it is empty.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert!(m.dict::<u8, u8>()?.is_empty()?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn is_empty(&self) -> Result<bool, ManagerError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// The keys, in insertion order.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let d = m.dict::<u8, u8>()?;
+    /// d.insert(&2, &0)?;
+    /// d.insert(&1, &0)?;
+    /// assert_eq!(d.keys()?, vec![2, 1]);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn keys(&self) -> Result<Vec<K>, ManagerError> {
+        match self.remote.call(Op::DictKeys)? {
+            Reply::Many(keys) => keys.iter().map(|k| decode(k)).collect(),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The entries, in insertion order (a snapshot taken in one round trip).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let d = m.dict::<u8, char>()?;
+    /// d.insert(&1, &'a')?;
+    /// assert_eq!(d.items()?, vec![(1, 'a')]);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn items(&self) -> Result<Vec<(K, V)>, ManagerError> {
+        match self.remote.call(Op::DictItems)? {
+            Reply::Pairs(pairs) => pairs
+                .iter()
+                .map(|(k, v)| Ok((decode(k)?, decode(v)?)))
+                .collect(),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Insert every pair, in one round trip (Python's `d.update(...)`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let d = m.dict::<u8, u8>()?;
+    /// d.update([(1, 1), (2, 4)])?;
+    /// assert_eq!(d.len()?, 2);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn update(&self, pairs: impl IntoIterator<Item = (K, V)>) -> Result<(), ManagerError> {
+        let pairs = pairs
+            .into_iter()
+            .map(|(k, v)| Ok((encode(&k)?, encode(&v)?)))
+            .collect::<Result<Vec<_>, ManagerError>>()?;
+        done(self.remote.call(Op::DictUpdate(pairs))?)
+    }
+
+    /// Remove every entry.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let d = m.dict::<u8, u8>()?;
+    /// d.insert(&1, &1)?;
+    /// d.clear()?;
+    /// assert!(d.is_empty()?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn clear(&self) -> Result<(), ManagerError> {
+        done(self.remote.call(Op::Clear)?)
+    }
+}
+
+/// A list in a manager (Python's `ListProxy`). Indexes may be negative, as in Python.
+///
+/// ```
+/// let m = multiproc::Manager::start()?;
+/// let l = m.list::<i32>()?;
+/// l.extend([1, 2, 3])?;
+/// l.set(-1, &30)?;
+/// assert_eq!(l.pop()?, Some(30));
+/// assert_eq!(l.get(0)?, Some(1));
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+pub struct ListProxy<T> {
+    remote: Remote,
+    types: PhantomData<fn() -> T>,
+}
+
+proxy_basics!(ListProxy<T>);
+
+impl<T: Serialize + DeserializeOwned> ListProxy<T> {
+    /// Append `value` (Python's `l.append(v)`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let l = m.list::<u8>()?;
+    /// l.push(&1)?;
+    /// assert_eq!(l.items()?, vec![1]);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn push(&self, value: &T) -> Result<(), ManagerError> {
+        done(self.remote.call(Op::ListPush(encode(value)?))?)
+    }
+
+    /// The item at `index` (negative: from the end), `None` out of range.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let l = m.list::<u8>()?;
+    /// l.extend([1, 2])?;
+    /// assert_eq!((l.get(-1)?, l.get(5)?), (Some(2), None));
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn get(&self, index: i64) -> Result<Option<T>, ManagerError> {
+        maybe(self.remote.call(Op::ListGet(index))?)
+    }
+
+    /// Replace the item at `index`; [`ManagerError::Refused`] out of range.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let l = m.list::<u8>()?;
+    /// l.push(&1)?;
+    /// l.set(0, &9)?;
+    /// assert!(l.set(3, &9).is_err());
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn set(&self, index: i64, value: &T) -> Result<(), ManagerError> {
+        done(self.remote.call(Op::ListSet(index, encode(value)?))?)
+    }
+
+    /// Append every item, in one round trip.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let l = m.list::<u8>()?;
+    /// l.extend(0..3)?;
+    /// assert_eq!(l.len()?, 3);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn extend(&self, items: impl IntoIterator<Item = T>) -> Result<(), ManagerError> {
+        let items = items
+            .into_iter()
+            .map(|v| encode(&v))
+            .collect::<Result<Vec<_>, _>>()?;
+        done(self.remote.call(Op::ListExtend(items))?)
+    }
+
+    /// Remove and return the last item.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let l = m.list::<u8>()?;
+    /// assert_eq!(l.pop()?, None);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn pop(&self) -> Result<Option<T>, ManagerError> {
+        maybe(self.remote.call(Op::ListPop(None))?)
+    }
+
+    /// Remove and return the item at `index`.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let l = m.list::<u8>()?;
+    /// l.extend([1, 2, 3])?;
+    /// assert_eq!(l.pop_at(0)?, Some(1));
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn pop_at(&self, index: i64) -> Result<Option<T>, ManagerError> {
+        maybe(self.remote.call(Op::ListPop(Some(index)))?)
+    }
+
+    /// Number of items.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert_eq!(m.list::<u8>()?.len()?, 0);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn len(&self) -> Result<usize, ManagerError> {
+        count(self.remote.call(Op::Len)?)
+    }
+
+    /// Whether it is empty.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert!(m.list::<u8>()?.is_empty()?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn is_empty(&self) -> Result<bool, ManagerError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Every item (a snapshot taken in one round trip).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let l = m.list::<String>()?;
+    /// l.push(&"a".into())?;
+    /// assert_eq!(l.items()?, vec!["a".to_string()]);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn items(&self) -> Result<Vec<T>, ManagerError> {
+        match self.remote.call(Op::ListItems)? {
+            Reply::Many(items) => items.iter().map(|b| decode(b)).collect(),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// A namespace in a manager: named values, each of its own type (Python's `Namespace`).
+///
+/// ```
+/// let m = multiproc::Manager::start()?;
+/// let ns = m.namespace()?;
+/// ns.set("name", &"worker")?;
+/// assert_eq!(ns.get::<String>("name")?, Some("worker".to_string()));
+/// assert_eq!(ns.remove::<String>("name")?, Some("worker".to_string()));
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+pub struct NamespaceProxy {
+    remote: Remote,
+    types: PhantomData<()>,
+}
+
+impl Clone for NamespaceProxy {
+    fn clone(&self) -> Self {
+        NamespaceProxy {
+            remote: self.remote.clone(),
+            types: PhantomData,
+        }
+    }
+}
+
+impl fmt::Debug for NamespaceProxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "NamespaceProxy({:?})", self.remote)
+    }
+}
+
+impl Serialize for NamespaceProxy {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.remote.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for NamespaceProxy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(NamespaceProxy {
+            remote: Remote::deserialize(d)?,
+            types: PhantomData,
+        })
+    }
+}
+
+impl FromRemote for NamespaceProxy {
+    fn from_remote(remote: Remote) -> Self {
+        NamespaceProxy {
+            remote,
+            types: PhantomData,
+        }
+    }
+}
+
+impl NamespaceProxy {
+    /// The value called `name`, decoded as `T` (Python's `ns.name`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert_eq!(m.namespace()?.get::<u8>("missing")?, None);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ManagerError> {
+        maybe(self.remote.call(Op::NsGet(name.to_string()))?)
+    }
+
+    /// Set the value called `name` (Python's `ns.name = value`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// m.namespace()?.set("x", &[1, 2])?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn set<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<(), ManagerError> {
+        done(
+            self.remote
+                .call(Op::NsSet(name.to_string(), encode(value)?))?,
+        )
+    }
+
+    /// Remove the value called `name`, returning it (Python's `del ns.name`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let ns = m.namespace()?;
+    /// ns.set("x", &1u8)?;
+    /// assert_eq!(ns.remove::<u8>("x")?, Some(1));
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn remove<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, ManagerError> {
+        maybe(self.remote.call(Op::NsRemove(name.to_string()))?)
+    }
+
+    /// The names, in the order they were first set.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert!(m.namespace()?.names()?.is_empty());
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn names(&self) -> Result<Vec<String>, ManagerError> {
+        match self.remote.call(Op::NsNames)? {
+            Reply::Names(names) => Ok(names),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+/// One value in a manager (Python's `manager.Value`). `get` and `set` are each atomic; for
+/// read-modify-write across processes use a lock or a dict/list operation.
+///
+/// ```
+/// let m = multiproc::Manager::start()?;
+/// let v = m.value(&"start".to_string())?;
+/// v.set(&"end".to_string())?;
+/// assert_eq!(v.get()?, "end");
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+pub struct ValueProxy<T> {
+    remote: Remote,
+    types: PhantomData<fn() -> T>,
+}
+
+proxy_basics!(ValueProxy<T>);
+
+impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
+    /// The current value.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert_eq!(m.value(&5i32)?.get()?, 5);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn get(&self) -> Result<T, ManagerError> {
+        maybe(self.remote.call(Op::ValueGet)?)?
+            .ok_or_else(|| ManagerError::Refused("the value is missing".into()))
+    }
+
+    /// Replace the value.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let v = m.value(&5i32)?;
+    /// v.set(&6)?;
+    /// assert_eq!(v.get()?, 6);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn set(&self, value: &T) -> Result<(), ManagerError> {
+        done(self.remote.call(Op::ValueSet(encode(value)?))?)
+    }
+}

@@ -1,0 +1,264 @@
+//! The manager's server process: it owns the shared objects and answers one request at a
+//! time per connection, each connection on its own thread.
+//!
+//! Values are stored as their encoded bytes (postcard), exactly as proxies send them: the
+//! server never needs the Rust types, and equal keys have equal encodings.
+
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::connection::{Connection, ConnectionError};
+use crate::handle::Handle;
+use crate::listener::{Address, Listener};
+
+/// What a proxy asks for.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) enum Request {
+    /// A new object of this kind (named: the one of that name, created on first use).
+    Create { kind: Kind, name: Option<String> },
+    /// An operation on an object.
+    Call { id: u64, op: Op },
+    /// Stop the server.
+    Shutdown,
+}
+
+/// The kinds of objects a manager holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) enum Kind {
+    Dict,
+    List,
+    Namespace,
+    Value,
+}
+
+type Bytes = ByteBuf;
+
+/// One operation; keys and values are encoded.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) enum Op {
+    Len,
+    Clear,
+    DictGet(Bytes),
+    DictInsert(Bytes, Bytes),
+    DictRemove(Bytes),
+    DictContains(Bytes),
+    DictKeys,
+    DictItems,
+    DictUpdate(Vec<(Bytes, Bytes)>),
+    ListPush(Bytes),
+    ListGet(i64),
+    ListSet(i64, Bytes),
+    ListExtend(Vec<Bytes>),
+    ListPop(Option<i64>),
+    ListItems,
+    NsGet(String),
+    NsSet(String, Bytes),
+    NsRemove(String),
+    NsNames,
+    ValueGet,
+    ValueSet(Bytes),
+}
+
+/// The answer to a request.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) enum Reply {
+    Done,
+    Created(u64),
+    Maybe(Option<Bytes>),
+    Flag(bool),
+    Count(u64),
+    Many(Vec<Bytes>),
+    Pairs(Vec<(Bytes, Bytes)>),
+    Names(Vec<String>),
+    Failed(String),
+}
+
+enum Object {
+    Dict(IndexMap<Vec<u8>, Vec<u8>>),
+    List(Vec<Vec<u8>>),
+    Namespace(IndexMap<String, Vec<u8>>),
+    Value(Vec<u8>),
+}
+
+#[derive(Default)]
+struct Objects {
+    next: u64,
+    all: HashMap<u64, (Kind, Object)>,
+    names: HashMap<String, u64>,
+}
+
+/// What the server process starts with.
+#[derive(Serialize, Deserialize)]
+pub(super) struct ServerArgs {
+    pub socket: Handle<OwnedFd>,
+    pub address: Address,
+    pub authkey: ByteBuf,
+}
+
+/// The server process's task: serve until asked to stop (or until its parent, the manager's
+/// owner, is gone: the server is daemonic).
+pub(super) fn serve(args: ServerArgs) {
+    let listener =
+        Listener::from_parts(args.socket.into_inner(), args.address, Some(&args.authkey));
+    let objects = Arc::new(Mutex::new(Objects::default()));
+    loop {
+        let conn = match listener.accept() {
+            Ok(conn) => conn,
+            // A peer that failed the handshake: serve the others.
+            Err(ConnectionError::Authentication(_)) => continue,
+            Err(_) => continue,
+        };
+        let objects = objects.clone();
+        let spawned = std::thread::Builder::new()
+            .name("multiproc-manager-conn".into())
+            .spawn(move || serve_connection(conn, &objects));
+        if spawned.is_err() {
+            continue;
+        }
+    }
+}
+
+fn lock(objects: &Mutex<Objects>) -> MutexGuard<'_, Objects> {
+    objects.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn serve_connection(mut conn: Connection, objects: &Mutex<Objects>) {
+    loop {
+        let request = match conn.recv::<Request>() {
+            Ok(request) => request,
+            Err(_) => return,
+        };
+        let reply = match request {
+            Request::Shutdown => {
+                let _ = conn.send(&Reply::Done);
+                crate::sys::exit_now(0);
+            }
+            Request::Create { kind, name } => create(&mut lock(objects), kind, name),
+            Request::Call { id, op } => match lock(objects).all.get_mut(&id) {
+                Some((_, object)) => apply(object, op),
+                None => Reply::Failed(format!("no object {id} in this manager")),
+            },
+        };
+        if conn.send(&reply).is_err() {
+            return;
+        }
+    }
+}
+
+fn create(objects: &mut Objects, kind: Kind, name: Option<String>) -> Reply {
+    if let Some(name) = &name
+        && let Some(&id) = objects.names.get(name)
+    {
+        return match objects.all.get(&id) {
+            Some((existing, _)) if *existing == kind => Reply::Created(id),
+            Some((existing, _)) => Reply::Failed(format!(
+                "'{name}' is a {existing:?} in this manager, not a {kind:?}"
+            )),
+            None => Reply::Failed(format!("'{name}' was lost")),
+        };
+    }
+    objects.next += 1;
+    let id = objects.next;
+    let object = match kind {
+        Kind::Dict => Object::Dict(IndexMap::new()),
+        Kind::List => Object::List(Vec::new()),
+        Kind::Namespace => Object::Namespace(IndexMap::new()),
+        Kind::Value => Object::Value(Vec::new()),
+    };
+    objects.all.insert(id, (kind, object));
+    if let Some(name) = name {
+        objects.names.insert(name, id);
+    }
+    Reply::Created(id)
+}
+
+/// A Python-style index (negative counts from the end) into a list of `len` items.
+fn index(i: i64, len: usize) -> Option<usize> {
+    let len = i64::try_from(len).ok()?;
+    let i = if i < 0 { i + len } else { i };
+    (0..len).contains(&i).then_some(i as usize)
+}
+
+fn bytes(v: Vec<u8>) -> Bytes {
+    ByteBuf::from(v)
+}
+
+fn apply(object: &mut Object, op: Op) -> Reply {
+    match (object, op) {
+        (Object::Dict(d), Op::Len) => Reply::Count(d.len() as u64),
+        (Object::List(l), Op::Len) => Reply::Count(l.len() as u64),
+        (Object::Namespace(n), Op::Len) => Reply::Count(n.len() as u64),
+        (Object::Dict(d), Op::Clear) => {
+            d.clear();
+            Reply::Done
+        }
+        (Object::List(l), Op::Clear) => {
+            l.clear();
+            Reply::Done
+        }
+        (Object::Dict(d), Op::DictGet(k)) => Reply::Maybe(d.get(k.as_slice()).cloned().map(bytes)),
+        (Object::Dict(d), Op::DictInsert(k, v)) => {
+            Reply::Maybe(d.insert(k.into_vec(), v.into_vec()).map(bytes))
+        }
+        (Object::Dict(d), Op::DictRemove(k)) => {
+            Reply::Maybe(d.shift_remove(k.as_slice()).map(bytes))
+        }
+        (Object::Dict(d), Op::DictContains(k)) => Reply::Flag(d.contains_key(k.as_slice())),
+        (Object::Dict(d), Op::DictKeys) => Reply::Many(d.keys().cloned().map(bytes).collect()),
+        (Object::Dict(d), Op::DictItems) => Reply::Pairs(
+            d.iter()
+                .map(|(k, v)| (bytes(k.clone()), bytes(v.clone())))
+                .collect(),
+        ),
+        (Object::Dict(d), Op::DictUpdate(pairs)) => {
+            d.extend(pairs.into_iter().map(|(k, v)| (k.into_vec(), v.into_vec())));
+            Reply::Done
+        }
+        (Object::List(l), Op::ListPush(v)) => {
+            l.push(v.into_vec());
+            Reply::Done
+        }
+        (Object::List(l), Op::ListGet(i)) => {
+            Reply::Maybe(index(i, l.len()).map(|i| bytes(l[i].clone())))
+        }
+        (Object::List(l), Op::ListSet(i, v)) => match index(i, l.len()) {
+            Some(i) => {
+                l[i] = v.into_vec();
+                Reply::Done
+            }
+            None => Reply::Failed(format!("list index {i} out of range (len {})", l.len())),
+        },
+        (Object::List(l), Op::ListExtend(items)) => {
+            l.extend(items.into_iter().map(ByteBuf::into_vec));
+            Reply::Done
+        }
+        (Object::List(l), Op::ListPop(i)) => {
+            let at = match i {
+                None => l.len().checked_sub(1),
+                Some(i) => index(i, l.len()),
+            };
+            Reply::Maybe(at.map(|at| bytes(l.remove(at))))
+        }
+        (Object::List(l), Op::ListItems) => Reply::Many(l.iter().cloned().map(bytes).collect()),
+        (Object::Namespace(n), Op::NsGet(name)) => Reply::Maybe(n.get(&name).cloned().map(bytes)),
+        (Object::Namespace(n), Op::NsSet(name, v)) => {
+            n.insert(name, v.into_vec());
+            Reply::Done
+        }
+        (Object::Namespace(n), Op::NsRemove(name)) => {
+            Reply::Maybe(n.shift_remove(&name).map(bytes))
+        }
+        (Object::Namespace(n), Op::NsNames) => Reply::Names(n.keys().cloned().collect()),
+        (Object::Value(v), Op::ValueGet) => Reply::Maybe(Some(bytes(v.clone()))),
+        (Object::Value(v), Op::ValueSet(new)) => {
+            *v = new.into_vec();
+            Reply::Done
+        }
+        (_, op) => Reply::Failed(format!("operation {op:?} does not apply to this object")),
+    }
+}

@@ -1,0 +1,185 @@
+//! The manager: proxies from many processes, remote use over TCP, shutdown, and a server
+//! that dies in the middle.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use multiproc::manager::{DictProxy, ListProxy, ManagerError, NamespaceProxy, ValueProxy};
+use multiproc::{Builder, Manager, StartMethod};
+
+const METHODS: [StartMethod; 3] = [
+    StartMethod::Spawn,
+    StartMethod::Fork,
+    StartMethod::ForkServer,
+];
+
+/// What each worker gets: its number and the three shared objects.
+type Shared = (
+    u32,
+    DictProxy<(u32, u32), u64>,
+    ListProxy<u32>,
+    NamespaceProxy,
+);
+
+fn work((who, d, l, ns): Shared) {
+    for i in 0..100 {
+        d.insert(&(who, i), &u64::from(who * 1000 + i)).unwrap();
+        l.push(&who).unwrap();
+    }
+    ns.set(&format!("done-{who}"), &true).unwrap();
+}
+
+/// Six processes (two per start method) share a dict, a list and a namespace through a
+/// manager: every write of every process is there exactly once.
+#[test]
+fn proxies_used_from_many_processes_give_exact_results() {
+    let _g = common::guard();
+    let manager = Manager::start().unwrap();
+    let d = manager.dict::<(u32, u32), u64>().unwrap();
+    let l = manager.list::<u32>().unwrap();
+    let ns = manager.namespace().unwrap();
+    let children: Vec<_> = (0..6u32)
+        .map(|who| {
+            Builder::new()
+                .start_method(METHODS[who as usize % 3])
+                .start(work, (who, d.clone(), l.clone(), ns.clone()))
+                .unwrap()
+        })
+        .collect();
+    for child in children {
+        child.join().unwrap();
+    }
+    assert_eq!(d.len().unwrap(), 600);
+    for who in 0..6 {
+        for i in [0, 57, 99] {
+            assert_eq!(d.get(&(who, i)).unwrap(), Some(u64::from(who * 1000 + i)));
+        }
+        assert_eq!(ns.get::<bool>(&format!("done-{who}")).unwrap(), Some(true));
+    }
+    let mut pushed = l.items().unwrap();
+    pushed.sort_unstable();
+    let expected: Vec<u32> = (0..6)
+        .flat_map(|who| std::iter::repeat_n(who, 100))
+        .collect();
+    assert_eq!(pushed, expected);
+    manager.shutdown().unwrap();
+}
+
+fn remote_program((address, key): (String, Vec<u8>)) -> Result<u64, String> {
+    let manager = Manager::connect(address.as_str(), &key).map_err(|e| e.to_string())?;
+    let jobs = manager
+        .dict_named::<String, u64>("jobs")
+        .map_err(|e| e.to_string())?;
+    jobs.insert(&"from the other program".to_string(), &7)
+        .map_err(|e| e.to_string())?;
+    jobs.get(&"from the server's owner".to_string())
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "missing".to_string())
+}
+
+/// A manager served on TCP with a key is used by another program that only knows the
+/// address and the key (Python's BaseManager pattern); a wrong key is refused.
+#[test]
+fn a_tcp_manager_is_reachable_from_another_program_with_the_key() {
+    let _g = common::guard();
+    let manager = Manager::builder()
+        .address("127.0.0.1:0")
+        .authkey(b"team key")
+        .start()
+        .unwrap();
+    let jobs = manager.dict_named::<String, u64>("jobs").unwrap();
+    jobs.insert(&"from the server's owner".to_string(), &41)
+        .unwrap();
+    let address = manager.address().to_string();
+    let other = Builder::new()
+        .start_method(StartMethod::Spawn)
+        .start(remote_program, (address.clone(), b"team key".to_vec()))
+        .unwrap();
+    assert_eq!(other.join().unwrap(), Ok(41));
+    assert_eq!(
+        jobs.get(&"from the other program".to_string()).unwrap(),
+        Some(7)
+    );
+
+    let wrong = Builder::new()
+        .start_method(StartMethod::Spawn)
+        .start(remote_program, (address, b"guess".to_vec()))
+        .unwrap();
+    let refused = wrong.join().unwrap().unwrap_err();
+    assert!(refused.contains("authentication failed"), "{refused}");
+}
+
+fn keep_reading(v: ValueProxy<u64>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match v.get() {
+            Ok(_) if Instant::now() < deadline => continue,
+            Ok(_) => return "never failed".into(),
+            Err(e) => return e.to_string(),
+        }
+    }
+}
+
+/// Killing the server in the middle of use makes every proxy fail promptly (in this process
+/// and in a child busy reading), never hang.
+#[test]
+fn a_killed_manager_gives_errors_not_hangs() {
+    let _g = common::guard();
+    let manager = Manager::start().unwrap();
+    let v = manager.value(&5u64).unwrap();
+    let d = manager.dict::<u8, u8>().unwrap();
+    let reader = Builder::new().start(keep_reading, v.clone()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let pid = manager.server_pid().unwrap();
+    common::kill_exact(&common::proc_stat(pid).unwrap(), libc::SIGKILL);
+    let started = Instant::now();
+    let failure = reader.join().unwrap();
+    assert!(failure.contains("unreachable"), "{failure}");
+    assert!(matches!(d.get(&1), Err(ManagerError::Disconnected { .. })));
+    assert!(matches!(v.set(&6), Err(ManagerError::Disconnected { .. })));
+    assert!(started.elapsed() < Duration::from_secs(10));
+    drop(manager);
+}
+
+/// `shutdown` stops the server process; proxies then report that it is gone, and so does
+/// dropping the manager.
+#[test]
+fn shutdown_and_drop_stop_the_server() {
+    let _g = common::guard();
+    let manager = Manager::start().unwrap();
+    let pid = manager.server_pid().unwrap();
+    let l = manager.list::<u8>().unwrap();
+    l.push(&1).unwrap();
+    manager.shutdown().unwrap();
+    assert!(matches!(l.len(), Err(ManagerError::Disconnected { .. })));
+    assert!(common::proc_stat(pid).is_none_or(|p| p.is_dead()));
+
+    let manager = Manager::start().unwrap();
+    let pid = manager.server_pid().unwrap();
+    let Some(path) = (match manager.address() {
+        multiproc::listener::Address::Unix(p) => Some(p.clone()),
+        _ => None,
+    }) else {
+        panic!("a default manager listens on a Unix socket")
+    };
+    drop(manager);
+    assert!(common::proc_stat(pid).is_none_or(|p| p.is_dead()));
+    assert!(!path.exists());
+}
+
+/// Operations that do not apply are refused with a reason; a name cannot change kind.
+#[test]
+fn refused_operations_say_why() {
+    let _g = common::guard();
+    let manager = Manager::start().unwrap();
+    let l = manager.list_named::<u8>("thing").unwrap();
+    assert!(matches!(l.set(3, &1), Err(ManagerError::Refused(r)) if r.contains("out of range")));
+    assert!(matches!(
+        manager.dict_named::<u8, u8>("thing"),
+        Err(ManagerError::Refused(r)) if r.contains("List")
+    ));
+    let wrong_type = manager.list_named::<String>("thing").unwrap();
+    l.push(&200).unwrap();
+    assert!(matches!(wrong_type.get(0), Err(ManagerError::Codec(_))));
+}
