@@ -12,6 +12,7 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use multiproc::manager::{DictProxy, ListProxy};
 use multiproc::{
     AcquireError, Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Handle,
     JoinableQueue, Lock, Pool, PoolError, Process, ProcessError, ProcessPoolExecutor, Queue,
@@ -72,7 +73,10 @@ const SECTIONS: &[Section] = &[
         "Logging from children: labelled records, output prefixes, one panic line",
         logging,
     ),
-    // Later parts of the tour (managers) go here as more functions.
+    (
+        "A manager: shared dict and list; Listener/Client with a key",
+        manager_section,
+    ),
 ];
 
 fn main() -> Result {
@@ -1040,6 +1044,8 @@ fn pool_async() -> Result {
         .map(|r| r.get())
         .collect::<Result<Vec<_>, _>>()?;
     assert_eq!(squares, [1, 4, 9]);
+    // As in Python, a result is ready once its callbacks have returned: wait for it.
+    failing.wait();
     assert_eq!(failing.successful(), Some(false));
     println!("get() on the three handles: {squares:?}; the fourth was not successful");
     pool.close();
@@ -1138,6 +1144,54 @@ fn executor() -> Result {
     let ex = ProcessPoolExecutor::new(1)?;
     let answer = block_on(ex.submit(nap, 5)?)?;
     println!("awaited: {answer}");
+    Ok(())
+}
+
+fn tally((n, d, l): (u32, DictProxy<String, u32>, ListProxy<u32>)) {
+    d.insert(&format!("worker {n}"), &(n * n))
+        .expect("the manager is up");
+    l.push(&n).expect("the manager is up");
+}
+
+fn manager_section() -> Result {
+    // A server process owns the objects; proxies travel to children like any argument.
+    let manager = multiproc::Manager::start()?;
+    let d = manager.dict::<String, u32>()?;
+    let l = manager.list::<u32>()?;
+    let children: Vec<_> = (1..=3)
+        .map(|n| Process::start(tally, (n, d.clone(), l.clone())))
+        .collect::<std::result::Result<_, _>>()?;
+    for c in children {
+        c.join()?;
+    }
+    let mut items = d.items()?;
+    items.sort();
+    println!("dict from 3 processes: {items:?}");
+    println!("list length: {}", l.len()?);
+    manager.shutdown()?;
+
+    // Listener/Client: Python's wire protocol and handshake, here between two threads.
+    let listener = multiproc::listener::Listener::bind("127.0.0.1:0", Some(b"tour key"))?;
+    let address = listener.address().clone();
+    let client = std::thread::spawn(move || -> std::result::Result<String, ConnectionError> {
+        let mut conn = multiproc::listener::Client::connect(&address, Some(b"tour key"))?;
+        conn.send_pickle(&("hello", 42))?; // what Python's conn.send(("hello", 42)) sends
+        conn.recv_pickle()
+    });
+    let mut conn = listener.accept()?;
+    let (word, n): (String, i64) = conn.recv_pickle()?;
+    conn.send_pickle(&format!("{word} back, {}", n + 1))?;
+    println!(
+        "client got: {}",
+        client.join().map_err(|_| "client thread panicked")??
+    );
+    let address = listener.address().clone();
+    let intruder = std::thread::spawn(move || {
+        multiproc::listener::Client::connect(&address, Some(b"wrong key")).is_err()
+    });
+    let refused = listener.accept().is_err();
+    let rejected = intruder.join().map_err(|_| "intruder thread panicked")?;
+    println!("a wrong key is refused by the client: {rejected}, by the listener: {refused}");
     Ok(())
 }
 

@@ -404,6 +404,18 @@ impl Manager {
         self.proxy(Kind::Namespace, None)
     }
 
+    /// The namespace called `name`, created on first use.
+    ///
+    /// ```
+    /// let manager = multiproc::Manager::start()?;
+    /// manager.namespace_named("config")?.set("workers", &4)?;
+    /// assert_eq!(manager.namespace_named("config")?.get::<i32>("workers")?, Some(4));
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn namespace_named(&self, name: &str) -> Result<NamespaceProxy, ManagerError> {
+        self.proxy(Kind::Namespace, Some(name))
+    }
+
     /// A new shared value, starting as `initial` (Python's `manager.Value(typecode, v)`).
     ///
     /// ```
