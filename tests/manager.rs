@@ -183,3 +183,101 @@ fn refused_operations_say_why() {
     l.push(&200).unwrap();
     assert!(matches!(wrong_type.get(0), Err(ManagerError::Codec(_))));
 }
+
+fn produce((q, n): (multiproc::manager::QueueProxy<u32>, u32)) {
+    for i in 0..n {
+        q.put(&i).unwrap();
+    }
+}
+
+fn add_under_lock((lock, v, n): (multiproc::manager::LockProxy, ValueProxy<u64>, u32)) {
+    for _ in 0..n {
+        let _held = lock.acquire().unwrap();
+        let x = v.get().unwrap();
+        v.set(&(x + 1)).unwrap();
+    }
+}
+
+/// A bounded queue carries every item from 3 producers (one per start method) to the
+/// parent; a lock makes 4 processes' read-modify-writes of a value exact.
+#[test]
+fn queue_and_lock_proxies_work_across_processes() {
+    let _g = common::guard();
+    let manager = Manager::start().unwrap();
+    let q = manager.queue::<u32>(8).unwrap();
+    let producers: Vec<_> = METHODS
+        .iter()
+        .map(|&m| {
+            Builder::new()
+                .start_method(m)
+                .start(produce, (q.clone(), 200))
+                .unwrap()
+        })
+        .collect();
+    let mut got: Vec<u32> = (0..600).map(|_| q.get().unwrap()).collect();
+    for p in producers {
+        p.join().unwrap();
+    }
+    got.sort_unstable();
+    let expected: Vec<u32> = (0..200).flat_map(|i| [i, i, i]).collect();
+    assert_eq!(got, expected);
+    assert_eq!(q.get_timeout(Duration::from_millis(20)).unwrap(), None);
+
+    let lock = manager.lock().unwrap();
+    let v = manager.value(&0u64).unwrap();
+    let adders: Vec<_> = (0..4)
+        .map(|i| {
+            Builder::new()
+                .start_method(METHODS[i % 3])
+                .start(add_under_lock, (lock.clone(), v.clone(), 50))
+                .unwrap()
+        })
+        .collect();
+    for a in adders {
+        a.join().unwrap();
+    }
+    assert_eq!(v.get().unwrap(), 200);
+}
+
+fn hold_and_die(
+    (lock, held): (
+        multiproc::manager::LockProxy,
+        multiproc::manager::EventProxy,
+    ),
+) {
+    let guard = lock.acquire().unwrap();
+    held.set().unwrap();
+    std::mem::forget(guard);
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+/// A lock whose holder is killed is released by the server (its connection closed); an
+/// event wakes a waiter; a semaphore admits only as many as its value.
+#[test]
+fn lock_of_a_killed_holder_is_released_and_event_and_semaphore_behave() {
+    let _g = common::guard();
+    let manager = Manager::start().unwrap();
+    let lock = manager.lock().unwrap();
+    let held = manager.event().unwrap();
+    let holder = Builder::new()
+        .start(hold_and_die, (lock.clone(), held.clone()))
+        .unwrap();
+    assert!(held.wait_timeout(Duration::from_secs(10)).unwrap());
+    assert!(lock.try_acquire().unwrap().is_none());
+    holder.kill().unwrap();
+    let _ = holder.join();
+    let started = Instant::now();
+    let guard = lock.acquire_timeout(Duration::from_secs(10)).unwrap();
+    assert!(guard.is_some(), "the dead holder's lock was not released");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    drop(guard);
+
+    let s = manager.bounded_semaphore(2).unwrap();
+    assert!(s.acquire_timeout(Duration::ZERO).unwrap());
+    assert!(s.acquire_timeout(Duration::ZERO).unwrap());
+    assert!(!s.acquire_timeout(Duration::from_millis(20)).unwrap());
+    s.release().unwrap();
+    s.release().unwrap();
+    assert!(matches!(s.release(), Err(ManagerError::Refused(_))));
+    assert_eq!(s.value().unwrap(), 2);
+}

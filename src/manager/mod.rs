@@ -4,10 +4,11 @@
 //! [`Manager::start`] starts the server (a daemonic child) on a private Unix socket with a
 //! random key; [`Manager::builder`] serves on a TCP address with your key instead, and
 //! [`Manager::connect`] reaches such a manager from another program or machine. Proxies
-//! ([`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`]) travel to children as
-//! arguments like every other handle and may be used from many processes at once: each
+//! ([`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`], [`QueueProxy`],
+//! [`LockProxy`], [`EventProxy`], [`SemaphoreProxy`]) travel to children as arguments like
+//! every other handle and may be used from many processes at once: each thread of each
 //! process opens its own connection to the server on first use, and every operation is one
-//! round trip, applied atomically by the server.
+//! round trip, applied atomically by the server (blocking ones wait in the server).
 //!
 //! ```
 //! use multiproc::{Manager, Process};
@@ -33,15 +34,18 @@
 //! Values are stored as their serde encoding; keys compare by encoding, so use key types
 //! whose equal values encode equally (integers, strings, tuples of them: anything but floats).
 //! Objects live as long as the manager. If the server dies, every proxy operation returns
-//! [`ManagerError::Disconnected`] instead of hanging. Not there yet: proxies for queues and
-//! the synchronization primitives, and registering your own types.
+//! [`ManagerError::Disconnected`] instead of hanging. Not there yet: proxies for
+//! `JoinableQueue`, `Array`, `RLock`, `Condition` and `Barrier`, and registering your own
+//! types.
 
 mod server;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -96,19 +100,48 @@ impl fmt::Debug for Endpoint {
     }
 }
 
-/// A connection to a manager, opened on first use in each process.
+/// Connections to a manager: one per thread (as in Python), so that a thread blocked in
+/// the server (a lock, a queue) never holds up another, and a lock belongs to the thread
+/// that took it. Opened on first use.
 struct Session {
     endpoint: Endpoint,
-    /// The process that opened `conn` (a forked child must open its own).
-    conn: Mutex<Option<(u32, Connection)>>,
+    /// The process that opened them (a forked child must open its own), and the idle ones.
+    conns: Mutex<(u32, HashMap<ThreadId, Connection>)>,
 }
 
 impl Session {
     fn new(endpoint: Endpoint) -> Arc<Session> {
         Arc::new(Session {
             endpoint,
-            conn: Mutex::new(None),
+            conns: Mutex::new((0, HashMap::new())),
         })
+    }
+
+    /// This thread's connection, taken out of the pool for the length of a call.
+    fn take(&self) -> Result<Connection, ManagerError> {
+        let me = crate::sys::getpid();
+        let existing = {
+            let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+            if conns.0 != me {
+                *conns = (me, HashMap::new());
+            }
+            conns.1.remove(&std::thread::current().id())
+        };
+        match existing {
+            Some(conn) => Ok(conn),
+            None => Client::connect(&self.endpoint.address, Some(&self.endpoint.authkey))
+                .map_err(|e| self.disconnected(e)),
+        }
+    }
+
+    /// Give this thread's connection back after a call that left it in a known state.
+    fn put_back(&self, conn: Connection) {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let me = crate::sys::getpid();
+        if conns.0 != me {
+            *conns = (me, HashMap::new());
+        }
+        conns.1.insert(std::thread::current().id(), conn);
     }
 
     fn disconnected(&self, reason: impl fmt::Display) -> ManagerError {
@@ -120,24 +153,18 @@ impl Session {
 
     /// One request, one reply.
     fn call(&self, request: &Request) -> Result<Reply, ManagerError> {
-        let mut guard = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let me = crate::sys::getpid();
-        if guard.as_ref().is_none_or(|(owner, _)| *owner != me) {
-            let conn = Client::connect(&self.endpoint.address, Some(&self.endpoint.authkey))
-                .map_err(|e| self.disconnected(e))?;
-            *guard = Some((me, conn));
-        }
-        let Some((_, conn)) = guard.as_mut() else {
-            unreachable!("connected just above");
-        };
+        let mut conn = self.take()?;
         let result = conn.send(request).and_then(|()| conn.recv::<Reply>());
         match result {
-            Ok(Reply::Failed(reason)) => Err(ManagerError::Refused(reason)),
-            Ok(reply) => Ok(reply),
-            Err(e) => {
-                *guard = None;
-                Err(self.disconnected(e))
+            Ok(reply) => {
+                self.put_back(conn);
+                match reply {
+                    Reply::Failed(reason) => Err(ManagerError::Refused(reason)),
+                    reply => Ok(reply),
+                }
             }
+            // The connection is dropped: the next call reconnects (or reports the same).
+            Err(e) => Err(self.disconnected(e)),
         }
     }
 
@@ -310,8 +337,7 @@ impl Manager {
             address,
             authkey: ByteBuf::from(authkey.to_vec()),
         });
-        *session.conn.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((crate::sys::getpid(), conn));
+        session.put_back(conn);
         Ok(Manager {
             session,
             server: None,
@@ -432,6 +458,101 @@ impl Manager {
         let proxy: ValueProxy<T> = self.proxy(Kind::Value, None)?;
         proxy.set(initial)?;
         Ok(proxy)
+    }
+
+    /// A new queue of at most `maxsize` items (0: no limit), living in the server (Python's
+    /// `manager.Queue()`): unlike [`Queue`](crate::Queue) it is reachable over TCP.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let q = m.queue::<String>(0)?;
+    /// q.put(&"job".to_string())?;
+    /// assert_eq!(q.get()?, "job");
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn queue<T>(&self, maxsize: u64) -> Result<QueueProxy<T>, ManagerError> {
+        self.proxy(Kind::Queue(maxsize), None)
+    }
+
+    /// The queue called `name`, created (unbounded) on first use.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// m.queue_named::<u8>("jobs")?.put(&1)?;
+    /// assert_eq!(m.queue_named::<u8>("jobs")?.get()?, 1);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn queue_named<T>(&self, name: &str) -> Result<QueueProxy<T>, ManagerError> {
+        self.proxy(Kind::Queue(0), Some(name))
+    }
+
+    /// A new lock in the server (Python's `manager.Lock()`). It belongs to the thread that
+    /// took it; if that thread's process dies or disconnects, the lock is released.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let lock = m.lock()?;
+    /// {
+    ///     let _held = lock.acquire()?;
+    ///     assert!(lock.locked()?);
+    /// }
+    /// assert!(!lock.locked()?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn lock(&self) -> Result<LockProxy, ManagerError> {
+        self.proxy(Kind::Lock, None)
+    }
+
+    /// A new event in the server (Python's `manager.Event()`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let e = m.event()?;
+    /// e.set()?;
+    /// assert!(e.wait_timeout(std::time::Duration::from_secs(1))?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn event(&self) -> Result<EventProxy, ManagerError> {
+        self.proxy(Kind::Event, None)
+    }
+
+    /// A new semaphore starting at `value` (Python's `manager.Semaphore(value)`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let s = m.semaphore(1)?;
+    /// assert!(s.acquire_timeout(std::time::Duration::ZERO)?);
+    /// assert!(!s.acquire_timeout(std::time::Duration::from_millis(10))?);
+    /// s.release()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn semaphore(&self, value: u64) -> Result<SemaphoreProxy, ManagerError> {
+        self.proxy(
+            Kind::Semaphore {
+                value,
+                bounded: false,
+            },
+            None,
+        )
+    }
+
+    /// A semaphore that refuses to be released above `value` (Python's
+    /// `manager.BoundedSemaphore(value)`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let s = m.bounded_semaphore(1)?;
+    /// assert!(s.release().is_err());
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn bounded_semaphore(&self, value: u64) -> Result<SemaphoreProxy, ManagerError> {
+        self.proxy(
+            Kind::Semaphore {
+                value,
+                bounded: true,
+            },
+            None,
+        )
     }
 
     fn proxy<P: FromRemote>(&self, kind: Kind, name: Option<&str>) -> Result<P, ManagerError> {
@@ -1041,5 +1162,363 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     /// ```
     pub fn set(&self, value: &T) -> Result<(), ManagerError> {
         done(self.remote.call(Op::ValueSet(encode(value)?))?)
+    }
+}
+
+/// Milliseconds for a blocking server operation (`None`: no limit).
+fn millis(timeout: Option<Duration>) -> Option<u64> {
+    timeout.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn flag(reply: Reply) -> Result<bool, ManagerError> {
+    match reply {
+        Reply::Flag(f) => Ok(f),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// A queue in a manager (Python's `manager.Queue()` proxy).
+///
+/// ```
+/// let m = multiproc::Manager::start()?;
+/// let q = m.queue::<u32>(1)?;
+/// q.put(&1)?;
+/// assert!(!q.put_timeout(&2, std::time::Duration::from_millis(10))?); // full
+/// assert_eq!(q.get_timeout(std::time::Duration::from_secs(1))?, Some(1));
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+pub struct QueueProxy<T> {
+    remote: Remote,
+    types: PhantomData<fn() -> T>,
+}
+
+proxy_basics!(QueueProxy<T>);
+
+impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
+    /// Put `item`, waiting while the queue is full.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// m.queue::<u8>(0)?.put(&1)?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn put(&self, item: &T) -> Result<(), ManagerError> {
+        flag(self.remote.call(Op::QueuePut(encode(item)?, None))?).map(drop)
+    }
+
+    /// Put `item`, waiting at most `timeout` for room; `false` if the queue stayed full.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert!(m.queue::<u8>(0)?.put_timeout(&1, std::time::Duration::ZERO)?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<bool, ManagerError> {
+        flag(
+            self.remote
+                .call(Op::QueuePut(encode(item)?, millis(Some(timeout))))?,
+        )
+    }
+
+    /// Take the next item, waiting for one.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let q = m.queue::<u8>(0)?;
+    /// q.put(&7)?;
+    /// assert_eq!(q.get()?, 7);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn get(&self) -> Result<T, ManagerError> {
+        maybe(self.remote.call(Op::QueueGet(None))?)?
+            .ok_or_else(|| ManagerError::Refused("the queue returned nothing".into()))
+    }
+
+    /// Take the next item, waiting at most `timeout`; `None` if none came.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let q = m.queue::<u8>(0)?;
+    /// assert_eq!(q.get_timeout(std::time::Duration::from_millis(10))?, None);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Option<T>, ManagerError> {
+        maybe(self.remote.call(Op::QueueGet(millis(Some(timeout))))?)
+    }
+
+    /// Number of items now (Python's `qsize()`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert_eq!(m.queue::<u8>(0)?.len()?, 0);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn len(&self) -> Result<usize, ManagerError> {
+        count(self.remote.call(Op::Len)?)
+    }
+
+    /// Whether it is empty now.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert!(m.queue::<u8>(0)?.is_empty()?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn is_empty(&self) -> Result<bool, ManagerError> {
+        Ok(self.len()? == 0)
+    }
+}
+
+macro_rules! untyped_proxy {
+    ($name:ident) => {
+        impl Clone for $name {
+            fn clone(&self) -> Self {
+                $name {
+                    remote: self.remote.clone(),
+                }
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.remote)
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.remote.serialize(s)
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok($name {
+                    remote: Remote::deserialize(d)?,
+                })
+            }
+        }
+        impl FromRemote for $name {
+            fn from_remote(remote: Remote) -> Self {
+                $name { remote }
+            }
+        }
+    };
+}
+
+/// A lock in a manager (Python's `manager.Lock()` proxy); see [`Manager::lock`].
+///
+/// ```
+/// let m = multiproc::Manager::start()?;
+/// let lock = m.lock()?;
+/// let held = lock.acquire()?;
+/// assert!(lock.try_acquire()?.is_none());
+/// drop(held);
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+pub struct LockProxy {
+    remote: Remote,
+}
+
+untyped_proxy!(LockProxy);
+
+/// Holds a [`LockProxy`]; releases it when dropped.
+#[derive(Debug)]
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct LockProxyGuard<'a> {
+    lock: &'a LockProxy,
+}
+
+impl Drop for LockProxyGuard<'_> {
+    fn drop(&mut self) {
+        let _ = self.lock.remote.call(Op::LockRelease);
+    }
+}
+
+impl LockProxy {
+    /// Take the lock, waiting as long as needed.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let lock = m.lock()?;
+    /// let _g = lock.acquire()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn acquire(&self) -> Result<LockProxyGuard<'_>, ManagerError> {
+        flag(self.remote.call(Op::LockAcquire(None))?)?;
+        Ok(LockProxyGuard { lock: self })
+    }
+
+    /// Take the lock if it is free within `timeout`.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let lock = m.lock()?;
+    /// assert!(lock.acquire_timeout(std::time::Duration::from_secs(1))?.is_some());
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn acquire_timeout(
+        &self,
+        timeout: Duration,
+    ) -> Result<Option<LockProxyGuard<'_>>, ManagerError> {
+        let taken = flag(self.remote.call(Op::LockAcquire(millis(Some(timeout))))?)?;
+        Ok(taken.then_some(LockProxyGuard { lock: self }))
+    }
+
+    /// Take the lock only if it is free now.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert!(m.lock()?.try_acquire()?.is_some());
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn try_acquire(&self) -> Result<Option<LockProxyGuard<'_>>, ManagerError> {
+        self.acquire_timeout(Duration::ZERO)
+    }
+
+    /// Whether some thread holds it now.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert!(!m.lock()?.locked()?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn locked(&self) -> Result<bool, ManagerError> {
+        flag(self.remote.call(Op::LockHeld)?)
+    }
+}
+
+/// An event in a manager (Python's `manager.Event()` proxy).
+///
+/// ```
+/// let m = multiproc::Manager::start()?;
+/// let e = m.event()?;
+/// assert!(!e.is_set()?);
+/// e.set()?;
+/// e.wait()?;
+/// e.clear()?;
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+pub struct EventProxy {
+    remote: Remote,
+}
+
+untyped_proxy!(EventProxy);
+
+impl EventProxy {
+    /// Set the flag, waking every waiter.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// m.event()?.set()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn set(&self) -> Result<(), ManagerError> {
+        done(self.remote.call(Op::EventSet)?)
+    }
+
+    /// Clear the flag.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// m.event()?.clear()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn clear(&self) -> Result<(), ManagerError> {
+        done(self.remote.call(Op::EventClear)?)
+    }
+
+    /// Whether the flag is set.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert!(!m.event()?.is_set()?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn is_set(&self) -> Result<bool, ManagerError> {
+        flag(self.remote.call(Op::EventIsSet)?)
+    }
+
+    /// Wait until the flag is set.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let e = m.event()?;
+    /// e.set()?;
+    /// e.wait()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn wait(&self) -> Result<(), ManagerError> {
+        flag(self.remote.call(Op::EventWait(None))?).map(drop)
+    }
+
+    /// Wait at most `timeout`; whether the flag was set.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert!(!m.event()?.wait_timeout(std::time::Duration::from_millis(10))?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+        flag(self.remote.call(Op::EventWait(millis(Some(timeout))))?)
+    }
+}
+
+/// A semaphore in a manager (Python's `manager.Semaphore()` / `BoundedSemaphore()` proxy).
+///
+/// ```
+/// let m = multiproc::Manager::start()?;
+/// let s = m.semaphore(2)?;
+/// s.acquire()?;
+/// assert_eq!(s.value()?, 1);
+/// s.release()?;
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+pub struct SemaphoreProxy {
+    remote: Remote,
+}
+
+untyped_proxy!(SemaphoreProxy);
+
+impl SemaphoreProxy {
+    /// Take one unit, waiting for it.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// m.semaphore(1)?.acquire()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn acquire(&self) -> Result<(), ManagerError> {
+        flag(self.remote.call(Op::SemAcquire(None))?).map(drop)
+    }
+
+    /// Take one unit if one comes within `timeout`.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert!(!m.semaphore(0)?.acquire_timeout(std::time::Duration::ZERO)?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+        flag(self.remote.call(Op::SemAcquire(millis(Some(timeout))))?)
+    }
+
+    /// Give one unit back (a bounded semaphore refuses to exceed its start value).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// m.semaphore(0)?.release()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn release(&self) -> Result<(), ManagerError> {
+        done(self.remote.call(Op::SemRelease)?)
+    }
+
+    /// The current value.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert_eq!(m.semaphore(3)?.value()?, 3);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn value(&self) -> Result<u64, ManagerError> {
+        count(self.remote.call(Op::SemValue)?).map(|n| n as u64)
     }
 }

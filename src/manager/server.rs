@@ -4,9 +4,10 @@
 //! Values are stored as their encoded bytes (postcard), exactly as proxies send them: the
 //! server never needs the Rust types, and equal keys have equal encodings.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,15 @@ pub(super) enum Kind {
     List,
     Namespace,
     Value,
+    /// A FIFO queue with this many items at most (0: no limit).
+    Queue(u64),
+    Lock,
+    Event,
+    /// A semaphore starting at this value; bounded ones refuse to go above it.
+    Semaphore {
+        value: u64,
+        bounded: bool,
+    },
 }
 
 type Bytes = ByteBuf;
@@ -62,6 +72,19 @@ pub(super) enum Op {
     NsNames,
     ValueGet,
     ValueSet(Bytes),
+    /// Blocking operations wait at most this many milliseconds (`None`: forever).
+    QueuePut(Bytes, Option<u64>),
+    QueueGet(Option<u64>),
+    LockAcquire(Option<u64>),
+    LockRelease,
+    LockHeld,
+    EventSet,
+    EventClear,
+    EventIsSet,
+    EventWait(Option<u64>),
+    SemAcquire(Option<u64>),
+    SemRelease,
+    SemValue,
 }
 
 /// The answer to a request.
@@ -83,6 +106,14 @@ enum Object {
     List(Vec<Vec<u8>>),
     Namespace(IndexMap<String, Vec<u8>>),
     Value(Vec<u8>),
+    Queue(VecDeque<Vec<u8>>, u64),
+    /// The connection holding it.
+    Lock(Option<u64>),
+    Event(bool),
+    Semaphore {
+        value: u64,
+        limit: Option<u64>,
+    },
 }
 
 #[derive(Default)]
@@ -105,7 +136,11 @@ pub(super) struct ServerArgs {
 pub(super) fn serve(args: ServerArgs) {
     let listener =
         Listener::from_parts(args.socket.into_inner(), args.address, Some(&args.authkey));
-    let objects = Arc::new(Mutex::new(Objects::default()));
+    let objects = Arc::new(State {
+        objects: Mutex::new(Objects::default()),
+        changed: Condvar::new(),
+    });
+    let mut next_conn = 0u64;
     loop {
         let conn = match listener.accept() {
             Ok(conn) => conn,
@@ -114,39 +149,185 @@ pub(super) fn serve(args: ServerArgs) {
             Err(_) => continue,
         };
         let objects = objects.clone();
+        next_conn += 1;
+        let me = next_conn;
         let spawned = std::thread::Builder::new()
             .name("multiproc-manager-conn".into())
-            .spawn(move || serve_connection(conn, &objects));
+            .spawn(move || serve_connection(conn, &objects, me));
         if spawned.is_err() {
             continue;
         }
     }
 }
 
-fn lock(objects: &Mutex<Objects>) -> MutexGuard<'_, Objects> {
-    objects.lock().unwrap_or_else(|e| e.into_inner())
+/// The objects, and a condition variable signalled after every change (what blocking
+/// operations wait on).
+struct State {
+    objects: Mutex<Objects>,
+    changed: Condvar,
 }
 
-fn serve_connection(mut conn: Connection, objects: &Mutex<Objects>) {
+fn lock(state: &State) -> MutexGuard<'_, Objects> {
+    state.objects.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn serve_connection(mut conn: Connection, state: &State, me: u64) {
     loop {
         let request = match conn.recv::<Request>() {
             Ok(request) => request,
-            Err(_) => return,
+            Err(_) => return release_all(state, me),
         };
         let reply = match request {
             Request::Shutdown => {
                 let _ = conn.send(&Reply::Done);
                 crate::sys::exit_now(0);
             }
-            Request::Create { kind, name } => create(&mut lock(objects), kind, name),
-            Request::Call { id, op } => match lock(objects).all.get_mut(&id) {
-                Some((_, object)) => apply(object, op),
-                None => Reply::Failed(format!("no object {id} in this manager")),
-            },
+            Request::Create { kind, name } => create(&mut lock(state), kind, name),
+            Request::Call { id, op } => call(state, id, op, me),
         };
         if conn.send(&reply).is_err() {
-            return;
+            return release_all(state, me);
         }
+    }
+}
+
+/// A connection that goes away releases the locks it held (even one granted after its
+/// process died waiting), like a process that dies holding a robust lock.
+fn release_all(state: &State, me: u64) {
+    let mut objects = lock(state);
+    for (_, object) in objects.all.values_mut() {
+        if let Object::Lock(owner) = object
+            && *owner == Some(me)
+        {
+            *owner = None;
+        }
+    }
+    state.changed.notify_all();
+}
+
+/// Apply `op` to object `id`; a blocking operation waits on `changed` until it can proceed
+/// or its time is up.
+fn call(state: &State, id: u64, op: Op, me: u64) -> Reply {
+    let deadline = match &op {
+        Op::QueuePut(_, t)
+        | Op::QueueGet(t)
+        | Op::LockAcquire(t)
+        | Op::EventWait(t)
+        | Op::SemAcquire(t) => t.map(|ms| Instant::now() + Duration::from_millis(ms)),
+        _ => None,
+    };
+    let mut objects = lock(state);
+    loop {
+        let Some((_, object)) = objects.all.get_mut(&id) else {
+            return Reply::Failed(format!("no object {id} in this manager"));
+        };
+        match step(object, &op, me) {
+            Step::Done(reply) => {
+                state.changed.notify_all();
+                return reply;
+            }
+            Step::Wait => {}
+            Step::Other => return apply(object, op),
+        }
+        let timeout = match deadline {
+            Some(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left,
+                _ => return timed_out(&op),
+            },
+            None => Duration::from_secs(3600),
+        };
+        objects = state
+            .changed
+            .wait_timeout(objects, timeout)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}
+
+/// What a blocking operation answers when its time is up.
+fn timed_out(op: &Op) -> Reply {
+    match op {
+        Op::QueueGet(_) => Reply::Maybe(None),
+        _ => Reply::Flag(false),
+    }
+}
+
+enum Step {
+    /// Finished (and maybe changed the object).
+    Done(Reply),
+    /// Cannot proceed yet.
+    Wait,
+    /// Not a blocking-object operation: `apply` it.
+    Other,
+}
+
+/// One attempt at an operation on a queue, lock, event or semaphore.
+fn step(object: &mut Object, op: &Op, me: u64) -> Step {
+    match (object, op) {
+        (Object::Queue(items, max), Op::QueuePut(item, _)) => {
+            if *max != 0 && items.len() as u64 >= *max {
+                return Step::Wait;
+            }
+            items.push_back(item.to_vec());
+            Step::Done(Reply::Flag(true))
+        }
+        (Object::Queue(items, _), Op::QueueGet(_)) => match items.pop_front() {
+            Some(item) => Step::Done(Reply::Maybe(Some(bytes(item)))),
+            None => Step::Wait,
+        },
+        (Object::Queue(items, _), Op::Len) => Step::Done(Reply::Count(items.len() as u64)),
+        (Object::Lock(owner), Op::LockAcquire(_)) => match owner {
+            None => {
+                *owner = Some(me);
+                Step::Done(Reply::Flag(true))
+            }
+            Some(_) => Step::Wait,
+        },
+        (Object::Lock(owner), Op::LockRelease) => {
+            if *owner == Some(me) {
+                *owner = None;
+                Step::Done(Reply::Done)
+            } else {
+                Step::Done(Reply::Failed(
+                    "release of a lock this proxy does not hold".into(),
+                ))
+            }
+        }
+        (Object::Lock(owner), Op::LockHeld) => Step::Done(Reply::Flag(owner.is_some())),
+        (Object::Event(flag), Op::EventSet) => {
+            *flag = true;
+            Step::Done(Reply::Done)
+        }
+        (Object::Event(flag), Op::EventClear) => {
+            *flag = false;
+            Step::Done(Reply::Done)
+        }
+        (Object::Event(flag), Op::EventIsSet) => Step::Done(Reply::Flag(*flag)),
+        (Object::Event(flag), Op::EventWait(_)) => {
+            if *flag {
+                Step::Done(Reply::Flag(true))
+            } else {
+                Step::Wait
+            }
+        }
+        (Object::Semaphore { value, .. }, Op::SemAcquire(_)) => {
+            if *value == 0 {
+                return Step::Wait;
+            }
+            *value -= 1;
+            Step::Done(Reply::Flag(true))
+        }
+        (Object::Semaphore { value, limit }, Op::SemRelease) => {
+            if limit.is_some_and(|l| *value >= l) {
+                return Step::Done(Reply::Failed(
+                    "a bounded semaphore was released too many times".into(),
+                ));
+            }
+            *value += 1;
+            Step::Done(Reply::Done)
+        }
+        (Object::Semaphore { value, .. }, Op::SemValue) => Step::Done(Reply::Count(*value)),
+        _ => Step::Other,
     }
 }
 
@@ -169,6 +350,13 @@ fn create(objects: &mut Objects, kind: Kind, name: Option<String>) -> Reply {
         Kind::List => Object::List(Vec::new()),
         Kind::Namespace => Object::Namespace(IndexMap::new()),
         Kind::Value => Object::Value(Vec::new()),
+        Kind::Queue(max) => Object::Queue(VecDeque::new(), max),
+        Kind::Lock => Object::Lock(None),
+        Kind::Event => Object::Event(false),
+        Kind::Semaphore { value, bounded } => Object::Semaphore {
+            value,
+            limit: bounded.then_some(value),
+        },
     };
     objects.all.insert(id, (kind, object));
     if let Some(name) = name {
