@@ -144,8 +144,10 @@ pub(super) fn serve(args: ServerArgs) {
     loop {
         let conn = match listener.accept() {
             Ok(conn) => conn,
-            // A peer that failed the handshake: serve the others.
-            Err(ConnectionError::Authentication(_)) => continue,
+            // A peer that failed the handshake or went away during it: serve the others.
+            Err(ConnectionError::Io(e)) if !crate::sys::is_transient_accept_error(&e) => {
+                crate::sys::exit_now(1)
+            }
             Err(_) => continue,
         };
         let objects = objects.clone();
