@@ -142,15 +142,21 @@ fn inner_panic_forwarded() {
         return;
     }
     logging::log_to_stderr(LevelFilter::Info).unwrap();
+    crash_with_each_method("crasher", "forwarded");
+}
+
+/// One child per start method, named `{name}-{method}`, panics with `boom {marker}-{method}`;
+/// each join reports the panic.
+fn crash_with_each_method(name: &str, marker: &str) {
     for method in [
         StartMethod::Spawn,
         StartMethod::Fork,
         StartMethod::ForkServer,
     ] {
         let err = Process::builder()
-            .name(format!("crasher-{method}"))
+            .name(format!("{name}-{method}"))
             .start_method(method)
-            .start(boom, format!("forwarded-{method}"))
+            .start(boom, format!("{marker}-{method}"))
             .unwrap()
             .join()
             .unwrap_err();
@@ -182,20 +188,7 @@ fn inner_panic_unlogged() {
     if !inner() {
         return;
     }
-    for method in [
-        StartMethod::Spawn,
-        StartMethod::Fork,
-        StartMethod::ForkServer,
-    ] {
-        let err = Process::builder()
-            .name(format!("lonely-{method}"))
-            .start_method(method)
-            .start(boom, format!("unlogged-{method}"))
-            .unwrap()
-            .join()
-            .unwrap_err();
-        assert!(matches!(err, multiproc::ProcessError::Panicked(_)), "{err}");
-    }
+    crash_with_each_method("lonely", "unlogged");
 }
 
 /// Without any logger, the child prints its panic once, naming itself.
