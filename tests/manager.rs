@@ -281,3 +281,65 @@ fn lock_of_a_killed_holder_is_released_and_event_and_semaphore_behave() {
     assert!(matches!(s.release(), Err(ManagerError::Refused(_))));
     assert_eq!(s.value().unwrap(), 2);
 }
+
+/// A type of the user's own, served by the manager.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct Ledger {
+    entries: Vec<(u32, i64)>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum LedgerAsk {
+    Record(u32, i64),
+    Balance,
+    Explode,
+}
+
+impl multiproc::manager::Shared for Ledger {
+    type Request = LedgerAsk;
+    type Reply = i64;
+    fn handle(&mut self, ask: LedgerAsk) -> i64 {
+        match ask {
+            LedgerAsk::Record(who, amount) => self.entries.push((who, amount)),
+            LedgerAsk::Balance => {}
+            LedgerAsk::Explode => panic!("the ledger refuses"),
+        }
+        self.entries.iter().map(|(_, a)| a).sum()
+    }
+}
+
+fn record((who, ledger): (u32, multiproc::manager::SharedProxy<Ledger>)) {
+    for amount in 1..=100 {
+        ledger.call(&LedgerAsk::Record(who, amount)).unwrap();
+    }
+}
+
+/// A user type registered with the manager is used from processes of every start method:
+/// every request is applied exactly once; a panicking handler fails only that call.
+#[test]
+fn user_types_are_served_to_many_processes() {
+    let _g = common::guard();
+    let manager = Manager::start().unwrap();
+    let ledger = manager.create(Ledger::default()).unwrap();
+    let writers: Vec<_> = (0..3u32)
+        .map(|who| {
+            Builder::new()
+                .start_method(METHODS[who as usize])
+                .start(record, (who, ledger.clone()))
+                .unwrap()
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    assert_eq!(ledger.call(&LedgerAsk::Balance).unwrap(), 3 * 5050);
+    assert!(matches!(
+        ledger.call(&LedgerAsk::Explode),
+        Err(ManagerError::Refused(r)) if r.contains("panicked at tests/manager.rs") && r.ends_with("the ledger refuses")
+    ));
+    assert_eq!(ledger.call(&LedgerAsk::Balance).unwrap(), 3 * 5050);
+    let named = manager.create_named("books", Ledger::default()).unwrap();
+    named.call(&LedgerAsk::Record(9, 7)).unwrap();
+    let again = manager.create_named("books", Ledger::default()).unwrap();
+    assert_eq!(again.call(&LedgerAsk::Balance).unwrap(), 7);
+}

@@ -34,9 +34,9 @@
 //! Values are stored as their serde encoding; keys compare by encoding, so use key types
 //! whose equal values encode equally (integers, strings, tuples of them: anything but floats).
 //! Objects live as long as the manager. If the server dies, every proxy operation returns
-//! [`ManagerError::Disconnected`] instead of hanging. Not there yet: proxies for
-//! `JoinableQueue`, `Array`, `RLock`, `Condition` and `Barrier`, and registering your own
-//! types.
+//! [`ManagerError::Disconnected`] instead of hanging. Your own types are served too: implement
+//! [`Shared`] and use [`Manager::create`]. Not there yet: proxies for `JoinableQueue`,
+//! `Array`, `RLock`, `Condition` and `Barrier`.
 
 mod server;
 
@@ -553,6 +553,61 @@ impl Manager {
             },
             None,
         )
+    }
+
+    /// Put a value of your own [`Shared`] type into the manager and get a proxy for it
+    /// (Python's `BaseManager.register(typeid, callable)` and the proxy it returns). The
+    /// state lives in the server; every [`SharedProxy::call`] runs
+    /// [`Shared::handle`] there, one request at a time.
+    ///
+    /// ```
+    /// use multiproc::manager::Shared;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct Tally { total: i64 }
+    ///
+    /// impl Shared for Tally {
+    ///     type Request = i64;  // add this
+    ///     type Reply = i64;    // the new total
+    ///     fn handle(&mut self, add: i64) -> i64 {
+    ///         self.total += add;
+    ///         self.total
+    ///     }
+    /// }
+    ///
+    /// let manager = multiproc::Manager::start()?;
+    /// let tally = manager.create(Tally { total: 10 })?;
+    /// assert_eq!(tally.call(&5)?, 15);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn create<T: Shared>(&self, initial: T) -> Result<SharedProxy<T>, ManagerError> {
+        self.proxy(Kind::Custom(custom::<T>(&initial)?), None)
+    }
+
+    /// The shared value of type `T` called `name`, made from `initial` on first use (later
+    /// callers' `initial` is ignored).
+    ///
+    /// ```
+    /// # use multiproc::manager::Shared;
+    /// # #[derive(serde::Serialize, serde::Deserialize)]
+    /// # struct Tally { total: i64 }
+    /// # impl Shared for Tally {
+    /// #     type Request = i64;
+    /// #     type Reply = i64;
+    /// #     fn handle(&mut self, add: i64) -> i64 { self.total += add; self.total }
+    /// # }
+    /// let manager = multiproc::Manager::start()?;
+    /// manager.create_named("score", Tally { total: 0 })?.call(&2)?;
+    /// assert_eq!(manager.create_named("score", Tally { total: 99 })?.call(&0)?, 2);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn create_named<T: Shared>(
+        &self,
+        name: &str,
+        initial: T,
+    ) -> Result<SharedProxy<T>, ManagerError> {
+        self.proxy(Kind::Custom(custom::<T>(&initial)?), Some(name))
     }
 
     fn proxy<P: FromRemote>(&self, kind: Kind, name: Option<&str>) -> Result<P, ManagerError> {
@@ -1520,5 +1575,123 @@ impl SemaphoreProxy {
     /// ```
     pub fn value(&self) -> Result<u64, ManagerError> {
         count(self.remote.call(Op::SemValue)?).map(|n| n as u64)
+    }
+}
+
+/// A type of your own that a manager can hold (Python's `BaseManager.register`): its state
+/// lives in the manager's server process and proxies send it requests. The server runs the
+/// same executable, so `handle` is your code, found there like a task's function.
+///
+/// A panic in `handle` fails that call with [`ManagerError::Refused`]; the state keeps
+/// whatever the handler had done before panicking.
+///
+/// ```
+/// use multiproc::manager::Shared;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Default, Serialize, Deserialize)]
+/// struct Inventory { items: Vec<String> }
+///
+/// #[derive(Serialize, Deserialize)]
+/// enum Ask { Add(String), Count }
+///
+/// impl Shared for Inventory {
+///     type Request = Ask;
+///     type Reply = usize;
+///     fn handle(&mut self, ask: Ask) -> usize {
+///         if let Ask::Add(item) = ask {
+///             self.items.push(item);
+///         }
+///         self.items.len()
+///     }
+/// }
+///
+/// let manager = multiproc::Manager::start()?;
+/// let inventory = manager.create(Inventory::default())?;
+/// inventory.call(&Ask::Add("rope".into()))?;
+/// assert_eq!(inventory.call(&Ask::Count)?, 1);
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+pub trait Shared: Serialize + DeserializeOwned + Send + 'static {
+    /// What a proxy sends.
+    type Request: Serialize + DeserializeOwned;
+    /// What the server answers.
+    type Reply: Serialize + DeserializeOwned;
+    /// Serve one request (in the server process, one at a time).
+    fn handle(&mut self, request: Self::Request) -> Self::Reply;
+}
+
+/// Decode the initial state of a `T` (runs in the server).
+fn make_shared<T: Shared>(bytes: &[u8]) -> Result<Box<dyn std::any::Any + Send>, String> {
+    let value: T = decode(bytes).map_err(|e| e.to_string())?;
+    Ok(Box::new(value))
+}
+
+/// Serve one request to a `T` (runs in the server).
+fn call_shared<T: Shared>(
+    state: &mut (dyn std::any::Any + Send),
+    request: &[u8],
+) -> Result<Vec<u8>, String> {
+    let state = state
+        .downcast_mut::<T>()
+        .ok_or_else(|| format!("the object is not a {}", std::any::type_name::<T>()))?;
+    let request: T::Request = decode(request).map_err(|e| e.to_string())?;
+    let reply = state.handle(request);
+    Ok(encode(&reply).map_err(|e| e.to_string())?.into_vec())
+}
+
+/// How the server finds `T`'s code, and its initial state.
+fn custom<T: Shared>(initial: &T) -> Result<server::Custom, ManagerError> {
+    let make: server::MakeFn = make_shared::<T>;
+    let call: server::CallFn = call_shared::<T>;
+    Ok(server::Custom {
+        make: crate::process::code::offset_of(make as usize),
+        call: crate::process::code::offset_of(call as usize),
+        initial: encode(initial)?,
+    })
+}
+
+/// A proxy for a [`Shared`] value of your own type; see [`Manager::create`].
+///
+/// ```
+/// # use multiproc::manager::Shared;
+/// # #[derive(serde::Serialize, serde::Deserialize)]
+/// # struct Echo;
+/// # impl Shared for Echo {
+/// #     type Request = String;
+/// #     type Reply = String;
+/// #     fn handle(&mut self, s: String) -> String { s }
+/// # }
+/// let manager = multiproc::Manager::start()?;
+/// let echo = manager.create(Echo)?;
+/// assert_eq!(echo.call(&"hi".to_string())?, "hi");
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+pub struct SharedProxy<T> {
+    remote: Remote,
+    types: PhantomData<fn() -> T>,
+}
+
+proxy_basics!(SharedProxy<T>);
+
+impl<T: Shared> SharedProxy<T> {
+    /// Send `request` to the value in the server and return its reply.
+    ///
+    /// ```
+    /// # use multiproc::manager::Shared;
+    /// # #[derive(serde::Serialize, serde::Deserialize)]
+    /// # struct Double;
+    /// # impl Shared for Double {
+    /// #     type Request = u32;
+    /// #     type Reply = u32;
+    /// #     fn handle(&mut self, x: u32) -> u32 { x * 2 }
+    /// # }
+    /// let manager = multiproc::Manager::start()?;
+    /// assert_eq!(manager.create(Double)?.call(&21)?, 42);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn call(&self, request: &T::Request) -> Result<T::Reply, ManagerError> {
+        maybe(self.remote.call(Op::Custom(encode(request)?))?)?
+            .ok_or_else(|| ManagerError::Refused("the shared object gave no reply".into()))
     }
 }

@@ -4,6 +4,7 @@
 //! Values are stored as their encoded bytes (postcard), exactly as proxies send them: the
 //! server never needs the Rust types, and equal keys have equal encodings.
 
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -29,7 +30,7 @@ pub(super) enum Request {
 }
 
 /// The kinds of objects a manager holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) enum Kind {
     Dict,
     List,
@@ -44,9 +45,26 @@ pub(super) enum Kind {
         value: u64,
         bounded: bool,
     },
+    /// A user type (`manager::Shared`): its initial state and its two functions.
+    Custom(Custom),
 }
 
 type Bytes = ByteBuf;
+
+/// A user type's code and initial state, as the server finds them: the functions travel as
+/// distances from a fixed function, like task entry points (the server runs the same
+/// executable).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Custom {
+    pub make: (i64, i64),
+    pub call: (i64, i64),
+    pub initial: Bytes,
+}
+
+/// Decode a user type's initial state.
+pub(super) type MakeFn = fn(&[u8]) -> Result<Box<dyn Any + Send>, String>;
+/// Run one request on a user type's state; the encoded reply.
+pub(super) type CallFn = fn(&mut (dyn Any + Send), &[u8]) -> Result<Vec<u8>, String>;
 
 /// One operation; keys and values are encoded.
 #[derive(Debug, Serialize, Deserialize)]
@@ -85,6 +103,8 @@ pub(super) enum Op {
     SemAcquire(Option<u64>),
     SemRelease,
     SemValue,
+    /// A request to a user type.
+    Custom(Bytes),
 }
 
 /// The answer to a request.
@@ -114,6 +134,7 @@ enum Object {
         value: u64,
         limit: Option<u64>,
     },
+    Custom(Box<dyn Any + Send>, CallFn),
 }
 
 #[derive(Default)]
@@ -333,33 +354,62 @@ fn step(object: &mut Object, op: &Op, me: u64) -> Step {
     }
 }
 
+/// Find a function measured in the user's process (see [`Custom`]).
+fn resolve(at: (i64, i64)) -> Result<usize, String> {
+    crate::process::code::address_of(at.0, at.1)
+        .ok_or_else(|| "the manager runs a different executable than its user".to_string())
+}
+
+fn make_custom(custom: &Custom) -> Result<Object, String> {
+    let make = resolve(custom.make)?;
+    let call = resolve(custom.call)?;
+    // SAFETY: `make` and `call` were measured by `Manager::create::<T>` from a `MakeFn` and a
+    // `CallFn` of the same executable (the fingerprint checked in `resolve` says so), so
+    // these addresses are functions with exactly those signatures.
+    let (make, call) = unsafe {
+        (
+            std::mem::transmute::<usize, MakeFn>(make),
+            std::mem::transmute::<usize, CallFn>(call),
+        )
+    };
+    Ok(Object::Custom(make(&custom.initial)?, call))
+}
+
 fn create(objects: &mut Objects, kind: Kind, name: Option<String>) -> Reply {
     if let Some(name) = &name
         && let Some(&id) = objects.names.get(name)
     {
         return match objects.all.get(&id) {
-            Some((existing, _)) if *existing == kind => Reply::Created(id),
+            Some((existing, _))
+                if std::mem::discriminant(existing) == std::mem::discriminant(&kind) =>
+            {
+                Reply::Created(id)
+            }
             Some((existing, _)) => Reply::Failed(format!(
                 "'{name}' is a {existing:?} in this manager, not a {kind:?}"
             )),
             None => Reply::Failed(format!("'{name}' was lost")),
         };
     }
-    objects.next += 1;
-    let id = objects.next;
-    let object = match kind {
+    let object = match &kind {
         Kind::Dict => Object::Dict(IndexMap::new()),
         Kind::List => Object::List(Vec::new()),
         Kind::Namespace => Object::Namespace(IndexMap::new()),
         Kind::Value => Object::Value(Vec::new()),
-        Kind::Queue(max) => Object::Queue(VecDeque::new(), max),
+        Kind::Queue(max) => Object::Queue(VecDeque::new(), *max),
         Kind::Lock => Object::Lock(None),
         Kind::Event => Object::Event(false),
         Kind::Semaphore { value, bounded } => Object::Semaphore {
-            value,
-            limit: bounded.then_some(value),
+            value: *value,
+            limit: bounded.then_some(*value),
+        },
+        Kind::Custom(custom) => match make_custom(custom) {
+            Ok(object) => object,
+            Err(reason) => return Reply::Failed(reason),
         },
     };
+    objects.next += 1;
+    let id = objects.next;
     objects.all.insert(id, (kind, object));
     if let Some(name) = name {
         objects.names.insert(name, id);
@@ -445,6 +495,24 @@ fn apply(object: &mut Object, op: Op) -> Reply {
         }
         (Object::Namespace(n), Op::NsNames) => Reply::Names(n.keys().cloned().collect()),
         (Object::Value(v), Op::ValueGet) => Reply::Maybe(Some(bytes(v.clone()))),
+        (Object::Custom(state, call), Op::Custom(request)) => {
+            let call = *call;
+            // A panic is this call's failure (with its message and place), not the server's.
+            match crate::process::child::catch_task(|| call(state.as_mut(), &request)) {
+                Ok(Ok(reply)) => Reply::Maybe(Some(bytes(reply))),
+                Ok(Err(reason)) => Reply::Failed(reason),
+                Err(panic) => {
+                    let at = panic
+                        .location
+                        .map(|(file, line, col)| format!(" at {file}:{line}:{col}"))
+                        .unwrap_or_default();
+                    Reply::Failed(format!(
+                        "the shared object's handler panicked{at}: {}",
+                        panic.message
+                    ))
+                }
+            }
+        }
         (Object::Value(v), Op::ValueSet(new)) => {
             *v = new.into_vec();
             Reply::Done
