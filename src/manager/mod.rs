@@ -486,6 +486,25 @@ impl Manager {
         self.proxy(Kind::Queue(0), Some(name))
     }
 
+    /// A new joinable queue (Python's `manager.JoinableQueue()`): consumers call
+    /// [`task_done`](JoinableQueueProxy::task_done) for each item, and
+    /// [`join`](JoinableQueueProxy::join) waits until every item put is done.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let q = m.joinable_queue::<u8>(0)?;
+    /// q.put(&1)?;
+    /// assert!(!q.join_timeout(std::time::Duration::from_millis(10))?);
+    /// q.get()?;
+    /// q.task_done()?;
+    /// q.join()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn joinable_queue<T>(&self, maxsize: u64) -> Result<JoinableQueueProxy<T>, ManagerError> {
+        let queue = self.proxy(Kind::JoinableQueue(maxsize), None)?;
+        Ok(JoinableQueueProxy { queue })
+    }
+
     /// A new lock in the server (Python's `manager.Lock()`). It belongs to the thread that
     /// took it; if that thread's process dies or disconnects, the lock is released.
     ///
@@ -501,6 +520,24 @@ impl Manager {
     /// ```
     pub fn lock(&self) -> Result<LockProxy, ManagerError> {
         self.proxy(Kind::Lock, None)
+    }
+
+    /// A new reentrant lock in the server (Python's `manager.RLock()`): the thread holding it
+    /// may take it again, and must release it as many times.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let lock = m.rlock()?;
+    /// let outer = lock.acquire()?;
+    /// let inner = lock.acquire()?; // a plain lock() would refuse: it would deadlock
+    /// drop(inner);
+    /// assert!(lock.locked()?);
+    /// drop(outer);
+    /// assert!(!lock.locked()?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn rlock(&self) -> Result<LockProxy, ManagerError> {
+        self.proxy(Kind::RLock, None)
     }
 
     /// A new event in the server (Python's `manager.Event()`).
@@ -1693,5 +1730,83 @@ impl<T: Shared> SharedProxy<T> {
     pub fn call(&self, request: &T::Request) -> Result<T::Reply, ManagerError> {
         maybe(self.remote.call(Op::Custom(encode(request)?))?)?
             .ok_or_else(|| ManagerError::Refused("the shared object gave no reply".into()))
+    }
+}
+
+/// A joinable queue in a manager; it is a [`QueueProxy`] (through `Deref`) with
+/// [`task_done`](Self::task_done) and [`join`](Self::join). See
+/// [`Manager::joinable_queue`].
+///
+/// ```
+/// let m = multiproc::Manager::start()?;
+/// let q = m.joinable_queue::<String>(0)?;
+/// q.put(&"job".into())?;
+/// assert_eq!(q.len()?, 1);
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JoinableQueueProxy<T> {
+    queue: QueueProxy<T>,
+}
+
+impl<T> Clone for JoinableQueueProxy<T> {
+    fn clone(&self) -> Self {
+        JoinableQueueProxy {
+            queue: self.queue.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinableQueueProxy<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "JoinableQueueProxy({:?})", self.queue.remote)
+    }
+}
+
+impl<T> std::ops::Deref for JoinableQueueProxy<T> {
+    type Target = QueueProxy<T>;
+    fn deref(&self) -> &QueueProxy<T> {
+        &self.queue
+    }
+}
+
+impl<T> JoinableQueueProxy<T> {
+    /// Mark one item taken from the queue as done; an error if more are marked than were
+    /// put.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert!(m.joinable_queue::<u8>(0)?.task_done().is_err());
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn task_done(&self) -> Result<(), ManagerError> {
+        done(self.queue.remote.call(Op::QueueTaskDone)?)
+    }
+
+    /// Wait until every item put has been marked done.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// m.joinable_queue::<u8>(0)?.join()?; // nothing put: returns at once
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn join(&self) -> Result<(), ManagerError> {
+        flag(self.queue.remote.call(Op::QueueJoin(None))?).map(drop)
+    }
+
+    /// [`join`](Self::join) for at most `timeout`; whether everything was done.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert!(m.joinable_queue::<u8>(0)?.join_timeout(std::time::Duration::ZERO)?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+        flag(
+            self.queue
+                .remote
+                .call(Op::QueueJoin(millis(Some(timeout))))?,
+        )
     }
 }

@@ -38,7 +38,10 @@ pub(super) enum Kind {
     Value,
     /// A FIFO queue with this many items at most (0: no limit).
     Queue(u64),
+    /// A queue whose consumers mark items done, and whose `join` waits for that.
+    JoinableQueue(u64),
     Lock,
+    RLock,
     Event,
     /// A semaphore starting at this value; bounded ones refuse to go above it.
     Semaphore {
@@ -59,6 +62,15 @@ pub(super) struct Custom {
     pub make: (i64, i64),
     pub call: (i64, i64),
     pub initial: Bytes,
+}
+
+/// Who holds a lock (a connection, i.e. one thread of one process) and how many times.
+#[derive(Default)]
+struct Held {
+    owner: Option<u64>,
+    levels: u32,
+    /// An RLock: its holder may take it again.
+    recursive: bool,
 }
 
 /// Decode a user type's initial state.
@@ -93,6 +105,8 @@ pub(super) enum Op {
     /// Blocking operations wait at most this many milliseconds (`None`: forever).
     QueuePut(Bytes, Option<u64>),
     QueueGet(Option<u64>),
+    QueueTaskDone,
+    QueueJoin(Option<u64>),
     LockAcquire(Option<u64>),
     LockRelease,
     LockHeld,
@@ -126,9 +140,10 @@ enum Object {
     List(Vec<Vec<u8>>),
     Namespace(IndexMap<String, Vec<u8>>),
     Value(Vec<u8>),
-    Queue(VecDeque<Vec<u8>>, u64),
-    /// The connection holding it.
-    Lock(Option<u64>),
+    /// Items, the most there may be (0: no limit), and for a joinable queue the number of
+    /// items put and not yet marked done.
+    Queue(VecDeque<Vec<u8>>, u64, Option<u64>),
+    Lock(Held),
     Event(bool),
     Semaphore {
         value: u64,
@@ -219,10 +234,13 @@ fn serve_connection(mut conn: Connection, state: &State, me: u64) {
 fn release_all(state: &State, me: u64) {
     let mut objects = lock(state);
     for (_, object) in objects.all.values_mut() {
-        if let Object::Lock(owner) = object
-            && *owner == Some(me)
+        if let Object::Lock(held) = object
+            && held.owner == Some(me)
         {
-            *owner = None;
+            *held = Held {
+                recursive: held.recursive,
+                ..Held::default()
+            };
         }
     }
     state.changed.notify_all();
@@ -234,6 +252,7 @@ fn call(state: &State, id: u64, op: Op, me: u64) -> Reply {
     let deadline = match &op {
         Op::QueuePut(_, t)
         | Op::QueueGet(t)
+        | Op::QueueJoin(t)
         | Op::LockAcquire(t)
         | Op::EventWait(t)
         | Op::SemAcquire(t) => t.map(|ms| Instant::now() + Duration::from_millis(ms)),
@@ -287,36 +306,71 @@ enum Step {
 /// One attempt at an operation on a queue, lock, event or semaphore.
 fn step(object: &mut Object, op: &Op, me: u64) -> Step {
     match (object, op) {
-        (Object::Queue(items, max), Op::QueuePut(item, _)) => {
+        (Object::Queue(items, max, unfinished), Op::QueuePut(item, _)) => {
             if *max != 0 && items.len() as u64 >= *max {
                 return Step::Wait;
             }
             items.push_back(item.to_vec());
+            if let Some(n) = unfinished {
+                *n += 1;
+            }
             Step::Done(Reply::Flag(true))
         }
-        (Object::Queue(items, _), Op::QueueGet(_)) => match items.pop_front() {
+        (Object::Queue(items, ..), Op::QueueGet(_)) => match items.pop_front() {
             Some(item) => Step::Done(Reply::Maybe(Some(bytes(item)))),
             None => Step::Wait,
         },
-        (Object::Queue(items, _), Op::Len) => Step::Done(Reply::Count(items.len() as u64)),
-        (Object::Lock(owner), Op::LockAcquire(_)) => match owner {
-            None => {
-                *owner = Some(me);
+        (Object::Queue(items, ..), Op::Len) => Step::Done(Reply::Count(items.len() as u64)),
+        (Object::Queue(_, _, Some(unfinished)), Op::QueueTaskDone) => {
+            match unfinished.checked_sub(1) {
+                Some(n) => {
+                    *unfinished = n;
+                    Step::Done(Reply::Done)
+                }
+                None => Step::Done(Reply::Failed("task_done() called too many times".into())),
+            }
+        }
+        (Object::Queue(_, _, Some(unfinished)), Op::QueueJoin(_)) => {
+            if *unfinished == 0 {
                 Step::Done(Reply::Flag(true))
+            } else {
+                Step::Wait
+            }
+        }
+        (Object::Lock(held), Op::LockAcquire(_)) => match held.owner {
+            None => {
+                held.owner = Some(me);
+                held.levels = 1;
+                Step::Done(Reply::Flag(true))
+            }
+            Some(owner) if owner == me && held.recursive => {
+                held.levels += 1;
+                Step::Done(Reply::Flag(true))
+            }
+            // Waiting forever for oneself would never end (a timed wait just times out).
+            Some(owner) if owner == me && matches!(op, Op::LockAcquire(None)) => {
+                Step::Done(Reply::Failed(
+                    "this thread already holds this lock (it is not an RLock): acquiring it again \
+                 would deadlock"
+                        .into(),
+                ))
             }
             Some(_) => Step::Wait,
         },
-        (Object::Lock(owner), Op::LockRelease) => {
-            if *owner == Some(me) {
-                *owner = None;
+        (Object::Lock(held), Op::LockRelease) => {
+            if held.owner == Some(me) {
+                held.levels -= 1;
+                if held.levels == 0 {
+                    held.owner = None;
+                }
                 Step::Done(Reply::Done)
             } else {
                 Step::Done(Reply::Failed(
-                    "release of a lock this proxy does not hold".into(),
+                    "release of a lock this thread does not hold".into(),
                 ))
             }
         }
-        (Object::Lock(owner), Op::LockHeld) => Step::Done(Reply::Flag(owner.is_some())),
+        (Object::Lock(held), Op::LockHeld) => Step::Done(Reply::Flag(held.owner.is_some())),
         (Object::Event(flag), Op::EventSet) => {
             *flag = true;
             Step::Done(Reply::Done)
@@ -396,8 +450,13 @@ fn create(objects: &mut Objects, kind: Kind, name: Option<String>) -> Reply {
         Kind::List => Object::List(Vec::new()),
         Kind::Namespace => Object::Namespace(IndexMap::new()),
         Kind::Value => Object::Value(Vec::new()),
-        Kind::Queue(max) => Object::Queue(VecDeque::new(), *max),
-        Kind::Lock => Object::Lock(None),
+        Kind::Queue(max) => Object::Queue(VecDeque::new(), *max, None),
+        Kind::JoinableQueue(max) => Object::Queue(VecDeque::new(), *max, Some(0)),
+        Kind::Lock => Object::Lock(Held::default()),
+        Kind::RLock => Object::Lock(Held {
+            recursive: true,
+            ..Held::default()
+        }),
         Kind::Event => Object::Event(false),
         Kind::Semaphore { value, bounded } => Object::Semaphore {
             value: *value,
