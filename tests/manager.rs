@@ -343,3 +343,87 @@ fn user_types_are_served_to_many_processes() {
     let again = manager.create_named("books", Ledger::default()).unwrap();
     assert_eq!(again.call(&LedgerAsk::Balance).unwrap(), 7);
 }
+
+fn meet(b: multiproc::manager::BarrierProxy) -> u64 {
+    b.wait_timeout(Duration::from_secs(20)).unwrap()
+}
+
+fn await_ready((cond, ns): (multiproc::manager::ConditionProxy, NamespaceProxy)) -> bool {
+    let _held = cond.acquire().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ns.get::<bool>("ready").unwrap() != Some(true) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        cond.wait_timeout(Duration::from_secs(1)).unwrap();
+    }
+    true
+}
+
+fn fill_slot((a, i): (multiproc::manager::ArrayProxy<u64>, i64)) {
+    a.set(i, &(i as u64 * 10)).unwrap();
+}
+
+/// Barrier, Condition and Array proxies across processes: three parties pass a barrier
+/// with distinct indices; a lone party breaks it by timing out; waiters on a condition wake
+/// when notified; an array gets each process's slot.
+#[test]
+fn barrier_condition_and_array_proxies_work_across_processes() {
+    let _g = common::guard();
+    let manager = Manager::start().unwrap();
+
+    let b = manager.barrier(3).unwrap();
+    let parties: Vec<_> = METHODS
+        .iter()
+        .map(|&m| {
+            Builder::new()
+                .start_method(m)
+                .start(meet, b.clone())
+                .unwrap()
+        })
+        .collect();
+    let mut indices: Vec<u64> = parties.into_iter().map(|p| p.join().unwrap()).collect();
+    indices.sort_unstable();
+    assert_eq!(indices, [0, 1, 2]);
+    let lonely = manager.barrier(2).unwrap();
+    assert!(matches!(
+        lonely.wait_timeout(Duration::from_millis(50)),
+        Err(ManagerError::Refused(r)) if r.contains("broken")
+    ));
+    assert!(lonely.broken().unwrap());
+
+    let cond = manager.condition().unwrap();
+    let ns = manager.namespace().unwrap();
+    let waiters: Vec<_> = (0..2)
+        .map(|i| {
+            Builder::new()
+                .start_method(METHODS[i])
+                .start(await_ready, (cond.clone(), ns.clone()))
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    {
+        let _held = cond.acquire().unwrap();
+        ns.set("ready", &true).unwrap();
+        cond.notify_all().unwrap();
+    }
+    for w in waiters {
+        assert!(w.join().unwrap());
+    }
+
+    let a = manager.array(&[0u64; 6]).unwrap();
+    let fillers: Vec<_> = (0..6)
+        .map(|i| {
+            Builder::new()
+                .start_method(METHODS[i as usize % 3])
+                .start(fill_slot, (a.clone(), i))
+                .unwrap()
+        })
+        .collect();
+    for f in fillers {
+        f.join().unwrap();
+    }
+    assert_eq!(a.items().unwrap(), [0, 10, 20, 30, 40, 50]);
+    assert_eq!(a.len().unwrap(), 6);
+}

@@ -4,8 +4,9 @@
 //! [`Manager::start`] starts the server (a daemonic child) on a private Unix socket with a
 //! random key; [`Manager::builder`] serves on a TCP address with your key instead, and
 //! [`Manager::connect`] reaches such a manager from another program or machine. Proxies
-//! ([`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`], [`QueueProxy`],
-//! [`LockProxy`], [`EventProxy`], [`SemaphoreProxy`]) travel to children as arguments like
+//! ([`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`], [`ArrayProxy`],
+//! [`QueueProxy`], [`JoinableQueueProxy`], [`LockProxy`] (also for RLocks),
+//! [`ConditionProxy`], [`SemaphoreProxy`], [`EventProxy`], [`BarrierProxy`]) travel to children as arguments like
 //! every other handle and may be used from many processes at once: each thread of each
 //! process opens its own connection to the server on first use, and every operation is one
 //! round trip, applied atomically by the server (blocking ones wait in the server).
@@ -35,8 +36,7 @@
 //! whose equal values encode equally (integers, strings, tuples of them: anything but floats).
 //! Objects live as long as the manager. If the server dies, every proxy operation returns
 //! [`ManagerError::Disconnected`] instead of hanging. Your own types are served too: implement
-//! [`Shared`] and use [`Manager::create`]. Not there yet: proxies for `JoinableQueue`,
-//! `Array`, `RLock`, `Condition` and `Barrier`.
+//! [`Shared`] and use [`Manager::create`].
 
 mod server;
 
@@ -538,6 +538,53 @@ impl Manager {
     /// ```
     pub fn rlock(&self) -> Result<LockProxy, ManagerError> {
         self.proxy(Kind::RLock, None)
+    }
+
+    /// A new condition variable with its own reentrant lock (Python's
+    /// `manager.Condition()`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let cond = m.condition()?;
+    /// let _held = cond.acquire()?;
+    /// // Nobody notifies: the wait times out, with the lock taken back.
+    /// assert!(!cond.wait_timeout(std::time::Duration::from_millis(10))?);
+    /// cond.notify_all()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn condition(&self) -> Result<ConditionProxy, ManagerError> {
+        self.proxy(Kind::Condition, None)
+    }
+
+    /// A new barrier for `parties` parties (Python's `manager.Barrier(parties)`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let b = m.barrier(1)?;
+    /// assert_eq!(b.wait()?, 0);
+    /// assert_eq!(b.parties()?, 1);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn barrier(&self, parties: u64) -> Result<BarrierProxy, ManagerError> {
+        self.proxy(Kind::Barrier(parties), None)
+    }
+
+    /// A new fixed-length array holding `initial` (Python's `manager.Array(typecode, seq)`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let a = m.array(&[0.0f64; 4])?;
+    /// a.set(2, &1.5)?;
+    /// assert_eq!(a.items()?, vec![0.0, 0.0, 1.5, 0.0]);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn array<T: Serialize + DeserializeOwned + Clone>(
+        &self,
+        initial: &[T],
+    ) -> Result<ArrayProxy<T>, ManagerError> {
+        let list: ListProxy<T> = self.proxy(Kind::List, None)?;
+        list.extend(initial.iter().cloned())?;
+        Ok(ArrayProxy { list })
     }
 
     /// A new event in the server (Python's `manager.Event()`).
@@ -1415,12 +1462,12 @@ untyped_proxy!(LockProxy);
 #[derive(Debug)]
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct LockProxyGuard<'a> {
-    lock: &'a LockProxy,
+    remote: &'a Remote,
 }
 
 impl Drop for LockProxyGuard<'_> {
     fn drop(&mut self) {
-        let _ = self.lock.remote.call(Op::LockRelease);
+        let _ = self.remote.call(Op::LockRelease);
     }
 }
 
@@ -1435,7 +1482,9 @@ impl LockProxy {
     /// ```
     pub fn acquire(&self) -> Result<LockProxyGuard<'_>, ManagerError> {
         flag(self.remote.call(Op::LockAcquire(None))?)?;
-        Ok(LockProxyGuard { lock: self })
+        Ok(LockProxyGuard {
+            remote: &self.remote,
+        })
     }
 
     /// Take the lock if it is free within `timeout`.
@@ -1451,7 +1500,9 @@ impl LockProxy {
         timeout: Duration,
     ) -> Result<Option<LockProxyGuard<'_>>, ManagerError> {
         let taken = flag(self.remote.call(Op::LockAcquire(millis(Some(timeout))))?)?;
-        Ok(taken.then_some(LockProxyGuard { lock: self }))
+        Ok(taken.then_some(LockProxyGuard {
+            remote: &self.remote,
+        }))
     }
 
     /// Take the lock only if it is free now.
@@ -1808,5 +1859,288 @@ impl<T> JoinableQueueProxy<T> {
                 .remote
                 .call(Op::QueueJoin(millis(Some(timeout))))?,
         )
+    }
+}
+
+/// A condition variable in a manager (Python's `manager.Condition()` proxy): take its lock
+/// with [`acquire`](Self::acquire), then [`wait`](Self::wait) (which gives the lock up while
+/// waiting and takes it back) or [`notify`](Self::notify).
+///
+/// ```
+/// let m = multiproc::Manager::start()?;
+/// let cond = m.condition()?;
+/// let held = cond.acquire()?;
+/// cond.notify(1)?;
+/// drop(held);
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+pub struct ConditionProxy {
+    remote: Remote,
+}
+
+untyped_proxy!(ConditionProxy);
+
+impl ConditionProxy {
+    /// Take the condition's (reentrant) lock.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let cond = m.condition()?;
+    /// let _held = cond.acquire()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn acquire(&self) -> Result<LockProxyGuard<'_>, ManagerError> {
+        flag(self.remote.call(Op::LockAcquire(None))?)?;
+        Ok(LockProxyGuard {
+            remote: &self.remote,
+        })
+    }
+
+    /// Wait until notified; this thread must hold the lock, which is released meanwhile
+    /// and held again on return.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let cond = m.condition()?;
+    /// assert!(cond.wait().is_err()); // the lock is not held
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn wait(&self) -> Result<(), ManagerError> {
+        flag(self.remote.call(Op::CondWait(None))?).map(drop)
+    }
+
+    /// [`wait`](Self::wait) for at most `timeout`; `false` if not notified in time (the
+    /// lock is held again either way).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let cond = m.condition()?;
+    /// let _held = cond.acquire()?;
+    /// assert!(!cond.wait_timeout(std::time::Duration::ZERO)?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, ManagerError> {
+        flag(self.remote.call(Op::CondWait(millis(Some(timeout))))?)
+    }
+
+    /// Wake up to `n` waiting threads (this thread must hold the lock).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let cond = m.condition()?;
+    /// let _held = cond.acquire()?;
+    /// cond.notify(2)?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn notify(&self, n: u64) -> Result<(), ManagerError> {
+        done(self.remote.call(Op::CondNotify(n))?)
+    }
+
+    /// Wake every waiting thread (this thread must hold the lock).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let cond = m.condition()?;
+    /// let _held = cond.acquire()?;
+    /// cond.notify_all()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn notify_all(&self) -> Result<(), ManagerError> {
+        done(self.remote.call(Op::CondNotifyAll)?)
+    }
+}
+
+/// A barrier in a manager (Python's `manager.Barrier()` proxy). A party that times out, or
+/// [`abort`](Self::abort), breaks it: every waiter then gets [`ManagerError::Refused`].
+///
+/// ```
+/// let m = multiproc::Manager::start()?;
+/// let b = m.barrier(2)?;
+/// assert!(b.wait_timeout(std::time::Duration::from_millis(10)).is_err()); // alone: broken
+/// assert!(b.broken()?);
+/// b.reset()?;
+/// assert!(!b.broken()?);
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+pub struct BarrierProxy {
+    remote: Remote,
+}
+
+untyped_proxy!(BarrierProxy);
+
+impl BarrierProxy {
+    /// Wait for all parties; this party's arrival index (`0..parties`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert_eq!(m.barrier(1)?.wait()?, 0);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn wait(&self) -> Result<u64, ManagerError> {
+        count(self.remote.call(Op::BarrierWait(None))?).map(|n| n as u64)
+    }
+
+    /// [`wait`](Self::wait) for at most `timeout`; on time-out the barrier breaks.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert_eq!(m.barrier(1)?.wait_timeout(std::time::Duration::from_secs(1))?, 0);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<u64, ManagerError> {
+        count(self.remote.call(Op::BarrierWait(millis(Some(timeout))))?).map(|n| n as u64)
+    }
+
+    /// Break the barrier: waiting and later parties fail until [`reset`](Self::reset).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let b = m.barrier(2)?;
+    /// b.abort()?;
+    /// assert!(b.wait().is_err());
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn abort(&self) -> Result<(), ManagerError> {
+        done(self.remote.call(Op::BarrierAbort)?)
+    }
+
+    /// Make it usable again (parties waiting now fail, as in Python).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// m.barrier(2)?.reset()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn reset(&self) -> Result<(), ManagerError> {
+        done(self.remote.call(Op::BarrierReset)?)
+    }
+
+    fn state(&self) -> Result<(u64, u64, bool), ManagerError> {
+        match self.remote.call(Op::BarrierState)? {
+            Reply::Barrier(parties, waiting, broken) => Ok((parties, waiting, broken)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// How many parties it waits for.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert_eq!(m.barrier(3)?.parties()?, 3);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn parties(&self) -> Result<u64, ManagerError> {
+        Ok(self.state()?.0)
+    }
+
+    /// How many parties are waiting now (Python's `n_waiting`).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert_eq!(m.barrier(3)?.n_waiting()?, 0);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn n_waiting(&self) -> Result<u64, ManagerError> {
+        Ok(self.state()?.1)
+    }
+
+    /// Whether it is broken.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert!(!m.barrier(3)?.broken()?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn broken(&self) -> Result<bool, ManagerError> {
+        Ok(self.state()?.2)
+    }
+}
+
+/// A fixed-length array in a manager (Python's `manager.Array()` proxy): items are read
+/// and written by index; its length never changes. See [`Manager::array`].
+///
+/// ```
+/// let m = multiproc::Manager::start()?;
+/// let a = m.array(&[1u32, 2, 3])?;
+/// assert_eq!(a.get(-1)?, Some(3));
+/// assert_eq!(a.len()?, 3);
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
+#[derive(Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ArrayProxy<T> {
+    list: ListProxy<T>,
+}
+
+impl<T> Clone for ArrayProxy<T> {
+    fn clone(&self) -> Self {
+        ArrayProxy {
+            list: self.list.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for ArrayProxy<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ArrayProxy({:?})", self.list.remote)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
+    /// The item at `index` (negative: from the end), `None` out of range.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert_eq!(m.array(&[5u8])?.get(0)?, Some(5));
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn get(&self, index: i64) -> Result<Option<T>, ManagerError> {
+        self.list.get(index)
+    }
+
+    /// Replace the item at `index`; [`ManagerError::Refused`] out of range.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// let a = m.array(&[5u8])?;
+    /// a.set(0, &6)?;
+    /// assert!(a.set(1, &6).is_err());
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn set(&self, index: i64, value: &T) -> Result<(), ManagerError> {
+        self.list.set(index, value)
+    }
+
+    /// The length.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert_eq!(m.array(&[0u8; 7])?.len()?, 7);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn len(&self) -> Result<usize, ManagerError> {
+        self.list.len()
+    }
+
+    /// Whether it has no items.
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert!(m.array::<u8>(&[])?.is_empty()?);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn is_empty(&self) -> Result<bool, ManagerError> {
+        self.list.is_empty()
+    }
+
+    /// Every item (a snapshot taken in one round trip).
+    ///
+    /// ```
+    /// let m = multiproc::Manager::start()?;
+    /// assert_eq!(m.array(&[1u8, 2])?.items()?, vec![1, 2]);
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn items(&self) -> Result<Vec<T>, ManagerError> {
+        self.list.items()
     }
 }

@@ -42,6 +42,10 @@ pub(super) enum Kind {
     JoinableQueue(u64),
     Lock,
     RLock,
+    /// A condition variable with its own reentrant lock.
+    Condition,
+    /// A barrier for this many parties.
+    Barrier(u64),
     Event,
     /// A semaphore starting at this value; bounded ones refuse to go above it.
     Semaphore {
@@ -107,6 +111,13 @@ pub(super) enum Op {
     QueueGet(Option<u64>),
     QueueTaskDone,
     QueueJoin(Option<u64>),
+    CondWait(Option<u64>),
+    CondNotify(u64),
+    CondNotifyAll,
+    BarrierWait(Option<u64>),
+    BarrierAbort,
+    BarrierReset,
+    BarrierState,
     LockAcquire(Option<u64>),
     LockRelease,
     LockHeld,
@@ -132,6 +143,8 @@ pub(super) enum Reply {
     Many(Vec<Bytes>),
     Pairs(Vec<(Bytes, Bytes)>),
     Names(Vec<String>),
+    /// A barrier's parties, waiting count and whether it is broken.
+    Barrier(u64, u64, bool),
     Failed(String),
 }
 
@@ -144,6 +157,20 @@ enum Object {
     /// items put and not yet marked done.
     Queue(VecDeque<Vec<u8>>, u64, Option<u64>),
     Lock(Held),
+    Condition {
+        held: Held,
+        /// Tickets of the threads waiting now, and those notified but not yet back.
+        waiting: std::collections::BTreeSet<u64>,
+        notified: std::collections::HashSet<u64>,
+        next: u64,
+    },
+    Barrier {
+        parties: u64,
+        count: u64,
+        generation: u64,
+        resets: u64,
+        broken: bool,
+    },
     Event(bool),
     Semaphore {
         value: u64,
@@ -234,9 +261,11 @@ fn serve_connection(mut conn: Connection, state: &State, me: u64) {
 fn release_all(state: &State, me: u64) {
     let mut objects = lock(state);
     for (_, object) in objects.all.values_mut() {
-        if let Object::Lock(held) = object
-            && held.owner == Some(me)
-        {
+        let held = match object {
+            Object::Lock(held) | Object::Condition { held, .. } => held,
+            _ => continue,
+        };
+        if held.owner == Some(me) {
             *held = Held {
                 recursive: held.recursive,
                 ..Held::default()
@@ -255,15 +284,19 @@ fn call(state: &State, id: u64, op: Op, me: u64) -> Reply {
         | Op::QueueJoin(t)
         | Op::LockAcquire(t)
         | Op::EventWait(t)
+        | Op::CondWait(t)
+        | Op::BarrierWait(t)
         | Op::SemAcquire(t) => t.map(|ms| Instant::now() + Duration::from_millis(ms)),
         _ => None,
     };
+    let mut deadline = deadline;
+    let mut pending = Pending::default();
     let mut objects = lock(state);
     loop {
         let Some((_, object)) = objects.all.get_mut(&id) else {
             return Reply::Failed(format!("no object {id} in this manager"));
         };
-        match step(object, &op, me) {
+        match step(object, &op, me, &mut pending) {
             Step::Done(reply) => {
                 state.changed.notify_all();
                 return reply;
@@ -271,10 +304,22 @@ fn call(state: &State, id: u64, op: Op, me: u64) -> Reply {
             Step::Wait => {}
             Step::Other => return apply(object, op),
         }
+        // A first attempt may have changed the object (a condition wait releases its lock).
+        state.changed.notify_all();
         let timeout = match deadline {
             Some(d) => match d.checked_duration_since(Instant::now()) {
                 Some(left) if !left.is_zero() => left,
-                _ => return timed_out(&op),
+                _ => match give_up(object, &op, &mut pending) {
+                    Some(reply) => {
+                        state.changed.notify_all();
+                        return reply;
+                    }
+                    // Time is up, but it must first take its lock back (a condition wait).
+                    None => {
+                        deadline = None;
+                        continue;
+                    }
+                },
             },
             None => Duration::from_secs(3600),
         };
@@ -286,11 +331,39 @@ fn call(state: &State, id: u64, op: Op, me: u64) -> Reply {
     }
 }
 
-/// What a blocking operation answers when its time is up.
-fn timed_out(op: &Op) -> Reply {
-    match op {
-        Op::QueueGet(_) => Reply::Maybe(None),
-        _ => Reply::Flag(false),
+/// What a blocking call remembers between its attempts.
+#[derive(Default)]
+struct Pending {
+    /// A condition wait: its ticket, the lock levels it gave up, whether it was notified
+    /// (or gave up), and what it will answer.
+    cond: Option<(u64, u32, bool, bool)>,
+    /// A barrier wait: the generation and reset count it arrived in, and its index.
+    barrier: Option<(u64, u64, u64)>,
+}
+
+const BROKEN: &str = "the barrier is broken (a party timed out, or it was aborted or reset)";
+
+/// A blocking operation's time is up: its answer, or `None` if it must still wait without
+/// a deadline (a condition wait takes its lock back first, as in Python).
+fn give_up(object: &mut Object, op: &Op, pending: &mut Pending) -> Option<Reply> {
+    match (object, op) {
+        (Object::Queue(..), Op::QueueGet(_)) => Some(Reply::Maybe(None)),
+        (Object::Condition { waiting, .. }, Op::CondWait(_)) => {
+            if let Some((ticket, _, woke, result)) = &mut pending.cond
+                && !*woke
+            {
+                waiting.remove(ticket);
+                *woke = true;
+                *result = false;
+            }
+            None
+        }
+        (Object::Barrier { broken, count, .. }, Op::BarrierWait(_)) => {
+            *broken = true;
+            *count = 0;
+            Some(Reply::Failed(format!("timed out: {BROKEN}")))
+        }
+        _ => Some(Reply::Flag(false)),
     }
 }
 
@@ -304,8 +377,133 @@ enum Step {
 }
 
 /// One attempt at an operation on a queue, lock, event or semaphore.
-fn step(object: &mut Object, op: &Op, me: u64) -> Step {
+fn step(object: &mut Object, op: &Op, me: u64, pending: &mut Pending) -> Step {
     match (object, op) {
+        (
+            Object::Condition {
+                held,
+                waiting,
+                notified,
+                next,
+            },
+            Op::CondWait(_),
+        ) => match &mut pending.cond {
+            None => {
+                if held.owner != Some(me) {
+                    return Step::Done(Reply::Failed(
+                        "wait on a condition whose lock this thread does not hold".into(),
+                    ));
+                }
+                let ticket = *next;
+                *next += 1;
+                waiting.insert(ticket);
+                pending.cond = Some((ticket, held.levels, false, true));
+                held.owner = None;
+                held.levels = 0;
+                Step::Wait
+            }
+            Some((ticket, levels, woke, result)) => {
+                if !*woke {
+                    if !notified.remove(ticket) {
+                        return Step::Wait;
+                    }
+                    *woke = true;
+                }
+                if held.owner.is_some() {
+                    return Step::Wait;
+                }
+                held.owner = Some(me);
+                held.levels = *levels;
+                Step::Done(Reply::Flag(*result))
+            }
+        },
+        (
+            Object::Condition {
+                held,
+                waiting,
+                notified,
+                ..
+            },
+            Op::CondNotify(_) | Op::CondNotifyAll,
+        ) => {
+            if held.owner != Some(me) {
+                return Step::Done(Reply::Failed(
+                    "notify on a condition whose lock this thread does not hold".into(),
+                ));
+            }
+            let n = match op {
+                Op::CondNotify(n) => *n as usize,
+                _ => waiting.len(),
+            };
+            let woken: Vec<u64> = waiting.iter().take(n).copied().collect();
+            for ticket in woken {
+                waiting.remove(&ticket);
+                notified.insert(ticket);
+            }
+            Step::Done(Reply::Done)
+        }
+        (
+            Object::Barrier {
+                parties,
+                count,
+                generation,
+                resets,
+                broken,
+            },
+            Op::BarrierWait(_),
+        ) => match pending.barrier {
+            None => {
+                if *broken {
+                    return Step::Done(Reply::Failed(BROKEN.into()));
+                }
+                let index = *count;
+                *count += 1;
+                if *count == *parties {
+                    *count = 0;
+                    *generation += 1;
+                    return Step::Done(Reply::Count(index));
+                }
+                pending.barrier = Some((*generation, *resets, index));
+                Step::Wait
+            }
+            Some((arrived, reset_count, index)) => {
+                if *resets != reset_count || (*broken && *generation == arrived) {
+                    Step::Done(Reply::Failed(BROKEN.into()))
+                } else if *generation != arrived {
+                    Step::Done(Reply::Count(index))
+                } else {
+                    Step::Wait
+                }
+            }
+        },
+        (Object::Barrier { broken, count, .. }, Op::BarrierAbort) => {
+            *broken = true;
+            *count = 0;
+            Step::Done(Reply::Done)
+        }
+        (
+            Object::Barrier {
+                broken,
+                count,
+                resets,
+                ..
+            },
+            Op::BarrierReset,
+        ) => {
+            *broken = false;
+            *count = 0;
+            *resets += 1;
+            Step::Done(Reply::Done)
+        }
+        (
+            Object::Barrier {
+                parties,
+                count,
+                broken,
+                ..
+            },
+            Op::BarrierState,
+        ) => Step::Done(Reply::Barrier(*parties, *count, *broken)),
         (Object::Queue(items, max, unfinished), Op::QueuePut(item, _)) => {
             if *max != 0 && items.len() as u64 >= *max {
                 return Step::Wait;
@@ -337,7 +535,9 @@ fn step(object: &mut Object, op: &Op, me: u64) -> Step {
                 Step::Wait
             }
         }
-        (Object::Lock(held), Op::LockAcquire(_)) => match held.owner {
+        (Object::Lock(held) | Object::Condition { held, .. }, Op::LockAcquire(_)) => match held
+            .owner
+        {
             None => {
                 held.owner = Some(me);
                 held.levels = 1;
@@ -357,7 +557,7 @@ fn step(object: &mut Object, op: &Op, me: u64) -> Step {
             }
             Some(_) => Step::Wait,
         },
-        (Object::Lock(held), Op::LockRelease) => {
+        (Object::Lock(held) | Object::Condition { held, .. }, Op::LockRelease) => {
             if held.owner == Some(me) {
                 held.levels -= 1;
                 if held.levels == 0 {
@@ -370,7 +570,9 @@ fn step(object: &mut Object, op: &Op, me: u64) -> Step {
                 ))
             }
         }
-        (Object::Lock(held), Op::LockHeld) => Step::Done(Reply::Flag(held.owner.is_some())),
+        (Object::Lock(held) | Object::Condition { held, .. }, Op::LockHeld) => {
+            Step::Done(Reply::Flag(held.owner.is_some()))
+        }
         (Object::Event(flag), Op::EventSet) => {
             *flag = true;
             Step::Done(Reply::Done)
@@ -453,6 +655,22 @@ fn create(objects: &mut Objects, kind: Kind, name: Option<String>) -> Reply {
         Kind::Queue(max) => Object::Queue(VecDeque::new(), *max, None),
         Kind::JoinableQueue(max) => Object::Queue(VecDeque::new(), *max, Some(0)),
         Kind::Lock => Object::Lock(Held::default()),
+        Kind::Condition => Object::Condition {
+            held: Held {
+                recursive: true,
+                ..Held::default()
+            },
+            waiting: Default::default(),
+            notified: Default::default(),
+            next: 0,
+        },
+        Kind::Barrier(parties) => Object::Barrier {
+            parties: (*parties).max(1),
+            count: 0,
+            generation: 0,
+            resets: 0,
+            broken: false,
+        },
         Kind::RLock => Object::Lock(Held {
             recursive: true,
             ..Held::default()
