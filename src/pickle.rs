@@ -80,13 +80,9 @@ pub fn value_to_vec(value: &Value) -> Result<Vec<u8>, CodecError> {
 /// # Ok::<(), multiproc::CodecError>(())
 /// ```
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let error = |reason: String| CodecError::Decode {
-        type_name: std::any::type_name::<T>(),
-        reason,
-    };
-    check_plain(bytes).map_err(error)?;
-    serde_pickle::from_slice(bytes, serde_pickle::DeOptions::new())
-        .map_err(|e| error(e.to_string()))
+    decode_checked(bytes, std::any::type_name::<T>(), |b, options| {
+        serde_pickle::from_slice(b, options)
+    })
 }
 
 /// Decode a pickle of plain data into a [`Value`], keeping what serde's data model cannot
@@ -100,13 +96,22 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 /// # Ok::<(), multiproc::CodecError>(())
 /// ```
 pub fn value_from_slice(bytes: &[u8]) -> Result<Value, CodecError> {
-    let error = |reason: String| CodecError::Decode {
-        type_name: "multiproc::pickle::Value",
-        reason,
-    };
+    decode_checked(
+        bytes,
+        "multiproc::pickle::Value",
+        serde_pickle::value_from_slice,
+    )
+}
+
+/// Refuse anything but plain data ([`check_plain`]), then decode with `decode`.
+fn decode_checked<T>(
+    bytes: &[u8],
+    type_name: &'static str,
+    decode: impl FnOnce(&[u8], serde_pickle::DeOptions) -> serde_pickle::Result<T>,
+) -> Result<T, CodecError> {
+    let error = |reason: String| CodecError::Decode { type_name, reason };
     check_plain(bytes).map_err(error)?;
-    serde_pickle::value_from_slice(bytes, serde_pickle::DeOptions::new())
-        .map_err(|e| error(e.to_string()))
+    decode(bytes, serde_pickle::DeOptions::new()).map_err(|e| error(e.to_string()))
 }
 
 /// How an instruction's argument is laid out.

@@ -44,7 +44,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::Duration;
 
@@ -117,16 +117,19 @@ impl Session {
         })
     }
 
+    /// The idle connections of this process (a forked child starts with none).
+    fn idle(&self) -> MutexGuard<'_, (u32, HashMap<ThreadId, Connection>)> {
+        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
+        let me = crate::sys::getpid();
+        if conns.0 != me {
+            *conns = (me, HashMap::new());
+        }
+        conns
+    }
+
     /// This thread's connection, taken out of the pool for the length of a call.
     fn take(&self) -> Result<Connection, ManagerError> {
-        let me = crate::sys::getpid();
-        let existing = {
-            let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-            if conns.0 != me {
-                *conns = (me, HashMap::new());
-            }
-            conns.1.remove(&std::thread::current().id())
-        };
+        let existing = self.idle().1.remove(&std::thread::current().id());
         match existing {
             Some(conn) => Ok(conn),
             None => Client::connect(&self.endpoint.address, Some(&self.endpoint.authkey))
@@ -136,12 +139,7 @@ impl Session {
 
     /// Give this thread's connection back after a call that left it in a known state.
     fn put_back(&self, conn: Connection) {
-        let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
-        let me = crate::sys::getpid();
-        if conns.0 != me {
-            *conns = (me, HashMap::new());
-        }
-        conns.1.insert(std::thread::current().id(), conn);
+        self.idle().1.insert(std::thread::current().id(), conn);
     }
 
     fn disconnected(&self, reason: impl fmt::Display) -> ManagerError {
@@ -803,6 +801,11 @@ fn maybe<T: DeserializeOwned>(reply: Reply) -> Result<Option<T>, ManagerError> {
     }
 }
 
+/// A reply that must carry a value.
+fn required<T: DeserializeOwned>(reply: Reply) -> Result<T, ManagerError> {
+    maybe(reply)?.ok_or_else(|| ManagerError::Refused("the server sent no value".into()))
+}
+
 fn done(reply: Reply) -> Result<(), ManagerError> {
     match reply {
         Reply::Done => Ok(()),
@@ -842,6 +845,40 @@ macro_rules! proxy_basics {
         impl<$($p),*> FromRemote for $name<$($p),*> {
             fn from_remote(remote: Remote) -> Self {
                 $name { remote, types: PhantomData }
+            }
+        }
+    };
+}
+
+macro_rules! untyped_proxy {
+    ($name:ident) => {
+        impl Clone for $name {
+            fn clone(&self) -> Self {
+                $name {
+                    remote: self.remote.clone(),
+                }
+            }
+        }
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.remote)
+            }
+        }
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                self.remote.serialize(s)
+            }
+        }
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Ok($name {
+                    remote: Remote::deserialize(d)?,
+                })
+            }
+        }
+        impl FromRemote for $name {
+            fn from_remote(remote: Remote) -> Self {
+                $name { remote }
             }
         }
     };
@@ -1164,47 +1201,9 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
 /// ```
 pub struct NamespaceProxy {
     remote: Remote,
-    types: PhantomData<()>,
 }
 
-impl Clone for NamespaceProxy {
-    fn clone(&self) -> Self {
-        NamespaceProxy {
-            remote: self.remote.clone(),
-            types: PhantomData,
-        }
-    }
-}
-
-impl fmt::Debug for NamespaceProxy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NamespaceProxy({:?})", self.remote)
-    }
-}
-
-impl Serialize for NamespaceProxy {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.remote.serialize(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for NamespaceProxy {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(NamespaceProxy {
-            remote: Remote::deserialize(d)?,
-            types: PhantomData,
-        })
-    }
-}
-
-impl FromRemote for NamespaceProxy {
-    fn from_remote(remote: Remote) -> Self {
-        NamespaceProxy {
-            remote,
-            types: PhantomData,
-        }
-    }
-}
+untyped_proxy!(NamespaceProxy);
 
 impl NamespaceProxy {
     /// The value called `name`, decoded as `T` (Python's `ns.name`).
@@ -1286,8 +1285,7 @@ impl<T: Serialize + DeserializeOwned> ValueProxy<T> {
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
     pub fn get(&self) -> Result<T, ManagerError> {
-        maybe(self.remote.call(Op::ValueGet)?)?
-            .ok_or_else(|| ManagerError::Refused("the value is missing".into()))
+        required(self.remote.call(Op::ValueGet)?)
     }
 
     /// Replace the value.
@@ -1369,8 +1367,7 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
     pub fn get(&self) -> Result<T, ManagerError> {
-        maybe(self.remote.call(Op::QueueGet(None))?)?
-            .ok_or_else(|| ManagerError::Refused("the queue returned nothing".into()))
+        required(self.remote.call(Op::QueueGet(None))?)
     }
 
     /// Take the next item, waiting at most `timeout`; `None` if none came.
@@ -1408,40 +1405,6 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     }
 }
 
-macro_rules! untyped_proxy {
-    ($name:ident) => {
-        impl Clone for $name {
-            fn clone(&self) -> Self {
-                $name {
-                    remote: self.remote.clone(),
-                }
-            }
-        }
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), self.remote)
-            }
-        }
-        impl Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                self.remote.serialize(s)
-            }
-        }
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                Ok($name {
-                    remote: Remote::deserialize(d)?,
-                })
-            }
-        }
-        impl FromRemote for $name {
-            fn from_remote(remote: Remote) -> Self {
-                $name { remote }
-            }
-        }
-    };
-}
-
 /// A lock in a manager (Python's `manager.Lock()` proxy); see [`Manager::lock`].
 ///
 /// ```
@@ -1465,6 +1428,14 @@ pub struct LockProxyGuard<'a> {
     remote: &'a Remote,
 }
 
+impl<'a> LockProxyGuard<'a> {
+    /// Take the lock behind `remote` (a lock, an RLock or a condition's), waiting for it.
+    fn take(remote: &'a Remote) -> Result<Self, ManagerError> {
+        flag(remote.call(Op::LockAcquire(None))?)?;
+        Ok(LockProxyGuard { remote })
+    }
+}
+
 impl Drop for LockProxyGuard<'_> {
     fn drop(&mut self) {
         let _ = self.remote.call(Op::LockRelease);
@@ -1481,10 +1452,7 @@ impl LockProxy {
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
     pub fn acquire(&self) -> Result<LockProxyGuard<'_>, ManagerError> {
-        flag(self.remote.call(Op::LockAcquire(None))?)?;
-        Ok(LockProxyGuard {
-            remote: &self.remote,
-        })
+        LockProxyGuard::take(&self.remote)
     }
 
     /// Take the lock if it is free within `timeout`.
@@ -1779,8 +1747,7 @@ impl<T: Shared> SharedProxy<T> {
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
     pub fn call(&self, request: &T::Request) -> Result<T::Reply, ManagerError> {
-        maybe(self.remote.call(Op::Custom(encode(request)?))?)?
-            .ok_or_else(|| ManagerError::Refused("the shared object gave no reply".into()))
+        required(self.remote.call(Op::Custom(encode(request)?))?)
     }
 }
 
@@ -1890,10 +1857,7 @@ impl ConditionProxy {
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
     pub fn acquire(&self) -> Result<LockProxyGuard<'_>, ManagerError> {
-        flag(self.remote.call(Op::LockAcquire(None))?)?;
-        Ok(LockProxyGuard {
-            remote: &self.remote,
-        })
+        LockProxyGuard::take(&self.remote)
     }
 
     /// Wait until notified; this thread must hold the lock, which is released meanwhile

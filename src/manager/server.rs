@@ -30,7 +30,7 @@ pub(super) enum Request {
 }
 
 /// The kinds of objects a manager holds.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(super) enum Kind {
     Dict,
     List,
@@ -56,12 +56,33 @@ pub(super) enum Kind {
     Custom(Custom),
 }
 
+impl Kind {
+    /// The kind's name, without its parameters.
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::Dict => "Dict",
+            Kind::List => "List",
+            Kind::Namespace => "Namespace",
+            Kind::Value => "Value",
+            Kind::Queue(_) => "Queue",
+            Kind::JoinableQueue(_) => "JoinableQueue",
+            Kind::Lock => "Lock",
+            Kind::RLock => "RLock",
+            Kind::Condition => "Condition",
+            Kind::Barrier(_) => "Barrier",
+            Kind::Event => "Event",
+            Kind::Semaphore { .. } => "Semaphore",
+            Kind::Custom(_) => "user type",
+        }
+    }
+}
+
 type Bytes = ByteBuf;
 
 /// A user type's code and initial state, as the server finds them: the functions travel as
 /// distances from a fixed function, like task entry points (the server runs the same
 /// executable).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Custom {
     pub make: (i64, i64),
     pub call: (i64, i64),
@@ -182,7 +203,8 @@ enum Object {
 #[derive(Default)]
 struct Objects {
     next: u64,
-    all: HashMap<u64, (Kind, Object)>,
+    /// Each object with the name of its kind (for a named object asked for again).
+    all: HashMap<u64, (&'static str, Object)>,
     names: HashMap<String, u64>,
 }
 
@@ -636,13 +658,10 @@ fn create(objects: &mut Objects, kind: Kind, name: Option<String>) -> Reply {
         && let Some(&id) = objects.names.get(name)
     {
         return match objects.all.get(&id) {
-            Some((existing, _))
-                if std::mem::discriminant(existing) == std::mem::discriminant(&kind) =>
-            {
-                Reply::Created(id)
-            }
+            Some((existing, _)) if *existing == kind.name() => Reply::Created(id),
             Some((existing, _)) => Reply::Failed(format!(
-                "'{name}' is a {existing:?} in this manager, not a {kind:?}"
+                "'{name}' is a {existing} in this manager, not a {}",
+                kind.name()
             )),
             None => Reply::Failed(format!("'{name}' was lost")),
         };
@@ -687,7 +706,7 @@ fn create(objects: &mut Objects, kind: Kind, name: Option<String>) -> Reply {
     };
     objects.next += 1;
     let id = objects.next;
-    objects.all.insert(id, (kind, object));
+    objects.all.insert(id, (kind.name(), object));
     if let Some(name) = name {
         objects.names.insert(name, id);
     }
