@@ -13,6 +13,7 @@ compile_error!(
      has not been ported to this platform yet"
 );
 
+pub mod image;
 pub mod memory;
 
 use std::collections::VecDeque;
