@@ -427,3 +427,57 @@ fn barrier_condition_and_array_proxies_work_across_processes() {
     assert_eq!(a.items().unwrap(), [0, 10, 20, 30, 40, 50]);
     assert_eq!(a.len().unwrap(), 6);
 }
+
+fn try_take(lock: multiproc::manager::LockProxy) -> bool {
+    lock.try_acquire().unwrap().is_some()
+}
+
+/// A holder that tries its plain lock again (at once or with a timeout) is refused, and the
+/// lock stays its own: still locked, refused to another process, released only by its guard.
+/// An RLock's holder takes it again instead, and must release it as often.
+#[test]
+fn a_refused_acquire_by_the_holder_releases_nothing() {
+    let _g = common::guard();
+    let manager = Manager::start().unwrap();
+    let lock = manager.lock().unwrap();
+    let held = lock.acquire().unwrap();
+    assert!(lock.try_acquire().unwrap().is_none());
+    assert!(
+        lock.locked().unwrap(),
+        "a refused try_acquire released the lock"
+    );
+    assert!(
+        lock.acquire_timeout(Duration::from_millis(20))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        lock.locked().unwrap(),
+        "a timed-out acquire released the lock"
+    );
+    assert!(matches!(lock.acquire(), Err(ManagerError::Refused(_))));
+    assert!(
+        lock.locked().unwrap(),
+        "a refused acquire released the lock"
+    );
+    let other = Builder::new().start(try_take, lock.clone()).unwrap();
+    assert!(!other.join().unwrap(), "another process took a held lock");
+    drop(held);
+    assert!(!lock.locked().unwrap());
+    let other = Builder::new().start(try_take, lock.clone()).unwrap();
+    assert!(other.join().unwrap());
+
+    let rlock = manager.rlock().unwrap();
+    let outer = rlock.acquire().unwrap();
+    let inner = rlock.try_acquire().unwrap();
+    assert!(inner.is_some(), "an RLock's holder takes it again");
+    drop(inner);
+    assert!(
+        rlock.locked().unwrap(),
+        "one release of two levels freed the RLock"
+    );
+    let other = Builder::new().start(try_take, rlock.clone()).unwrap();
+    assert!(!other.join().unwrap(), "another process took a held RLock");
+    drop(outer);
+    assert!(!rlock.locked().unwrap());
+}

@@ -1411,8 +1411,10 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
 /// let m = multiproc::Manager::start()?;
 /// let lock = m.lock()?;
 /// let held = lock.acquire()?;
-/// assert!(lock.try_acquire()?.is_none());
+/// assert!(lock.try_acquire()?.is_none()); // refused, even to its holder (not an RLock)
+/// assert!(lock.locked()?); // and still held: a refused acquire releases nothing
 /// drop(held);
+/// assert!(!lock.locked()?);
 /// # Ok::<(), multiproc::manager::ManagerError>(())
 /// ```
 pub struct LockProxy {
@@ -1431,8 +1433,24 @@ pub struct LockProxyGuard<'a> {
 impl<'a> LockProxyGuard<'a> {
     /// Take the lock behind `remote` (a lock, an RLock or a condition's), waiting for it.
     fn take(remote: &'a Remote) -> Result<Self, ManagerError> {
-        flag(remote.call(Op::LockAcquire(None))?)?;
-        Ok(LockProxyGuard { remote })
+        Self::take_within(remote, None)?.ok_or_else(|| {
+            ManagerError::Refused("the server gave up a wait without a time limit".into())
+        })
+    }
+
+    /// Take the lock behind `remote` if the server grants it within `timeout` (`None`: as
+    /// long as needed). This is the only place a guard is made, and only for a granted
+    /// lock: a refused or timed-out acquire took nothing, so it has nothing to release
+    /// (a guard made for it would release the lock its caller already holds).
+    fn take_within(
+        remote: &'a Remote,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Self>, ManagerError> {
+        if flag(remote.call(Op::LockAcquire(millis(timeout)))?)? {
+            Ok(Some(LockProxyGuard { remote }))
+        } else {
+            Ok(None)
+        }
     }
 }
 
@@ -1467,10 +1485,7 @@ impl LockProxy {
         &self,
         timeout: Duration,
     ) -> Result<Option<LockProxyGuard<'_>>, ManagerError> {
-        let taken = flag(self.remote.call(Op::LockAcquire(millis(Some(timeout))))?)?;
-        Ok(taken.then_some(LockProxyGuard {
-            remote: &self.remote,
-        }))
+        LockProxyGuard::take_within(&self.remote, Some(timeout))
     }
 
     /// Take the lock only if it is free now.
