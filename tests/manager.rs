@@ -5,6 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use multiproc::listener::Address;
 use multiproc::manager::{DictProxy, ListProxy, ManagerError, NamespaceProxy, ValueProxy};
 use multiproc::{Builder, Manager, StartMethod};
 
@@ -156,15 +157,24 @@ fn shutdown_and_drop_stop_the_server() {
     assert!(common::proc_stat(pid).is_none_or(|p| p.is_dead()));
 
     let manager = Manager::start().unwrap();
+    assert!(
+        matches!(manager.address(), Address::Abstract(_)),
+        "a default manager listens on an abstract name, not a file"
+    );
     let pid = manager.server_pid().unwrap();
-    let Some(path) = (match manager.address() {
-        multiproc::listener::Address::Unix(p) => Some(p.clone()),
-        _ => None,
-    }) else {
-        panic!("a default manager listens on a Unix socket")
-    };
     drop(manager);
     assert!(common::proc_stat(pid).is_none_or(|p| p.is_dead()));
+
+    // A socket file at a path the user gave goes with the manager.
+    let path = std::env::temp_dir().join(format!("multiproc-test-{}.sock", std::process::id()));
+    let manager = Manager::builder()
+        .address(path.to_str().unwrap())
+        .start()
+        .unwrap();
+    assert_eq!(manager.address(), &Address::Unix(path.clone()));
+    assert!(path.exists());
+    manager.dict::<u8, u8>().unwrap().insert(&1, &2).unwrap();
+    drop(manager);
     assert!(!path.exists());
 }
 

@@ -2,7 +2,8 @@
 //! typed proxies (Python's `multiprocessing.Manager()` / `BaseManager`).
 //!
 //! [`Manager::start`] starts the server (a daemonic child) on a private Unix socket with a
-//! random key; [`Manager::builder`] serves on a TCP address with your key instead, and
+//! random key (named in Linux's abstract namespace, so no socket file exists, and none is
+//! left if the process is killed); [`Manager::builder`] serves on a TCP address with your key instead, and
 //! [`Manager::connect`] reaches such a manager from another program or machine. Proxies
 //! ([`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`], [`ArrayProxy`],
 //! [`QueueProxy`], [`JoinableQueueProxy`], [`LockProxy`] (also for RLocks),
@@ -224,8 +225,9 @@ pub struct ManagerBuilder {
 }
 
 impl ManagerBuilder {
-    /// Listen on this address (`"host:port"` for TCP, a path for a Unix socket); by default
-    /// a fresh Unix socket in the temporary directory.
+    /// Listen on this address (`"host:port"` for TCP, a path for a Unix socket, `"\0name"`
+    /// for a name in Linux's abstract socket namespace); by default a fresh abstract name,
+    /// so no socket file exists to be left behind.
     ///
     /// ```
     /// let builder = multiproc::Manager::builder().address("0.0.0.0:50000");
@@ -263,15 +265,8 @@ impl ManagerBuilder {
         };
         let address = match self.address {
             Some(a) => a.into_address().map_err(ConnectionError::from)?,
-            None => {
-                let mut tag = [0u8; 8];
-                crate::sys::random_bytes(&mut tag).map_err(ConnectionError::from)?;
-                Address::Unix(std::env::temp_dir().join(format!(
-                    "multiproc-manager-{}-{:016x}.sock",
-                    std::process::id(),
-                    u64::from_le_bytes(tag)
-                )))
-            }
+            // No file to leave behind, even if this process is killed.
+            None => Address::arbitrary().map_err(ConnectionError::from)?,
         };
         let (socket, address) = crate::listener::bind_socket(address)?;
         let args = ServerArgs {
@@ -346,7 +341,8 @@ impl Manager {
     ///
     /// ```
     /// let manager = multiproc::Manager::start()?;
-    /// assert!(matches!(manager.address(), multiproc::listener::Address::Unix(_)));
+    /// // By default a fresh name in Linux's abstract socket namespace: no file on disk.
+    /// assert!(matches!(manager.address(), multiproc::listener::Address::Abstract(_)));
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
     pub fn address(&self) -> &Address {
@@ -725,6 +721,7 @@ impl Manager {
             server.kill()?;
         }
         let _ = server.join();
+        // A socket file at a path the user gave (the default abstract name has no file).
         if let Address::Unix(path) = &self.session.endpoint.address {
             let _ = std::fs::remove_file(path);
         }
