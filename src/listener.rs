@@ -63,19 +63,21 @@ use crate::sys;
 /// use multiproc::listener::Address;
 /// assert!(matches!("127.0.0.1:6000".parse::<Address>()?, Address::Tcp(_)));
 /// assert!(matches!("/tmp/app.sock".parse::<Address>()?, Address::Unix(_)));
-/// assert_eq!("\0app".parse::<Address>()?, Address::Abstract(b"app".to_vec()));
+/// let abstract_name = Address::Abstract(b"app".to_vec());
+/// assert_eq!("\0app".parse::<Address>()?, abstract_name);
+/// assert_eq!(abstract_name.to_string().parse::<Address>()?, abstract_name); // Python's "\0app"
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Address {
     /// A Unix domain socket at this path (a file that stays until it is removed).
     Unix(PathBuf),
+    /// A TCP socket.
+    Tcp(SocketAddr),
     /// A Unix domain socket with this name (without the leading NUL byte) in Linux's abstract
     /// namespace: no file, the name is freed when the listening socket is closed, however its
     /// process ends.
     Abstract(Vec<u8>),
-    /// A TCP socket.
-    Tcp(SocketAddr),
 }
 
 impl Address {
