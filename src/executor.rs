@@ -412,9 +412,10 @@ impl Drop for ProcessPoolExecutor {
             // wait for itself. The work still finishes; a helper thread waits for it.
             self.engine.close();
             let engine = self.engine.clone();
-            let waiter = std::thread::Builder::new()
-                .name("multiproc-executor-shutdown".into())
-                .spawn(move || engine.join());
+            let waiter = crate::process::fork::spawn_library_thread(
+                "multiproc-executor-shutdown",
+                move || engine.join(),
+            );
             if waiter.is_ok() {
                 return;
             }

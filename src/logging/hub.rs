@@ -58,10 +58,7 @@ pub(super) fn ring() -> io::Result<Ring> {
         joinable: false,
     })?;
     let drained = ring.clone();
-    std::thread::Builder::new()
-        .name("multiproc-log".into())
-        .spawn(move || drain(drained))?;
-    crate::process::fork::count_library_thread();
+    crate::process::fork::spawn_library_thread("multiproc-log", move || drain(drained))?;
     *hub = Some(Hub {
         owner: sys::getpid(),
         ring: ring.clone(),

@@ -118,10 +118,9 @@ fn add_streams(name: &str) -> std::io::Result<Pipes> {
     let mut relay = lock();
     if relay.is_none() {
         let (wake_read, wake_write) = sys::output_pipe()?;
-        std::thread::Builder::new()
-            .name("multiproc-output".into())
-            .spawn(move || relay_loop(wake_read))?;
-        crate::process::fork::count_library_thread();
+        crate::process::fork::spawn_library_thread("multiproc-output", move || {
+            relay_loop(wake_read)
+        })?;
         *relay = Some(Relay {
             owner: sys::getpid(),
             streams: Vec::new(),

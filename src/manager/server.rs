@@ -238,9 +238,10 @@ pub(super) fn serve(args: ServerArgs) {
         let objects = objects.clone();
         next_conn += 1;
         let me = next_conn;
-        let spawned = std::thread::Builder::new()
-            .name("multiproc-manager-conn".into())
-            .spawn(move || serve_connection(conn, &objects, me));
+        let spawned =
+            crate::process::fork::spawn_library_thread("multiproc-manager-conn", move || {
+                serve_connection(conn, &objects, me)
+            });
         if spawned.is_err() {
             continue;
         }

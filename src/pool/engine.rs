@@ -224,21 +224,19 @@ impl Engine {
         }
         let collector = {
             let inner = inner.clone();
-            std::thread::Builder::new()
-                .name("multiproc-pool-results".into())
-                .spawn(move || inner.collect())
+            crate::process::fork::spawn_library_thread("multiproc-pool-results", move || {
+                inner.collect()
+            })
         };
         let watcher = {
             let inner = inner.clone();
-            std::thread::Builder::new()
-                .name("multiproc-pool-watcher".into())
-                .spawn(move || inner.watch())
+            crate::process::fork::spawn_library_thread("multiproc-pool-watcher", move || {
+                inner.watch()
+            })
         };
         let feeder = {
             let inner = inner.clone();
-            std::thread::Builder::new()
-                .name(FEEDER.into())
-                .spawn(move || inner.feed())
+            crate::process::fork::spawn_library_thread(FEEDER, move || inner.feed())
         };
         let started: Vec<_> = [collector, watcher, feeder].into_iter().collect();
         let failed = started.iter().any(|t| t.is_err());

@@ -6,10 +6,17 @@
 //!
 //! `fork` copies only the calling thread. Locks this crate owns are held across the `fork`
 //! call so that the child's copies are consistent; locks held by other threads of the user's
-//! program are not, which is why fork is not the default start method.
+//! program are not, and POSIX allows a child forked from a multithreaded process only
+//! async-signal-safe calls until it execs. So the safe entry points refuse to fork while a
+//! thread other than the caller and the library's own exists
+//! ([`ProcessError::ForkWithThreads`]); [`allow_fork_with_threads`] and
+//! `Builder::fork_unchecked` are the `unsafe` ways for a caller who knows those threads hold
+//! nothing the child touches. The library's threads are told apart by name (`multiproc-*`,
+//! all started through [`spawn_library_thread`]): they never hold a lock across `fork` that
+//! this module does not take first.
 
-use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde::Serialize;
 
@@ -18,24 +25,93 @@ use super::{ProcessError, Started, forkserver, registry};
 use crate::connection::Connection;
 use crate::sys;
 
-/// Threads of this library that hold none of the user's locks and none of ours across
-/// `fork` (the reaper, the log drain, the output relay): they do not make forking risky.
-static LIBRARY_THREADS: AtomicUsize = AtomicUsize::new(0);
+/// The prefix of every thread this library starts.
+const LIBRARY_THREAD_PREFIX: &str = "multiproc";
 
-/// Count one more such thread (it runs until the process exits).
-pub(crate) fn count_library_thread() {
-    LIBRARY_THREADS.fetch_add(1, Ordering::Relaxed);
+/// Library threads spawned whose name may not be set yet (std names a thread from inside it,
+/// just before its body runs): a fork in that instant must not count them as foreign.
+static STARTING: AtomicUsize = AtomicUsize::new(0);
+
+/// Set once by [`allow_fork_with_threads`].
+static FORK_WITH_THREADS: AtomicBool = AtomicBool::new(false);
+
+/// Start one of the library's own threads, named `name` (which starts with `multiproc`).
+pub(crate) fn spawn_library_thread<T: Send + 'static>(
+    name: &str,
+    body: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<std::thread::JoinHandle<T>> {
+    debug_assert!(name.starts_with(LIBRARY_THREAD_PREFIX));
+    STARTING.fetch_add(1, Ordering::SeqCst);
+    let spawned = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            STARTING.fetch_sub(1, Ordering::SeqCst);
+            body()
+        });
+    if spawned.is_err() {
+        STARTING.fetch_sub(1, Ordering::SeqCst);
+    }
+    spawned
+}
+
+/// The names of this process's threads that are neither the caller nor the library's own.
+fn foreign_threads() -> Vec<String> {
+    let mut names = sys::other_thread_names();
+    names.retain(|n| !n.starts_with(LIBRARY_THREAD_PREFIX));
+    // A library thread being born still carries its creator's name.
+    let starting = STARTING.load(Ordering::SeqCst);
+    names.truncate(names.len().saturating_sub(starting));
+    names
+}
+
+/// Allow the fork start method and [`Builder::fork`](super::Builder::fork) in a process that
+/// runs other threads, for the rest of the program (Python's behaviour, which only warns).
+///
+/// Without it, forking while a thread other than the caller and the library's own exists
+/// fails with [`ProcessError::ForkWithThreads`].
+///
+/// # Safety
+/// Every fork after this call copies only the calling thread. The caller promises that, at
+/// the moment of each such fork, no other thread holds a lock or is in the middle of an update
+/// of anything the child will use (the allocator excepted: glibc's `malloc` is fork-safe).
+/// A child that needs such a lock waits forever; one that reads such a half-updated structure
+/// may see broken invariants.
+///
+/// ```
+/// // A test harness whose other threads are idle while a test forks:
+/// // SAFETY: the other threads of this program hold nothing a forked child uses.
+/// unsafe { multiproc::allow_fork_with_threads() };
+/// let t = std::thread::spawn(|| std::thread::park());
+/// let child = multiproc::Builder::new().fork(|| 7)?;
+/// assert_eq!(child.join()?, 7);
+/// # drop(t);
+/// # Ok::<(), multiproc::ProcessError>(())
+/// ```
+pub unsafe fn allow_fork_with_threads() {
+    FORK_WITH_THREADS.store(true, Ordering::SeqCst);
+}
+
+/// Whether forking needs the multithreading check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// Refuse while foreign threads exist (unless allowed program-wide).
+    Threads,
+    /// The caller took responsibility (`unsafe`): only warn.
+    Unchecked,
 }
 
 /// Fork a child that runs `body` and reports its return value.
 pub(crate) fn start<R: Serialize>(
     identity: Identity,
     logging: Option<crate::logging::ChildSetup>,
+    check: Check,
     body: impl FnOnce() -> R,
 ) -> Result<Started, ProcessError> {
-    if crate::logging::library_enabled(log::Level::Warn)
-        && sys::thread_count() > 1 + LIBRARY_THREADS.load(Ordering::Relaxed)
-    {
+    let foreign = foreign_threads();
+    if !foreign.is_empty() {
+        if check == Check::Threads && !FORK_WITH_THREADS.load(Ordering::SeqCst) {
+            return Err(ProcessError::ForkWithThreads { threads: foreign });
+        }
         crate::logging::event!(
             log::Level::Warn,
             "forking a multithreaded process: locks held by other threads stay locked in the \

@@ -57,6 +57,7 @@ use registry::ChildRecord;
 use spawn::{BootHeader, TaskMessage};
 use task::{EntryPoint, FnTask};
 
+pub use fork::allow_fork_with_threads;
 pub use forkserver::forkserver_pid;
 pub use registry::ChildInfo;
 pub use task::Run;
@@ -264,6 +265,36 @@ pub enum ProcessError {
     /// The process could not be started.
     #[error("could not start process: {0}")]
     Start(String),
+    /// The fork start method (or [`Builder::fork`]) was refused because other threads run in
+    /// this process: a forked child gets a copy of their locks, held forever. Use the fork
+    /// server or spawn start method, or, if those threads hold nothing the child uses,
+    /// [`allow_fork_with_threads`] or [`Builder::fork_unchecked`].
+    ///
+    /// ```
+    /// use multiproc::{Builder, ProcessError};
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let other = std::thread::Builder::new().name("busy".into()).spawn(move || rx.recv())?;
+    /// match Builder::new().fork(|| 1) {
+    ///     Err(ProcessError::ForkWithThreads { threads }) => assert_eq!(threads.len(), 1),
+    ///     other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    /// }
+    /// drop(tx);
+    /// other.join().unwrap().unwrap_err();
+    /// // Without the other thread, fork is allowed again.
+    /// assert_eq!(Builder::new().fork(|| 1)?.join()?, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error(
+        "refusing to fork: {} other thread(s) run in this process ({}), and the child would \
+         inherit any lock they hold; use the forkserver or spawn start method (or, if they \
+         hold nothing the child uses, the unsafe allow_fork_with_threads/fork_unchecked)",
+        threads.len(),
+        threads.join(", ")
+    )]
+    ForkWithThreads {
+        /// The names of those threads.
+        threads: Vec<String>,
+    },
     /// As in Python, a daemonic process may not start children (they would be orphaned when
     /// it is terminated).
     #[error("daemonic processes are not allowed to have children")]
@@ -411,7 +442,11 @@ impl Builder {
         let identity = self.identity()?;
         let logging = crate::logging::prepare_child(&identity.name);
         let started = match method {
-            StartMethod::Fork => fork::start(identity.clone(), logging, move || task.run())?,
+            StartMethod::Fork => {
+                fork::start(identity.clone(), logging, fork::Check::Threads, move || {
+                    task.run()
+                })?
+            }
             StartMethod::Spawn | StartMethod::ForkServer => {
                 let header = BootHeader {
                     entry: EntryPoint::of::<T>(),
@@ -441,14 +476,45 @@ impl Builder {
     /// assert_eq!(child.join()?, "a-b-c");
     /// # Ok::<(), multiproc::ProcessError>(())
     /// ```
+    ///
+    /// Refused with [`ProcessError::ForkWithThreads`] while threads other than the caller
+    /// and the library's own run (see [`allow_fork_with_threads`]).
     pub fn fork<F, R>(self, f: F) -> Result<Process<R>, ProcessError>
+    where
+        F: FnOnce() -> R,
+        R: Serialize + DeserializeOwned,
+    {
+        self.fork_checked(fork::Check::Threads, f)
+    }
+
+    /// [`fork`](Builder::fork) without the multithreading check (it only logs a warning).
+    ///
+    /// # Safety
+    /// As for [`allow_fork_with_threads`]: no other thread of this process may, at the moment
+    /// of the fork, hold a lock or be in the middle of an update of anything `f` uses.
+    ///
+    /// ```
+    /// // SAFETY: no other thread runs in this doctest.
+    /// let child = unsafe { multiproc::Builder::new().fork_unchecked(|| 2 + 2)? };
+    /// assert_eq!(child.join()?, 4);
+    /// # Ok::<(), multiproc::ProcessError>(())
+    /// ```
+    pub unsafe fn fork_unchecked<F, R>(self, f: F) -> Result<Process<R>, ProcessError>
+    where
+        F: FnOnce() -> R,
+        R: Serialize + DeserializeOwned,
+    {
+        self.fork_checked(fork::Check::Unchecked, f)
+    }
+
+    fn fork_checked<F, R>(self, check: fork::Check, f: F) -> Result<Process<R>, ProcessError>
     where
         F: FnOnce() -> R,
         R: Serialize + DeserializeOwned,
     {
         let identity = self.identity()?;
         let logging = crate::logging::prepare_child(&identity.name);
-        let started = fork::start(identity.clone(), logging, f)?;
+        let started = fork::start(identity.clone(), logging, check, f)?;
         Ok(Process::new(started, identity, StartMethod::Fork))
     }
 

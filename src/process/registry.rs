@@ -227,10 +227,7 @@ pub(crate) fn active_children() -> Vec<ChildInfo> {
 
 fn start_reaper() -> io::Result<OwnedFd> {
     let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    std::thread::Builder::new()
-        .name("multiproc-reaper".into())
-        .spawn(move || reaper_loop(read))?;
-    super::fork::count_library_thread();
+    crate::process::fork::spawn_library_thread("multiproc-reaper", move || reaper_loop(read))?;
     Ok(write)
 }
 

@@ -379,9 +379,18 @@ pub fn fd_is_open(fd: RawFd) -> bool {
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }
 
-/// Number of threads in this process (fork from a multithreaded process is risky).
-pub fn thread_count() -> usize {
-    std::fs::read_dir("/proc/self/task").map_or(1, |d| d.count())
+/// The names (`comm`) of this process's threads other than the calling one. A thread that
+/// ends while they are read is left out.
+pub fn other_thread_names() -> Vec<String> {
+    let me = memory::current_ids().1.to_string();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    dir.filter_map(Result::ok)
+        .filter(|e| e.file_name().to_str() != Some(me.as_str()))
+        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_string())
+        .collect()
 }
 
 /// The CPUs this process may use: scheduler affinity and cgroup CPU quota both count.

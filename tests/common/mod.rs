@@ -43,6 +43,10 @@ pub struct Guard {
 /// fails with a description of it.
 pub fn guard() -> Guard {
     let serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+    // SAFETY: the test harness's other threads are idle while a test runs (tests of one
+    // binary are serialized by `SERIAL`, and the harness's main thread only waits for
+    // results), so they hold nothing a forked child uses.
+    unsafe { multiproc::allow_fork_with_threads() };
     Guard {
         shm_before: shm_entries(),
         _serial: serial,
