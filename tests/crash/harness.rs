@@ -4,11 +4,13 @@
 //!
 //! Environment:
 //! - `MULTIPROC_CRASH_SEED`: the run's seed (decimal or `0x` hex); default: from the clock.
-//! - `MULTIPROC_CRASH_ROUNDS`: rounds per test (default [`DEFAULT_ROUNDS`]).
+//! - `MULTIPROC_CRASH_ROUNDS`: rounds per test (default [`DEFAULT_ROUNDS`], or
+//!   [`DEFAULT_ROUNDS_SLOW`] for the slow tests).
 //! - `MULTIPROC_CRASH_ROUND`: run only this round (replay of a failure).
 //! - `MULTIPROC_CRASH_METHODS`: start methods, comma-separated (`fork,spawn,forkserver`, the
 //!   default); round `r` uses method `r % n`.
 //! - `MULTIPROC_CRASH_DEADLINE`: the watchdog's bound per round, in seconds (default 20).
+//! - `MULTIPROC_CRASH_VERBOSE`: print every round's events, not only a failed round's.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -23,8 +25,11 @@ use serde::de::DeserializeOwned;
 
 use crate::common;
 
-/// Rounds per test when `MULTIPROC_CRASH_ROUNDS` is not set: one per start method.
-pub const DEFAULT_ROUNDS: u64 = 3;
+/// Rounds per test when `MULTIPROC_CRASH_ROUNDS` is not set, for the quick tests (each
+/// start method 10 times).
+pub const DEFAULT_ROUNDS: u64 = 30;
+/// The same for the tests that move tens of MiB or wait for a barrier timeout per round.
+pub const DEFAULT_ROUNDS_SLOW: u64 = 6;
 /// The watchdog's bound per round when `MULTIPROC_CRASH_DEADLINE` is not set.
 const DEFAULT_DEADLINE: Duration = Duration::from_secs(20);
 /// How long the parent's own waits sleep between two looks (they also watch for an abort).
@@ -53,7 +58,7 @@ fn parse_u64(name: &str, text: &str) -> u64 {
     parsed.unwrap_or_else(|e| panic!("{name}={text:?} is not a number: {e}"))
 }
 
-fn config() -> Config {
+fn config(default_rounds: u64) -> Config {
     let seed = match env("MULTIPROC_CRASH_SEED") {
         Some(s) => parse_u64("MULTIPROC_CRASH_SEED", &s),
         None => {
@@ -69,7 +74,7 @@ fn config() -> Config {
         None => {
             let n = env("MULTIPROC_CRASH_ROUNDS")
                 .map(|n| parse_u64("MULTIPROC_CRASH_ROUNDS", &n))
-                .unwrap_or(DEFAULT_ROUNDS);
+                .unwrap_or(default_rounds);
             (0..n).collect()
         }
     };
@@ -217,7 +222,6 @@ impl Killer {
             killer: self.clone(),
         }
     }
-
 }
 
 /// A process pinned by a pidfd, ready to be killed.
@@ -356,7 +360,12 @@ fn proc_field(pid: u32, field: &str) -> Option<String> {
 }
 
 fn stat_state(stat: &str) -> Option<char> {
-    stat.rsplit_once(')')?.1.split_whitespace().next()?.chars().next()
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .next()?
+        .chars()
+        .next()
 }
 
 /// A child that was SIGKILLed (by us).
@@ -374,9 +383,14 @@ fn descendants(root: u32) -> Vec<u32> {
             let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
-            if let Some(ppid) = proc_field(pid, "stat")
-                .and_then(|s| s.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok())
-            {
+            if let Some(ppid) = proc_field(pid, "stat").and_then(|s| {
+                s.rsplit_once(')')?
+                    .1
+                    .split_whitespace()
+                    .nth(1)?
+                    .parse()
+                    .ok()
+            }) {
                 children.entry(ppid).or_default().push(pid);
             }
         }
@@ -431,7 +445,11 @@ fn dump(record: &Record) -> String {
         } else if helpers.contains(&Some(pid)) {
             "library helper".to_string()
         } else {
-            record.roles.get(&pid).cloned().unwrap_or_else(|| "?".into())
+            record
+                .roles
+                .get(&pid)
+                .cloned()
+                .unwrap_or_else(|| "?".into())
         };
         let _ = write!(out, "  pid {pid} [{role}] ");
         describe_task(&mut out, "", &format!("/proc/{pid}"));
@@ -476,8 +494,17 @@ fn kill_descendants() {
 
 /// Run `body` for every configured round of `test`, each under the watchdog.
 pub fn run(test: &'static str, body: fn(&mut Round)) {
+    run_rounds(test, DEFAULT_ROUNDS, body);
+}
+
+/// [`run`] for a slow test: fewer rounds by default.
+pub fn run_slow(test: &'static str, body: fn(&mut Round)) {
+    run_rounds(test, DEFAULT_ROUNDS_SLOW, body);
+}
+
+fn run_rounds(test: &'static str, default_rounds: u64, body: fn(&mut Round)) {
     let _g = common::guard();
-    let cfg = config();
+    let cfg = config(default_rounds);
     eprintln!(
         "crash {test}: MULTIPROC_CRASH_SEED={} ({} round(s) from {}, methods {:?}, deadline {:?})",
         cfg.seed,
@@ -524,6 +551,13 @@ pub fn run(test: &'static str, body: fn(&mut Round)) {
         match rx.recv_timeout(cfg.deadline) {
             Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => match handle.join() {
                 Ok(Ok(stats)) => {
+                    if env("MULTIPROC_CRASH_VERBOSE").is_some() {
+                        let rec = record.lock().unwrap_or_else(PoisonError::into_inner);
+                        eprintln!("round {round} ({method}): {stats:?}");
+                        for n in &rec.notes {
+                            eprintln!("    {n}");
+                        }
+                    }
                     let t = totals.entry(method.as_str()).or_default();
                     t.0 += 1;
                     t.1.add(stats);

@@ -167,7 +167,10 @@ fn waiter_killed_after_wakeup<L: Lockish>(r: &mut Round) {
             for w in &started {
                 r.wait_in_futex(w.pid());
             }
-            armed = Some(r.killer.arm(started[victim].pid(), &format!("waiter{victim}")));
+            armed = Some(
+                r.killer
+                    .arm(started[victim].pid(), &format!("waiter{victim}")),
+            );
             r.note("all waiters asleep in acquire; parent releases");
         })
         .unwrap_or_else(|e| panic!("parent acquire: {e}"));
@@ -189,7 +192,10 @@ fn waiter_killed_after_wakeup<L: Lockish>(r: &mut Round) {
 /// at most one did (it may have died between its last store and the unlock).
 fn check_owner_died(victim_inside: bool, died: u32) {
     if victim_inside {
-        assert_eq!(died, 1, "the victim died holding the lock: one OwnerDied expected");
+        assert_eq!(
+            died, 1,
+            "the victim died holding the lock: one OwnerDied expected"
+        );
     } else {
         assert!(died <= 1, "{died} acquirers saw OwnerDied after one kill");
     }
@@ -270,4 +276,3 @@ fn rlock_waiter_killed_after_wakeup() {
 fn rlock_holder_killed() {
     run("rlock_holder_killed", holder_killed::<RLock>);
 }
-

@@ -30,7 +30,14 @@ fn dict_client(
 }
 
 fn lock_client(
-    (lock, v, acks, me, mark_at, mark): (LockProxy, ValueProxy<u64>, RawArray<u64>, u64, u64, Event),
+    (lock, v, acks, me, mark_at, mark): (
+        LockProxy,
+        ValueProxy<u64>,
+        RawArray<u64>,
+        u64,
+        u64,
+        Event,
+    ),
 ) -> Report {
     for i in 0..CALLS / 3 {
         let held = lock.acquire().map_err(|e| describe(&e))?;
@@ -71,7 +78,9 @@ fn kill_and_join(
     kill_server: bool,
     max_delay: u64,
 ) -> (Victim, Vec<Option<Report>>) {
-    let server = manager.server_pid().expect("a local manager has a server pid");
+    let server = manager
+        .server_pid()
+        .expect("a local manager has a server pid");
     r.killer.watch(server, "manager server");
     let (victim, pid, role) = if kill_server {
         (Victim::Server, server, "manager server".to_string())
@@ -136,8 +145,7 @@ fn manager_proxy_calls(r: &mut Round) {
         })
         .collect();
     let kill_server = r.rng.chance(1, 4);
-    let (victim, results) =
-        kill_and_join(r, &manager, clients, &mark, chosen, kill_server, 300);
+    let (victim, results) = kill_and_join(r, &manager, clients, &mark, chosen, kill_server, 300);
     check_reports(&victim, &results, CALLS);
     if let Victim::Client(v) = victim {
         // Every acknowledged insert is in the dict; the victim's call in flight may be too.
@@ -146,7 +154,10 @@ fn manager_proxy_calls(r: &mut Round) {
         for c in 0..CLIENTS as u64 {
             let acked = acks.get(c as usize).unwrap_or(0);
             for i in 0..acked {
-                assert!(have.contains(&(c * 1_000_000 + i)), "acknowledged insert ({c}, {i}) lost");
+                assert!(
+                    have.contains(&(c * 1_000_000 + i)),
+                    "acknowledged insert ({c}, {i}) lost"
+                );
             }
             let extra = items
                 .iter()
@@ -176,13 +187,19 @@ fn manager_lock(r: &mut Round) {
             r.start(
                 &format!("client{i}"),
                 lock_client,
-                (lock.clone(), v.clone(), acks.clone(), i as u64, at, mark.clone()),
+                (
+                    lock.clone(),
+                    v.clone(),
+                    acks.clone(),
+                    i as u64,
+                    at,
+                    mark.clone(),
+                ),
             )
         })
         .collect();
     let kill_server = r.rng.chance(1, 4);
-    let (victim, results) =
-        kill_and_join(r, &manager, clients, &mark, chosen, kill_server, 500);
+    let (victim, results) = kill_and_join(r, &manager, clients, &mark, chosen, kill_server, 500);
     check_reports(&victim, &results, CALLS / 3);
     if let Victim::Client(_) = victim {
         let acked: u64 = (0..CLIENTS).map(|c| acks.get(c).unwrap_or(0)).sum();
@@ -195,7 +212,10 @@ fn manager_lock(r: &mut Round) {
         let g = lock
             .acquire_timeout(std::time::Duration::from_secs(5))
             .expect("lock acquire");
-        assert!(g.is_some(), "the manager lock was not released after its holder died");
+        assert!(
+            g.is_some(),
+            "the manager lock was not released after its holder died"
+        );
         drop(g);
         r.stats.items += acked;
         manager.shutdown().expect("manager shutdown");
@@ -212,8 +232,5 @@ fn manager_proxy_calls_with_a_killed_client_or_server() {
 
 #[test]
 fn manager_lock_with_a_killed_client_or_server() {
-    run(
-        "manager_lock_with_a_killed_client_or_server",
-        manager_lock,
-    );
+    run("manager_lock_with_a_killed_client_or_server", manager_lock);
 }

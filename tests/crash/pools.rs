@@ -76,7 +76,9 @@ fn finish_pool(r: &mut Round, pool: Pool, killers: JoinHandle<usize>, failed: us
     pool.close();
     pool.join().expect("joining the pool");
     r.stats.items += ITEMS;
-    r.note(format!("{failed} item(s) failed with WorkerDied after {sent} kill(s)"));
+    r.note(format!(
+        "{failed} item(s) failed with WorkerDied after {sent} kill(s)"
+    ));
 }
 
 fn pool_map(r: &mut Round) {
@@ -161,12 +163,16 @@ fn finish_executor(
     assert_eq!(again.result().expect("the executor after the kills"), 49);
     ex.shutdown(true, false);
     r.stats.items += ITEMS;
-    r.note(format!("{failed} future(s) failed with WorkerDied after {sent} kill(s)"));
+    r.note(format!(
+        "{failed} future(s) failed with WorkerDied after {sent} kill(s)"
+    ));
 }
 
 fn executor_result(r: &mut Round) {
     let (ex, k) = executor(r);
-    let futures: Vec<_> = (0..ITEMS).map(|x| ex.submit(work, x).expect("submit")).collect();
+    let futures: Vec<_> = (0..ITEMS)
+        .map(|x| ex.submit(work, x).expect("submit"))
+        .collect();
     let mut failed = 0;
     for (x, f) in (0..ITEMS).zip(futures) {
         check_item(x, &f.result(), &mut failed);
@@ -176,13 +182,18 @@ fn executor_result(r: &mut Round) {
 
 fn executor_as_completed(r: &mut Round) {
     let (ex, k) = executor(r);
-    let futures: Vec<_> = (0..ITEMS).map(|x| ex.submit(work, x).expect("submit")).collect();
+    let futures: Vec<_> = (0..ITEMS)
+        .map(|x| ex.submit(work, x).expect("submit"))
+        .collect();
     let ids: Vec<u64> = futures.iter().map(|f| f.id()).collect();
     let mut failed = 0;
     let mut n = 0;
     for f in as_completed(futures, None) {
         let f = f.expect("as_completed without a timeout");
-        let x = ids.iter().position(|&id| id == f.id()).expect("a known future") as u64;
+        let x = ids
+            .iter()
+            .position(|&id| id == f.id())
+            .expect("a known future") as u64;
         check_item(x, &f.result(), &mut failed);
         n += 1;
     }

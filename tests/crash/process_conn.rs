@@ -7,7 +7,7 @@ use std::time::Duration;
 use multiproc::{Connection, Event, Process, ProcessError, RawArray, pipe};
 use serde_bytes::ByteBuf;
 
-use crate::harness::{Round, alive, killed, run, spin_us};
+use crate::harness::{Round, alive, killed, run, run_slow, spin_us};
 
 // ---------------------------------------------------------------------------------------------
 // Process join
@@ -50,7 +50,8 @@ fn process_join(r: &mut Round) {
         let res = kid.join();
         match res {
             Ok(v) => assert_eq!(v, works[i] * 2, "child{i}'s value"),
-            Err(ProcessError::Signaled { signal, .. }) if i == victim && signal == libc::SIGKILL => {}
+            Err(ProcessError::Signaled { signal, .. })
+                if i == victim && signal == libc::SIGKILL => {}
             Err(e) => panic!("child{i}: {e}"),
         }
     }
@@ -149,7 +150,13 @@ fn connection(r: &mut Round, n: u64, len: usize, max_delay: u64) {
     let rc = r.start(
         "receiver",
         receiver,
-        (r_ctl_child, n, len, if kill_sender { 0 } else { mark_at }, mark.clone()),
+        (
+            r_ctl_child,
+            n,
+            len,
+            if kill_sender { 0 } else { mark_at },
+            mark.clone(),
+        ),
     );
     let (a, b) = pipe().expect("pipe");
     s_ctl.send(&a).expect("handing the sender its end");
@@ -177,7 +184,9 @@ fn connection(r: &mut Round, n: u64, len: usize, max_delay: u64) {
         if !killed(&sres) {
             assert!(matches!(sres, Ok(Ok(x)) if x == n), "sender: {sres:?}");
         }
-        r.note(format!("receiver got {got}, sender acknowledged {acked}, end: {end}"));
+        r.note(format!(
+            "receiver got {got}, sender acknowledged {acked}, end: {end}"
+        ));
         assert!(
             got >= acked && got <= acked + 1,
             "receiver got {got} messages, the sender acknowledged {acked}"
@@ -190,7 +199,10 @@ fn connection(r: &mut Round, n: u64, len: usize, max_delay: u64) {
             Err(e) => panic!("sender did not return: {e}"),
         }
         if !killed(&rres) {
-            assert!(matches!(rres, Ok(Ok((x, _))) if x == n), "receiver: {rres:?}");
+            assert!(
+                matches!(rres, Ok(Ok((x, _))) if x == n),
+                "receiver: {rres:?}"
+            );
         }
         r.stats.items += 1;
     }
@@ -211,5 +223,5 @@ fn connection_small_messages_peer_killed() {
 
 #[test]
 fn connection_8mib_messages_peer_killed() {
-    run("connection_8mib_messages_peer_killed", connection_8mib);
+    run_slow("connection_8mib_messages_peer_killed", connection_8mib);
 }

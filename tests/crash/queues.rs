@@ -10,7 +10,7 @@
 use multiproc::{Event, JoinableQueue, Queue, QueueError, RawArray};
 use serde_bytes::ByteBuf;
 
-use crate::harness::{Round, killed, run, spin_us};
+use crate::harness::{Round, killed, run, run_slow, spin_us};
 
 const MIB: usize = 1 << 20;
 
@@ -100,7 +100,9 @@ fn account(
     for p in 0..shape.producers {
         let acked = acks.get(p as usize).unwrap_or(0) as u32;
         for seq in 0..shape.per_producer {
-            let n = seen.get((p * shape.per_producer + seq) as usize).unwrap_or(0);
+            let n = seen
+                .get((p * shape.per_producer + seq) as usize)
+                .unwrap_or(0);
             assert!(n <= 1, "item ({p}, {seq}) consumed {n} times");
             if seq < acked {
                 checked += 1;
@@ -156,7 +158,14 @@ fn many_to_many(r: &mut Round, shape: Shape, buffer: Option<usize>, max_delay: u
             r.start(
                 &format!("producer{p}"),
                 producer,
-                (q.clone(), acks.clone(), p, shape, at(p as usize), mark.clone()),
+                (
+                    q.clone(),
+                    acks.clone(),
+                    p,
+                    shape,
+                    at(p as usize),
+                    mark.clone(),
+                ),
             )
         })
         .collect();
@@ -172,7 +181,10 @@ fn many_to_many(r: &mut Round, shape: Shape, buffer: Option<usize>, max_delay: u
     r.wait_until(|| {
         mark.is_set()
             || !crate::harness::alive(vpid)
-            || (0..shape.producers as usize).map(|p| acks.get(p).unwrap_or(0)).sum::<u64>() == all
+            || (0..shape.producers as usize)
+                .map(|p| acks.get(p).unwrap_or(0))
+                .sum::<u64>()
+                == all
     });
     let delay = r.rng.below(max_delay);
     spin_us(delay);
@@ -213,7 +225,9 @@ fn many_to_many(r: &mut Round, shape: Shape, buffer: Option<usize>, max_delay: u
     loop {
         match q.get_nowait() {
             Ok(None) => {}
-            Ok(Some((p, seq, _))) => panic!("item ({p}, {seq}) left in the queue after the end markers"),
+            Ok(Some((p, seq, _))) => {
+                panic!("item ({p}, {seq}) left in the queue after the end markers")
+            }
             Err(QueueError::Empty) => break,
             Err(e) => panic!("parent: draining: {e}"),
         }
@@ -250,7 +264,7 @@ fn queue_small_items_3x3() {
 
 #[test]
 fn queue_3mib_items_3x3_buffer_4mib() {
-    run("queue_3mib_items_3x3_buffer_4mib", queue_3mib_items);
+    run_slow("queue_3mib_items_3x3_buffer_4mib", queue_3mib_items);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,17 +371,29 @@ fn joinable_queue_join(r: &mut Round) {
             r.start(
                 &format!("producer{p}"),
                 jq_producer,
-                (q.clone(), acks.clone(), p, PER, at(p as usize), mark.clone()),
+                (
+                    q.clone(),
+                    acks.clone(),
+                    p,
+                    PER,
+                    at(p as usize),
+                    mark.clone(),
+                ),
             )
         })
         .collect();
     let joiner = r.start("joiner", jq_joiner, q.clone());
     let (vpid, vrole) = match victim as u32 {
         v if v < P => (producers[victim].pid(), format!("producer{v}")),
-        v if v < P + C => (consumers[(v - P) as usize].pid(), format!("consumer{}", v - P)),
+        v if v < P + C => (
+            consumers[(v - P) as usize].pid(),
+            format!("consumer{}", v - P),
+        ),
         _ => (joiner.pid(), "joiner".to_string()),
     };
-    let victim_consumer = (P..P + C).contains(&(victim as u32)).then(|| victim - P as usize);
+    let victim_consumer = (P..P + C)
+        .contains(&(victim as u32))
+        .then(|| victim - P as usize);
     let armed = r.killer.arm(vpid, &vrole);
     if victim as u32 == P + C {
         r.wait_in_futex(vpid);
@@ -376,7 +402,10 @@ fn joinable_queue_join(r: &mut Round) {
         r.wait_until(|| {
             mark.is_set()
                 || !crate::harness::alive(vpid)
-                || (0..P as usize).map(|p| acks.get(p).unwrap_or(0)).sum::<u64>() == all
+                || (0..P as usize)
+                    .map(|p| acks.get(p).unwrap_or(0))
+                    .sum::<u64>()
+                    == all
         });
     }
     let delay = r.rng.below(300);
@@ -426,14 +455,17 @@ fn joinable_queue_join(r: &mut Round) {
         }
         let unfinished = q.unfinished_tasks();
         let held = holding.get(c).unwrap_or(0) as usize;
-        r.note(format!("after the survivors: {unfinished} unfinished, the victim held {held}"));
+        r.note(format!(
+            "after the survivors: {unfinished} unfinished, the victim held {held}"
+        ));
         assert!(
             unfinished == held || unfinished == held + 1,
             "{unfinished} unfinished tasks after a consumer died holding {held} (+1 if it died \
              inside get)"
         );
         for _ in 0..unfinished {
-            q.task_done().expect("parent: task_done for the dead consumer");
+            q.task_done()
+                .expect("parent: task_done for the dead consumer");
         }
         while !q.join_timeout(std::time::Duration::from_millis(20)) {
             r.check_abort();
@@ -459,5 +491,8 @@ fn joinable_queue_join(r: &mut Round) {
 
 #[test]
 fn joinable_queue_join_with_a_killed_peer() {
-    run("joinable_queue_join_with_a_killed_peer", joinable_queue_join);
+    run(
+        "joinable_queue_join_with_a_killed_peer",
+        joinable_queue_join,
+    );
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use multiproc::{AcquireError, Barrier, Condition, Event, Process, RawArray, Semaphore, SyncError};
 
-use crate::harness::{Round, alive, killed, run, spin_us};
+use crate::harness::{Round, alive, killed, run, run_slow, spin_us};
 
 const WAITERS: usize = 3;
 
@@ -59,7 +59,9 @@ fn cond_waiter((cond, words): (Condition, RawArray<u64>)) -> Result<(), String> 
 }
 
 /// Set the flag and notify all under the lock, say so, then keep the lock `hold_us`.
-fn cond_notifier((cond, words, told, hold_us): (Condition, RawArray<u64>, Event, u64)) -> Result<(), String> {
+fn cond_notifier(
+    (cond, words, told, hold_us): (Condition, RawArray<u64>, Event, u64),
+) -> Result<(), String> {
     let g = cond_lock(&cond)?;
     words.set(FLAG, 1);
     g.notify_all();
@@ -77,7 +79,13 @@ fn condition_waiter_or_notifier_killed_round(r: &mut Round) {
     let cond = Condition::new().expect("condition");
     let words = RawArray::<u64>::zeroed(3).expect("words");
     let waiters: Vec<_> = (0..WAITERS)
-        .map(|i| r.start(&format!("waiter{i}"), cond_waiter, (cond.clone(), words.clone())))
+        .map(|i| {
+            r.start(
+                &format!("waiter{i}"),
+                cond_waiter,
+                (cond.clone(), words.clone()),
+            )
+        })
         .collect();
     r.wait_until(|| words.get(WAITING) == Some(WAITERS as u64));
     for w in &waiters {
@@ -105,7 +113,9 @@ fn condition_waiter_or_notifier_killed_round(r: &mut Round) {
         let armed = r.killer.arm(pid, &role);
         r.wait_event_or(&told, || !n.is_alive());
         spin_us(delay);
-        armed.fire(&format!("{delay} µs after notify_all (notifier holds {hold_us} µs)"));
+        armed.fire(&format!(
+            "{delay} µs after notify_all (notifier holds {hold_us} µs)"
+        ));
         r.stats.kills += 1;
         let res = r.join(n);
         if !(kill_notifier && killed(&res)) {
@@ -124,7 +134,9 @@ fn condition_waiter_or_notifier_killed_round(r: &mut Round) {
             g.notify_all();
         }
         spin_us(delay);
-        armed.fire(&format!("{delay} µs after the parent's notify_all and release"));
+        armed.fire(&format!(
+            "{delay} µs after the parent's notify_all and release"
+        ));
         r.stats.kills += 1;
     }
     join_survivors(r, waiters, victim, "waiter");
@@ -161,16 +173,25 @@ fn semaphore_waiter_killed_after_wakeup_round(r: &mut Round) {
     let sem = Semaphore::new(0).expect("semaphore");
     let got = RawArray::<u64>::zeroed(WAITERS).expect("got");
     let waiters: Vec<_> = (0..WAITERS)
-        .map(|i| r.start(&format!("waiter{i}"), sem_waiter, (sem.clone(), got.clone(), i)))
+        .map(|i| {
+            r.start(
+                &format!("waiter{i}"),
+                sem_waiter,
+                (sem.clone(), got.clone(), i),
+            )
+        })
         .collect();
     for w in &waiters {
         r.wait_in_futex(w.pid());
     }
     let victim = r.rng.pick(WAITERS);
     let delay = r.rng.below(61);
-    let mut armed = Some(r.killer.arm(waiters[victim].pid(), &format!("waiter{victim}")));
+    let mut armed = Some(
+        r.killer
+            .arm(waiters[victim].pid(), &format!("waiter{victim}")),
+    );
     let pids: Vec<u32> = waiters.iter().map(|w| w.pid()).collect();
-    for _ in 0..WAITERS {
+    for k in 0..WAITERS {
         sem.release().expect("release");
         if let Some(a) = armed.take() {
             spin_us(delay);
@@ -178,15 +199,32 @@ fn semaphore_waiter_killed_after_wakeup_round(r: &mut Round) {
             r.stats.kills += 1;
         }
         // Wait until the permit is taken, or no surviving waiter is left without one.
+        let since = std::time::Instant::now();
+        let mut told = false;
         r.wait_until(|| {
+            if !told && since.elapsed() > Duration::from_secs(2) {
+                told = true;
+                r.note(format!(
+                    "2 s after release {k}: value {}, waiters that got a permit {:?}",
+                    sem.get_value(),
+                    got.to_vec()
+                ));
+            }
             sem.get_value() == 0
                 || (0..WAITERS).all(|i| i == victim || got.get(i) == Some(1) || !alive(pids[i]))
         });
     }
     join_survivors(r, waiters, Some(victim), "waiter");
-    let taken: u64 = (0..WAITERS).filter(|&i| i != victim).map(|i| got.get(i).unwrap_or(0)).sum();
+    let taken: u64 = (0..WAITERS)
+        .filter(|&i| i != victim)
+        .map(|i| got.get(i).unwrap_or(0))
+        .sum();
     let left = u64::from(sem.get_value());
-    assert_eq!(taken, WAITERS as u64 - 1, "every surviving waiter has a permit");
+    assert_eq!(
+        taken,
+        WAITERS as u64 - 1,
+        "every surviving waiter has a permit"
+    );
     assert!(
         taken + left == 3 || taken + left == 2,
         "permits: {taken} taken by survivors, {left} left, of 3 (the victim may hold one)"
@@ -217,14 +255,22 @@ fn event_waiter_killed_round(r: &mut Round) {
     let ev = Event::new().expect("event");
     let next = Event::new().expect("event");
     let waiters: Vec<_> = (0..WAITERS)
-        .map(|i| r.start(&format!("waiter{i}"), event_waiter, (ev.clone(), next.clone())))
+        .map(|i| {
+            r.start(
+                &format!("waiter{i}"),
+                event_waiter,
+                (ev.clone(), next.clone()),
+            )
+        })
         .collect();
     for w in &waiters {
         r.wait_in_futex(w.pid());
     }
     let victim = r.rng.pick(WAITERS);
     let delay = r.rng.below(101);
-    let armed = r.killer.arm(waiters[victim].pid(), &format!("waiter{victim}"));
+    let armed = r
+        .killer
+        .arm(waiters[victim].pid(), &format!("waiter{victim}"));
     ev.set();
     spin_us(delay);
     armed.fire(&format!("{delay} µs after set"));
@@ -277,7 +323,9 @@ fn barrier_party_killed_round(r: &mut Round) {
             r.start(&format!("party{i}"), party, (b.clone(), at, mark.clone()))
         })
         .collect();
-    let armed = r.killer.arm(parties[victim].pid(), &format!("party{victim}"));
+    let armed = r
+        .killer
+        .arm(parties[victim].pid(), &format!("party{victim}"));
     r.wait_event_or(&mark, || !parties[victim].is_alive());
     let delay = r.rng.below(301);
     spin_us(delay);
@@ -296,5 +344,5 @@ fn barrier_party_killed_round(r: &mut Round) {
 
 #[test]
 fn barrier_party_killed() {
-    run("barrier_party_killed", barrier_party_killed_round);
+    run_slow("barrier_party_killed", barrier_party_killed_round);
 }
