@@ -116,15 +116,28 @@ fn start_waiters<L: Lockish>(
     flags: &RawArray<u64>,
     first: usize,
 ) -> Vec<Process<Result<bool, String>>> {
+    // One at a time, each asleep before the next starts: the kernel wakes futex waiters in
+    // arrival order, so waiter0 is the one a release wakes.
     (0..WAITERS)
         .map(|i| {
-            r.start(
+            let w = r.start(
                 &format!("waiter{i}"),
                 waiter::<L>,
                 (lock.clone(), flags.clone(), first + i),
-            )
+            );
+            r.wait_in_futex(w.pid());
+            w
         })
         .collect()
+}
+
+/// The waiter to kill: most often waiter0, the one the release wakes.
+fn pick_victim(r: &mut Round) -> usize {
+    if r.rng.chance(2, 3) {
+        0
+    } else {
+        r.rng.pick(WAITERS)
+    }
 }
 
 /// Join the waiters; the survivors must have acquired (Ok or OwnerDied). Returns how many
@@ -155,7 +168,7 @@ fn join_waiters(
 fn waiter_killed_after_wakeup<L: Lockish>(r: &mut Round) {
     let lock = L::create();
     let flags = RawArray::<u64>::zeroed(WAITERS * FLAGS).expect("flags");
-    let victim = r.rng.pick(WAITERS);
+    let victim = pick_victim(r);
     let delay = r.rng.below(61);
     let waiters;
     {
@@ -184,6 +197,11 @@ fn waiter_killed_after_wakeup<L: Lockish>(r: &mut Round) {
     let parent_died = parent_cycles(r, &lock, 3);
     let died = join_waiters(r, waiters, Some(victim));
     let victim_inside = flags.get(victim * FLAGS + INSIDE) == Some(1);
+    r.note(format!(
+        "victim waiter{victim}: done {:?}, inside {victim_inside}; OwnerDied seen {}",
+        flags.get(victim * FLAGS + DONE),
+        died + parent_died
+    ));
     check_owner_died(victim_inside, died + parent_died);
     r.stats.items += WAITERS as u64;
 }

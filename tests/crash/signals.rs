@@ -172,19 +172,23 @@ fn sem_waiter((sem, got, me): (Semaphore, RawArray<u64>, usize)) -> Result<(), S
 fn semaphore_waiter_killed_after_wakeup_round(r: &mut Round) {
     let sem = Semaphore::new(0).expect("semaphore");
     let got = RawArray::<u64>::zeroed(WAITERS).expect("got");
+    // One at a time, each asleep before the next starts: waiter0 is woken first.
     let waiters: Vec<_> = (0..WAITERS)
         .map(|i| {
-            r.start(
+            let w = r.start(
                 &format!("waiter{i}"),
                 sem_waiter,
                 (sem.clone(), got.clone(), i),
-            )
+            );
+            r.wait_in_futex(w.pid());
+            w
         })
         .collect();
-    for w in &waiters {
-        r.wait_in_futex(w.pid());
-    }
-    let victim = r.rng.pick(WAITERS);
+    let victim = if r.rng.chance(2, 3) {
+        0
+    } else {
+        r.rng.pick(WAITERS)
+    };
     let delay = r.rng.below(61);
     let mut armed = Some(
         r.killer
