@@ -346,7 +346,7 @@ impl Connection {
     /// stays buffered for the next receive and the call returns `Ok(None)` on time.
     pub fn recv_timeout<T: DeserializeOwned>(&mut self, timeout: Duration) -> Result<Option<T>> {
         self.check_readable()?;
-        if self.buffer_whole_frame(Instant::now() + timeout)? {
+        if self.buffer_whole_frame(crate::deadline::after(timeout))? {
             self.recv().map(Some)
         } else {
             Ok(None)
@@ -472,7 +472,7 @@ impl Connection {
     pub(crate) fn recv_bytes_before(
         &mut self,
         max_len: u64,
-        deadline: Instant,
+        deadline: Option<Instant>,
     ) -> Result<Option<Vec<u8>>> {
         self.check_readable()?;
         let limit = self.max_message;
@@ -718,7 +718,7 @@ impl Connection {
     /// Read until a whole frame is buffered (`Ok(true)`) or `deadline` passes (`Ok(false)`;
     /// what arrived stays buffered). Protocol errors and end of file also give `Ok(true)`:
     /// the following `recv` reports them exactly as it would without a timeout.
-    fn buffer_whole_frame(&mut self, deadline: Instant) -> Result<bool> {
+    fn buffer_whole_frame(&mut self, deadline: Option<Instant>) -> Result<bool> {
         loop {
             let buffered = self.rend - self.rpos;
             let want = match self.buffered_frame_len() {
@@ -732,8 +732,8 @@ impl Connection {
             if self.rbuf.len() - self.rpos < target || self.rend == self.rbuf.len() {
                 self.compact(target);
             }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if !sys::wait_readable(&[self.fd.as_fd()], Some(remaining))?[0] {
+            let remaining = crate::deadline::remaining(deadline);
+            if !sys::wait_readable(&[self.fd.as_fd()], remaining)?[0] {
                 return Ok(false);
             }
             let read =

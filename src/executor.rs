@@ -332,7 +332,7 @@ impl ProcessPoolExecutor {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let _ = f;
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = crate::deadline::after_opt(timeout);
         let items: Vec<A> = items.into_iter().collect();
         // All encoded before any is submitted: an item that cannot be sent fails the call.
         let payloads = items
@@ -576,7 +576,7 @@ impl<R> PoolFuture<R> {
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.cell.wait_until(Some(Instant::now() + timeout))
+        self.cell.wait_until(crate::deadline::after(timeout))
     }
 
     /// Wait for the result and take it: the value, or why there is none (the task's panic
@@ -755,7 +755,7 @@ pub fn as_completed<R>(
     futures: impl IntoIterator<Item = PoolFuture<R>>,
     timeout: Option<Duration>,
 ) -> AsCompleted<R> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = crate::deadline::after_opt(timeout);
     let futures: Vec<Option<PoolFuture<R>>> = futures.into_iter().map(Some).collect();
     let watch = Arc::new(Watch::default());
     for (key, f) in futures.iter().enumerate() {

@@ -72,6 +72,7 @@ pub use bytemuck;
 
 pub mod connection;
 pub mod context;
+mod deadline;
 pub mod executor;
 pub mod handle;
 pub mod listener;

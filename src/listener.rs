@@ -273,7 +273,7 @@ impl Listener {
         };
         let mut conn = Connection::new(fd);
         if let Some(key) = &self.authkey {
-            let deadline = || Instant::now() + self.handshake_timeout;
+            let deadline = || crate::deadline::after(self.handshake_timeout);
             deliver_challenge(&mut conn, key, deadline)?;
             answer_challenge(&mut conn, key, deadline)?;
         }
@@ -347,7 +347,7 @@ impl Client {
         };
         let mut conn = Connection::new(fd);
         if let Some(key) = authkey {
-            let deadline = || Instant::now() + DEFAULT_HANDSHAKE_TIMEOUT;
+            let deadline = || crate::deadline::after(DEFAULT_HANDSHAKE_TIMEOUT);
             answer_challenge(&mut conn, key, deadline)?;
             deliver_challenge(&mut conn, key, deadline)?;
         }
@@ -458,7 +458,7 @@ fn digest_and_payload(message: &[u8]) -> Result<(Option<Digest>, &[u8])> {
 }
 
 /// One handshake message, within the step's deadline and size limit.
-fn recv_step(conn: &mut Connection, deadline: Instant) -> Result<Vec<u8>> {
+fn recv_step(conn: &mut Connection, deadline: Option<Instant>) -> Result<Vec<u8>> {
     match conn.recv_bytes_before(MAX_HANDSHAKE_MESSAGE, deadline) {
         Ok(Some(bytes)) => Ok(bytes),
         Ok(None) => Err(auth_error(
@@ -478,7 +478,7 @@ fn recv_step(conn: &mut Connection, deadline: Instant) -> Result<Vec<u8>> {
 fn deliver_challenge(
     conn: &mut Connection,
     key: &[u8],
-    deadline: impl Fn() -> Instant,
+    deadline: impl Fn() -> Option<Instant>,
 ) -> Result<()> {
     let mut random = [0u8; MESSAGE_LENGTH];
     sys::random_bytes(&mut random)?;
@@ -508,7 +508,7 @@ fn deliver_challenge(
 fn answer_challenge(
     conn: &mut Connection,
     key: &[u8],
-    deadline: impl Fn() -> Instant,
+    deadline: impl Fn() -> Option<Instant>,
 ) -> Result<()> {
     let challenge = recv_step(conn, deadline())?;
     let Some(message) = challenge.strip_prefix(CHALLENGE) else {

@@ -59,6 +59,7 @@ per_start_method!(
     lock_acquire_returns_owner_died_when_the_holder_was_killed,
     lock_acquire_returns_owner_died_when_the_holder_exited,
     lock_waiter_gets_owner_died_promptly_when_the_holder_is_killed,
+    lock_survivors_get_it_when_a_waiter_is_killed_right_after_a_release,
     rlock_held_by_another_process_blocks_acquire,
     rlock_release_by_another_process_is_not_owner,
     rlock_acquire_returns_owner_died_when_the_holder_was_killed,
@@ -356,6 +357,94 @@ fn lock_waiter_gets_owner_died_promptly_when_the_holder_is_killed(method: StartM
     assert_eq!(result, "OwnerDied(..)");
     assert!(waited < PROMPT, "woke {waited:?} after the kill");
     assert_eq!(outcome(&lock.try_acquire()), "Ok");
+}
+
+/// A waiter of the lost-wake-up test: announce, wait for the lock, count itself done.
+fn acquire_once((lock, arrived, done): (Lock, RawValue<u32>, RawValue<u32>)) {
+    arrived.fetch_add(1);
+    let guard = match lock.acquire() {
+        Ok(g) => g,
+        Err(AcquireError::OwnerDied(g)) => g, // a waiter killed after being handed the lock
+        Err(e) => panic!("acquire: {e}"),
+    };
+    done.fetch_add(1);
+    drop(guard);
+}
+
+/// The seed of the randomized rounds below (`MULTIPROC_TEST_SEED` replays a run).
+fn seed() -> u64 {
+    let seed = std::env::var("MULTIPROC_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    eprintln!("MULTIPROC_TEST_SEED={seed}");
+    seed
+}
+
+fn next(state: &mut u64) -> u64 {
+    // splitmix64
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Three processes sleep in `acquire`; the holder releases and one waiter is killed 0-60 µs
+/// later, possibly after the kernel handed it the lock and before it returned: the others
+/// must still get the lock. (With a plain futex mutex the unlock woke only the killed
+/// waiter, and the survivors slept forever while the lock was free.)
+fn lock_survivors_get_it_when_a_waiter_is_killed_right_after_a_release(method: StartMethod) {
+    let _g = common::guard();
+    let mut rng = seed();
+    for round in 0..25 {
+        let lock = Lock::new().unwrap();
+        let (arrived, done) = (RawValue::new(0u32).unwrap(), RawValue::new(0u32).unwrap());
+        let held = lock.acquire().unwrap();
+        let kids: Vec<_> = (0..3)
+            .map(|_| {
+                let arg = (lock.clone(), arrived.clone(), done.clone());
+                start(method, acquire_once, arg)
+            })
+            .collect();
+        let asleep = |kids: &[multiproc::Process<()>]| {
+            arrived.get() == 3
+                && kids
+                    .iter()
+                    .all(|k| common::proc_stat(k.pid()).is_some_and(|s| s.state == 'S'))
+        };
+        assert!(common::wait_until(Instant::now() + LONG, || asleep(&kids)));
+        let victim = (next(&mut rng) % 3) as usize;
+        let delay = Duration::from_nanos(next(&mut rng) % 60_000);
+        drop(held);
+        let t = Instant::now();
+        while t.elapsed() < delay {
+            std::hint::spin_loop();
+        }
+        // The holder goes on at once, racing the death (taking the lock before the kernel
+        // has cleaned up after the victim is what the old mutex did not survive).
+        let _ = kids[victim].kill();
+        for _ in 0..3 {
+            match lock.acquire_timeout(LONG) {
+                Ok(_) | Err(AcquireError::OwnerDied(_)) => {}
+                Err(e) => panic!("round {round}: the holder could not take the lock again: {e}"),
+            }
+        }
+        for (i, k) in kids.into_iter().enumerate() {
+            let pid = k.pid();
+            assert!(
+                k.join_timeout(PROMPT).unwrap(),
+                "round {round}: a surviving waiter ({pid}) still sleeps while the lock is free"
+            );
+            if i != victim {
+                k.join().unwrap();
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -308,7 +308,7 @@ fn call(state: &State, id: u64, op: Op, me: u64) -> Reply {
         | Op::EventWait(t)
         | Op::CondWait(t)
         | Op::BarrierWait(t)
-        | Op::SemAcquire(t) => t.map(|ms| Instant::now() + Duration::from_millis(ms)),
+        | Op::SemAcquire(t) => t.and_then(|ms| crate::deadline::after(Duration::from_millis(ms))),
         _ => None,
     };
     let mut deadline = deadline;

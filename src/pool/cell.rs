@@ -172,7 +172,7 @@ impl<O> ResultCell<O> {
     /// Wait (at most `timeout`) and take the value; [`PoolError::ResultTimeout`] if it is
     /// not there by then.
     pub(crate) fn wait_and_take(&self, timeout: Option<Duration>) -> Result<O, PoolError> {
-        if self.wait_until(timeout.map(|t| Instant::now() + t)) {
+        if self.wait_until(crate::deadline::after_opt(timeout)) {
             self.take()
         } else {
             Err(PoolError::ResultTimeout)

@@ -28,7 +28,7 @@ pub(crate) mod worker;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -1095,7 +1095,7 @@ impl<O> AsyncResult<O> {
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.cell.wait_until(Some(Instant::now() + timeout))
+        self.cell.wait_until(crate::deadline::after(timeout))
     }
 
     /// Wait for the result and take it.

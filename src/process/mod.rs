@@ -768,7 +768,7 @@ impl<R: DeserializeOwned> Process<R> {
 
     /// Advance `state` until the child has ended or `timeout` passes; `Ok(true)` if ended.
     fn wait(&self, state: &mut State<R>, timeout: Option<Duration>) -> Result<bool, ProcessError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = crate::deadline::after_opt(timeout);
         loop {
             self.drain(state);
             if !state.finished() {

@@ -13,6 +13,15 @@ use crate::shared::segment::{Shared, SharedState};
 use crate::sys::memory::{self, MutexLock, RobustMutex};
 
 /// The shared part of a `Lock` or `RLock` (also embedded in `Value`, `Array`, `Barrier`).
+///
+/// Who holds the lock is decided by the mutex alone: its word holds the owner's thread id,
+/// maintained by glibc and the kernel (see [`RobustMutex`]). The other fields are written only
+/// by the holder, after it has the mutex:
+/// - `owner_pid`/`owner_tid`: the last acquirer, for `RLock::owner` and for naming a dead
+///   owner in the library's warning. Never used to decide anything, so a stale value left by a
+///   dead process (whose ids may since have been reused) cannot make anyone skip the mutex.
+/// - `count`: an `RLock`'s depth; read and written only by the thread that holds the mutex
+///   (the mutex's acquire/release orders it between successive holders).
 #[repr(C)]
 pub(crate) struct LockState {
     mutex: RobustMutex,
@@ -38,18 +47,12 @@ pub(crate) enum Obtained {
 }
 
 impl LockState {
+    /// Whether the calling thread holds the mutex (the kernel-maintained owner id).
     fn held_by_me(&self) -> bool {
-        let (pid, tid) = memory::current_ids();
-        self.owner_tid.load(Ordering::Relaxed) == tid
-            && self.owner_pid.load(Ordering::Relaxed) == pid
+        self.mutex.owner_tid() == memory::current_ids().1
     }
 
-    /// Take the mutex and record this thread as owner with `count` levels.
-    pub(crate) fn lock(
-        &self,
-        deadline: Option<Instant>,
-        count: u32,
-    ) -> Result<Obtained, AcquireError<()>> {
+    fn take(&self, deadline: Option<Instant>) -> Result<Obtained, AcquireError<()>> {
         let obtained = match self.mutex.lock(deadline).map_err(AcquireError::Io)? {
             MutexLock::Acquired => Obtained::Clean,
             MutexLock::OwnerDied => Obtained::OwnerDied,
@@ -60,6 +63,16 @@ impl LockState {
         let (pid, tid) = memory::current_ids();
         self.owner_pid.store(pid, Ordering::Relaxed);
         self.owner_tid.store(tid, Ordering::Relaxed);
+        Ok(obtained)
+    }
+
+    /// Take the mutex and record this thread as owner with `count` levels.
+    pub(crate) fn lock(
+        &self,
+        deadline: Option<Instant>,
+        count: u32,
+    ) -> Result<Obtained, AcquireError<()>> {
+        let obtained = self.take(deadline)?;
         self.count.store(count, Ordering::Relaxed);
         Ok(obtained)
     }
@@ -77,37 +90,23 @@ impl LockState {
         }
     }
 
-    /// Take the mutex without owner bookkeeping (`Lock`, internal locks): the error-checking
-    /// pthread mutex itself knows its owner.
+    /// Take the mutex without depth bookkeeping (`Lock`, internal locks).
     pub(crate) fn lock_plain(
         &self,
         deadline: Option<Instant>,
     ) -> Result<Obtained, AcquireError<()>> {
-        let obtained = match self.mutex.lock(deadline).map_err(AcquireError::Io)? {
-            MutexLock::Acquired => Obtained::Clean,
-            MutexLock::OwnerDied => Obtained::OwnerDied,
-            MutexLock::TimedOut => return Err(AcquireError::Timeout),
-            MutexLock::WouldDeadlock => return Err(AcquireError::WouldDeadlock),
-        };
-        self.note(obtained);
-        // Only the holding process is recorded (see `held_by_this_process`).
-        self.owner_pid
-            .store(memory::current_ids().0, Ordering::Relaxed);
-        Ok(obtained)
+        self.take(deadline)
     }
 
-    /// Release a mutex taken with `lock_plain`; `NotOwner` if this thread does not hold it.
+    /// Release a mutex taken with `lock_plain`; `NotOwner` if this thread does not hold it
+    /// (the error-checking mutex refuses, and nothing shared was written on the way).
     pub(crate) fn unlock_plain(&self) -> Result<(), SyncError> {
-        let pid = self.owner_pid.swap(0, Ordering::Relaxed);
-        self.mutex.unlock().map_err(|_| {
-            self.owner_pid.store(pid, Ordering::Relaxed);
-            SyncError::NotOwner
-        })
+        self.mutex.unlock().map_err(|_| SyncError::NotOwner)
     }
 
     /// Whether a thread of this process holds the lock now.
     pub(crate) fn held_by_this_process(&self) -> bool {
-        self.owner_pid.load(Ordering::Relaxed) == memory::current_ids().0
+        memory::is_own_thread(self.mutex.owner_tid())
     }
 
     /// Release every level this thread holds; returns how many there were.
@@ -116,8 +115,6 @@ impl LockState {
             return Err(SyncError::NotOwner);
         }
         let levels = self.count.swap(0, Ordering::Relaxed);
-        self.owner_tid.store(0, Ordering::Relaxed);
-        self.owner_pid.store(0, Ordering::Relaxed);
         self.mutex.unlock().map_err(|_| SyncError::NotOwner)?;
         Ok(levels)
     }
@@ -140,10 +137,34 @@ impl LockState {
         deadline: Option<Instant>,
     ) -> Result<Obtained, AcquireError<()>> {
         if self.held_by_me() {
-            self.count.fetch_add(1, Ordering::Relaxed);
+            let depth = self.count.load(Ordering::Relaxed);
+            let deeper = depth.checked_add(1).ok_or_else(|| {
+                AcquireError::Io(io::Error::other("RLock acquired more than u32::MAX times"))
+            })?;
+            self.count.store(deeper, Ordering::Relaxed);
             return Ok(Obtained::Clean);
         }
         self.lock(deadline, 1)
+    }
+
+    /// `(pid, tid)` of the holder, if the lock is held.
+    pub(crate) fn owner(&self) -> Option<(u32, u32)> {
+        let tid = self.mutex.owner_tid();
+        if tid == 0 {
+            return None;
+        }
+        // The recorded pid belongs to `tid` once the holder has written it; just after a
+        // hand-over it may still name the previous holder, so report the tid the kernel knows.
+        Some((self.owner_pid.load(Ordering::Relaxed), tid))
+    }
+
+    /// The depth of an `RLock` (0 if free).
+    pub(crate) fn depth(&self) -> u32 {
+        if self.mutex.owner_tid() == 0 {
+            0
+        } else {
+            self.count.load(Ordering::Relaxed)
+        }
     }
 }
 
@@ -420,9 +441,7 @@ impl RLock {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn owner(&self) -> Option<(u32, u32)> {
-        let pid = self.state.owner_pid.load(Ordering::Relaxed);
-        let tid = self.state.owner_tid.load(Ordering::Relaxed);
-        (pid != 0).then_some((pid, tid))
+        self.state.owner()
     }
 
     /// How many times the holder has acquired it (0 if free).
@@ -433,7 +452,7 @@ impl RLock {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn count(&self) -> u32 {
-        self.state.count.load(Ordering::Relaxed)
+        self.state.depth()
     }
 
     fn guard(&self) -> RLockGuard<'_> {

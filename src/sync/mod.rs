@@ -157,7 +157,7 @@ impl<G> From<AcquireError<G>> for SyncError {
     }
 }
 
-/// Deadline of a timeout.
+/// Deadline of a timeout (`None`, or a timeout past the clock's range: no deadline).
 pub(crate) fn deadline(timeout: Option<std::time::Duration>) -> Option<std::time::Instant> {
-    timeout.map(|t| std::time::Instant::now() + t)
+    crate::deadline::after_opt(timeout)
 }

@@ -100,20 +100,58 @@ pub fn gettid() -> u32 {
 const PTHREAD_PROCESS_SHARED: libc::c_int = 1;
 const PTHREAD_MUTEX_ROBUST: libc::c_int = 1;
 const PTHREAD_MUTEX_ERRORCHECK: libc::c_int = 2;
+const PTHREAD_PRIO_INHERIT: libc::c_int = 1;
+/// The owner's thread id in a PI futex word (the kernel's `FUTEX_TID_MASK`).
+const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
 
-/// A process-shared, robust, error-checking pthread mutex, to be placed in shared memory.
+unsafe extern "C" {
+    // glibc 2.30+; not (yet) in the libc crate. Same contract as `pthread_mutex_timedlock`,
+    // with the clock named.
+    fn pthread_mutex_clocklock(
+        mutex: *mut libc::pthread_mutex_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// A process-shared, robust, error-checking, priority-inheritance pthread mutex, to be placed
+/// in shared memory.
 ///
-/// Why pthread and not a hand-written futex lock: only the kernel's robust-futex list,
-/// which glibc maintains per thread, can tell the next acquirer promptly and reliably that
-/// the previous owner died while holding the lock (`EOWNERDEAD`). The uncontended path is
-/// a userspace compare-and-swap in glibc; the kernel is entered only to sleep and wake.
+/// Why pthread and not a hand-written futex lock: only the kernel's robust-futex list, which
+/// glibc maintains per thread, can tell the next acquirer promptly and reliably that the
+/// previous owner died while holding the lock (`EOWNERDEAD`), and only glibc may register
+/// entries on that list.
+///
+/// Why priority inheritance (`FUTEX_LOCK_PI`): it is the only futex protocol in which the
+/// *kernel* keeps the queue of waiters and hands the lock over. With a plain futex mutex an
+/// unlock clears the word and wakes one sleeper; if that sleeper is killed before it takes
+/// the lock, nobody else is ever woken (the lost wake-up this design exists to rule out).
+/// With a PI futex:
+/// - a waiter sleeps *in the kernel's queue* of the lock; if it is killed while queued, the
+///   kernel removes it and nothing is owed to it;
+/// - an unlock with waiters goes through the kernel, which writes the next waiter's thread id
+///   into the word before waking it: the lock is never free while someone waits, so no wake-up
+///   can be lost;
+/// - if that new owner (or any owner) dies before it returns to user space or while holding
+///   the lock, the kernel finds the word on its robust list (glibc records the lock as
+///   `list_op_pending` before the attempt), marks it `OWNER_DIED` and hands it to the next
+///   waiter, which sees `EOWNERDEAD`.
+///
+/// The word always holds the owner's thread id (or 0), so "does this thread hold it" is one
+/// load compared with our own thread id ([`RobustMutex::owner_tid`]): a dead owner's id is
+/// cleared by the kernel before that id can be reused.
+///
+/// The uncontended path is a userspace compare-and-swap in glibc; the kernel is entered only
+/// to sleep and hand over. Timed waits use `CLOCK_MONOTONIC` (`FUTEX_LOCK_PI2`, Linux 5.14+),
+/// so a step of the wall clock changes no timeout.
 #[repr(C)]
 pub struct RobustMutex {
     inner: UnsafeCell<libc::pthread_mutex_t>,
 }
 
 // SAFETY: a pthread mutex is designed to be used concurrently from many threads (and, with
-// PTHREAD_PROCESS_SHARED, processes); all access goes through the pthread functions.
+// PTHREAD_PROCESS_SHARED, processes); all access goes through the pthread functions (and
+// one atomic load of the lock word, see `owner_tid`).
 unsafe impl Sync for RobustMutex {}
 // SAFETY: as above; it contains no thread-affine pointers.
 unsafe impl Send for RobustMutex {}
@@ -156,6 +194,10 @@ impl RobustMutex {
                     attr.as_mut_ptr(),
                     PTHREAD_MUTEX_ERRORCHECK,
                 ))?;
+                check(libc::pthread_mutexattr_setprotocol(
+                    attr.as_mut_ptr(),
+                    PTHREAD_PRIO_INHERIT,
+                ))?;
                 check(libc::pthread_mutex_init(
                     UnsafeCell::raw_get(&raw const (*this).inner),
                     attr.as_ptr(),
@@ -170,7 +212,7 @@ impl RobustMutex {
     pub fn lock(&self, deadline: Option<Instant>) -> io::Result<MutexLock> {
         let m = self.inner.get();
         // SAFETY: `m` points to a mutex initialised by `init` (type invariant of the shared
-        // structures that contain it).
+        // structures that contain it); `ts` outlives the call.
         let rc = unsafe {
             match deadline {
                 None => libc::pthread_mutex_lock(m),
@@ -179,8 +221,8 @@ impl RobustMutex {
                     if rc != libc::EBUSY || d <= Instant::now() {
                         rc
                     } else {
-                        let ts = realtime_deadline(d);
-                        libc::pthread_mutex_timedlock(m, &ts)
+                        let ts = monotonic_deadline(d);
+                        pthread_mutex_clocklock(m, libc::CLOCK_MONOTONIC, &ts)
                     }
                 }
             }
@@ -204,6 +246,18 @@ impl RobustMutex {
         // as EPERM by an error-checking mutex, not undefined behaviour.
         check(unsafe { libc::pthread_mutex_unlock(self.inner.get()) })
     }
+
+    /// The kernel thread id of the owner (0: free). For a PI mutex glibc and the kernel keep
+    /// the owner's id in the first word of the mutex (`__data.__lock`, part of glibc's ABI),
+    /// and the kernel clears a dead owner's id before that id can be given to a new thread;
+    /// so `owner_tid() == gettid()` exactly when the calling thread holds the lock.
+    pub fn owner_tid(&self) -> u32 {
+        // SAFETY: the lock word is the first `int` of glibc's `pthread_mutex_t` (aligned to 4
+        // at least); glibc and the kernel only ever change it atomically, so an atomic load
+        // of it is a well-defined read of a value they may concurrently change.
+        let word = unsafe { &*(self.inner.get() as *const AtomicU32) };
+        word.load(std::sync::atomic::Ordering::Relaxed) & FUTEX_TID_MASK
+    }
 }
 
 fn check(rc: libc::c_int) -> io::Result<()> {
@@ -214,19 +268,28 @@ fn check(rc: libc::c_int) -> io::Result<()> {
     }
 }
 
-fn realtime_deadline(deadline: Instant) -> libc::timespec {
+/// `deadline` as an absolute `CLOCK_MONOTONIC` time (the clock `Instant` reads).
+fn monotonic_deadline(deadline: Instant) -> libc::timespec {
     let remaining = deadline.saturating_duration_since(Instant::now());
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
-    let mut sec = now.tv_sec + remaining.as_secs() as i64;
-    let mut nsec = now.tv_nsec + remaining.subsec_nanos() as i64;
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    let secs = i64::try_from(remaining.as_secs()).unwrap_or(i64::MAX / 2);
+    let mut sec = now.tv_sec.saturating_add(secs);
+    let mut nsec = now.tv_nsec + i64::from(remaining.subsec_nanos());
     if nsec >= 1_000_000_000 {
-        sec += 1;
+        sec = sec.saturating_add(1);
         nsec -= 1_000_000_000;
     }
     libc::timespec {
         tv_sec: sec as _,
         tv_nsec: nsec as _,
     }
+}
+
+/// Whether `tid` is a thread of this process (`tgkill` with signal 0 delivers nothing).
+pub fn is_own_thread(tid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the thread exists in our thread group.
+    tid != 0
+        && unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid as libc::c_int, 0) } == 0
 }
 
 static FORK_GENERATION: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);

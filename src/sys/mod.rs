@@ -159,7 +159,7 @@ fn recv_with(
 ///
 /// Returns which of them are ready; all `false` means the timeout expired.
 pub fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     loop {
         let mut pfds: Vec<PollFd<'_>> = fds
             .iter()

@@ -76,3 +76,14 @@ pub fn within<T: Send + 'static>(limit: Duration, f: impl FnOnce() -> T + Send +
     rx.recv_timeout(limit)
         .unwrap_or_else(|e| panic!("blocking call did not return within {limit:?} ({e})"))
 }
+
+/// `SIGKILL` the child and reap it, whether it had already ended or not.
+pub fn kill_any<R: Serialize + DeserializeOwned + 'static>(child: Process<R>) {
+    let _ = child.kill();
+    assert!(
+        child
+            .join_timeout(LONG)
+            .expect("waiting for a killed child"),
+        "killed child still running after {LONG:?}"
+    );
+}
