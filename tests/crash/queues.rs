@@ -270,10 +270,13 @@ fn queue_3mib_items_3x3_buffer_4mib() {
 // ---------------------------------------------------------------------------------------------
 // JoinableQueue
 
+/// The joinable queue of the test: (producer, number), `None` ends a consumer.
+type Jq = JoinableQueue<Option<(u32, u32)>>;
+
 /// Per consumer in `holding`: 1 between a `get` that returned an item and its `task_done`.
 fn jq_consumer(
     (q, seen, holding, me, per, mark_at, mark): (
-        JoinableQueue<Option<(u32, u32)>>,
+        Jq,
         RawArray<u32>,
         RawArray<u64>,
         u32,
@@ -307,14 +310,7 @@ fn jq_consumer(
 }
 
 fn jq_producer(
-    (q, acks, me, per, mark_at, mark): (
-        JoinableQueue<Option<(u32, u32)>>,
-        RawArray<u64>,
-        u32,
-        u32,
-        u32,
-        Event,
-    ),
+    (q, acks, me, per, mark_at, mark): (Jq, RawArray<u64>, u32, u32, u32, Event),
 ) -> Result<u32, String> {
     for seq in 0..per {
         q.put(Some((me, seq))).map_err(|e| format!("put: {e}"))?;
