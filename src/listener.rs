@@ -1,6 +1,7 @@
 //! Connections between processes that did not start each other: [`Listener`] and
 //! [`Client`] (Python's `multiprocessing.connection.Listener` and `Client`), over a Unix
-//! socket path or TCP, optionally authenticated with a shared key.
+//! socket (a path, or a name in Linux's abstract namespace) or TCP, optionally authenticated
+//! with a shared key.
 //!
 //! Both give the same [`Connection`] as [`pipe`](crate::pipe), and they speak Python's wire
 //! protocol exactly: its framing (a 4-byte big-endian length, or `-1` and an 8-byte length
@@ -34,10 +35,12 @@
 //! [`ConnectionError::Authentication`] and the listener goes on serving others. Without a key
 //! anyone who can reach the address can connect, as in Python.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -48,31 +51,67 @@ use hmac::{Hmac, KeyInit, Mac};
 use crate::connection::{Connection, ConnectionError, Result};
 use crate::sys;
 
-/// Where a [`Listener`] listens and a [`Client`] connects: a Unix socket path, or a TCP
-/// address (Python's `AF_UNIX` string and `AF_INET` `(host, port)` tuple).
+/// Where a [`Listener`] listens and a [`Client`] connects: a Unix socket path, a name in
+/// Linux's abstract socket namespace, or a TCP address (Python's `AF_UNIX` strings, with
+/// `"\0name"` for an abstract name, and its `AF_INET` `(host, port)` tuple).
 ///
-/// Parsed from a string: `"host:port"` (or `"[v6]:port"`) is TCP, anything else a path.
+/// Parsed from a string: one starting with a NUL byte is an abstract name (Python's
+/// convention), `"host:port"` (or `"[v6]:port"`) is TCP, anything else a path. A path that
+/// starts with a NUL byte is an abstract name too.
 ///
 /// ```
 /// use multiproc::listener::Address;
 /// assert!(matches!("127.0.0.1:6000".parse::<Address>()?, Address::Tcp(_)));
 /// assert!(matches!("/tmp/app.sock".parse::<Address>()?, Address::Unix(_)));
+/// let abstract_name = Address::Abstract(b"app".to_vec());
+/// assert_eq!("\0app".parse::<Address>()?, abstract_name);
+/// assert_eq!(abstract_name.to_string().parse::<Address>()?, abstract_name); // Python's "\0app"
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Address {
-    /// A Unix domain socket at this path.
+    /// A Unix domain socket at this path (a file that stays until it is removed).
     Unix(PathBuf),
     /// A TCP socket.
     Tcp(SocketAddr),
+    /// A Unix domain socket with this name (without the leading NUL byte) in Linux's abstract
+    /// namespace: no file, the name is freed when the listening socket is closed, however its
+    /// process ends.
+    Abstract(Vec<u8>),
+}
+
+impl Address {
+    /// A fresh abstract Unix address, `"\0multiproc-<pid>-<random>"` (Python's
+    /// `arbitrary_address`, without its file): what a listener or a manager uses when given
+    /// no address.
+    pub(crate) fn arbitrary() -> io::Result<Address> {
+        let mut tag = [0u8; 8];
+        sys::random_bytes(&mut tag)?;
+        Ok(Address::Abstract(
+            format!(
+                "multiproc-{}-{:016x}",
+                std::process::id(),
+                u64::from_le_bytes(tag)
+            )
+            .into_bytes(),
+        ))
+    }
+
+    /// A Unix address from a path: an abstract name if it starts with a NUL byte.
+    fn unix(path: PathBuf) -> Address {
+        match path.as_os_str().as_bytes().strip_prefix(b"\0") {
+            Some(name) => Address::Abstract(name.to_vec()),
+            None => Address::Unix(path),
+        }
+    }
 }
 
 impl FromStr for Address {
     type Err = io::Error;
 
     fn from_str(s: &str) -> io::Result<Address> {
-        if s.contains('/') || !s.contains(':') {
-            return Ok(Address::Unix(PathBuf::from(s)));
+        if s.starts_with('\0') || s.contains('/') || !s.contains(':') {
+            return Ok(Address::unix(PathBuf::from(s)));
         }
         s.to_socket_addrs()?
             .next()
@@ -91,13 +130,13 @@ impl From<SocketAddr> for Address {
 
 impl From<PathBuf> for Address {
     fn from(path: PathBuf) -> Address {
-        Address::Unix(path)
+        Address::unix(path)
     }
 }
 
 impl From<&Path> for Address {
     fn from(path: &Path) -> Address {
-        Address::Unix(path.to_path_buf())
+        Address::unix(path.to_path_buf())
     }
 }
 
@@ -105,6 +144,8 @@ impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Address::Unix(path) => write!(f, "{}", path.display()),
+            // Python's spelling, which parses back to the same address.
+            Address::Abstract(name) => write!(f, "\0{}", OsStr::from_bytes(name).display()),
             Address::Tcp(addr) => write!(f, "{addr}"),
         }
     }
@@ -154,13 +195,13 @@ impl IntoAddress for SocketAddr {
 
 impl IntoAddress for &Path {
     fn into_address(self) -> io::Result<Address> {
-        Ok(Address::Unix(self.to_path_buf()))
+        Ok(Address::from(self))
     }
 }
 
 impl IntoAddress for PathBuf {
     fn into_address(self) -> io::Result<Address> {
-        Ok(Address::Unix(self))
+        Ok(Address::from(self))
     }
 }
 
@@ -174,7 +215,10 @@ enum Socket {
 
 /// A socket that accepts [`Connection`]s (Python's `multiprocessing.connection.Listener`).
 ///
-/// A Unix socket file it created is removed when it is dropped.
+/// [`bind_auto`](Self::bind_auto) listens on a fresh name in Linux's abstract socket
+/// namespace, which leaves no file behind even if the process is killed. A socket file at a
+/// path you gave is removed when the listener is dropped (a killed process leaves it, as in
+/// Python).
 ///
 /// ```
 /// use multiproc::listener::{Client, Listener};
@@ -210,11 +254,31 @@ impl Listener {
         Ok(Listener::from_parts(fd, address, authkey))
     }
 
+    /// Listen on a fresh Unix address in Linux's abstract namespace,
+    /// `"\0multiproc-<pid>-<random>"` (Python's `Listener()` without an address, minus the
+    /// socket file): nothing is created on disk, so nothing is left behind however this
+    /// process ends. Send [`address`](Self::address) to the peers that should connect.
+    ///
+    /// ```
+    /// use multiproc::listener::{Address, Client, Listener};
+    /// let listener = Listener::bind_auto(Some(b"key"))?;
+    /// assert!(matches!(listener.address(), Address::Abstract(_)));
+    /// let address = listener.address().clone();
+    /// let peer = std::thread::spawn(move || Client::connect(&address, Some(b"key")));
+    /// let mut conn = listener.accept()?;
+    /// peer.join().unwrap()?.send_bytes(b"hi")?;
+    /// assert_eq!(conn.recv_bytes()?, b"hi");
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
+    pub fn bind_auto(authkey: Option<&[u8]>) -> Result<Listener> {
+        Listener::bind(Address::arbitrary()?, authkey)
+    }
+
     /// A listener on a socket bound by [`bind_socket`] (possibly in another process: the
     /// manager binds in the user's process and serves in its server process).
     pub(crate) fn from_parts(fd: OwnedFd, address: Address, authkey: Option<&[u8]>) -> Listener {
         let socket = match address {
-            Address::Unix(_) => Socket::Unix(UnixListener::from(fd)),
+            Address::Unix(_) | Address::Abstract(_) => Socket::Unix(UnixListener::from(fd)),
             Address::Tcp(_) => Socket::Tcp(TcpListener::from(fd)),
         };
         Listener {
@@ -286,6 +350,7 @@ impl Listener {
 pub(crate) fn bind_socket(address: Address) -> Result<(OwnedFd, Address)> {
     Ok(match address {
         Address::Unix(path) => (UnixListener::bind(&path)?.into(), Address::Unix(path)),
+        Address::Abstract(name) => (sys::listen_abstract(&name)?, Address::Abstract(name)),
         Address::Tcp(addr) => {
             let socket = TcpListener::bind(addr)?;
             let bound = socket.local_addr()?;
@@ -296,6 +361,7 @@ pub(crate) fn bind_socket(address: Address) -> Result<(OwnedFd, Address)> {
 
 impl Drop for Listener {
     fn drop(&mut self) {
+        // An abstract name needs nothing: it goes with the socket.
         if let Address::Unix(path) = &self.address {
             let _ = std::fs::remove_file(path);
         }
@@ -339,6 +405,7 @@ impl Client {
     pub fn connect(address: impl IntoAddress, authkey: Option<&[u8]>) -> Result<Connection> {
         let fd: OwnedFd = match address.into_address()? {
             Address::Unix(path) => UnixStream::connect(path)?.into(),
+            Address::Abstract(name) => sys::connect_abstract(&name)?,
             Address::Tcp(addr) => {
                 let stream = TcpStream::connect(addr)?;
                 stream.set_nodelay(true)?;

@@ -369,3 +369,124 @@ fn messages_over_2_gib_cross_to_and_from_python() {
     let (ok, out) = finish(child);
     assert!(ok && out.contains("python ok"), "{out}");
 }
+
+const PY_ABSTRACT: &str = r#"
+import sys
+from multiprocessing.connection import Client, Listener
+name, key = sys.argv[1], sys.argv[2].encode()
+with Client("\0" + name, authkey=key) as c:
+    c.send_bytes(c.recv_bytes().upper())
+with Listener("\0" + name + "-py", authkey=key) as l:
+    print("listening", flush=True)
+    with l.accept() as c:
+        c.send_bytes(b"from python")
+print("done")
+"#;
+
+/// An address that starts with a NUL byte is a name in Linux's abstract namespace, as in
+/// Python: a Python `Client("\0name")` reaches a Rust listener on `"\0name"`, and a Rust
+/// client reaches Python's `Listener("\0name")`. No socket file appears.
+#[test]
+fn abstract_addresses_interoperate_with_python() {
+    let _g = common::guard();
+    for py in pythons() {
+        let name = format!("multiproc-test-{}-abstract", std::process::id());
+        let listener = Listener::bind(format!("\0{name}"), Some(b"abs key")).unwrap();
+        assert_eq!(
+            listener.address(),
+            &Address::Abstract(name.clone().into_bytes())
+        );
+        let mut child = python(&py, PY_ABSTRACT, &[&name, "abs key"]);
+        let mut conn = listener.accept().unwrap();
+        conn.send_bytes(b"shout").unwrap();
+        assert_eq!(conn.recv_bytes().unwrap(), b"SHOUT", "{py:?}");
+        assert_eq!(read_line(&mut child), "listening", "{py:?}");
+        let py_address = PathBuf::from(format!("\0{name}-py"));
+        let mut conn = Client::connect(py_address.as_path(), Some(b"abs key")).unwrap();
+        assert_eq!(conn.recv_bytes().unwrap(), b"from python", "{py:?}");
+        let (ok, out) = finish(child);
+        assert!(ok && out.contains("done"), "{py:?}: {out}");
+        assert!(!std::path::Path::new(&name).exists());
+    }
+}
+
+/// One line a Python peer printed.
+fn read_line(child: &mut Child) -> String {
+    let stdout = child.stdout.as_mut().unwrap();
+    let mut line = Vec::new();
+    let mut byte = [0u8];
+    while stdout.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+        line.push(byte[0]);
+    }
+    String::from_utf8_lossy(&line).trim().to_string()
+}
+
+/// Sockets bound in Linux's abstract namespace now (`/proc/net/unix` shows them as `@name`).
+fn abstract_names() -> Vec<String> {
+    std::fs::read_to_string("/proc/net/unix")
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(7))
+        .filter_map(|path| path.strip_prefix('@'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Start a manager and an auto-address listener, tell the parent where they are, then wait
+/// for the `SIGKILL` that ends this process.
+fn serve_until_killed(mut parent: multiproc::Connection) {
+    let manager = multiproc::Manager::start().unwrap();
+    let listener = Listener::bind_auto(None).unwrap();
+    parent
+        .send(&(manager.address().clone(), listener.address().clone()))
+        .unwrap();
+    let _ = parent.recv::<()>();
+}
+
+/// A manager's default address and an auto-address listener are abstract names: a process
+/// that holds them and is `SIGKILL`ed leaves no socket file in the temporary directory, and
+/// the names are freed with the sockets.
+#[test]
+fn default_addresses_leave_no_socket_file_when_the_owner_is_killed() {
+    let _g = common::guard();
+    let (mut ours, theirs) = multiproc::pipe().unwrap();
+    let child = multiproc::Builder::new()
+        .start(serve_until_killed, theirs)
+        .unwrap();
+    let pid = child.pid();
+    let (manager_at, listener_at): (Address, Address) = ours.recv().unwrap();
+    let mut names = Vec::new();
+    for address in [&manager_at, &listener_at] {
+        let Address::Abstract(name) = address else {
+            panic!("{address:?} is not an abstract address")
+        };
+        names.push(String::from_utf8(name.clone()).unwrap());
+    }
+    let bound = abstract_names();
+    assert!(
+        names.iter().all(|n| bound.contains(n)),
+        "{names:?} not bound"
+    );
+    // Both answer: the server starts its handshake, the listener accepts into its backlog.
+    let mut to_server = Client::connect(&manager_at, None).unwrap();
+    assert!(to_server.recv_bytes().unwrap().starts_with(b"#CHALLENGE#"));
+    let _to_listener = Client::connect(&listener_at, None).unwrap();
+
+    common::children::kill(child);
+    // The server is daemonic: it dies with its owner, closing our connection.
+    assert!(to_server.poll(Some(common::children::LONG)).unwrap());
+    assert!(to_server.recv_bytes().is_err());
+    let mine = format!("-{pid}-");
+    let left: Vec<String> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("multiproc") && n.contains(&mine))
+        .collect();
+    assert!(left.is_empty(), "socket files left behind: {left:?}");
+    let freed = common::wait_until(Instant::now() + common::children::LONG, || {
+        let bound = abstract_names();
+        !names.iter().any(|n| bound.contains(n))
+    });
+    assert!(freed, "{names:?} still bound after their owners died");
+}

@@ -5,6 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use multiproc::listener::Address;
 use multiproc::manager::{DictProxy, ListProxy, ManagerError, NamespaceProxy, ValueProxy};
 use multiproc::{Builder, Manager, StartMethod};
 
@@ -156,15 +157,24 @@ fn shutdown_and_drop_stop_the_server() {
     assert!(common::proc_stat(pid).is_none_or(|p| p.is_dead()));
 
     let manager = Manager::start().unwrap();
+    assert!(
+        matches!(manager.address(), Address::Abstract(_)),
+        "a default manager listens on an abstract name, not a file"
+    );
     let pid = manager.server_pid().unwrap();
-    let Some(path) = (match manager.address() {
-        multiproc::listener::Address::Unix(p) => Some(p.clone()),
-        _ => None,
-    }) else {
-        panic!("a default manager listens on a Unix socket")
-    };
     drop(manager);
     assert!(common::proc_stat(pid).is_none_or(|p| p.is_dead()));
+
+    // A socket file at a path the user gave goes with the manager.
+    let path = std::env::temp_dir().join(format!("multiproc-test-{}.sock", std::process::id()));
+    let manager = Manager::builder()
+        .address(path.to_str().unwrap())
+        .start()
+        .unwrap();
+    assert_eq!(manager.address(), &Address::Unix(path.clone()));
+    assert!(path.exists());
+    manager.dict::<u8, u8>().unwrap().insert(&1, &2).unwrap();
+    drop(manager);
     assert!(!path.exists());
 }
 
@@ -426,4 +436,58 @@ fn barrier_condition_and_array_proxies_work_across_processes() {
     }
     assert_eq!(a.items().unwrap(), [0, 10, 20, 30, 40, 50]);
     assert_eq!(a.len().unwrap(), 6);
+}
+
+fn try_take(lock: multiproc::manager::LockProxy) -> bool {
+    lock.try_acquire().unwrap().is_some()
+}
+
+/// A holder that tries its plain lock again (at once or with a timeout) is refused, and the
+/// lock stays its own: still locked, refused to another process, released only by its guard.
+/// An RLock's holder takes it again instead, and must release it as often.
+#[test]
+fn a_refused_acquire_by_the_holder_releases_nothing() {
+    let _g = common::guard();
+    let manager = Manager::start().unwrap();
+    let lock = manager.lock().unwrap();
+    let held = lock.acquire().unwrap();
+    assert!(lock.try_acquire().unwrap().is_none());
+    assert!(
+        lock.locked().unwrap(),
+        "a refused try_acquire released the lock"
+    );
+    assert!(
+        lock.acquire_timeout(Duration::from_millis(20))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        lock.locked().unwrap(),
+        "a timed-out acquire released the lock"
+    );
+    assert!(matches!(lock.acquire(), Err(ManagerError::Refused(_))));
+    assert!(
+        lock.locked().unwrap(),
+        "a refused acquire released the lock"
+    );
+    let other = Builder::new().start(try_take, lock.clone()).unwrap();
+    assert!(!other.join().unwrap(), "another process took a held lock");
+    drop(held);
+    assert!(!lock.locked().unwrap());
+    let other = Builder::new().start(try_take, lock.clone()).unwrap();
+    assert!(other.join().unwrap());
+
+    let rlock = manager.rlock().unwrap();
+    let outer = rlock.acquire().unwrap();
+    let inner = rlock.try_acquire().unwrap();
+    assert!(inner.is_some(), "an RLock's holder takes it again");
+    drop(inner);
+    assert!(
+        rlock.locked().unwrap(),
+        "one release of two levels freed the RLock"
+    );
+    let other = Builder::new().start(try_take, rlock.clone()).unwrap();
+    assert!(!other.join().unwrap(), "another process took a held RLock");
+    drop(outer);
+    assert!(!rlock.locked().unwrap());
 }

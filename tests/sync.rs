@@ -60,6 +60,7 @@ per_start_method!(
     lock_acquire_returns_owner_died_when_the_holder_exited,
     lock_waiter_gets_owner_died_promptly_when_the_holder_is_killed,
     lock_survivors_get_it_when_a_waiter_is_killed_right_after_a_release,
+    semaphore_survivors_take_free_permits_when_a_woken_waiter_is_killed,
     rlock_held_by_another_process_blocks_acquire,
     rlock_release_by_another_process_is_not_owner,
     rlock_acquire_returns_owner_died_when_the_holder_was_killed,
@@ -439,6 +440,75 @@ fn lock_survivors_get_it_when_a_waiter_is_killed_right_after_a_release(method: S
             assert!(
                 k.join_timeout(PROMPT).unwrap(),
                 "round {round}: a surviving waiter ({pid}) still sleeps while the lock is free"
+            );
+            if i != victim {
+                k.join().unwrap();
+            }
+        }
+    }
+}
+
+/// A waiter of the semaphore test: announce, take a permit, count itself done.
+fn take_permit((sem, arrived, done, i): (Semaphore, RawValue<u32>, RawValue<u32>, u32)) {
+    arrived.fetch_add(1);
+    sem.acquire().forget();
+    done.fetch_add(1 << (8 * i)); // one byte per child
+}
+
+/// Three processes sleep in `Semaphore::acquire`; a permit is released and one sleeper is
+/// killed 0-60 µs later, then another permit: no survivor may sleep while a permit is free.
+/// (Waking one sleeper per permit lost the permit's wake-up when that sleeper died.)
+fn semaphore_survivors_take_free_permits_when_a_woken_waiter_is_killed(method: StartMethod) {
+    let _g = common::guard();
+    let mut rng = seed();
+    for round in 0..25 {
+        let sem = Semaphore::new(0).unwrap();
+        let (arrived, done) = (RawValue::new(0u32).unwrap(), RawValue::new(0u32).unwrap());
+        let kids: Vec<_> = (0..3)
+            .map(|i| {
+                let arg = (sem.clone(), arrived.clone(), done.clone(), i);
+                start(method, take_permit, arg)
+            })
+            .collect();
+        assert!(common::wait_until(Instant::now() + LONG, || {
+            arrived.get() == 3
+                && kids
+                    .iter()
+                    .all(|k| common::proc_stat(k.pid()).is_some_and(|s| s.state == 'S'))
+        }));
+        let victim = (next(&mut rng) % 3) as usize;
+        let delay = Duration::from_nanos(next(&mut rng) % 60_000);
+        sem.release().unwrap();
+        let t = Instant::now();
+        while t.elapsed() < delay {
+            std::hint::spin_loop();
+        }
+        let _ = kids[victim].kill();
+        sem.release().unwrap();
+        let survivors_done = || {
+            (0..3)
+                .filter(|&i| i != victim && done.get() >> (8 * i) & 0xff == 1)
+                .count()
+        };
+        // Two permits: the victim took at most one; a free permit means nobody sleeps.
+        let settled = common::wait_until(Instant::now() + PROMPT, || {
+            sem.get_value() == 0 || survivors_done() == 2
+        });
+        assert!(
+            settled,
+            "round {round}: a permit is free ({}) while a survivor sleeps ({} done)",
+            sem.get_value(),
+            survivors_done()
+        );
+        for _ in survivors_done()..2 {
+            sem.release().unwrap(); // the victim's permit, for the last survivor
+        }
+        for (i, k) in kids.into_iter().enumerate() {
+            assert!(
+                k.join_timeout(PROMPT).unwrap(),
+                "round {round}: a survivor hangs (victim {victim}, this {i}, value {}, done {:x})",
+                sem.get_value(),
+                done.get()
             );
             if i != victim {
                 k.join().unwrap();

@@ -2,7 +2,8 @@
 //! typed proxies (Python's `multiprocessing.Manager()` / `BaseManager`).
 //!
 //! [`Manager::start`] starts the server (a daemonic child) on a private Unix socket with a
-//! random key; [`Manager::builder`] serves on a TCP address with your key instead, and
+//! random key (named in Linux's abstract namespace, so no socket file exists, and none is
+//! left if the process is killed); [`Manager::builder`] serves on a TCP address with your key instead, and
 //! [`Manager::connect`] reaches such a manager from another program or machine. Proxies
 //! ([`DictProxy`], [`ListProxy`], [`NamespaceProxy`], [`ValueProxy`], [`ArrayProxy`],
 //! [`QueueProxy`], [`JoinableQueueProxy`], [`LockProxy`] (also for RLocks),
@@ -224,8 +225,9 @@ pub struct ManagerBuilder {
 }
 
 impl ManagerBuilder {
-    /// Listen on this address (`"host:port"` for TCP, a path for a Unix socket); by default
-    /// a fresh Unix socket in the temporary directory.
+    /// Listen on this address (`"host:port"` for TCP, a path for a Unix socket, `"\0name"`
+    /// for a name in Linux's abstract socket namespace); by default a fresh abstract name,
+    /// so no socket file exists to be left behind.
     ///
     /// ```
     /// let builder = multiproc::Manager::builder().address("0.0.0.0:50000");
@@ -263,15 +265,8 @@ impl ManagerBuilder {
         };
         let address = match self.address {
             Some(a) => a.into_address().map_err(ConnectionError::from)?,
-            None => {
-                let mut tag = [0u8; 8];
-                crate::sys::random_bytes(&mut tag).map_err(ConnectionError::from)?;
-                Address::Unix(std::env::temp_dir().join(format!(
-                    "multiproc-manager-{}-{:016x}.sock",
-                    std::process::id(),
-                    u64::from_le_bytes(tag)
-                )))
-            }
+            // No file to leave behind, even if this process is killed.
+            None => Address::arbitrary().map_err(ConnectionError::from)?,
         };
         let (socket, address) = crate::listener::bind_socket(address)?;
         let args = ServerArgs {
@@ -346,7 +341,8 @@ impl Manager {
     ///
     /// ```
     /// let manager = multiproc::Manager::start()?;
-    /// assert!(matches!(manager.address(), multiproc::listener::Address::Unix(_)));
+    /// // By default a fresh name in Linux's abstract socket namespace: no file on disk.
+    /// assert!(matches!(manager.address(), multiproc::listener::Address::Abstract(_)));
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
     pub fn address(&self) -> &Address {
@@ -725,6 +721,7 @@ impl Manager {
             server.kill()?;
         }
         let _ = server.join();
+        // A socket file at a path the user gave (the default abstract name has no file).
         if let Address::Unix(path) = &self.session.endpoint.address {
             let _ = std::fs::remove_file(path);
         }
@@ -1411,8 +1408,10 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
 /// let m = multiproc::Manager::start()?;
 /// let lock = m.lock()?;
 /// let held = lock.acquire()?;
-/// assert!(lock.try_acquire()?.is_none());
+/// assert!(lock.try_acquire()?.is_none()); // refused, even to its holder (not an RLock)
+/// assert!(lock.locked()?); // and still held: a refused acquire releases nothing
 /// drop(held);
+/// assert!(!lock.locked()?);
 /// # Ok::<(), multiproc::manager::ManagerError>(())
 /// ```
 pub struct LockProxy {
@@ -1431,8 +1430,24 @@ pub struct LockProxyGuard<'a> {
 impl<'a> LockProxyGuard<'a> {
     /// Take the lock behind `remote` (a lock, an RLock or a condition's), waiting for it.
     fn take(remote: &'a Remote) -> Result<Self, ManagerError> {
-        flag(remote.call(Op::LockAcquire(None))?)?;
-        Ok(LockProxyGuard { remote })
+        Self::take_within(remote, None)?.ok_or_else(|| {
+            ManagerError::Refused("the server gave up a wait without a time limit".into())
+        })
+    }
+
+    /// Take the lock behind `remote` if the server grants it within `timeout` (`None`: as
+    /// long as needed). This is the only place a guard is made, and only for a granted
+    /// lock: a refused or timed-out acquire took nothing, so it has nothing to release
+    /// (a guard made for it would release the lock its caller already holds).
+    fn take_within(
+        remote: &'a Remote,
+        timeout: Option<Duration>,
+    ) -> Result<Option<Self>, ManagerError> {
+        if flag(remote.call(Op::LockAcquire(millis(timeout)))?)? {
+            Ok(Some(LockProxyGuard { remote }))
+        } else {
+            Ok(None)
+        }
     }
 }
 
@@ -1467,10 +1482,7 @@ impl LockProxy {
         &self,
         timeout: Duration,
     ) -> Result<Option<LockProxyGuard<'_>>, ManagerError> {
-        let taken = flag(self.remote.call(Op::LockAcquire(millis(Some(timeout))))?)?;
-        Ok(taken.then_some(LockProxyGuard {
-            remote: &self.remote,
-        }))
+        LockProxyGuard::take_within(&self.remote, Some(timeout))
     }
 
     /// Take the lock only if it is free now.

@@ -127,9 +127,46 @@ fn distance(f: usize) -> i64 {
     f.wrapping_sub(anchor as fn() -> u64 as usize) as i64
 }
 
-/// Identifies this executable's layout: the distance between two of its functions.
+/// Identifies this build of the executable: its ELF build-id (unique per link), mixed with
+/// the distance between two of its functions. Two different programs, or two builds of one,
+/// disagree, so a code reference from elsewhere (a `Manager::connect` client, a barrier sent
+/// over a `Listener`) is refused instead of jumping into unrelated code. Without a build-id
+/// (a linker told not to write one) the executable file's size and modification time stand
+/// in for it.
 fn fingerprint() -> i64 {
-    distance(EntryPoint::resolve as fn(EntryPoint) -> Result<Trampoline, String> as usize)
+    static FINGERPRINT: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *FINGERPRINT.get_or_init(|| {
+        let layout =
+            distance(EntryPoint::resolve as fn(EntryPoint) -> Result<Trampoline, String> as usize);
+        let identity = match &crate::sys::image::main_image().build_id {
+            Some(id) => id.clone(),
+            None => std::fs::metadata("/proc/self/exe")
+                .map(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    [
+                        m.len().to_le_bytes(),
+                        m.mtime().to_le_bytes(),
+                        m.ino().to_le_bytes(),
+                    ]
+                    .concat()
+                })
+                .unwrap_or_default(),
+        };
+        // FNV-1a, seeded with the layout distance.
+        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ layout as u64;
+        for b in identity {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        h as i64
+    })
+}
+
+/// `anchor + offset`, if that lies inside this executable's code.
+fn code_at(offset: i64) -> Option<usize> {
+    let address = (anchor as fn() -> u64 as usize).wrapping_add(offset as usize);
+    crate::sys::image::main_image()
+        .contains_code(address)
+        .then_some(address)
 }
 
 /// Where a child finds the code to run (see the module documentation).
@@ -152,16 +189,17 @@ impl EntryPoint {
     pub(crate) fn resolve(self) -> Result<Trampoline, String> {
         if self.fingerprint != fingerprint() {
             return Err(
-                "the child is not running the same executable as its parent (entry point \
-                 fingerprint mismatch)"
+                "the child is not running the same build of the executable as its parent \
+                 (entry point fingerprint mismatch)"
                     .into(),
             );
         }
-        let address = (anchor as fn() -> u64 as usize).wrapping_add(self.offset as usize);
-        // SAFETY: both processes run the same executable file (the child was started from
-        // /proc/self/exe of the parent, and the fingerprint agrees), so `anchor + offset` is the
-        // address of the `run_task::<T>` instance the parent measured, which has exactly the
-        // `Trampoline` signature.
+        let address = code_at(self.offset)
+            .ok_or("an entry point outside this executable's code was refused")?;
+        // SAFETY: both processes run the same build of the executable (the fingerprint,
+        // derived from its build-id, agrees), so `anchor + offset` is the address of the
+        // `run_task::<T>` instance the parent measured, which has exactly the `Trampoline`
+        // signature; and it lies inside this executable's code.
         Ok(unsafe { std::mem::transmute::<usize, Trampoline>(address) })
     }
 }
@@ -169,7 +207,7 @@ impl EntryPoint {
 /// Plain functions (not tasks) that must be found in other processes, such as a barrier's
 /// action, travel the same way as entry points: as a distance from [`anchor`].
 pub(crate) mod code {
-    use super::{anchor, distance, fingerprint};
+    use super::{code_at, distance, fingerprint};
 
     /// `(offset, fingerprint)` of the function at `address`.
     pub(crate) fn offset_of(address: usize) -> (i64, i64) {
@@ -177,9 +215,50 @@ pub(crate) mod code {
     }
 
     /// The address in this process of a function recorded by `offset_of`, if this process
-    /// runs the same executable.
+    /// runs the same build of the executable and the address lies inside its code.
     pub(crate) fn address_of(offset: i64, recorded_fingerprint: i64) -> Option<usize> {
-        (recorded_fingerprint == fingerprint())
-            .then(|| (anchor as fn() -> u64 as usize).wrapping_add(offset as usize))
+        if recorded_fingerprint != fingerprint() {
+            return None;
+        }
+        code_at(offset)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() {}
+
+    #[test]
+    fn a_code_reference_of_this_build_resolves_to_the_function() {
+        let (offset, print) = code::offset_of(sample as fn() as usize);
+        assert_eq!(
+            code::address_of(offset, print),
+            Some(sample as fn() as usize)
+        );
+    }
+
+    #[test]
+    fn a_code_reference_from_another_build_is_refused() {
+        let (offset, print) = code::offset_of(sample as fn() as usize);
+        assert_eq!(code::address_of(offset, print ^ 1), None);
+        let entry = EntryPoint {
+            offset,
+            fingerprint: print.wrapping_add(1),
+        };
+        assert!(entry.resolve().unwrap_err().contains("same build"));
+    }
+
+    #[test]
+    fn a_code_reference_outside_the_executable_is_refused() {
+        let print = fingerprint();
+        let far = distance(0x10); // an address no executable is loaded at
+        assert_eq!(code::address_of(far, print), None);
+        let entry = EntryPoint {
+            offset: far,
+            fingerprint: print,
+        };
+        assert!(entry.resolve().is_err());
     }
 }

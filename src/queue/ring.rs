@@ -25,16 +25,31 @@
 //!   beyond the wrap point are given back to the kernel (`punch_hole`).
 //!
 //! # Deaths
+//! The side locks are priority-inheritance robust mutexes (`sys/memory.rs`): a process that
+//! dies holding one, or right after the kernel handed it one, passes it to the next waiter
+//! with `OWNER_DIED`; none of the others stays asleep. What each side repairs:
 //! - A producer that dies inside a put leaves `open_item` set. Whoever takes the put lock
-//!   next (or a consumer waiting for the rest of that item, which polls the lock) appends an
-//!   `ABORT` chunk: consumers drop the partial item and carry on. The item is lost, as it was
-//!   never fully put; nothing else is.
+//!   next (or a consumer waiting for the rest of that item, which looks every
+//!   `HEAL_INTERVAL`) checks whether the item's last piece was published (`last_chunk`): if
+//!   so the item stands; if not it appends an `ABORT` chunk and consumers drop the partial
+//!   item. The item is lost only if it was never fully put; nothing else is.
+//! - A JoinableQueue counts the open item and marks it counted in one atomic add, and a
+//!   cancel un-counts it only if it is marked (see [`TaskCount`]): a producer's death at any
+//!   instruction leaves the count exact.
 //! - A consumer that dies inside a get leaves the rest of its item in the ring; the next
 //!   consumer discards chunks that do not start an item. The item is lost with the process
 //!   that took it. A consumer that dies before freeing a one-chunk item leaves it in the ring
 //!   for the next consumer.
-//! - Counters are single stores next to each other; a death exactly between two of them can
-//!   leave `qsize` off by one until the next item passes, never a waiter without a waker.
+//! - Sleepers announce themselves with a bit in the futex word, not a count (see [`Signal`]):
+//!   a dead sleeper leaves nothing that grows.
+//! - `put_seq`/`get_seq` are single stores next to each other; a death exactly between two of
+//!   them can leave `qsize` off by one until the next item passes, never a waiter without a
+//!   waker.
+//!
+//! Known limit: the consumer waiting for the rest of a dead producer's item learns of the
+//! death by looking every `HEAL_INTERVAL` (20 ms) while an item is open, because a sleeper on
+//! the data word cannot also sleep on the put lock's PI futex, the only word the kernel
+//! touches when the producer dies.
 
 use std::io;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
@@ -86,19 +101,37 @@ const _: () = assert!(std::mem::size_of::<ChunkHeader>() as u64 == HEADER);
 #[repr(C, align(128))]
 struct Padded<T>(T);
 
-/// A futex word with a sleeper count, so that waking costs nothing when nobody sleeps.
+/// A futex word: a change counter in the low 31 bits and a "someone may sleep" bit, so that
+/// notifying costs one load when nobody sleeps.
+///
+/// No lost wake-up: a waiter sets the bit with a read-modify-write *then* re-checks its
+/// condition; a notifier stores what makes the condition true *then* reads the word (all
+/// `SeqCst`, so one of the two sees the other's write). A notify that sees the bit bumps the
+/// counter, clearing the bit, and wakes every sleeper; a sleeper's `FUTEX_WAIT` on the value
+/// it announced fails at once if the word moved. Every sleeper is woken, so one that is killed
+/// after the wake takes nothing from the others. No count can drift: a bit left by a waiter
+/// that died costs the next notify one `FUTEX_WAKE`, which clears it.
 #[repr(C)]
 struct Signal {
     seq: AtomicU32,
-    waiters: AtomicU32,
 }
+
+/// In [`Signal::seq`]: a waiter may be asleep.
+const SLEEPERS: u32 = 1 << 31;
 
 impl Signal {
     /// Wake every sleeper. Call after the store that makes their condition true.
     fn notify(&self) {
-        if self.waiters.load(SeqCst) != 0 {
-            self.seq.fetch_add(1, SeqCst);
-            memory::futex_wake(&self.seq, u32::MAX);
+        let mut seen = self.seq.load(SeqCst);
+        while seen & SLEEPERS != 0 {
+            let bumped = seen.wrapping_add(1) & !SLEEPERS;
+            match self.seq.compare_exchange(seen, bumped, SeqCst, SeqCst) {
+                Ok(_) => {
+                    memory::futex_wake(&self.seq, u32::MAX);
+                    return;
+                }
+                Err(now) => seen = now,
+            }
         }
     }
 
@@ -115,11 +148,9 @@ impl Signal {
             return true;
         }
         loop {
-            let seen = self.seq.load(SeqCst);
-            // Announce, then re-check: a notifier either sees us or we see its store.
-            self.waiters.fetch_add(1, SeqCst);
+            // Announce, then re-check: a notifier either sees the bit or we see its store.
+            let seen = self.seq.fetch_or(SLEEPERS, SeqCst) | SLEEPERS;
             if ready() {
-                self.waiters.fetch_sub(1, SeqCst);
                 return true;
             }
             let polling = poll();
@@ -130,7 +161,6 @@ impl Signal {
                 deadline
             };
             memory::futex_wait(&self.seq, seen, until);
-            self.waiters.fetch_sub(1, SeqCst);
             if ready() {
                 return true;
             }
@@ -164,6 +194,9 @@ struct ProducerSide {
     tail_seen: AtomicU64,
     /// Highest ring offset written since pages were last given back.
     high_water: AtomicU64,
+    /// Position + 1 of the last chunk written (0: none), stored before `head` publishes it:
+    /// lets the next put-lock holder tell a dead producer's whole item from a partial one.
+    last_chunk: AtomicU64,
 }
 
 /// Written under the get lock.
@@ -175,11 +208,23 @@ struct ConsumerSide {
     head_seen: AtomicU64,
 }
 
+/// A JoinableQueue's unfinished tasks: `count << 1 | open_counted` in one word, where
+/// `open_counted` says the item being put (`open_item`) is already in the count. A put adds
+/// the item and sets the bit in one `fetch_add(3)`, and clears the bit when the item is
+/// whole; cancelling an open item removes it and clears the bit in one compare-and-swap, and
+/// only if the bit is set. So whatever instruction a producer dies at, its item is in the
+/// count exactly when it will also be either whole in the ring or cancelled *with* a decrement:
+/// the count cannot drift either way (`join` returning with work pending, or never returning).
 #[repr(C)]
 struct TaskCount {
-    unfinished: AtomicU64,
+    word: AtomicU64,
     signal: Signal,
 }
+
+/// In [`TaskCount::word`]: the open item is counted.
+const OPEN_COUNTED: u64 = 1;
+/// In [`TaskCount::word`]: one task.
+const ONE_TASK: u64 = 2;
 
 #[repr(C)]
 pub(crate) struct RingState {
@@ -451,6 +496,7 @@ impl Ring {
         if end > p.high_water.load(SeqCst) {
             p.high_water.store(end, SeqCst);
         }
+        p.last_chunk.store(head + 1, SeqCst);
         p.head.store(head + size, SeqCst);
         self.state.data.0.notify();
     }
@@ -500,6 +546,14 @@ impl Ring {
         if open == 0 {
             return true;
         }
+        if self.open_item_is_whole(open) {
+            // Its producer died after publishing the last piece: the item stands, counted.
+            if self.joinable {
+                self.state.tasks.0.word.fetch_and(!OPEN_COUNTED, SeqCst);
+            }
+            p.open_item.store(0, SeqCst);
+            return true;
+        }
         if !self.wait_space(HEADER, deadline) {
             return false;
         }
@@ -515,11 +569,22 @@ impl Ring {
             seq: (open & !UNCOUNTED) - 1,
         };
         self.push_chunk(abort, &[]);
-        if self.joinable && open & UNCOUNTED == 0 {
-            self.finish_tasks(1).ok();
-        }
+        self.uncount_open();
         p.open_item.store(0, SeqCst);
         true
+    }
+
+    /// Whether the last published chunk is the last piece of the open item (put lock held:
+    /// nobody has written the ring since the producer that left the item open).
+    fn open_item_is_whole(&self, open: u64) -> bool {
+        let p = &self.state.producer.0;
+        let last = p.last_chunk.load(SeqCst);
+        if last == 0 || last > p.head.load(SeqCst) {
+            return false;
+        }
+        self.read_header(last - 1).is_ok_and(|h| {
+            h.kind == KIND_DATA && h.flags & FLAG_LAST != 0 && h.seq == (open & !UNCOUNTED) - 1
+        })
     }
 
     /// Put one encoded item. `Ok(false)`: the queue stayed full until `deadline`.
@@ -539,7 +604,11 @@ impl Ring {
         p.open_item.store(seq + 1, SeqCst);
         p.put_seq.store(seq + 1, SeqCst);
         if self.joinable {
-            self.state.tasks.0.unfinished.fetch_add(1, SeqCst);
+            self.state
+                .tasks
+                .0
+                .word
+                .fetch_add(ONE_TASK | OPEN_COUNTED, SeqCst);
         }
         let mut rest = bytes;
         let mut first = true;
@@ -550,18 +619,14 @@ impl Ring {
             if !self.wait_space(need, deadline) {
                 if first {
                     // Nothing published: take the reservation back.
-                    if self.joinable {
-                        self.finish_tasks(1).ok();
-                    }
+                    self.uncount_open();
                     p.put_seq.store(seq, SeqCst);
                     p.open_item.store(0, SeqCst);
                 } else {
                     // Part of the item is out. It was not put, so stop counting it now; then
                     // cancel it if there is room, else leave that to the next producer (or a
                     // waiting consumer). The next item reuses its sequence number.
-                    if self.joinable {
-                        self.finish_tasks(1).ok();
-                    }
+                    self.uncount_open();
                     p.put_seq.store(seq, SeqCst);
                     p.open_item.store((seq + 1) | UNCOUNTED, SeqCst);
                     self.abort_open(Some(Instant::now()));
@@ -587,8 +652,33 @@ impl Ring {
                 break;
             }
         }
+        if self.joinable {
+            // Whole: the count keeps it, the item is no longer open.
+            self.state.tasks.0.word.fetch_and(!OPEN_COUNTED, SeqCst);
+        }
         p.open_item.store(0, SeqCst);
         Ok(true)
+    }
+
+    /// Take the open item out of the task count if it is in it (put lock held).
+    fn uncount_open(&self) {
+        if !self.joinable {
+            return;
+        }
+        let t = &self.state.tasks.0;
+        let mut w = t.word.load(SeqCst);
+        while w & OPEN_COUNTED != 0 {
+            let next = (w & !OPEN_COUNTED).saturating_sub(ONE_TASK);
+            match t.word.compare_exchange(w, next, SeqCst, SeqCst) {
+                Ok(_) => {
+                    if next < ONE_TASK {
+                        t.signal.notify();
+                    }
+                    return;
+                }
+                Err(now) => w = now,
+            }
+        }
     }
 
     /// If a producer died inside a put, cancel its item (called by waiters, which hold
@@ -749,17 +839,15 @@ impl Ring {
     /// Mark `n` tasks done; error if fewer are unfinished.
     pub(crate) fn finish_tasks(&self, n: u64) -> Result<(), QueueError> {
         let t = &self.state.tasks.0;
-        let mut current = t.unfinished.load(SeqCst);
+        let mut current = t.word.load(SeqCst);
         loop {
-            let next = current
-                .checked_sub(n)
+            let next = n
+                .checked_mul(ONE_TASK)
+                .and_then(|sub| current.checked_sub(sub))
                 .ok_or(QueueError::TaskDoneTooManyTimes)?;
-            match t
-                .unfinished
-                .compare_exchange_weak(current, next, SeqCst, SeqCst)
-            {
+            match t.word.compare_exchange_weak(current, next, SeqCst, SeqCst) {
                 Ok(_) => {
-                    if next == 0 {
+                    if next < ONE_TASK {
                         t.signal.notify();
                     }
                     return Ok(());
@@ -770,7 +858,7 @@ impl Ring {
     }
 
     pub(crate) fn unfinished_tasks(&self) -> u64 {
-        self.state.tasks.0.unfinished.load(SeqCst)
+        self.state.tasks.0.word.load(SeqCst) / ONE_TASK
     }
 
     /// Wait until every task is done; `false` on timeout.
@@ -778,7 +866,7 @@ impl Ring {
         let t = &self.state.tasks.0;
         t.signal.wait(
             deadline,
-            || t.unfinished.load(SeqCst) == 0,
+            || t.word.load(SeqCst) < ONE_TASK,
             || true,
             || self.heal(),
         )

@@ -210,9 +210,9 @@ impl Barrier {
         let st = &self.state;
         st.released_ok.store(u32::from(ok), Ordering::SeqCst);
         st.generation.fetch_add(1, Ordering::SeqCst);
-        if st.waiters.load(Ordering::SeqCst) > 0 {
-            memory::futex_wake(&st.generation, u32::MAX);
-        }
+        // Always, once per cycle: a count of sleepers would stay raised forever after a
+        // sleeper was killed, and one wake per cycle is cheap.
+        memory::futex_wake(&st.generation, u32::MAX);
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<u32, SyncError> {
@@ -235,7 +235,6 @@ impl Barrier {
         memory::spin_until(deadline, || {
             st.generation.load(Ordering::SeqCst) != generation
         });
-        st.waiters.fetch_add(1, Ordering::SeqCst);
         let mut timed_out = false;
         while st.generation.load(Ordering::SeqCst) == generation {
             if !memory::futex_wait(&st.generation, generation, deadline)
@@ -245,7 +244,6 @@ impl Barrier {
                 break;
             }
         }
-        st.waiters.fetch_sub(1, Ordering::SeqCst);
         if timed_out {
             // As in Python: a party that gives up breaks the barrier for everyone.
             self.break_barrier();

@@ -13,11 +13,34 @@ use super::{AcquireError, Lock, RLock, SyncError, deadline};
 use crate::shared::segment::{Shared, SharedState};
 use crate::sys::memory;
 
-/// The shared part of a condition: a sequence number bumped by every notify.
+/// The shared part of a condition.
+///
+/// - `seq`: the futex word sleepers wait on; every notify that wakes anyone bumps it.
+/// - `waiters`: waiters that have not yet been given a notification; `tickets`: notifications
+///   given and not yet taken. Both are read and written only under the condition's lock.
+///
+/// A notify of `n` issues `min(n, waiters - tickets)` tickets and wakes *every* sleeper; a
+/// waiter returns as notified only once it holds the lock again and takes a ticket. Woken
+/// waiters that find none left go back to sleep without returning.
+///
+/// Why no notification can be lost when a process dies between any two instructions: a
+/// ticket is taken only under the lock by a waiter that is about to return; every sleeper is
+/// woken by every notify, so a waiter that is killed after the notify and before it takes a
+/// ticket leaves the ticket to the others, which were woken too. (Waking exactly `n`, as a
+/// futex wake of `n` would, loses the notification when one of those `n` dies.) A waiter that
+/// dies while holding the lock after taking its ticket is like one that died after `wait`
+/// returned: the lock reports `OwnerDied` to the next holder.
+///
+/// What a death can change: a waiter killed while waiting stays counted in `waiters`, so a
+/// later notify may issue one ticket too many, which a later waiter takes: a spurious
+/// wake-up, which every condition variable allows (callers re-check, or use `wait_for`).
+/// It never makes a notify wake fewer waiters than asked, and it is bounded by the number of
+/// waiters that died.
 #[repr(C)]
 pub(crate) struct CondState {
     seq: AtomicU32,
     waiters: AtomicU32,
+    tickets: AtomicU32,
 }
 
 // SAFETY: only atomics; zeroed memory is a valid state.
@@ -36,55 +59,81 @@ impl CondState {
         recursive: bool,
         deadline: Option<Instant>,
     ) -> bool {
-        // Read the sequence while still holding the lock: a notify needs the lock, so it
-        // cannot slip in between this read and the sleep unnoticed.
-        let seq = self.seq.load(Ordering::SeqCst);
+        // Under the lock: notifies (which need the lock) see this waiter from now on.
         self.waiters.fetch_add(1, Ordering::SeqCst);
-        let levels = if recursive {
-            lock.unlock_all().unwrap_or(1)
-        } else {
-            let _ = lock.unlock_plain();
-            1
-        };
-        // A notify usually follows within microseconds in a hand-off: poll for it first.
-        let mut notified = true;
-        memory::spin_until(deadline, || self.seq.load(Ordering::SeqCst) != seq);
-        while self.seq.load(Ordering::SeqCst) == seq {
-            if !memory::futex_wait(&self.seq, seq, deadline) {
-                notified = self.seq.load(Ordering::SeqCst) != seq;
-                break;
+        let mut levels = 1;
+        loop {
+            // Read while still holding the lock: a notify cannot slip in between this read
+            // and the sleep unnoticed.
+            let seq = self.seq.load(Ordering::SeqCst);
+            levels = if recursive {
+                lock.unlock_all().unwrap_or(levels)
+            } else {
+                let _ = lock.unlock_plain();
+                1
+            };
+            // A notify usually follows within microseconds in a hand-off: poll for it first.
+            memory::spin_until(deadline, || self.seq.load(Ordering::SeqCst) != seq);
+            while self.seq.load(Ordering::SeqCst) == seq {
+                if !memory::futex_wait(&self.seq, seq, deadline) {
+                    break;
+                }
+            }
+            relock(lock, recursive, levels);
+            // Under the lock again.
+            let tickets = self.tickets.load(Ordering::SeqCst);
+            if tickets > 0 {
+                self.tickets.store(tickets - 1, Ordering::SeqCst);
+                self.give_up_waiting();
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.give_up_waiting();
+                return false;
             }
         }
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
-        // The notifier still holds the lock and usually releases it right away (by waiting
-        // itself, or leaving its critical section): try for it before sleeping on it.
-        let now = || Some(Instant::now());
-        let mut relocked = Err(AcquireError::Timeout);
-        memory::spin_until(None, || {
-            relocked = if recursive {
-                lock.lock(now(), levels.max(1))
-            } else {
-                lock.lock_plain(now())
-            };
-            !matches!(relocked, Err(AcquireError::Timeout))
-        });
-        // (A dead previous owner is reported by the lock itself.)
-        if matches!(relocked, Err(AcquireError::Timeout)) {
-            let _ = if recursive {
-                lock.lock(None, levels.max(1))
-            } else {
-                lock.lock_plain(None)
-            };
-        }
-        notified
     }
 
-    /// Wake up to `n` waiters (the caller holds the lock).
+    /// Under the lock: this waiter no longer waits.
+    fn give_up_waiting(&self) {
+        let w = self.waiters.load(Ordering::SeqCst);
+        self.waiters.store(w.saturating_sub(1), Ordering::SeqCst);
+    }
+
+    /// Notify up to `n` waiters (the caller holds the lock).
     pub(crate) fn notify(&self, n: u32) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        let waiting = self.waiters.load(Ordering::SeqCst);
+        let tickets = self.tickets.load(Ordering::SeqCst);
+        let k = n.min(waiting.saturating_sub(tickets));
+        if k > 0 {
+            self.tickets.store(tickets + k, Ordering::SeqCst);
             self.seq.fetch_add(1, Ordering::SeqCst);
-            memory::futex_wake(&self.seq, n);
+            memory::futex_wake(&self.seq, u32::MAX);
         }
+    }
+}
+
+/// Take `lock` back at `levels` after a wait. The notifier still holds it and usually
+/// releases it right away (by waiting itself, or leaving its critical section): try for it
+/// before sleeping on it. (A dead previous owner is reported by the lock itself; the lock is
+/// held either way.)
+fn relock(lock: &LockState, recursive: bool, levels: u32) {
+    let now = || Some(Instant::now());
+    let mut relocked = Err(AcquireError::Timeout);
+    memory::spin_until(None, || {
+        relocked = if recursive {
+            lock.lock(now(), levels.max(1))
+        } else {
+            lock.lock_plain(now())
+        };
+        !matches!(relocked, Err(AcquireError::Timeout))
+    });
+    if matches!(relocked, Err(AcquireError::Timeout)) {
+        let _ = if recursive {
+            lock.lock(None, levels.max(1))
+        } else {
+            lock.lock_plain(None)
+        };
     }
 }
 

@@ -7,15 +7,19 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::waiters;
 use super::{SyncError, deadline};
 use crate::shared::segment::{Shared, SharedState};
 use crate::sys::memory;
 
+/// The shared part: one futex word, [`SET`] or not, plus the waiters bit (see
+/// `sync/waiters.rs` for why no wake-up can be lost).
 #[repr(C)]
 pub(crate) struct EventState {
     flag: AtomicU32,
-    waiters: AtomicU32,
 }
+
+const SET: u32 = 1;
 
 // SAFETY: only atomics; zeroed memory is a valid (unset) event.
 unsafe impl SharedState for EventState {
@@ -73,7 +77,7 @@ impl Event {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn is_set(&self) -> bool {
-        self.state.flag.load(Ordering::SeqCst) == 1
+        self.state.flag.load(Ordering::SeqCst) & SET != 0
     }
 
     /// Set the event, waking every waiter.
@@ -85,10 +89,8 @@ impl Event {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn set(&self) {
-        self.state.flag.store(1, Ordering::SeqCst);
-        if self.state.waiters.load(Ordering::SeqCst) > 0 {
-            memory::futex_wake(&self.state.flag, u32::MAX);
-        }
+        let old = self.state.flag.swap(SET, Ordering::SeqCst);
+        waiters::wake_if_waiters(&self.state.flag, old);
     }
 
     /// Reset the event.
@@ -101,7 +103,11 @@ impl Event {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn clear(&self) {
-        self.state.flag.store(0, Ordering::SeqCst);
+        // Only a set event changes: a waiter's announcement on an unset one stays.
+        let _ = self
+            .state
+            .flag
+            .compare_exchange(SET, 0, Ordering::SeqCst, Ordering::SeqCst);
     }
 
     /// Wait until the event is set.
@@ -132,13 +138,11 @@ impl Event {
             return true;
         }
         loop {
-            if self.is_set() {
+            let seen = self.state.flag.load(Ordering::SeqCst);
+            if seen & SET != 0 {
                 return true;
             }
-            self.state.waiters.fetch_add(1, Ordering::SeqCst);
-            let woke = memory::futex_wait(&self.state.flag, 0, deadline);
-            self.state.waiters.fetch_sub(1, Ordering::SeqCst);
-            if !woke {
+            if !waiters::sleep(&self.state.flag, seen, deadline) {
                 return self.is_set();
             }
         }

@@ -34,6 +34,7 @@ mod condition;
 mod event;
 mod lock;
 mod semaphore;
+mod waiters;
 
 use std::fmt;
 use std::io;

@@ -7,17 +7,22 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::waiters::{self, WAITERS};
 use super::{SyncError, deadline};
 use crate::shared::segment::{Shared, SharedState};
 use crate::sys::memory;
 
+/// The shared part: the count in the low 31 bits of one futex word, plus the
+/// [`waiters::WAITERS`] bit (see `sync/waiters.rs` for why no wake-up can be lost).
 #[repr(C)]
 pub(crate) struct SemState {
     count: AtomicU32,
-    waiters: AtomicU32,
-    /// Largest value `release` may reach (`u32::MAX`: unbounded).
+    /// Largest value `release` may reach ([`MAX_VALUE`]: unbounded).
     max: AtomicU32,
 }
+
+/// The largest value a semaphore can hold (the top bit of the word is the waiters bit).
+const MAX_VALUE: u32 = !WAITERS;
 
 // SAFETY: only atomics; zeroed memory is a valid (empty) state.
 unsafe impl SharedState for SemState {
@@ -27,18 +32,28 @@ unsafe impl SharedState for SemState {
 }
 
 impl SemState {
-    fn try_take(&self) -> bool {
+    fn value(&self) -> u32 {
+        self.count.load(Ordering::SeqCst) & !WAITERS
+    }
+
+    /// Take a permit if there is one; `Err(seen)` with the word seen if not.
+    fn try_take_seen(&self) -> Result<(), u32> {
         let mut c = self.count.load(Ordering::SeqCst);
-        while c > 0 {
+        while c & !WAITERS > 0 {
+            // Keeps the waiters bit: the others may still sleep.
             match self
                 .count
                 .compare_exchange_weak(c, c - 1, Ordering::SeqCst, Ordering::SeqCst)
             {
-                Ok(_) => return true,
+                Ok(_) => return Ok(()),
                 Err(now) => c = now,
             }
         }
-        false
+        Err(c)
+    }
+
+    fn try_take(&self) -> bool {
+        self.try_take_seen().is_ok()
     }
 
     fn acquire(&self, deadline: Option<Instant>) -> bool {
@@ -46,14 +61,11 @@ impl SemState {
             return true;
         }
         loop {
-            if self.try_take() {
-                return true;
-            }
-            // Announce, then re-check: a releaser either sees us waiting or we see its count.
-            self.waiters.fetch_add(1, Ordering::SeqCst);
-            let woke = memory::futex_wait(&self.count, 0, deadline);
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
-            if !woke {
+            let seen = match self.try_take_seen() {
+                Ok(()) => return true,
+                Err(seen) => seen,
+            };
+            if !waiters::sleep(&self.count, seen, deadline) {
                 return self.try_take();
             }
         }
@@ -63,10 +75,11 @@ impl SemState {
         let max = self.max.load(Ordering::Relaxed);
         let mut c = self.count.load(Ordering::SeqCst);
         loop {
-            let next = c
+            let next = (c & !WAITERS)
                 .checked_add(n)
                 .filter(|v| *v <= max)
                 .ok_or(SyncError::ReleasedTooManyTimes(max))?;
+            // Clears the waiters bit: every sleeper is woken below and re-announces itself.
             match self
                 .count
                 .compare_exchange_weak(c, next, Ordering::SeqCst, Ordering::SeqCst)
@@ -75,9 +88,7 @@ impl SemState {
                 Err(now) => c = now,
             }
         }
-        if self.waiters.load(Ordering::SeqCst) > 0 {
-            memory::futex_wake(&self.count, n);
-        }
+        waiters::wake_if_waiters(&self.count, c);
         Ok(())
     }
 }
@@ -106,6 +117,15 @@ pub struct Semaphore {
 }
 
 impl Semaphore {
+    /// The largest value a semaphore can hold, 2<sup>31</sup> - 1 (larger values are refused
+    /// with [`SyncError::Invalid`]).
+    ///
+    /// ```
+    /// assert!(multiproc::Semaphore::new(multiproc::Semaphore::MAX_VALUE).is_ok());
+    /// assert!(multiproc::Semaphore::new(multiproc::Semaphore::MAX_VALUE + 1).is_err());
+    /// ```
+    pub const MAX_VALUE: u32 = MAX_VALUE;
+
     /// A semaphore with `value` permits.
     ///
     /// ```
@@ -113,10 +133,15 @@ impl Semaphore {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn new(value: u32) -> Result<Semaphore, SyncError> {
-        Semaphore::with_max(value, u32::MAX)
+        Semaphore::with_max(value, MAX_VALUE)
     }
 
     fn with_max(value: u32, max: u32) -> Result<Semaphore, SyncError> {
+        if value > MAX_VALUE || max > MAX_VALUE {
+            return Err(SyncError::Invalid(
+                "a semaphore's value must be at most Semaphore::MAX_VALUE (2^31 - 1)",
+            ));
+        }
         let state: Shared<SemState> = Shared::new(0)?;
         state.count.store(value, Ordering::SeqCst);
         state.max.store(max, Ordering::SeqCst);
@@ -183,7 +208,7 @@ impl Semaphore {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn get_value(&self) -> u32 {
-        self.state.count.load(Ordering::SeqCst)
+        self.state.value()
     }
 }
 

@@ -13,6 +13,7 @@ compile_error!(
      has not been ported to this platform yet"
 );
 
+pub mod image;
 pub mod memory;
 
 use std::collections::VecDeque;
@@ -519,4 +520,20 @@ pub fn is_transient_accept_error(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
+}
+
+/// A listening `AF_UNIX` stream socket bound to `name` in Linux's abstract namespace (the
+/// address Python writes `"\0name"`). Nothing is created on disk: the name is freed with the
+/// last socket bound to it, however its process ends (even by `SIGKILL`).
+pub fn listen_abstract(name: &[u8]) -> io::Result<OwnedFd> {
+    use std::os::linux::net::SocketAddrExt;
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+    Ok(std::os::unix::net::UnixListener::bind_addr(&address)?.into())
+}
+
+/// A stream socket connected to the listener at abstract `name` (see [`listen_abstract`]).
+pub fn connect_abstract(name: &[u8]) -> io::Result<OwnedFd> {
+    use std::os::linux::net::SocketAddrExt;
+    let address = std::os::unix::net::SocketAddr::from_abstract_name(name)?;
+    Ok(std::os::unix::net::UnixStream::connect_addr(&address)?.into())
 }
