@@ -906,7 +906,7 @@ pub fn wait<'a, R: 'a>(
     timeout: Option<Duration>,
     return_when: ReturnWhen,
 ) -> Waited<'a, R> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = crate::deadline::after_opt(timeout);
     let futures: Vec<&PoolFuture<R>> = futures.into_iter().collect();
     // Every future reports its completion to the watch exactly once (at once if done):
     // count them as they come, O(1) each.
