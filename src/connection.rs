@@ -91,6 +91,16 @@ pub enum ConnectionError {
     /// An earlier protocol error left the stream in an unknown position.
     #[error("the connection is unusable after an earlier protocol error")]
     Broken,
+    /// The peer sent OS handles on a connection that does not accept them (see
+    /// [`Connection::accept_handles`]); they were closed, and the message dropped.
+    #[error(
+        "the peer sent {count} OS handle(s) on a connection that does not accept them \
+         (a connection that may reach another program); see Connection::accept_handles"
+    )]
+    HandlesRefused {
+        /// How many handles came with the message.
+        count: usize,
+    },
     /// An operating-system error.
     #[error("I/O error on connection: {0}")]
     Io(#[from] io::Error),
@@ -150,6 +160,8 @@ pub struct Connection {
     frame_fds: usize,
     /// Reused encoding buffer for `send`.
     scratch: Vec<u8>,
+    /// Whether OS handles that arrive are taken (see [`Connection::accept_handles`]).
+    accepts_handles: bool,
 }
 
 /// A duplex pipe: two connected [`Connection`]s that can both send and receive
@@ -202,7 +214,53 @@ impl Connection {
     /// assert_eq!(b.recv::<f64>()?, 1.5);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// The peer of such a socket may be any program, so OS handles it sends are refused
+    /// ([`ConnectionError::HandlesRefused`]) unless [`accept_handles`](Connection::accept_handles)
+    /// says otherwise; connections made by [`pipe`] and passed between the processes of this
+    /// program accept them.
     pub fn new(fd: OwnedFd) -> Connection {
+        let mut conn = Connection::from_fd(fd, true, true);
+        conn.accepts_handles = false;
+        conn
+    }
+
+    /// Accept OS handles (locks, queues, shared memory, connections, files) sent by the peer.
+    ///
+    /// A received lock, queue or shared value is mapped and used as live synchronization
+    /// state, whose layout this program trusts: memory written by a process that does not
+    /// follow this library's protocols (another program, or a hostile peer that knows the
+    /// address) could break the invariants the shared-memory code relies on. So connections
+    /// that may reach another program ([`Connection::new`], [`listener`](crate::listener)
+    /// connections) refuse handles by default, closing them and failing that receive with
+    /// [`ConnectionError::HandlesRefused`]; connections between the processes of this
+    /// program ([`pipe`], and connections passed to children) accept them.
+    ///
+    /// # Safety
+    /// The peer must be a process of this same program build that shares objects through
+    /// this library only (so every shared-memory object it sends is laid out and used as
+    /// this library expects), for as long as the received objects are used.
+    ///
+    /// ```
+    /// use std::os::unix::net::UnixStream;
+    /// use multiproc::{Connection, Lock};
+    /// let (x, y) = UnixStream::pair()?;
+    /// let (mut a, mut b) = (Connection::new(x.into()), Connection::new(y.into()));
+    /// a.send(&Lock::new()?)?;
+    /// assert!(matches!(b.recv::<Lock>(), Err(multiproc::ConnectionError::HandlesRefused { count: 1 })));
+    /// // SAFETY: both ends belong to this very process.
+    /// unsafe { b.accept_handles() };
+    /// a.send(&Lock::new()?)?;
+    /// let lock: Lock = b.recv()?;
+    /// drop(lock.acquire().map_err(multiproc::SyncError::from)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub unsafe fn accept_handles(&mut self) {
+        self.accepts_handles = true;
+    }
+
+    /// A connection between processes of this program: it accepts handles.
+    pub(crate) fn from_fd_trusted(fd: OwnedFd) -> Connection {
         Connection::from_fd(fd, true, true)
     }
 
@@ -221,6 +279,7 @@ impl Connection {
             pos: 0,
             frame_fds: 0,
             scratch: Vec::new(),
+            accepts_handles: true,
         }
     }
 
@@ -321,12 +380,15 @@ impl Connection {
         if len <= (self.rend - self.rpos) as u64 {
             let end = self.rpos + len as usize;
             let fds = self.take_frame_fds();
-            let result = decode_body(&self.rbuf[self.rpos..end], fds);
+            let result = self
+                .vet_handles(&fds)
+                .and_then(|()| decode_body(&self.rbuf[self.rpos..end], fds));
             self.consume(len as usize);
             result
         } else {
             let fds = self.take_frame_fds();
             let body = self.read_body(len)?;
+            self.vet_handles(&fds)?;
             decode_body(&body, fds)
         }
     }
@@ -858,6 +920,18 @@ impl Connection {
             self.pos += n as u64;
         }
         Ok(body)
+    }
+}
+
+impl Connection {
+    /// Refuse the descriptors of a frame when this connection does not accept handles (they
+    /// are closed when the caller drops them).
+    fn vet_handles(&self, fds: &[OwnedFd]) -> Result<()> {
+        if self.accepts_handles || fds.is_empty() {
+            Ok(())
+        } else {
+            Err(ConnectionError::HandlesRefused { count: fds.len() })
+        }
     }
 }
 

@@ -149,7 +149,7 @@ pub(crate) fn start<R: Serialize>(
             let name = identity.name.clone();
             child::become_child(identity);
             crate::logging::become_child(logging, &name);
-            child::run_and_exit(Connection::new(theirs), move || {
+            child::run_and_exit(Connection::from_fd_trusted(theirs), move || {
                 let output = body();
                 child::report(&Outcome::Returned(&output))
             })
@@ -166,7 +166,7 @@ pub(crate) fn start<R: Serialize>(
             Ok(Started {
                 pid,
                 pidfd,
-                status: Connection::new(mine),
+                status: Connection::from_fd_trusted(mine),
                 ours: true,
             })
         }

@@ -83,7 +83,7 @@ pub(crate) fn start(header: &BootHeader, task: &TaskMessage) -> Result<Started, 
         let (mine, theirs) = sys::socketpair()?;
         let request = Request {
             header: header.clone(),
-            status: Connection::new(theirs),
+            status: Connection::from_fd_trusted(theirs),
         };
         let exchange = server
             .control
@@ -96,7 +96,7 @@ pub(crate) fn start(header: &BootHeader, task: &TaskMessage) -> Result<Started, 
                 return Ok(Started {
                     pid,
                     pidfd: pidfd.into_inner(),
-                    status: Connection::new(mine),
+                    status: Connection::from_fd_trusted(mine),
                     ours: false,
                 });
             }

@@ -38,7 +38,7 @@ pub(crate) fn launch(mode: &str, argv0: &str) -> Result<Helper, ProcessError> {
         owner: sys::getpid(),
         pid,
         pidfd,
-        control: Connection::new(mine),
+        control: Connection::from_fd_trusted(mine),
     })
 }
 

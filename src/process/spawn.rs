@@ -69,7 +69,7 @@ extern "C" fn boot_hook() {
     // environment variable just removed; nothing else in this fresh process owns it.
     let fd = unsafe { sys::adopt_fd(raw_fd) };
     let _ = sys::set_cloexec(fd.as_fd());
-    let conn = Connection::new(fd);
+    let conn = Connection::from_fd_trusted(fd);
     match mode.as_str() {
         "spawn" => spawned_child(conn),
         "forkserver" => super::forkserver::serve(conn),
