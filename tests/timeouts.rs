@@ -33,7 +33,9 @@ fn sync_primitives_take_huge_timeouts() {
         event.set();
         assert!(event.wait_timeout(t));
         let cond = Condition::new().unwrap();
-        let mut guard = cond.acquire_timeout(t).ok().expect("condition lock");
+        let Ok(mut guard) = cond.acquire_timeout(t) else {
+            panic!("condition lock")
+        };
         assert!(guard.wait_for(|| true, Some(t)));
         drop(guard);
         assert_eq!(Barrier::new(1).unwrap().wait_timeout(t).unwrap(), 0);
