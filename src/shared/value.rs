@@ -325,6 +325,21 @@ fn deserialize_locked_cells<'de, T: Pod, D: Deserializer<'de>>(
     Ok((cells, lock))
 }
 
+/// Acquire `lock` for a guard made by `guard`: the guard exists only if the lock is held (also
+/// after an owner died, inside `OwnerDied`); every other outcome is an error without one.
+fn guarded<'a, G>(
+    lock: &'a RLock,
+    guard: impl FnOnce(RLockGuard<'a>) -> G,
+) -> Result<G, AcquireError<G>> {
+    match lock.acquire() {
+        Ok(held) => Ok(guard(held)),
+        Err(AcquireError::OwnerDied(held)) => Err(AcquireError::OwnerDied(guard(held))),
+        Err(AcquireError::Timeout) => Err(AcquireError::Timeout),
+        Err(AcquireError::WouldDeadlock) => Err(AcquireError::WouldDeadlock),
+        Err(AcquireError::Io(e)) => Err(AcquireError::Io(e)),
+    }
+}
+
 /// Hold `lock` for one data access: a lock whose previous holder died is held all the same
 /// (the library logs the event); any other failure is an error.
 fn hold(lock: &RLock) -> Result<RLockGuard<'_>, SyncError> {
@@ -539,17 +554,10 @@ impl<T: Pod> Value<T> {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn lock(&self) -> Result<ValueGuard<'_, T>, AcquireError<ValueGuard<'_, T>>> {
-        let guard = |held| ValueGuard {
+        guarded(&self.lock, |held| ValueGuard {
             _held: held,
             cells: &self.cells,
-        };
-        match self.lock.acquire() {
-            Ok(held) => Ok(guard(held)),
-            Err(AcquireError::OwnerDied(held)) => Err(AcquireError::OwnerDied(guard(held))),
-            Err(AcquireError::Timeout) => Err(AcquireError::Timeout),
-            Err(AcquireError::WouldDeadlock) => Err(AcquireError::WouldDeadlock),
-            Err(AcquireError::Io(e)) => Err(AcquireError::Io(e)),
-        }
+        })
     }
 
     atomic_methods!();
@@ -901,17 +909,10 @@ impl<T: Pod> Array<T> {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn lock(&self) -> Result<ArrayGuard<'_, T>, AcquireError<ArrayGuard<'_, T>>> {
-        let guard = |held| ArrayGuard {
+        guarded(&self.lock, |held| ArrayGuard {
             _held: held,
             cells: &self.cells,
-        };
-        match self.lock.acquire() {
-            Ok(held) => Ok(guard(held)),
-            Err(AcquireError::OwnerDied(held)) => Err(AcquireError::OwnerDied(guard(held))),
-            Err(AcquireError::Timeout) => Err(AcquireError::Timeout),
-            Err(AcquireError::WouldDeadlock) => Err(AcquireError::WouldDeadlock),
-            Err(AcquireError::Io(e)) => Err(AcquireError::Io(e)),
-        }
+        })
     }
 
     /// The elements without taking the lock (Python's `get_obj()`), for readers that know
