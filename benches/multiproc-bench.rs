@@ -613,7 +613,7 @@ fn w_counter_explicit(w: WorkerArgs<(RawValue<i32>, Lock)>) -> WorkerExit {
 fn w_counter_builtin(w: WorkerArgs<Value<i32>>) -> WorkerExit {
     serve(w, |conn, v, n: u64| {
         for _ in 0..n {
-            *v.lock() += 1;
+            v.update(|x| x + 1)?;
         }
         Ok(conn.send(&true)?)
     })
@@ -1329,14 +1329,14 @@ fn counter_case(
     ctx: &Ctx,
     name: &str,
     start: impl Fn() -> Measured<Worker>,
-    reset: impl Fn(),
-    read: impl Fn() -> i32,
+    reset: impl Fn() -> Measured<()>,
+    read: impl Fn() -> Measured<i32>,
     lock_desc: &str,
 ) -> CaseResult {
     let mut workers = vec![start()?, start()?];
     let mut finals: Vec<i64> = Vec::new();
     let run = |k: usize| -> Measured<f64> {
-        reset();
+        reset()?;
         let t0 = Instant::now();
         for w in workers.iter_mut() {
             w.conn.send(&Some(k as u64))?;
@@ -1345,7 +1345,7 @@ fn counter_case(
             w.conn.recv::<bool>()?;
         }
         let dt = t0.elapsed().as_secs_f64();
-        finals.push(read().into());
+        finals.push(read()?.into());
         Ok(dt)
     };
     let n = ctx.sz(100_000);
@@ -1381,8 +1381,11 @@ fn case_lock_contended_counter(ctx: &Ctx) -> CaseResult {
         ctx,
         "lock_contended_counter",
         || Worker::start(w_counter_explicit, (v.clone(), lock.clone())),
-        || v.set(0),
-        || v.get(),
+        || {
+            v.set(0);
+            Ok(())
+        },
+        || Ok(v.get()),
         "RawValue<i32> + explicit multiproc::Lock, `let _g = lock.acquire()?; v.set(v.get() + 1)`",
     )
 }
@@ -1393,9 +1396,9 @@ fn case_value_lock_builtin(ctx: &Ctx) -> CaseResult {
         ctx,
         "value_lock_builtin",
         || Worker::start(w_counter_builtin, v.clone()),
-        || v.set(0),
-        || v.get(),
-        "Value<i32> built-in RLock, `*v.lock() += 1`",
+        || Ok(v.set(0)?),
+        || Ok(v.get()?),
+        "Value<i32> built-in RLock, `v.update(|x| x + 1)?`",
     )
 }
 
@@ -1624,9 +1627,9 @@ fn case_shared_memory_write_bw(ctx: &Ctx) -> CaseResult {
 fn case_array_sum_shared(ctx: &Ctx) -> CaseResult {
     let n = ctx.sz(10_000_000);
     let arr = Array::<f64>::zeroed(n)?;
-    for (i, x) in arr.lock().iter_mut().enumerate() {
-        *x = i as f64;
-    }
+    let data: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    arr.copy_from_slice(0, &data)?;
+    drop(data);
     let expected = (n as u64 * (n as u64 - 1) / 2) as f64;
     let mut workers = vec![
         Worker::start(w_array_sum, arr.clone())?,

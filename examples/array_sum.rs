@@ -59,9 +59,13 @@ fn fill_random(values: &mut [f64]) {
 fn main() -> Result<(), Box<dyn Error>> {
     let start = Instant::now();
     let data = Array::<f64>::zeroed(LEN)?;
-    // Filled once, in place, through the array's lock guard (a `&mut [f64]` into the shared
-    // memory).
-    fill_random(&mut data.lock());
+    // Filled once: the numbers are made in private memory and copied in under the array's
+    // lock (shared memory is only ever read and written by copying, never borrowed as a
+    // `&mut [f64]` that another process could write under).
+    let mut values = vec![0.0; LEN];
+    fill_random(&mut values);
+    data.copy_from_slice(0, &values)?;
+    drop(values);
     println!(
         "filled {LEN} f64 ({} MB) in shared memory in {:.1?}",
         LEN * 8 / 1_000_000,

@@ -60,16 +60,19 @@ fn func((lock, counter): (Lock, Value<i32>)) {
     let _guard = lock.acquire().expect("acquire the lock");
     for _ in 0..5 {
         // `counter.value += 1`: a read, then a write (each takes the Value's own lock
-        // briefly). It is the outer `lock` that makes the pair safe.
-        counter.set(counter.get() + 1);
-        println!("{}", counter.get());
+        // briefly, and fails only if that lock is broken). It is the outer `lock` that makes
+        // the pair safe.
+        let seen = counter.get().expect("value lock");
+        counter.set(seen + 1).expect("value lock");
+        println!("{}", seen + 1);
     }
 }
 
 /// The second tutorial's worker: one increment under the lock (`with lock:`).
 fn increment((shared_num, lock): (Value<i32>, Lock)) {
     let _guard = lock.acquire().expect("acquire the lock");
-    shared_num.set(shared_num.get() + 1);
+    let seen = shared_num.get().expect("value lock");
+    shared_num.set(seen + 1).expect("value lock");
 }
 
 /// Start `workers` processes running `f(arg)`, then join them all.
@@ -98,15 +101,16 @@ const ROUNDS: i32 = 50_000;
 /// write it plus one, so increments get lost.
 fn add_unlocked(counter: Value<i32>) {
     for _ in 0..ROUNDS {
-        counter.set(counter.get() + 1);
+        let seen = counter.get().expect("value lock");
+        counter.set(seen + 1).expect("value lock");
     }
 }
 
-/// The Value's own lock held across the read-modify-write: the guard dereferences to the
-/// value in shared memory.
+/// The Value's own lock held across the read-modify-write: `update` reads, applies the
+/// function and writes back before it releases the lock.
 fn add_locked(counter: Value<i32>) {
     for _ in 0..ROUNDS {
-        *counter.lock() += 1;
+        counter.update(|n| n + 1).expect("value lock");
     }
 }
 
@@ -122,7 +126,7 @@ fn count_with<F: Fn(Value<i32>) + Copy + 'static>(what: &str, f: F) -> Result<i3
     let counter = Value::new(0i32)?;
     let start = Instant::now();
     run_all(WORKERS, f, counter.clone())?;
-    let got = counter.get();
+    let got = counter.get()?;
     println!(
         "{what:<42} {got:>7} of {} in {:>7.1?}",
         WORKERS as i32 * ROUNDS,
@@ -139,16 +143,16 @@ fn main() -> Result<(), Box<dyn Error>> {
     // Both handles are cloned into each child: a clone is the same lock and the same shared
     // integer, not a copy.
     run_all(2, func, (lock.clone(), counter.clone()))?;
-    println!("final value: {}", counter.get());
+    println!("final value: {}", counter.get()?);
     // Each child held the lock for its five increments, so the children printed 1..=5 and
     // 6..=10 in two unbroken runs.
-    assert_eq!(counter.get(), 10);
+    assert_eq!(counter.get()?, 10);
 
     println!("\n--- 10 processes, 1 increment each (`with lock:`) ---");
     let num = Value::new(0i32)?;
     run_all(10, increment, (num.clone(), lock.clone()))?;
-    println!("num.value = {}", num.get());
-    assert_eq!(num.get(), 10);
+    println!("num.value = {}", num.get()?);
+    assert_eq!(num.get()?, 10);
 
     println!("\n--- {WORKERS} processes x {ROUNDS} increments, three ways ---");
     let expected = WORKERS as i32 * ROUNDS;
@@ -156,7 +160,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     // How many updates are lost depends on scheduling, so it is shown, not checked.
     println!("{:<42} ({} increments lost)", "", expected - got);
     assert_eq!(
-        count_with("the Value's lock: *counter.lock() += 1", add_locked)?,
+        count_with("the Value's lock: counter.update(|n| n + 1)", add_locked)?,
         expected
     );
     assert_eq!(

@@ -516,7 +516,8 @@ fn add_under_lock((lock, counter, n): (Lock, Value<u64>, u64)) {
     for _ in 0..n {
         // Python's `with lock:` is a guard: the lock is released at the end of its scope.
         let _guard = lock.acquire().expect("lock");
-        counter.set(counter.get() + 1);
+        let seen = counter.get().expect("value lock");
+        counter.set(seen + 1).expect("value lock");
     }
 }
 
@@ -541,9 +542,9 @@ fn locks() -> Result {
     }
     println!(
         "4 processes x 2000 increments under a Lock: {}",
-        counter.get()
+        counter.get()?
     );
-    assert_eq!(counter.get(), 8_000);
+    assert_eq!(counter.get()?, 8_000);
 
     // A `Lock` taken twice by one thread would deadlock: that is reported instead. An
     // `RLock` may be taken again by its owner.
@@ -685,16 +686,19 @@ fn coordination() -> Result {
 // 11. Shared values and arrays
 
 fn halve(v: Value<f64>) {
-    // The guard holds the value's lock and dereferences to the value in shared memory.
-    *v.lock() /= 2.0;
+    // One read-modify-write under the value's own lock (Python's
+    // `with v.get_lock(): v.value /= 2`).
+    v.update(|x| x / 2.0).expect("value lock");
 }
 
 /// Fills its half of the array, holding the array's lock.
 fn fill_half((squares, half): (Array<u32>, usize)) {
-    let mut all = squares.lock(); // an `&mut [u32]` into the shared memory
+    // The guard holds the lock and reads and writes copies of elements: another process
+    // may write the shared memory at any time, so it is never borrowed as a `&mut [u32]`.
+    let mut all = squares.lock().expect("array lock");
     let n = all.len() / 2;
-    for (i, x) in all.iter_mut().enumerate().skip(half * n).take(n) {
-        *x = (i * i) as u32;
+    for i in half * n..(half + 1) * n {
+        all.set(i, (i * i) as u32);
     }
 }
 
@@ -710,8 +714,8 @@ fn shared_values() -> Result {
     // Value: Python's `Value('d', 3.0)`. It has its own lock (`get_lock()`).
     let v = Value::new(3.0f64)?;
     Process::start(halve, v.clone())?.join()?;
-    println!("Value<f64>: 3.0 halved in a child: {}", v.get());
-    assert_eq!(v.get(), 1.5);
+    println!("Value<f64>: 3.0 halved in a child: {}", v.get()?);
+    assert_eq!(v.get()?, 1.5);
 
     // Array: Python's `Array('i', 8)`; two children fill one half each.
     let squares = Array::<u32>::zeroed(8)?;
@@ -721,8 +725,11 @@ fn shared_values() -> Result {
     for kid in kids {
         kid.join()?;
     }
-    println!("Array<u32>: filled by two children: {:?}", squares.to_vec());
-    assert_eq!(squares.get(7), Some(49));
+    println!(
+        "Array<u32>: filled by two children: {:?}",
+        squares.to_vec()?
+    );
+    assert_eq!(squares.get(7)?, Some(49));
 
     // RawArray: no lock at all; integer elements have atomic operations, which Python's
     // shared values lack.

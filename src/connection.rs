@@ -572,8 +572,7 @@ impl Connection {
         self.consume(buffered);
         let mut got = buffered;
         while got < len {
-            let n = sys::read_uninit(self.fd.as_fd(), as_uninit(&mut buf[got..len]))
-                .map_err(recv_error)?;
+            let n = sys::read_into(self.fd.as_fd(), &mut buf[got..len]).map_err(recv_error)?;
             self.pos += n as u64;
             if n == 0 {
                 self.broken = true;
@@ -959,13 +958,6 @@ fn check_count(body: &[u8], arrived: usize) -> Result<()> {
 fn decode_body<T: DeserializeOwned>(body: &[u8], fds: Vec<OwnedFd>) -> Result<T> {
     check_count(body, fds.len())?;
     Ok(handle::decode(&body[1..], fds)?)
-}
-
-/// View initialised bytes as possibly-uninitialised ones (a read target).
-fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
-    // SAFETY: `MaybeUninit<u8>` has the layout of `u8`, and the reader only writes bytes
-    // (never de-initialises), so the slice stays initialised for the caller.
-    unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
 }
 
 impl AsFd for Connection {

@@ -63,7 +63,7 @@
 /// [`Array`] accept (derive it for your own `#[repr(C)]` structs).
 ///
 /// ```
-/// assert_eq!(multiproc::Value::new(3u32)?.get(), 3);
+/// assert_eq!(multiproc::Value::new(3u32)?.get()?, 3);
 /// fn accepts<T: multiproc::bytemuck::Pod>() {}
 /// accepts::<[f64; 4]>();
 /// # Ok::<(), multiproc::SyncError>(())

@@ -78,7 +78,9 @@ per_start_method!(
 
 fn add_under_value_lock((value, n): (Value<u64>, u64)) {
     for _ in 0..n {
-        *value.lock() += 1;
+        let mut guard = value.lock().expect("the value's lock");
+        let seen = guard.get();
+        guard.set(seen + 1);
     }
 }
 
@@ -91,7 +93,7 @@ fn value_lock_makes_increments_by_several_processes_exact(method: StartMethod) {
     for child in children {
         join(child);
     }
-    assert_eq!(value.get(), PROCS * INCREMENTS);
+    assert_eq!(value.get().unwrap(), PROCS * INCREMENTS);
 }
 
 fn value_fetch_add((value, n): (Value<u64>, u64)) {
@@ -154,8 +156,8 @@ fn raw_array_fetch_add_by_several_processes_is_exact(method: StartMethod) {
 // Value, RawValue
 
 fn double_value(value: Value<i64>) -> i64 {
-    let seen = value.get();
-    value.set(seen * 2);
+    let seen = value.get().unwrap();
+    value.set(seen * 2).unwrap();
     seen
 }
 
@@ -166,7 +168,7 @@ fn value_set_in_a_child_is_seen_by_the_parent(method: StartMethod) {
     let seen_by_child = join(start(method, double_value, value.clone()));
 
     assert_eq!(seen_by_child, 21);
-    assert_eq!(value.get(), 42);
+    assert_eq!(value.get().unwrap(), 42);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
@@ -177,10 +179,12 @@ struct Point {
 }
 
 fn move_point(point: Value<Point>) -> (f64, f64) {
-    let mut p = point.lock();
+    let mut guard = point.lock().expect("the value's lock");
+    let mut p = guard.get();
     let seen = (p.x, p.y);
     p.x += 1.0;
     p.y *= 2.0;
+    guard.set(p);
     seen
 }
 
@@ -191,17 +195,17 @@ fn value_of_a_plain_struct_is_shared_with_a_child(method: StartMethod) {
     let seen_by_child = join(start(method, move_point, point.clone()));
 
     assert_eq!(seen_by_child, (1.5, -3.0));
-    assert_eq!(point.get(), Point { x: 2.5, y: -6.0 });
+    assert_eq!(point.get().unwrap(), Point { x: 2.5, y: -6.0 });
 }
 
 #[test]
 fn value_and_raw_value_get_set_and_atomic_operations() {
     let _g = common::guard();
     let value = Value::new(5u32).unwrap();
-    value.set(6);
-    assert_eq!(value.get(), 6);
-    *value.lock() *= 10;
-    assert_eq!(value.get(), 60);
+    value.set(6).unwrap();
+    assert_eq!(value.get().unwrap(), 6);
+    assert_eq!(value.update(|x| x * 10).unwrap(), 60);
+    assert_eq!(value.get().unwrap(), 60);
     assert_eq!(value.fetch_sub(10), 60);
     assert_eq!(value.swap(7), 50);
     assert_eq!(value.compare_exchange(7, 8), Ok(7));
@@ -226,9 +230,9 @@ fn value_lock_is_reentrant_for_get_and_set() {
             .get_lock()
             .acquire_timeout(LONG)
             .expect("a free lock");
-        checked.set(checked.get() + 1);
+        checked.set(checked.get().unwrap() + 1).unwrap();
     });
-    assert_eq!(value.get(), 2);
+    assert_eq!(value.get().unwrap(), 2);
 }
 
 /// Take the value's lock, update the value, never release the lock, and wait to be killed.
@@ -239,7 +243,7 @@ fn die_holding_value_lock((value, held): (Value<u64>, Event)) {
             .acquire_timeout(LONG)
             .expect("the child takes the value's lock"),
     );
-    value.set(7);
+    value.set(7).expect("the lock is held");
     held.set();
     std::thread::sleep(LONG);
 }
@@ -256,7 +260,7 @@ fn value_stays_usable_after_a_process_died_holding_its_lock(method: StartMethod)
     kill(child);
 
     let reader = value.clone();
-    assert_eq!(within(PROMPT, move || reader.get()), 7);
+    assert_eq!(within(PROMPT, move || reader.get().unwrap()), 7);
 
     let relocked = value.get_lock().try_acquire();
     assert!(relocked.is_ok(), "the lock was not recovered");
@@ -287,11 +291,11 @@ fn value_lock_reports_owner_died_through_get_lock() {
 // Array, RawArray
 
 fn fill_array(array: Array<u32>) -> Vec<u32> {
-    let seen = array.to_vec();
-    assert!(array.set(0, 100));
-    let mut elements = array.lock();
-    for x in elements.iter_mut().skip(1) {
-        *x *= 10;
+    let seen = array.to_vec().unwrap();
+    assert!(array.set(0, 100).unwrap());
+    let mut elements = array.lock().expect("the array's lock");
+    for i in 1..elements.len() {
+        elements.update(i, |x| x * 10);
     }
     seen
 }
@@ -303,8 +307,8 @@ fn array_written_by_a_child_is_seen_by_the_parent(method: StartMethod) {
     let seen_by_child = join(start(method, fill_array, array.clone()));
 
     assert_eq!(seen_by_child, [1, 2, 3, 4]);
-    assert_eq!(array.to_vec(), [100, 20, 30, 40]);
-    assert_eq!(array.get(3), Some(40));
+    assert_eq!(array.to_vec().unwrap(), [100, 20, 30, 40]);
+    assert_eq!(array.get(3).unwrap(), Some(40));
 }
 
 fn fill_raw_array(array: RawArray<i16>) -> Vec<i16> {
@@ -329,9 +333,9 @@ fn raw_array_written_by_a_child_is_seen_by_the_parent(method: StartMethod) {
 fn array_get_and_set_out_of_bounds_are_none_and_false() {
     let _g = common::guard();
     let array = Array::from_slice(&[1.0f64, 2.0]).unwrap();
-    assert_eq!(array.get(2), None);
-    assert!(!array.set(2, 3.0));
-    assert_eq!(array.to_vec(), [1.0, 2.0]);
+    assert_eq!(array.get(2).unwrap(), None);
+    assert!(!array.set(2, 3.0).unwrap());
+    assert_eq!(array.to_vec().unwrap(), [1.0, 2.0]);
 
     let raw = RawArray::from_slice(&[1u8]).unwrap();
     assert_eq!(raw.get(1), None);
@@ -344,7 +348,7 @@ fn arrays_have_the_length_they_were_made_with() {
     let _g = common::guard();
     let zeroed = Array::<u64>::zeroed(3).unwrap();
     assert_eq!(
-        (zeroed.len(), zeroed.is_empty(), zeroed.to_vec()),
+        (zeroed.len(), zeroed.is_empty(), zeroed.to_vec().unwrap()),
         (3, false, vec![0; 3])
     );
     let empty = RawArray::<u64>::zeroed(0).unwrap();
@@ -375,6 +379,174 @@ fn large_array_summed_in_parts_by_two_children_equals_the_serial_sum(method: Sta
 
     assert_eq!(parallel, serial);
     assert_eq!(serial, (LARGE * (LARGE - 1) / 2) as f64);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Guards: copies in and out, never a reference into the shared memory (issue 14)
+
+/// The lock is re-entrant and the guard holds no reference to the cell, so a `set`, a
+/// lock-free `fetch_add` and the guard's own accesses by one thread all act on the same cell
+/// (with the old `&mut T` guard this was two live `&mut` to one value).
+#[test]
+fn value_guard_and_reentrant_access_by_its_thread_act_on_the_same_cell() {
+    let _g = common::guard();
+    let value = Value::new(1u64).unwrap();
+    let mut guard = value.lock().expect("a free lock");
+    value.set(5).unwrap();
+    assert_eq!(guard.get(), 5);
+    assert_eq!(value.fetch_add(1), 5);
+    assert_eq!(guard.get(), 6);
+    guard.set(10);
+    assert_eq!(value.get().unwrap(), 10);
+    assert_eq!(guard.update(|x| x + 1), 11);
+    assert_eq!((value.load(), value.get_lock().count()), (11, 1));
+    drop(guard);
+    assert_eq!(value.get_lock().count(), 0, "the guard released its level");
+}
+
+/// Python's `arr[0] = 1` while holding `arr.get_lock()`, then writing through the guard: the
+/// sequence that used to alias two `&mut [u32]`.
+#[test]
+fn array_guard_and_reentrant_access_by_its_thread_act_on_the_same_cells() {
+    let _g = common::guard();
+    let array = Array::from_slice(&[0u32, 0]).unwrap();
+    let mut guard = array.lock().expect("a free lock");
+    assert!(array.set(0, 1).unwrap());
+    assert_eq!(guard.get(0), Some(1));
+    assert!(guard.set(0, 2));
+    assert_eq!(array.get(0).unwrap(), Some(2));
+    guard.copy_from_slice(0, &[3, 4]);
+    assert_eq!(array.to_vec().unwrap(), [3, 4]);
+    guard.fill(9);
+    let mut out = [0; 2];
+    array.copy_to_slice(0, &mut out).unwrap();
+    assert_eq!(out, [9, 9]);
+    assert_eq!(guard.update(1, |x| x + 1), Some(10));
+    assert_eq!((guard.update(2, |x| x), guard.set(2, 0)), (None, false));
+    assert_eq!(
+        (guard.len(), guard.is_empty(), guard.to_vec()),
+        (2, false, vec![9, 10])
+    );
+    drop(guard);
+    assert_eq!(array.get_lock().count(), 0, "the guard released its level");
+}
+
+/// Lock-free writers never take the lock; a guard's reads see their writes as they happen
+/// (with the old guard, a `&u64` into the cell lived while they wrote it).
+#[test]
+fn value_guard_sees_lock_free_writes_of_other_threads() {
+    let _g = common::guard();
+    const ADDS: u64 = 20_000;
+    let value = Value::new(0u64).unwrap();
+    let guard = value.lock().expect("a free lock");
+    let writers: Vec<_> = (0..2)
+        .map(|_| {
+            let value = value.clone();
+            std::thread::spawn(move || {
+                for _ in 0..ADDS {
+                    value.fetch_add(1);
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + PROMPT;
+    let mut last = 0;
+    while last < 2 * ADDS {
+        let now = guard.get();
+        assert!(now >= last, "the counter went back from {last} to {now}");
+        last = now;
+        assert!(Instant::now() < deadline, "stuck at {last}");
+    }
+    for w in writers {
+        w.join().unwrap();
+    }
+    drop(guard);
+    assert_eq!(value.get().unwrap(), 2 * ADDS);
+}
+
+/// Exit the process in the middle of a critical section of the array.
+fn exit_holding_array_lock(array: Array<u8>) {
+    let _guard = array.lock().expect("a free lock");
+    std::process::exit(0);
+}
+
+/// The guard comes only with the lock held: after a holder died it is handed over inside
+/// `OwnerDied`, as by `Lock::acquire` (the old `lock()` recovered silently).
+#[test]
+fn value_and_array_lock_report_owner_died_with_the_guard() {
+    let _g = common::guard();
+    let value = Value::new(3u64).unwrap();
+    let child = start(StartMethod::Fork, exit_holding_value_lock, value.clone());
+    assert!(child.join_timeout(LONG).unwrap(), "the child did not exit");
+    match value.lock() {
+        Err(AcquireError::OwnerDied(mut guard)) => assert_eq!(guard.update(|x| x + 1), 4),
+        Err(e) => panic!("expected OwnerDied, got {e:?}"),
+        Ok(_) => panic!("expected OwnerDied, got Ok"),
+    }
+    assert_eq!(value.get().unwrap(), 4);
+
+    let array = Array::from_slice(&[1u8]).unwrap();
+    let child = start(StartMethod::Fork, exit_holding_array_lock, array.clone());
+    assert!(child.join_timeout(LONG).unwrap(), "the child did not exit");
+    match array.lock() {
+        Err(AcquireError::OwnerDied(guard)) => assert_eq!(guard.get(0), Some(1)),
+        Err(e) => panic!("expected OwnerDied, got {e:?}"),
+        Ok(_) => panic!("expected OwnerDied, got Ok"),
+    }
+    assert!(array.lock().is_ok(), "the lock was recovered");
+}
+
+/// Send `object` through a pipe and receive it as a `U`.
+fn resend<T: serde::Serialize, U: serde::de::DeserializeOwned>(
+    object: &T,
+) -> Result<U, multiproc::ConnectionError> {
+    let (mut a, mut b) = multiproc::pipe().unwrap();
+    a.send(object).unwrap();
+    b.recv::<U>()
+}
+
+/// A handle received as another kind (with/without a lock) or another element layout would
+/// access the cells without the lock or in atomic chunks of another width: refused.
+#[test]
+fn handles_received_as_another_kind_or_element_layout_are_refused() {
+    let _g = common::guard();
+    let value = Value::new(7u64).unwrap();
+    assert_eq!(resend::<_, Value<u64>>(&value).unwrap().get().unwrap(), 7);
+    assert_eq!(
+        resend::<_, Array<i64>>(&value).unwrap().to_vec().unwrap(),
+        [7]
+    );
+    assert!(
+        resend::<_, RawValue<u64>>(&value).is_err(),
+        "without its lock"
+    );
+    assert!(resend::<_, Value<u32>>(&value).is_err(), "another size");
+    assert!(
+        resend::<_, Value<[u32; 2]>>(&value).is_err(),
+        "another alignment"
+    );
+
+    let raw = RawArray::from_slice(&[1u16, 2]).unwrap();
+    assert_eq!(resend::<_, RawArray<u16>>(&raw).unwrap().to_vec(), [1, 2]);
+    assert!(
+        resend::<_, Array<u16>>(&raw).is_err(),
+        "a lock that is not there"
+    );
+    assert!(resend::<_, RawArray<u8>>(&raw).is_err(), "another size");
+}
+
+#[test]
+fn slice_copies_out_of_bounds_panic_like_slice_indexing() {
+    let _g = common::guard();
+    let array = Array::<u8>::zeroed(2).unwrap();
+    let raw = RawArray::<u8>::zeroed(2).unwrap();
+    let panics = |f: &dyn Fn()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+    assert!(panics(&|| drop(array.copy_from_slice(1, &[1, 2]))));
+    assert!(panics(&|| drop(array.copy_to_slice(usize::MAX, &mut [0]))));
+    assert!(panics(&|| raw.copy_from_slice(3, &[])));
+    assert!(panics(&|| raw.copy_to_slice(0, &mut [0; 3])));
+    assert_eq!(array.to_vec().unwrap(), [0, 0], "nothing was written");
+    assert_eq!(array.get_lock().count(), 0, "the lock was not taken");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -876,7 +876,7 @@ fn set_value_and_notify((cond, ready): (Condition, Value<u32>)) {
     let guard = cond
         .acquire_timeout(LONG)
         .expect("the notifier takes the condition's lock");
-    ready.set(1);
+    ready.set(1).expect("the value's lock");
     guard.notify_all();
 }
 
@@ -887,7 +887,7 @@ fn condition_notify_wakes_a_process_waiting_on_it(method: StartMethod) {
     // The child can take the lock, set the value and notify only while we wait.
     let child = start(method, set_value_and_notify, (cond.clone(), ready.clone()));
 
-    while ready.get() == 0 {
+    while ready.get().unwrap() == 0 {
         assert!(guard.wait_timeout(LONG), "not notified within {LONG:?}");
     }
 
@@ -1033,7 +1033,7 @@ fn condition_wait_for_returns_once_another_process_makes_the_predicate_true(meth
     let child = start(method, set_value_and_notify, (cond.clone(), ready.clone()));
 
     let started = Instant::now();
-    let result = guard.wait_for(|| ready.get() == 1, Some(LONG));
+    let result = guard.wait_for(|| ready.get().unwrap() == 1, Some(LONG));
 
     assert!(result);
     assert!(started.elapsed() < PROMPT);
@@ -1050,7 +1050,7 @@ fn condition_with_lock_waits_and_holds_the_lock_again_after_waiting(method: Star
     assert_eq!(outcome(&lock.try_acquire()), "WouldDeadlock");
     let child = start(method, set_value_and_notify, (cond.clone(), ready.clone()));
 
-    assert!(guard.wait_for(|| ready.get() == 1, Some(LONG)));
+    assert!(guard.wait_for(|| ready.get().unwrap() == 1, Some(LONG)));
 
     // Held by this thread again after the wait, and free once the guard is gone.
     assert_eq!(outcome(&lock.try_acquire()), "WouldDeadlock");
@@ -1081,7 +1081,7 @@ fn condition_over_rlock_keeps_the_recursion_depth_across_wait(method: StartMetho
     // The child can notify only if the wait releases both levels.
     let child = start(method, set_value_and_notify, (cond.clone(), ready.clone()));
 
-    assert!(inner.wait_for(|| ready.get() == 1, Some(LONG)));
+    assert!(inner.wait_for(|| ready.get().unwrap() == 1, Some(LONG)));
 
     assert_eq!(lock.count(), 2);
     assert_eq!(lock.owner(), Some((std::process::id(), gettid())));

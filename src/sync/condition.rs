@@ -155,7 +155,7 @@ enum Underlying {
 ///
 /// fn producer((cond, ready): (Condition, Value<u32>)) {
 ///     let guard = cond.acquire().unwrap();
-///     ready.set(1);
+///     ready.set(1).unwrap();
 ///     guard.notify_all();
 /// }
 ///
@@ -164,7 +164,7 @@ enum Underlying {
 /// let ready = Value::new(0u32)?;
 /// let mut guard = cond.acquire().map_err(multiproc::SyncError::from)?;
 /// let child = Process::start(producer, (cond.clone(), ready.clone()))?;
-/// assert!(guard.wait_for(|| ready.get() == 1, Some(std::time::Duration::from_secs(10))));
+/// assert!(guard.wait_for(|| ready.get().is_ok_and(|r| r == 1), Some(std::time::Duration::from_secs(10))));
 /// drop(guard);
 /// child.join()?;
 /// # Ok(())

@@ -451,6 +451,18 @@ pub fn at_exit(f: extern "C" fn()) {
     }
 }
 
+/// Read at most `buf.len()` bytes into initialised memory; returns how many were read, 0 at
+/// end of file (as [`read_uninit`], for a caller's `&mut [u8]`).
+pub fn read_into(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match rustix::io::read(fd, &mut *buf) {
+            Ok(n) => return Ok(n),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Read at most `buf.len()` bytes into uninitialised memory; returns how many bytes were
 /// written (and so are now initialised) at the start of `buf`, 0 at end of file. Used for the
 /// body of a large message, which never carries descriptors (they arrive with its first byte).
