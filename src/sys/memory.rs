@@ -11,10 +11,17 @@ use std::time::{Duration, Instant};
 use rustix::fs::{MemfdFlags, Mode};
 
 /// An anonymous, zero-filled shared memory file of `len` bytes (`memfd_create`). It has no
-/// name anywhere, so it cannot outlive the last descriptor or mapping of it.
+/// name anywhere, so it cannot outlive the last descriptor or mapping of it. Its size is
+/// sealed (`F_SEAL_SHRINK | F_SEAL_GROW`): no process that receives the descriptor can
+/// truncate it under the others' mappings (which would turn their next access into SIGBUS).
 pub fn memfd(len: usize) -> io::Result<File> {
-    let fd = rustix::fs::memfd_create("multiproc", MemfdFlags::CLOEXEC)?;
+    let fd =
+        rustix::fs::memfd_create("multiproc", MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
     rustix::fs::ftruncate(&fd, len as u64)?;
+    rustix::fs::fcntl_add_seals(
+        &fd,
+        rustix::fs::SealFlags::SHRINK | rustix::fs::SealFlags::GROW | rustix::fs::SealFlags::SEAL,
+    )?;
     Ok(File::from(fd))
 }
 
@@ -368,4 +375,15 @@ pub fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
         offset,
         len,
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_segment_cannot_be_resized_by_anyone_who_holds_it() {
+        let file = super::memfd(8192).expect("memfd");
+        assert!(file.set_len(0).is_err(), "shrinking must be refused");
+        assert!(file.set_len(1 << 20).is_err(), "growing must be refused");
+        assert_eq!(file.metadata().expect("stat").len(), 8192);
+    }
 }
