@@ -918,7 +918,27 @@ fn panic_report_survives_a_closed_stderr(method: StartMethod) {
     }
 }
 
+fn args_and_name(_: ()) -> (Vec<String>, String) {
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap_or_default();
+    (std::env::args().collect(), comm.trim_end().to_string())
+}
+
+/// Python passes `sys.argv` on to its children; a child also shows in `ps`/`top` under its
+/// multiproc name.
+fn child_sees_the_parents_arguments_and_is_named_after_itself(method: StartMethod) {
+    let _g = common::guard();
+    let child = Builder::new()
+        .start_method(method)
+        .name("argsy-worker")
+        .start(args_and_name, ())
+        .unwrap();
+    let (args, comm) = child.join().unwrap();
+    assert_eq!(args, std::env::args().collect::<Vec<_>>());
+    assert_eq!(comm, "argsy-worker");
+}
+
 per_start_method!(
+    child_sees_the_parents_arguments_and_is_named_after_itself,
     panic_report_survives_a_closed_stderr,
     join_returns_the_task_value,
     start_run_runs_a_type_implementing_run,

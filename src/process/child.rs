@@ -181,6 +181,8 @@ pub(crate) fn next_child_identity(name: Option<String>, daemon: bool) -> Identit
 
 /// Make this (new) process the child described by `identity`.
 pub(crate) fn become_child(identity: Identity) {
+    // Seen in `ps`/`top` under its multiproc name (`Process-3`, `PoolWorker-2`, ...).
+    sys::set_process_name(&identity.name);
     let parent_pidfd = sys::pidfd_open(identity.parent_pid).ok().map(Arc::new);
     *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(Current {
         identity,

@@ -24,7 +24,6 @@ pub(crate) fn launch(mode: &str, argv0: &str) -> Result<Helper, ProcessError> {
     super::spawn::keep_boot_hook();
     let (mine, theirs) = sys::socketpair()?;
     let pid = sys::spawn_self(
-        argv0,
         &[(
             super::spawn::BOOT_ENV,
             format!("{mode}:{}", theirs.as_raw_fd()),

@@ -44,6 +44,21 @@ pub(crate) struct TaskMessage {
     pub fds: Vec<OwnedFd>,
 }
 
+// SAFETY (of placing a function in `.init_array`): the dynamic loader calls every entry of the
+// executable's `.init_array` once, on the main thread, with no other thread yet existing,
+// after the C library (and so `malloc`, `environ`, the thread's robust-futex list) and every
+// shared library are initialised, and after std's own `.init_array.00099` entry has recorded
+// `argc`/`argv` (prioritised entries run first), so `std::env` works. The entry has the
+// signature the loader calls (`extern "C" fn()`, no arguments; the loader's extra arguments
+// are ignored by the C calling convention). In an ordinary run `boot_hook` reads one
+// environment variable and returns. In a child it never returns: it runs the task and ends
+// the process with `_exit`, so std's runtime start-up (`lang_start`) never runs there. What
+// that start-up would add, and a task in a spawned or fork-server child therefore lacks:
+// the main thread's name (`std::thread::current().name()` is `None`, not `Some("main")`),
+// and std's stack-overflow message (an overflow ends the child with SIGSEGV, reported as
+// `ProcessError::Signaled`, instead of the message and SIGABRT). Everything else a task uses
+// (allocation, threads, I/O, `std::env::args()`, panics, which the child runtime reports
+// itself) is set up by the C library or lazily by std.
 #[used]
 #[unsafe(link_section = ".init_array")]
 static BOOT_HOOK: extern "C" fn() = boot_hook;
@@ -72,8 +87,14 @@ extern "C" fn boot_hook() {
     let conn = Connection::from_fd_trusted(fd);
     match mode.as_str() {
         "spawn" => spawned_child(conn),
-        "forkserver" => super::forkserver::serve(conn),
-        "tracker" => crate::shared::tracker::serve(conn),
+        "forkserver" => {
+            sys::set_process_name("multiproc-fork");
+            super::forkserver::serve(conn)
+        }
+        "tracker" => {
+            sys::set_process_name("multiproc-track");
+            crate::shared::tracker::serve(conn)
+        }
         other => {
             eprintln!("multiproc: unknown boot mode {other:?}");
             sys::exit_now(1)

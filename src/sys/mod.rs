@@ -204,6 +204,19 @@ impl ExitStatus {
 }
 
 /// The calling process's id.
+/// Name the calling thread (for the main thread: the process) as `ps`, `top` and
+/// `/proc/PID/comm` show it; the kernel keeps the first 15 bytes.
+pub fn set_process_name(name: &str) {
+    let mut bytes: Vec<u8> = name.bytes().filter(|b| *b != 0).take(15).collect();
+    // Never cut a UTF-8 sequence in half.
+    while std::str::from_utf8(&bytes).is_err() {
+        bytes.pop();
+    }
+    if let Ok(name) = CString::new(bytes) {
+        let _ = rustix::thread::set_name(&name);
+    }
+}
+
 pub fn getpid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
@@ -308,9 +321,16 @@ pub fn exit_now(code: i32) -> ! {
 /// Uses `posix_spawn`, whose glibc implementation is a `vfork`-style clone: no page tables
 /// are copied and nothing runs in the child before `exec` that could deadlock on a lock held
 /// by another thread of this process.
-pub fn spawn_self(argv0: &str, env: &[(&str, String)], inherit: BorrowedFd<'_>) -> io::Result<u32> {
+pub fn spawn_self(env: &[(&str, String)], inherit: BorrowedFd<'_>) -> io::Result<u32> {
     let path = CString::new("/proc/self/exe").map_err(io::Error::other)?;
-    let arg0 = CString::new(argv0.replace('\0', "")).map_err(io::Error::other)?;
+    // The parent's own arguments, as Python's spawn passes `sys.argv` on: the child's
+    // `std::env::args()` is the parent's. (Its name in `ps`/`top` is set by the child.)
+    let mut args: Vec<CString> = std::env::args_os()
+        .filter_map(|a| CString::new(a.into_encoded_bytes()).ok())
+        .collect();
+    if args.is_empty() {
+        args.push(CString::new("multiproc").map_err(io::Error::other)?);
+    }
     let mut envs: Vec<CString> = std::env::vars_os()
         .filter(|(k, _)| !env.iter().any(|(n, _)| k == n))
         .filter_map(|(k, v)| {
@@ -325,7 +345,8 @@ pub fn spawn_self(argv0: &str, env: &[(&str, String)], inherit: BorrowedFd<'_>) 
     }
     let mut envp: Vec<*mut libc::c_char> = envs.iter().map(|c| c.as_ptr() as *mut _).collect();
     envp.push(std::ptr::null_mut());
-    let argv: [*mut libc::c_char; 2] = [arg0.as_ptr() as *mut _, std::ptr::null_mut()];
+    let mut argv: Vec<*mut libc::c_char> = args.iter().map(|c| c.as_ptr() as *mut _).collect();
+    argv.push(std::ptr::null_mut());
 
     let fd = inherit.as_raw_fd();
     let mut actions = MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
