@@ -83,10 +83,14 @@ where
     type Output = R;
     fn run(self) -> R {
         const { assert!(std::mem::size_of::<F>() == 0) };
-        // SAFETY: `F` is zero-sized (checked at compile time above and in `new`): a function
-        // item or a closure without captures. Such a type has exactly one value and no bytes,
-        // so "reading" it from zero bytes produces that value; `F: Copy` rules out tokens whose
-        // construction is meant to be restricted.
+        // SAFETY: `F` is zero-sized (checked at compile time), and a value of `F` exists: the
+        // caller handed one to `Builder::start`. `F: Copy` says a bitwise copy of a value is
+        // another valid value, and a bitwise copy of a zero-sized value is zero bytes, which is
+        // exactly what `zeroed` produces (nothing is read or written). So this is a copy of the
+        // caller's function value, sent to this process as the zero bytes it consists of (with
+        // fork, literally the same memory). A `Copy` type cannot rely on being constructed only
+        // once, and function pointers (not zero-sized) are excluded by the size check; in
+        // practice `F` is a function item or a closure whose captures are all zero-sized.
         let func: F = unsafe { std::mem::zeroed() };
         func(self.arg)
     }
