@@ -73,6 +73,8 @@ pub use bytemuck;
 pub mod connection;
 pub mod context;
 pub mod executor;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod handle;
 pub mod listener;
 pub mod logging;
