@@ -12,7 +12,11 @@
 //! import a module or call an object (`GLOBAL`, `REDUCE`, `BUILD`, `NEWOBJ`, ...). Nothing here
 //! executes anything, and more: before decoding, every instruction of an incoming pickle is
 //! checked, and one that would import or call anything rejects the whole message, so a
-//! pickle of an arbitrary class instance is an error, never a half-understood value.
+//! pickle of an arbitrary class instance is an error, never a half-understood value. The one
+//! exception is how protocols 0-3 spell a set or a frozenset, protocol 3 a bytearray, and this
+//! module's own encoder a set: a `GLOBAL` of exactly `builtins`/`__builtin__`
+//! `set`, `frozenset` or `bytearray` applied by `REDUCE`, which `serde-pickle` turns into the
+//! value itself without calling anything.
 //!
 //! [`Connection::send_pickle`]: crate::Connection::send_pickle
 //! [`Connection::recv_pickle`]: crate::Connection::recv_pickle
@@ -124,8 +128,8 @@ enum Arg {
     Line,
 }
 
-/// Walk the instructions of `bytes` up to `STOP`: refuse any that imports or calls, and
-/// any unknown one.
+/// Walk the instructions of `bytes` up to `STOP`: refuse any that imports or calls (except
+/// the plain-data constructors of [`plain_global`]), and any unknown one.
 ///
 /// Why by hand: `serde-pickle` tolerates such instructions (it decodes an arbitrary object
 /// as an empty dict), and the contract here is to refuse them.
@@ -151,8 +155,24 @@ fn check_plain(bytes: &[u8]) -> Result<(), String> {
             b'T' | b'X' | b'B' | 0x8b => Arg::Counted(4),
             b'U' | b'C' | 0x8c | 0x8a => Arg::Counted(1),
             0x8d | 0x8e | 0x96 => Arg::Counted(8),
-            b'c' | 0x93 | b'R' | b'i' | b'o' | b'b' | 0x81 | 0x92 | b'P' | b'Q' | 0x82 | 0x83
-            | 0x84 | 0x97 | 0x98 => {
+            // GLOBAL of a plain-data constructor (how protocols 0-3 write a set or frozenset,
+            // and serde-pickle's encoder too, and protocol 3 a bytearray); serde-pickle builds these
+            // itself on REDUCE. Any other GLOBAL is refused, so REDUCE can apply to
+            // nothing else (it fails on anything that is not one of these).
+            b'c' => {
+                let global = plain_global(&bytes[pos..]).ok_or_else(|| {
+                    format!(
+                        "pickle instruction GLOBAL at byte {} would import something; only \
+                         plain data (None, bool, int, float, str, bytes, list, tuple, dict, \
+                         set) is accepted",
+                        pos - 1
+                    )
+                })?;
+                Arg::Fixed(global)
+            }
+            b'R' => Arg::None,
+            0x93 | b'i' | b'o' | b'b' | 0x81 | 0x92 | b'P' | b'Q' | 0x82 | 0x83 | 0x84 | 0x97
+            | 0x98 => {
                 return Err(format!(
                     "pickle instruction {op:#04x} at byte {} would import or call something; \
                      only plain data (None, bool, int, float, str, bytes, list, tuple, dict, \
@@ -188,6 +208,23 @@ fn check_plain(bytes: &[u8]) -> Result<(), String> {
             .filter(|&end| end <= bytes.len())
             .ok_or("pickle truncated in an argument")?;
     }
+}
+
+/// If `arg` (a GLOBAL instruction's argument, `module\nname\n`) names one of the plain-data
+/// constructors serde-pickle builds itself, the argument's length.
+fn plain_global(arg: &[u8]) -> Option<usize> {
+    const PLAIN: [&[u8]; 6] = [
+        b"builtins\nset\n",
+        b"__builtin__\nset\n",
+        b"builtins\nfrozenset\n",
+        b"__builtin__\nfrozenset\n",
+        b"builtins\nbytearray\n",
+        b"__builtin__\nbytearray\n",
+    ];
+    PLAIN
+        .iter()
+        .find(|name| arg.starts_with(name))
+        .map(|name| name.len())
 }
 
 #[cfg(test)]

@@ -1,0 +1,73 @@
+//! Inputs the fuzz targets in `fuzz/` found (see fuzz/README.md), replayed through the public
+//! API. Each test names the target and the artifact it came from.
+
+mod common;
+
+use multiproc::pickle::{self, Value};
+
+/// `pickle` target, artifact crash-513edeaa801a17c1cd4cba242628e10128451d11: a protocol-4
+/// pickle of `frozenset({"x"})` decoded, but the library's own encoding of the value it gave
+/// (`GLOBAL builtins frozenset` + `REDUCE`, serde-pickle's only way to write a set) was then
+/// refused by the plain-data check. Sets and frozensets now round-trip.
+#[test]
+fn pickle_frozenset_round_trips() {
+    let _g = common::guard();
+    let found = b"\x80\x06\x95\x08\x00\x00\x00\x00\x00\x00\x00(\x8c\x01x\x94\x91\x94.";
+    let value = pickle::value_from_slice(found).unwrap();
+    assert!(matches!(value, Value::FrozenSet(_)));
+    let again = pickle::value_from_slice(&pickle::value_to_vec(&value).unwrap()).unwrap();
+    assert_eq!(again, value);
+
+    let set = pickle::value_from_slice(
+        b"\x80\x04\x95\x09\x00\x00\x00\x00\x00\x00\x00\x8f\x94(K\x01K\x02\x90.",
+    )
+    .unwrap();
+    assert!(matches!(set, Value::Set(_)));
+    let again = pickle::value_from_slice(&pickle::value_to_vec(&set).unwrap()).unwrap();
+    assert_eq!(again, set);
+}
+
+/// The same form as Python writes it: `pickle.dumps({1, 2}, protocol=2)`,
+/// `pickle.dumps(frozenset({"x"}), protocol=3)`, `pickle.dumps(bytearray(b"ab"), protocol=3)`.
+#[test]
+fn pickle_python_sets_of_old_protocols_decode() {
+    let _g = common::guard();
+    let set = pickle::value_from_slice(
+        b"\x80\x02c__builtin__\nset\nq\x00]q\x01(K\x01K\x02e\x85q\x02Rq\x03.",
+    )
+    .unwrap();
+    assert_eq!(set.to_string(), "{1, 2}");
+    let frozen = pickle::value_from_slice(
+        b"\x80\x03cbuiltins\nfrozenset\nq\x00]q\x01X\x01\x00\x00\x00xq\x02a\x85q\x03Rq\x04.",
+    )
+    .unwrap();
+    assert!(matches!(frozen, Value::FrozenSet(_)));
+    let bytes: serde_bytes::ByteBuf =
+        pickle::from_slice(b"\x80\x03cbuiltins\nbytearray\nq\x00C\x02abq\x01\x85q\x02Rq\x03.")
+            .unwrap();
+    assert_eq!(&bytes[..], b"ab");
+}
+
+/// Accepting those constructors accepts nothing else: any other GLOBAL, a name that only
+/// starts like an accepted one, and REDUCE on anything but an accepted constructor are still
+/// typed decode errors.
+#[test]
+fn pickle_other_globals_and_calls_are_still_refused() {
+    let _g = common::guard();
+    let refused: [&[u8]; 6] = [
+        // pickle.dumps(eval), protocol 0.
+        b"c__builtin__\neval\np0\n.",
+        b"\x80\x03cbuiltins\nsetattr\nq\x00.",
+        b"\x80\x03cbuiltins\nsetx\nq\x00]\x85R.",
+        b"\x80\x03cbuiltins\nset\n\ncos\nsystem\n.",
+        // REDUCE on an int and on a tuple: not a constructor.
+        b"\x80\x03K\x01)R.",
+        b"\x80\x03)]\x85R.",
+    ];
+    for bytes in refused {
+        match pickle::value_from_slice(bytes) {
+            Err(multiproc::CodecError::Decode { .. }) => {}
+            other => panic!("{bytes:?} gave {other:?}"),
+        }
+    }
+}
