@@ -100,11 +100,25 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 /// # Ok::<(), multiproc::CodecError>(())
 /// ```
 pub fn value_from_slice(bytes: &[u8]) -> Result<Value, CodecError> {
-    decode_checked(
-        bytes,
-        "multiproc::pickle::Value",
-        serde_pickle::value_from_slice,
-    )
+    let type_name = "multiproc::pickle::Value";
+    let plain = check_plain(bytes).map_err(|reason| CodecError::Decode { type_name, reason })?;
+    if plain.unorderable_set {
+        // serde-pickle sorts set elements with an order that is not total for NaN and for
+        // floats mixed with integers beyond 2**53; Rust's sort panics on such an order.
+        return Err(CodecError::Decode {
+            type_name,
+            reason: "a set in this pickle may hold NaN, or floats together with integers \
+                     beyond 2**53, which cannot be ordered into a Value::Set (decode it into a \
+                     typed value with from_slice instead)"
+                .into(),
+        });
+    }
+    serde_pickle::value_from_slice(bytes, serde_pickle::DeOptions::new()).map_err(|e| {
+        CodecError::Decode {
+            type_name,
+            reason: e.to_string(),
+        }
+    })
 }
 
 /// Refuse anything but plain data ([`check_plain`]), then decode with `decode`.
@@ -116,6 +130,13 @@ fn decode_checked<T>(
     let error = |reason: String| CodecError::Decode { type_name, reason };
     check_plain(bytes).map_err(error)?;
     decode(bytes, serde_pickle::DeOptions::new()).map_err(|e| error(e.to_string()))
+}
+
+/// What [`check_plain`] learnt about a pickle beyond its being plain data.
+struct Plain {
+    /// It builds a set and has a NaN float, or floats and an integer that may exceed 2**53:
+    /// elements serde-pickle cannot order consistently (see `value_from_slice`).
+    unorderable_set: bool,
 }
 
 /// How an instruction's argument is laid out.
@@ -133,15 +154,20 @@ enum Arg {
 ///
 /// Why by hand: `serde-pickle` tolerates such instructions (it decodes an arbitrary object
 /// as an empty dict), and the contract here is to refuse them.
-fn check_plain(bytes: &[u8]) -> Result<(), String> {
+fn check_plain(bytes: &[u8]) -> Result<Plain, String> {
     let mut pos = 0usize;
+    let (mut sets, mut floats, mut nan, mut big_int) = (false, false, false, false);
     loop {
         let Some(&op) = bytes.get(pos) else {
             return Err("pickle ends without STOP".into());
         };
         pos += 1;
         let arg = match op {
-            b'.' => return Ok(()),
+            b'.' => {
+                return Ok(Plain {
+                    unorderable_set: sets && (nan || (floats && big_int)),
+                });
+            }
             // No argument: stack, container and constant instructions.
             b'(' | b'0' | b'1' | b'2' | b'N' | b'a' | b'd' | b'}' | b'e' | b'l' | b']' | b's'
             | b't' | b')' | b'u' | 0x85 | 0x86 | 0x87 | 0x88 | 0x89 | 0x8f | 0x90 | 0x91 | 0x94 => {
@@ -203,10 +229,34 @@ fn check_plain(bytes: &[u8]) -> Result<(), String> {
                     + 1
             }
         };
+        let start = pos;
         pos = pos
             .checked_add(skip)
             .filter(|&end| end <= bytes.len())
             .ok_or("pickle truncated in an argument")?;
+        let argument = &bytes[start..pos];
+        match op {
+            // EMPTY_SET, ADDITEMS, FROZENSET; GLOBAL set or frozenset.
+            0x8f..=0x91 => sets = true,
+            b'c' if argument.ends_with(b"set\n") => sets = true,
+            b'G' => {
+                floats = true;
+                let bits: [u8; 8] = argument.try_into().unwrap_or([0; 8]);
+                nan |= f64::from_be_bytes(bits).is_nan();
+            }
+            b'F' => {
+                floats = true;
+                nan |= argument
+                    .to_ascii_lowercase()
+                    .windows(3)
+                    .any(|w| w == b"nan");
+            }
+            // LONG1/LONG4 of more than 6 bytes, INT/LONG text of more than 15 digits.
+            0x8a => big_int |= argument.len() > 1 + 6,
+            0x8b => big_int |= argument.len() > 4 + 6,
+            b'I' | b'L' => big_int |= argument.len() > 17,
+            _ => {}
+        }
     }
 }
 

@@ -71,3 +71,38 @@ fn pickle_other_globals_and_calls_are_still_refused() {
         }
     }
 }
+
+/// `pickle` target, artifact crash-2dd2decf0e8c34271cf5381188c6bf13338bb342 (kept in
+/// fuzz/regressions/; its first byte is the target's mode byte): a set holding NaN floats.
+/// serde-pickle sorts set elements with an order that is not total for NaN (and for floats
+/// mixed with integers beyond 2**53), and Rust's sort panicked: a peer's pickle panicked
+/// `value_from_slice`. Such a set is now a typed decode error there.
+#[test]
+fn pickle_set_with_nan_is_an_error_not_a_panic() {
+    let _g = common::guard();
+    let found =
+        include_bytes!("../fuzz/regressions/pickle-crash-2dd2decf0e8c34271cf5381188c6bf13338bb342");
+    match pickle::value_from_slice(&found[1..]) {
+        Err(multiproc::CodecError::Decode { reason, .. }) => assert!(reason.contains("NaN")),
+        other => panic!("expected a decode error, got {other:?}"),
+    }
+    // pickle.dumps({float('nan'), 1.0, float('nan'), 2.0}, protocol=4).
+    let nan_set = b"\x80\x04\x95)\x00\x00\x00\x00\x00\x00\x00\x8f\x94(G?\xf0\x00\x00\x00\x00\x00\x00G@\x00\x00\x00\x00\x00\x00\x00G\x7f\xf8\x00\x00\x00\x00\x00\x00G\x7f\xf8\x00\x00\x00\x00\x00\x00\x90.";
+    assert!(matches!(
+        pickle::value_from_slice(nan_set),
+        Err(multiproc::CodecError::Decode { .. })
+    ));
+    // Through serde (from_slice, recv_pickle) a set is read as a sequence, never ordered.
+    let (mut a, mut b) = multiproc::pipe().unwrap();
+    a.send_bytes(nan_set).unwrap();
+    assert!(b.recv_pickle::<Value>().is_ok());
+    // A typed decode never orders the elements: it reads them.
+    let floats: Vec<f64> = pickle::from_slice(nan_set).unwrap();
+    assert_eq!(floats.len(), 4);
+    // pickle.dumps({1.5, 2**60}, protocol=4): a float with an integer beyond 2**53.
+    let mixed = b"\x80\x04\x95\x18\x00\x00\x00\x00\x00\x00\x00\x8f\x94(\x8a\x08\x00\x00\x00\x00\x00\x00\x00\x10G?\xf8\x00\x00\x00\x00\x00\x00\x90.";
+    assert!(pickle::value_from_slice(mixed).is_err());
+    // Sets of ordinary floats and small integers still decode: {1.5, 2.5, 3}, protocol 2.
+    let plain = b"\x80\x02c__builtin__\nset\nq\x00]q\x01(G?\xf8\x00\x00\x00\x00\x00\x00G@\x04\x00\x00\x00\x00\x00\x00K\x03e\x85q\x02Rq\x03.";
+    assert!(matches!(pickle::value_from_slice(plain).unwrap(), Value::Set(s) if s.len() == 3));
+}
