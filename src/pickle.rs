@@ -169,8 +169,8 @@ fn check_plain(bytes: &[u8]) -> Result<Plain, String> {
                 });
             }
             // No argument: stack, container and constant instructions.
-            b'(' | b'0' | b'1' | b'2' | b'N' | b'a' | b'd' | b'}' | b'e' | b'l' | b']' | b's'
-            | b't' | b')' | b'u' | 0x85 | 0x86 | 0x87 | 0x88 | 0x89 | 0x8f | 0x90 | 0x91 | 0x94 => {
+            b'(' | b'0' | b'1' | b'N' | b'a' | b'd' | b'}' | b'e' | b'l' | b']' | b's' | b't'
+            | b')' | b'u' | 0x85 | 0x86 | 0x87 | 0x88 | 0x89 | 0x8f | 0x90 | 0x91 | 0x94 => {
                 Arg::None
             }
             b'J' | b'r' | b'j' => Arg::Fixed(4),
@@ -197,6 +197,14 @@ fn check_plain(bytes: &[u8]) -> Result<Plain, String> {
                 Arg::Fixed(global)
             }
             b'R' => Arg::None,
+            // DUP: serde-pickle copies the value, so a few hundred bytes of DUP and TUPLE2
+            // build a value of gigabytes. Python's pickler never writes it.
+            b'2' => {
+                return Err(format!(
+                    "pickle instruction DUP at byte {} is not accepted (Python never writes it)",
+                    pos - 1
+                ));
+            }
             0x93 | b'i' | b'o' | b'b' | 0x81 | 0x92 | b'P' | b'Q' | 0x82 | 0x83 | 0x84 | 0x97
             | 0x98 => {
                 return Err(format!(

@@ -106,3 +106,30 @@ fn pickle_set_with_nan_is_an_error_not_a_panic() {
     let plain = b"\x80\x02c__builtin__\nset\nq\x00]q\x01(G?\xf8\x00\x00\x00\x00\x00\x00G@\x04\x00\x00\x00\x00\x00\x00K\x03e\x85q\x02Rq\x03.";
     assert!(matches!(pickle::value_from_slice(plain).unwrap(), Value::Set(s) if s.len() == 3));
 }
+
+/// `pickle` target, artifact oom-8d6b2b58915f8815322e03e6bf63e1aa73f1d79c (in
+/// fuzz/regressions/, first byte = mode): 622 bytes of DUP and TUPLE2 instructions, which
+/// serde-pickle executes by copying the value each time, grew past 2 GiB. DUP (which
+/// Python's pickler never writes) is now refused before decoding.
+#[test]
+fn pickle_dup_bomb_is_refused() {
+    let _g = common::guard();
+    let found =
+        include_bytes!("../fuzz/regressions/pickle-oom-8d6b2b58915f8815322e03e6bf63e1aa73f1d79c");
+    for result in [
+        pickle::value_from_slice(&found[1..]).map(drop),
+        pickle::from_slice::<Value>(&found[1..]).map(drop),
+    ] {
+        match result {
+            Err(multiproc::CodecError::Decode { reason, .. }) => assert!(reason.contains("DUP")),
+            other => panic!("expected a decode error, got {other:?}"),
+        }
+    }
+    // Shared references as Python writes them (memo gets) still decode:
+    // x = [1]; pickle.dumps([x, x, x], protocol=2).
+    let shared = b"\x80\x02]q\x00(]q\x01K\x01ah\x01h\x01e.";
+    assert_eq!(
+        pickle::value_from_slice(shared).unwrap().to_string(),
+        "[[1], [1], [1]]"
+    );
+}
