@@ -74,6 +74,8 @@ pub mod connection;
 pub mod context;
 mod deadline;
 pub mod executor;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod handle;
 pub mod listener;
 pub mod logging;

@@ -337,9 +337,7 @@ impl Listener {
         };
         let mut conn = Connection::new(fd);
         if let Some(key) = &self.authkey {
-            let deadline = || crate::deadline::after(self.handshake_timeout);
-            deliver_challenge(&mut conn, key, deadline)?;
-            answer_challenge(&mut conn, key, deadline)?;
+            server_handshake(&mut conn, key, &new_challenge()?, self.handshake_timeout)?;
         }
         Ok(conn)
     }
@@ -414,9 +412,7 @@ impl Client {
         };
         let mut conn = Connection::new(fd);
         if let Some(key) = authkey {
-            let deadline = || crate::deadline::after(DEFAULT_HANDSHAKE_TIMEOUT);
-            answer_challenge(&mut conn, key, deadline)?;
-            deliver_challenge(&mut conn, key, deadline)?;
+            client_handshake(&mut conn, key, &new_challenge()?, DEFAULT_HANDSHAKE_TIMEOUT)?;
         }
         Ok(conn)
     }
@@ -541,16 +537,51 @@ fn recv_step(conn: &mut Connection, deadline: Option<Instant>) -> Result<Vec<u8>
     }
 }
 
+/// The random part of a challenge this side sends.
+pub(crate) type Challenge = [u8; MESSAGE_LENGTH];
+
+fn new_challenge() -> Result<Challenge> {
+    let mut random = [0u8; MESSAGE_LENGTH];
+    sys::random_bytes(&mut random)?;
+    Ok(random)
+}
+
+/// The listener's side of the handshake (`Listener::accept`): challenge the peer with
+/// `random`, then answer its challenge; each step within `timeout`. The challenge is a
+/// parameter so that the fuzz targets (`crate::fuzzing`) can play a peer that answers it.
+pub(crate) fn server_handshake(
+    conn: &mut Connection,
+    key: &[u8],
+    random: &Challenge,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = || crate::deadline::after(timeout);
+    deliver_challenge(conn, key, random, deadline)?;
+    answer_challenge(conn, key, deadline)
+}
+
+/// The client's side of the handshake (`Client::connect`): answer the listener's challenge,
+/// then challenge it with `random`.
+pub(crate) fn client_handshake(
+    conn: &mut Connection,
+    key: &[u8],
+    random: &Challenge,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = || crate::deadline::after(timeout);
+    answer_challenge(conn, key, deadline)?;
+    deliver_challenge(conn, key, random, deadline)
+}
+
 /// Challenge the peer to prove it knows `key`; tell it whether it did.
 fn deliver_challenge(
     conn: &mut Connection,
     key: &[u8],
+    random: &Challenge,
     deadline: impl Fn() -> Option<Instant>,
 ) -> Result<()> {
-    let mut random = [0u8; MESSAGE_LENGTH];
-    sys::random_bytes(&mut random)?;
     let mut message = format!("{{{}}}", Digest::Sha256.name()).into_bytes();
-    message.extend_from_slice(&random);
+    message.extend_from_slice(random);
     conn.send_bytes(&[CHALLENGE, &message].concat())?;
     let response = recv_step(conn, deadline())?;
     let verified = digest_and_payload(&response)

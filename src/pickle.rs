@@ -12,7 +12,11 @@
 //! import a module or call an object (`GLOBAL`, `REDUCE`, `BUILD`, `NEWOBJ`, ...). Nothing here
 //! executes anything, and more: before decoding, every instruction of an incoming pickle is
 //! checked, and one that would import or call anything rejects the whole message, so a
-//! pickle of an arbitrary class instance is an error, never a half-understood value.
+//! pickle of an arbitrary class instance is an error, never a half-understood value. The one
+//! exception is how protocols 0-3 spell a set or a frozenset, protocol 3 a bytearray, and this
+//! module's own encoder a set: a `GLOBAL` of exactly `builtins`/`__builtin__`
+//! `set`, `frozenset` or `bytearray` applied by `REDUCE`, which `serde-pickle` turns into the
+//! value itself without calling anything.
 //!
 //! [`Connection::send_pickle`]: crate::Connection::send_pickle
 //! [`Connection::recv_pickle`]: crate::Connection::recv_pickle
@@ -96,11 +100,25 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 /// # Ok::<(), multiproc::CodecError>(())
 /// ```
 pub fn value_from_slice(bytes: &[u8]) -> Result<Value, CodecError> {
-    decode_checked(
-        bytes,
-        "multiproc::pickle::Value",
-        serde_pickle::value_from_slice,
-    )
+    let type_name = "multiproc::pickle::Value";
+    let plain = check_plain(bytes).map_err(|reason| CodecError::Decode { type_name, reason })?;
+    if plain.unorderable_set {
+        // serde-pickle sorts set elements with an order that is not total for NaN and for
+        // floats mixed with integers beyond 2**53; Rust's sort panics on such an order.
+        return Err(CodecError::Decode {
+            type_name,
+            reason: "a set in this pickle may hold NaN, or floats together with integers \
+                     beyond 2**53, which cannot be ordered into a Value::Set (decode it into a \
+                     typed value with from_slice instead)"
+                .into(),
+        });
+    }
+    serde_pickle::value_from_slice(bytes, serde_pickle::DeOptions::new()).map_err(|e| {
+        CodecError::Decode {
+            type_name,
+            reason: e.to_string(),
+        }
+    })
 }
 
 /// Refuse anything but plain data ([`check_plain`]), then decode with `decode`.
@@ -114,6 +132,13 @@ fn decode_checked<T>(
     decode(bytes, serde_pickle::DeOptions::new()).map_err(|e| error(e.to_string()))
 }
 
+/// What [`check_plain`] learnt about a pickle beyond its being plain data.
+struct Plain {
+    /// It builds a set and has a NaN float, or floats and an integer that may exceed 2**53:
+    /// elements serde-pickle cannot order consistently (see `value_from_slice`).
+    unorderable_set: bool,
+}
+
 /// How an instruction's argument is laid out.
 enum Arg {
     None,
@@ -124,23 +149,28 @@ enum Arg {
     Line,
 }
 
-/// Walk the instructions of `bytes` up to `STOP`: refuse any that imports or calls, and
-/// any unknown one.
+/// Walk the instructions of `bytes` up to `STOP`: refuse any that imports or calls (except
+/// the plain-data constructors of [`plain_global`]), and any unknown one.
 ///
 /// Why by hand: `serde-pickle` tolerates such instructions (it decodes an arbitrary object
 /// as an empty dict), and the contract here is to refuse them.
-fn check_plain(bytes: &[u8]) -> Result<(), String> {
+fn check_plain(bytes: &[u8]) -> Result<Plain, String> {
     let mut pos = 0usize;
+    let (mut sets, mut floats, mut nan, mut big_int) = (false, false, false, false);
     loop {
         let Some(&op) = bytes.get(pos) else {
             return Err("pickle ends without STOP".into());
         };
         pos += 1;
         let arg = match op {
-            b'.' => return Ok(()),
+            b'.' => {
+                return Ok(Plain {
+                    unorderable_set: sets && (nan || (floats && big_int)),
+                });
+            }
             // No argument: stack, container and constant instructions.
-            b'(' | b'0' | b'1' | b'2' | b'N' | b'a' | b'd' | b'}' | b'e' | b'l' | b']' | b's'
-            | b't' | b')' | b'u' | 0x85 | 0x86 | 0x87 | 0x88 | 0x89 | 0x8f | 0x90 | 0x91 | 0x94 => {
+            b'(' | b'0' | b'1' | b'N' | b'a' | b'd' | b'}' | b'e' | b'l' | b']' | b's' | b't'
+            | b')' | b'u' | 0x85 | 0x86 | 0x87 | 0x88 | 0x89 | 0x8f | 0x90 | 0x91 | 0x94 => {
                 Arg::None
             }
             b'J' | b'r' | b'j' => Arg::Fixed(4),
@@ -151,8 +181,32 @@ fn check_plain(bytes: &[u8]) -> Result<(), String> {
             b'T' | b'X' | b'B' | 0x8b => Arg::Counted(4),
             b'U' | b'C' | 0x8c | 0x8a => Arg::Counted(1),
             0x8d | 0x8e | 0x96 => Arg::Counted(8),
-            b'c' | 0x93 | b'R' | b'i' | b'o' | b'b' | 0x81 | 0x92 | b'P' | b'Q' | 0x82 | 0x83
-            | 0x84 | 0x97 | 0x98 => {
+            // GLOBAL of a plain-data constructor (how protocols 0-3 write a set or frozenset,
+            // and serde-pickle's encoder too, and protocol 3 a bytearray); serde-pickle builds these
+            // itself on REDUCE. Any other GLOBAL is refused, so REDUCE can apply to
+            // nothing else (it fails on anything that is not one of these).
+            b'c' => {
+                let global = plain_global(&bytes[pos..]).ok_or_else(|| {
+                    format!(
+                        "pickle instruction GLOBAL at byte {} would import something; only \
+                         plain data (None, bool, int, float, str, bytes, list, tuple, dict, \
+                         set) is accepted",
+                        pos - 1
+                    )
+                })?;
+                Arg::Fixed(global)
+            }
+            b'R' => Arg::None,
+            // DUP: serde-pickle copies the value, so a few hundred bytes of DUP and TUPLE2
+            // build a value of gigabytes. Python's pickler never writes it.
+            b'2' => {
+                return Err(format!(
+                    "pickle instruction DUP at byte {} is not accepted (Python never writes it)",
+                    pos - 1
+                ));
+            }
+            0x93 | b'i' | b'o' | b'b' | 0x81 | 0x92 | b'P' | b'Q' | 0x82 | 0x83 | 0x84 | 0x97
+            | 0x98 => {
                 return Err(format!(
                     "pickle instruction {op:#04x} at byte {} would import or call something; \
                      only plain data (None, bool, int, float, str, bytes, list, tuple, dict, \
@@ -183,11 +237,52 @@ fn check_plain(bytes: &[u8]) -> Result<(), String> {
                     + 1
             }
         };
+        let start = pos;
         pos = pos
             .checked_add(skip)
             .filter(|&end| end <= bytes.len())
             .ok_or("pickle truncated in an argument")?;
+        let argument = &bytes[start..pos];
+        match op {
+            // EMPTY_SET, ADDITEMS, FROZENSET; GLOBAL set or frozenset.
+            0x8f..=0x91 => sets = true,
+            b'c' if argument.ends_with(b"set\n") => sets = true,
+            b'G' => {
+                floats = true;
+                let bits: [u8; 8] = argument.try_into().unwrap_or([0; 8]);
+                nan |= f64::from_be_bytes(bits).is_nan();
+            }
+            b'F' => {
+                floats = true;
+                nan |= argument
+                    .to_ascii_lowercase()
+                    .windows(3)
+                    .any(|w| w == b"nan");
+            }
+            // LONG1/LONG4 of more than 6 bytes, INT/LONG text of more than 15 digits.
+            0x8a => big_int |= argument.len() > 1 + 6,
+            0x8b => big_int |= argument.len() > 4 + 6,
+            b'I' | b'L' => big_int |= argument.len() > 17,
+            _ => {}
+        }
     }
+}
+
+/// If `arg` (a GLOBAL instruction's argument, `module\nname\n`) names one of the plain-data
+/// constructors serde-pickle builds itself, the argument's length.
+fn plain_global(arg: &[u8]) -> Option<usize> {
+    const PLAIN: [&[u8]; 6] = [
+        b"builtins\nset\n",
+        b"__builtin__\nset\n",
+        b"builtins\nfrozenset\n",
+        b"__builtin__\nfrozenset\n",
+        b"builtins\nbytearray\n",
+        b"__builtin__\nbytearray\n",
+    ];
+    PLAIN
+        .iter()
+        .find(|name| arg.starts_with(name))
+        .map(|name| name.len())
 }
 
 #[cfg(test)]
