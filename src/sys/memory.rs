@@ -229,7 +229,15 @@ impl RobustMutex {
                         rc
                     } else {
                         let ts = monotonic_deadline(d);
-                        pthread_mutex_clocklock(m, libc::CLOCK_MONOTONIC, &ts)
+                        let rc = pthread_mutex_clocklock(m, libc::CLOCK_MONOTONIC, &ts);
+                        if rc == libc::EINVAL {
+                            // A kernel before 5.14 has no FUTEX_LOCK_PI2, the only PI lock
+                            // with a monotonic deadline: fall back to the wall clock.
+                            let ts = realtime_deadline(d);
+                            libc::pthread_mutex_timedlock(m, &ts)
+                        } else {
+                            rc
+                        }
                     }
                 }
             }
@@ -279,9 +287,14 @@ fn check(rc: libc::c_int) -> io::Result<()> {
 fn monotonic_deadline(deadline: Instant) -> libc::timespec {
     let remaining = deadline.saturating_duration_since(Instant::now());
     let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    let secs = i64::try_from(remaining.as_secs()).unwrap_or(i64::MAX / 2);
-    let mut sec = now.tv_sec.saturating_add(secs);
-    let mut nsec = now.tv_nsec + i64::from(remaining.subsec_nanos());
+    add_to(now.tv_sec, now.tv_nsec, remaining)
+}
+
+/// `sec.nsec + d`, saturating.
+fn add_to(sec: i64, nsec: i64, d: Duration) -> libc::timespec {
+    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
+    let mut sec = sec.saturating_add(secs);
+    let mut nsec = nsec + i64::from(d.subsec_nanos());
     if nsec >= 1_000_000_000 {
         sec = sec.saturating_add(1);
         nsec -= 1_000_000_000;
@@ -290,6 +303,14 @@ fn monotonic_deadline(deadline: Instant) -> libc::timespec {
         tv_sec: sec as _,
         tv_nsec: nsec as _,
     }
+}
+
+/// `deadline` as an absolute `CLOCK_REALTIME` time (only for kernels without a monotonic PI
+/// lock: a wall-clock step then changes the wait).
+fn realtime_deadline(deadline: Instant) -> libc::timespec {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+    add_to(now.tv_sec, now.tv_nsec, remaining)
 }
 
 /// Whether `tid` is a thread of this process (`tgkill` with signal 0 delivers nothing).
