@@ -255,6 +255,15 @@ impl Connection {
     /// drop(lock.acquire().map_err(multiproc::SyncError::from)?);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    ///
+    /// Vouching for the peer must be written out: outside an `unsafe` block it does not
+    /// compile.
+    ///
+    /// ```compile_fail,E0133
+    /// let (mut a, _b) = multiproc::pipe()?;
+    /// a.accept_handles();
+    /// # Ok::<(), multiproc::ConnectionError>(())
+    /// ```
     pub unsafe fn accept_handles(&mut self) {
         self.accepts_handles = true;
     }

@@ -87,6 +87,13 @@ fn foreign_threads() -> Vec<String> {
 /// # drop(t);
 /// # Ok::<(), multiproc::ProcessError>(())
 /// ```
+///
+/// Taking that responsibility must be written out: outside an `unsafe` block it does not
+/// compile.
+///
+/// ```compile_fail,E0133
+/// multiproc::allow_fork_with_threads();
+/// ```
 pub unsafe fn allow_fork_with_threads() {
     FORK_WITH_THREADS.store(true, Ordering::SeqCst);
 }

@@ -499,6 +499,10 @@ impl Builder {
     /// assert_eq!(child.join()?, 4);
     /// # Ok::<(), multiproc::ProcessError>(())
     /// ```
+    ///
+    /// ```compile_fail,E0133
+    /// let child = multiproc::Builder::new().fork_unchecked(|| 1); // needs `unsafe`
+    /// ```
     pub unsafe fn fork_unchecked<F, R>(self, f: F) -> Result<Process<R>, ProcessError>
     where
         F: FnOnce() -> R,

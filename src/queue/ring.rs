@@ -906,3 +906,108 @@ impl<'de> Deserialize<'de> for Ring {
         Ring::from_state(state).map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! A producer killed between any two instructions of `put` leaves one of a few states;
+    //! each is built here by hand, then the next put-lock holder repairs it. The task count
+    //! of a JoinableQueue must come out exact in every one.
+    use super::*;
+
+    fn joinable_ring() -> Ring {
+        Ring::new(RingConfig {
+            capacity: 64 * 1024,
+            maxsize: 0,
+            joinable: true,
+        })
+        .expect("ring")
+    }
+
+    /// The first steps of `put`, as far as `counted` says, by a producer that then dies.
+    fn begin_item(ring: &Ring, counted: bool) -> u64 {
+        let p = &ring.state.producer.0;
+        let seq = p.put_seq.load(SeqCst);
+        p.open_item.store(seq + 1, SeqCst);
+        p.put_seq.store(seq + 1, SeqCst);
+        if counted {
+            ring.state
+                .tasks
+                .0
+                .word
+                .fetch_add(ONE_TASK | OPEN_COUNTED, SeqCst);
+        }
+        seq
+    }
+
+    fn chunk(ring: &Ring, seq: u64, flags: u8) {
+        let header = ChunkHeader {
+            len: 16,
+            kind: KIND_DATA,
+            flags,
+            _pad: 0,
+            seq,
+        };
+        ring.push_chunk(header, &[7; 16]);
+    }
+
+    /// The next producer takes the put lock, which repairs what the dead one left.
+    fn next_put_lock_holder(ring: &Ring) {
+        let guard = ring.lock_put(None).expect("lock").expect("no deadline");
+        drop(guard);
+        assert_eq!(ring.state.producer.0.open_item.load(SeqCst), 0);
+    }
+
+    fn take(ring: &Ring) -> Option<Vec<u8>> {
+        ring.get(Some(Instant::now()), <[u8]>::to_vec).expect("get")
+    }
+
+    #[test]
+    fn a_producer_dead_before_counting_its_item_changes_no_count() {
+        let ring = joinable_ring();
+        ring.put(&[1; 8], None).expect("put");
+        begin_item(&ring, false);
+        next_put_lock_holder(&ring);
+        assert_eq!(
+            ring.unfinished_tasks(),
+            1,
+            "the earlier item is still unfinished"
+        );
+        assert_eq!(take(&ring), Some(vec![1; 8]));
+        assert_eq!(take(&ring), None);
+    }
+
+    #[test]
+    fn a_producer_dead_inside_its_item_has_it_cancelled_and_uncounted() {
+        let ring = joinable_ring();
+        let seq = begin_item(&ring, true);
+        chunk(&ring, seq, FLAG_FIRST);
+        next_put_lock_holder(&ring);
+        assert_eq!(ring.unfinished_tasks(), 0);
+        assert!(ring.join_tasks(Some(Instant::now())));
+        assert_eq!(take(&ring), None, "the partial item is dropped");
+    }
+
+    #[test]
+    fn a_producer_dead_after_its_last_piece_keeps_its_item_counted() {
+        let ring = joinable_ring();
+        let seq = begin_item(&ring, true);
+        chunk(&ring, seq, FLAG_FIRST | FLAG_LAST);
+        next_put_lock_holder(&ring);
+        assert_eq!(ring.unfinished_tasks(), 1);
+        assert_eq!(take(&ring), Some(vec![7; 16]));
+        ring.finish_tasks(1).expect("task_done");
+        assert!(ring.join_tasks(Some(Instant::now())));
+    }
+
+    #[test]
+    fn a_consumer_done_with_the_whole_item_before_the_repair_counts_it_once() {
+        let ring = joinable_ring();
+        let seq = begin_item(&ring, true);
+        chunk(&ring, seq, FLAG_FIRST | FLAG_LAST);
+        assert_eq!(take(&ring), Some(vec![7; 16]));
+        ring.finish_tasks(1).expect("task_done");
+        next_put_lock_holder(&ring);
+        assert_eq!(ring.unfinished_tasks(), 0);
+        assert!(ring.finish_tasks(1).is_err(), "nothing left to mark done");
+    }
+}

@@ -488,3 +488,54 @@ impl Drop for RLockGuard<'_> {
         let _ = self.state.unlock_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+
+    /// A dead owner's ids may be reused by a live thread: they must never stand for holding
+    /// the lock, which only the kernel-kept mutex word says.
+    #[test]
+    fn stale_owner_ids_equal_to_ours_do_not_grant_the_lock() {
+        let lock = RLock::new().expect("lock");
+        let other = lock.clone();
+        let (held_tx, held_rx) = mpsc::channel();
+        let (done_tx, done_rx) = mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let _g = other.acquire().expect("acquire");
+            held_tx.send(()).expect("send");
+            let _ = done_rx.recv();
+        });
+        held_rx.recv().expect("held");
+        // What a dead owner whose ids now belong to this thread would have left behind.
+        let (pid, tid) = memory::current_ids();
+        lock.state.owner_pid.store(pid, Ordering::Relaxed);
+        lock.state.owner_tid.store(tid, Ordering::Relaxed);
+        lock.state.count.store(1, Ordering::Relaxed);
+        assert!(!lock.is_owned());
+        assert!(matches!(
+            lock.acquire_timeout(Duration::from_millis(20)),
+            Err(AcquireError::Timeout)
+        ));
+        assert!(matches!(lock.release(), Err(SyncError::NotOwner)));
+        drop(done_tx);
+        holder.join().expect("holder");
+        assert!(lock.try_acquire().is_ok());
+    }
+
+    /// A release by a thread that does not hold a `Lock` is refused and changes nothing.
+    #[test]
+    fn a_wrong_release_writes_nothing() {
+        let lock = Lock::new().expect("lock");
+        let _g = lock.acquire().expect("acquire");
+        let before = lock.state.owner_pid.load(Ordering::Relaxed);
+        let other = lock.clone();
+        let released = std::thread::spawn(move || other.release())
+            .join()
+            .expect("thread");
+        assert!(matches!(released, Err(SyncError::NotOwner)));
+        assert_eq!(lock.state.owner_pid.load(Ordering::Relaxed), before);
+        assert!(lock.state.held_by_this_process());
+    }
+}
