@@ -1780,7 +1780,9 @@ where
     let mut dead = None;
     for (x, f) in futures.into_iter().enumerate() {
         match resolve(f) {
-            Err(PoolError::WorkerDied { name, pid, cause }) if x as u64 == DEADLY => {
+            Err(PoolError::WorkerDied {
+                name, pid, cause, ..
+            }) if x as u64 == DEADLY => {
                 assert!(cause.contains(signal_name), "{cause:?}");
                 assert!(before.contains(&pid), "pid {pid} is not one of {before:?}");
                 assert!(name.starts_with("ProcessPoolExecutorWorker"), "{name}");

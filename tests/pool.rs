@@ -884,7 +884,9 @@ where
     let mut dead = None;
     for (i, r) in results.iter().enumerate() {
         match r {
-            Err(PoolError::WorkerDied { name, pid, cause }) if i == 4 => {
+            Err(PoolError::WorkerDied {
+                name, pid, cause, ..
+            }) if i == 4 => {
                 assert!(
                     cause.contains(signal_name),
                     "cause {cause:?} should name {signal_name}"
