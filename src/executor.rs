@@ -310,7 +310,8 @@ impl ProcessPoolExecutor {
 
     /// [`map`](ProcessPoolExecutor::map) sending `chunksize` items per task (Python's
     /// `chunksize`; larger chunks cost less per item), with an optional time limit as in
-    /// [`map_timeout`](ProcessPoolExecutor::map_timeout).
+    /// [`map_timeout`](ProcessPoolExecutor::map_timeout). A `chunksize` of 0 is
+    /// [`PoolError::InvalidArgument`] (Python's `ValueError`).
     ///
     /// ```
     /// fn double(x: u32) -> u32 { 2 * x }

@@ -897,6 +897,13 @@ impl Inner {
             // read the record, then the worker moved on): the item it was running is not
             // to blame and runs again.
             let innocent = timed_out.is_some_and(|blamed| blamed != (task, item));
+            // The watcher's kill decides only if it is what ended the worker: one that
+            // aborted (or exited) on its own before the kill landed failed by itself.
+            let killed_by_us = death
+                .as_ref()
+                .is_some_and(|d| d.signal == Some(sys::SIGKILL));
+            let timed_out = timed_out.filter(|_| killed_by_us);
+            let innocent = innocent && killed_by_us;
             if p.killed {
                 // Killed on request: the whole chunk fails, nothing runs again.
                 for i in 0..p.items {

@@ -15,7 +15,13 @@
 //!   again, because their results died with the worker (use a chunk size of 1 for at most
 //!   one run per item).
 //! - With [`PoolBuilder::task_timeout`], an item running longer is stopped by killing its
-//!   worker (which is replaced) and fails with [`PoolError::Timeout`].
+//!   worker (which is replaced) and fails with [`PoolError::Timeout`]. An item that panicked
+//!   is reported as the panic however long its report takes (a backtrace is captured only
+//!   when `RUST_BACKTRACE`/`RUST_LIB_BACKTRACE` ask, and resolving it is slow).
+//! - A result whose `Deserialize` fails or panics in the parent fails only its task, with
+//!   [`PoolError::ResultDecode`]; callbacks that panic lose nothing either.
+//! - [`AsyncResult::kill`] stops one task (killing and replacing its worker) without
+//!   terminating the pool.
 //!
 //! # Tasks
 //! A task is a function item or a non-capturing closure (checked at compile time); its

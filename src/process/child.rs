@@ -94,7 +94,7 @@ thread_local! {
     /// Inside `catch_task`: a panic is a task's result, not the process's.
     static CATCHING: Cell<bool> = const { Cell::new(false) };
     /// Called first by the hook when a caught task panics: `(f, context)`.
-    static ON_TASK_PANIC: Cell<Option<(fn(usize), usize)>> = const { Cell::new(None) };
+    static ON_TASK_PANIC: Cell<Option<PanicMark>> = const { Cell::new(None) };
 }
 
 /// The backtrace of a panic as `RUST_LIB_BACKTRACE`/`RUST_BACKTRACE` ask (std's
@@ -109,10 +109,13 @@ fn backtrace() -> String {
     }
 }
 
+/// What a caught panic calls first: `(f, context)`.
+type PanicMark = (fn(usize), usize);
+
 /// Until the guard drops, a caught panic in this thread first calls `f(context)` (a pool
 /// worker marks its status: the report is on its way).
 pub(crate) fn on_task_panic(f: fn(usize), context: usize) -> impl Drop {
-    struct Restore(Option<(fn(usize), usize)>);
+    struct Restore(Option<PanicMark>);
     impl Drop for Restore {
         fn drop(&mut self) {
             ON_TASK_PANIC.set(self.0);
