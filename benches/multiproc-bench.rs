@@ -79,6 +79,7 @@ const ALL_CASES: &[&str] = &[
     "pool_map_noop_chunk1",
     "pool_apply_async_latency",
     "pool_imap_unordered_noop",
+    "pool_task_panic_report",
     "executor_submit_noop",
     "lock_uncontended",
     "lock_contended_counter",
@@ -102,6 +103,8 @@ const EXTRA_CASES: &[(&str, &str)] = &[
     // Python's way to log from children is a QueueHandler feeding a Queue: its floor.
     ("log_records_from_children", "queue_throughput_small"),
     ("pool_map_noop_logging_on", "pool_map_noop"),
+    // Python reports a task's exception through the same path as a value.
+    ("pool_task_panic_report", "pool_apply_async_latency"),
 ];
 
 /// What a case returns; on `Err` an error record is emitted (unless the case emitted its own).
@@ -136,6 +139,7 @@ const CASES: &[(&str, CaseFn)] = &[
     ("pool_map_noop_chunk1", case_pool_map_noop_chunk1),
     ("pool_apply_async_latency", case_pool_apply_async_latency),
     ("pool_imap_unordered_noop", case_pool_imap_unordered_noop),
+    ("pool_task_panic_report", case_pool_task_panic_report),
     ("executor_submit_noop", case_executor_submit_noop),
     ("lock_uncontended", case_lock_uncontended),
     ("lock_contended_counter", case_lock_contended_counter),
@@ -1975,6 +1979,57 @@ fn case_pool_imap_unordered_noop(ctx: &Ctx) -> CaseResult {
         );
         Ok(())
     })
+}
+
+/// The task of `pool_task_panic_report`.
+fn panicking_item(_: u64) {
+    panic!("pool_task_panic_report");
+}
+
+/// The cost of reporting a task's panic from a freshly started worker (its first panic:
+/// nothing cached yet): `apply(panicking)` minus `apply(noop)`, both in the same fresh worker
+/// right after a first no-op warmed it up. A fresh one-worker pool per sample.
+fn case_pool_task_panic_report(ctx: &Ctx) -> CaseResult {
+    let run = |k: usize| -> Measured<f64> {
+        let mut total = 0.0;
+        for _ in 0..k {
+            let mut sample = 0.0;
+            with_pool(1, |pool, _| {
+                pool.apply(noop_item, 0)?;
+                let t0 = Instant::now();
+                pool.apply(noop_item, 0)?;
+                let noop = t0.elapsed().as_secs_f64();
+                let t0 = Instant::now();
+                let r = pool.apply(panicking_item, 0);
+                let panicked = t0.elapsed().as_secs_f64();
+                if !matches!(r, Err(multiproc::PoolError::Panicked(_))) {
+                    return Err(bench_error(format!("expected a panic, got {r:?}")));
+                }
+                sample = (panicked - noop).max(0.0);
+                Ok(())
+            })?;
+            total += sample;
+        }
+        Ok(total / k as f64 * 1e3)
+    };
+    let (n, warm) = (ctx.sz(20), ctx.sz(2));
+    let (_, samples) = repeat(run, warm, n)?;
+    let mut params = params! {
+        "pools" => n,
+        "processes" => 1usize,
+        "per" => "panic report (the first in a fresh worker), beyond a no-op round trip",
+        "api" => "pool.apply(panicking_item, 0) - pool.apply(noop_item, 0)",
+        "rust_backtrace" => std::env::var("RUST_BACKTRACE").unwrap_or_default(),
+        "warmup_pools" => warm,
+    };
+    params.extend(stats(&samples));
+    ctx.emit(
+        "pool_task_panic_report",
+        median(&samples).into(),
+        "ms",
+        params,
+    );
+    Ok(())
 }
 
 fn case_executor_submit_noop(ctx: &Ctx) -> CaseResult {

@@ -49,7 +49,9 @@ fn main() -> Result<(), PoolError> {
     for (x, r) in results.iter().enumerate() {
         match r {
             Ok(v) => println!("fragile({x}) = {v}"),
-            Err(PoolError::WorkerDied { name, pid, cause }) => {
+            Err(PoolError::WorkerDied {
+                name, pid, cause, ..
+            }) => {
                 println!("fragile({x}): worker {name} (pid {pid}) died: {cause}")
             }
             Err(PoolError::Panicked(p)) => {

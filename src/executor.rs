@@ -310,7 +310,8 @@ impl ProcessPoolExecutor {
 
     /// [`map`](ProcessPoolExecutor::map) sending `chunksize` items per task (Python's
     /// `chunksize`; larger chunks cost less per item), with an optional time limit as in
-    /// [`map_timeout`](ProcessPoolExecutor::map_timeout).
+    /// [`map_timeout`](ProcessPoolExecutor::map_timeout). A `chunksize` of 0 is
+    /// [`PoolError::InvalidArgument`] (Python's `ValueError`).
     ///
     /// ```
     /// fn double(x: u32) -> u32 { 2 * x }
@@ -332,11 +333,14 @@ impl ProcessPoolExecutor {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let _ = f;
+        if chunksize == 0 {
+            return Err(crate::pool::zero_chunksize());
+        }
         let deadline = crate::deadline::after_opt(timeout);
         let items: Vec<A> = items.into_iter().collect();
         // All encoded before any is submitted: an item that cannot be sent fails the call.
         let payloads = items
-            .chunks(chunksize.max(1))
+            .chunks(chunksize)
             .map(|chunk| encode_plain(chunk).map(|payload| (payload, chunk.len())))
             .collect::<Result<Vec<_>, String>>()
             .map_err(PoolError::Failed)?;
@@ -403,6 +407,38 @@ impl ProcessPoolExecutor {
     pub fn terminate(&self) {
         self.engine.terminate();
     }
+
+    /// Stop every worker with `SIGTERM` now (Python 3.14's `terminate_workers`); a worker
+    /// still there a second later is killed. The executor is shut down: futures not done
+    /// fail with [`PoolError::Terminated`], and it takes no more work.
+    ///
+    /// ```
+    /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    /// let ex = multiproc::ProcessPoolExecutor::new(1)?;
+    /// let slow = ex.submit(nap, 60_000)?;
+    /// ex.terminate_workers();
+    /// assert!(matches!(slow.result(), Err(multiproc::PoolError::Terminated)));
+    /// assert!(ex.pids().is_empty());
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn terminate_workers(&self) {
+        self.engine.terminate_gently();
+    }
+
+    /// Stop every worker with `SIGKILL` now (Python 3.14's `kill_workers`): as
+    /// [`terminate`](ProcessPoolExecutor::terminate).
+    ///
+    /// ```
+    /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    /// let ex = multiproc::ProcessPoolExecutor::new(1)?;
+    /// let slow = ex.submit(nap, 60_000)?;
+    /// ex.kill_workers();
+    /// assert!(matches!(slow.result(), Err(multiproc::PoolError::Terminated)));
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn kill_workers(&self) {
+        self.engine.terminate();
+    }
 }
 
 impl Drop for ProcessPoolExecutor {
@@ -439,6 +475,11 @@ impl Drop for ProcessPoolExecutor {
 /// assert_eq!(f.result()?, 36);
 /// # Ok::<(), multiproc::PoolError>(())
 /// ```
+///
+/// Dropping a `PoolFuture` does not cancel its task (as in Python): the task runs and its
+/// result is dropped, so `ex.submit(f, x)?;` alone is fire-and-forget. Use
+/// [`cancel`](PoolFuture::cancel) (queued tasks) or [`kill`](PoolFuture::kill) (any task)
+/// to stop it.
 pub struct PoolFuture<R> {
     cell: Arc<ResultCell<R>>,
     id: u64,
@@ -553,6 +594,28 @@ impl<R> PoolFuture<R> {
             }
             None => false,
         }
+    }
+
+    /// Stop the task now, queued or running: the worker running it is killed and replaced,
+    /// and the result is [`PoolError::Killed`]. `true` if it was not done yet. (Python's
+    /// futures cannot do this.)
+    ///
+    /// ```
+    /// fn spin(_: ()) { loop { std::hint::spin_loop() } }
+    /// fn one(_: ()) -> u8 { 1 }
+    /// let ex = multiproc::ProcessPoolExecutor::new(1)?;
+    /// let f = ex.submit(spin, ())?;
+    /// assert!(f.kill());
+    /// assert!(matches!(f.result(), Err(multiproc::PoolError::Killed)));
+    /// assert_eq!(ex.submit(one, ())?.result()?, 1); // a new worker took its place
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn kill(&self) -> bool {
+        !self.done()
+            && self
+                .engine
+                .upgrade()
+                .is_some_and(|engine| engine.kill(&[self.id]))
     }
 
     /// Wait until it is done.
@@ -875,7 +938,8 @@ pub enum ReturnWhen {
     AllCompleted,
 }
 
-/// What [`wait`] found: the futures done and those not done, each in the given order.
+/// What [`wait`] found: the futures done and those not done, each in the given order, each
+/// future once (even if it was given more than once).
 #[derive(Debug)]
 pub struct Waited<'a, R> {
     /// Done: finished, failed or cancelled.
@@ -907,7 +971,12 @@ pub fn wait<'a, R: 'a>(
     return_when: ReturnWhen,
 ) -> Waited<'a, R> {
     let deadline = crate::deadline::after_opt(timeout);
-    let futures: Vec<&PoolFuture<R>> = futures.into_iter().collect();
+    // A future given twice counts once (Python returns sets).
+    let mut seen = std::collections::HashSet::new();
+    let futures: Vec<&PoolFuture<R>> = futures
+        .into_iter()
+        .filter(|f| seen.insert(Arc::as_ptr(&f.cell)))
+        .collect();
     // Every future reports its completion to the watch exactly once (at once if done):
     // count them as they come, O(1) each.
     let watch = Arc::new(Watch::default());

@@ -78,10 +78,17 @@ pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
     fds: Vec<OwnedFd>,
 ) -> Result<T, CodecError> {
+    /// Puts back the outer list even if a `Deserialize` panics.
+    struct Restore(Option<Vec<Option<OwnedFd>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            INCOMING.with(|i| *i.borrow_mut() = previous);
+        }
+    }
     let slots = fds.into_iter().map(Some).collect();
-    let previous = INCOMING.with(|i| i.borrow_mut().replace(slots));
+    let _restore = Restore(INCOMING.with(|i| i.borrow_mut().replace(slots)));
     let result = postcard::from_bytes::<T>(bytes);
-    INCOMING.with(|i| *i.borrow_mut() = previous);
     result.map_err(|e| CodecError::Decode {
         type_name: std::any::type_name::<T>(),
         reason: e.to_string(),

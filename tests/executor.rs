@@ -669,7 +669,7 @@ fn items_or_results_carrying_os_handles_fail_their_future_not_the_executor() {
     let r = ex.map(takes_lock, vec![Lock::new().unwrap()]).map(drop);
     assert!(matches!(r, Err(PoolError::Failed(_))), "{r:?}");
     let r = resolve(ex.submit(makes_lock, 0).unwrap()).map(drop);
-    assert!(matches!(r, Err(PoolError::Failed(_))), "{r:?}");
+    assert!(matches!(r, Err(PoolError::ResultDecode { .. })), "{r:?}");
     assert_eq!(
         resolve(ex.submit(square, 5).unwrap()).unwrap(),
         25,
@@ -1780,7 +1780,9 @@ where
     let mut dead = None;
     for (x, f) in futures.into_iter().enumerate() {
         match resolve(f) {
-            Err(PoolError::WorkerDied { name, pid, cause }) if x as u64 == DEADLY => {
+            Err(PoolError::WorkerDied {
+                name, pid, cause, ..
+            }) if x as u64 == DEADLY => {
                 assert!(cause.contains(signal_name), "{cause:?}");
                 assert!(before.contains(&pid), "pid {pid} is not one of {before:?}");
                 assert!(name.starts_with("ProcessPoolExecutorWorker"), "{name}");

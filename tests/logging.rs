@@ -785,7 +785,9 @@ fn lifecycle_pool_worker_replaced() {
     capture();
     let pool = Pool::builder().processes(1).build().unwrap();
     let (name, pid, cause) = match pool.apply(abort_without_core, ()) {
-        Err(PoolError::WorkerDied { name, pid, cause }) => (name, pid, cause),
+        Err(PoolError::WorkerDied {
+            name, pid, cause, ..
+        }) => (name, pid, cause),
         other => panic!("expected WorkerDied, got {other:?}"),
     };
     let prefix = format!("pool worker '{name}' (pid {pid}) ");

@@ -884,7 +884,9 @@ where
     let mut dead = None;
     for (i, r) in results.iter().enumerate() {
         match r {
-            Err(PoolError::WorkerDied { name, pid, cause }) if i == 4 => {
+            Err(PoolError::WorkerDied {
+                name, pid, cause, ..
+            }) if i == 4 => {
                 assert!(
                     cause.contains(signal_name),
                     "cause {cause:?} should name {signal_name}"
@@ -1849,14 +1851,14 @@ fn results_carrying_os_handles_are_an_error_not_a_hang() {
     let _g = common::guard();
     let pool = Arc::new(pool(2));
     let r = on_pool(&pool, |p| p.apply(makes_lock, 0).map(drop));
-    assert!(matches!(r, Err(PoolError::Failed(_))), "{r:?}");
+    assert!(matches!(r, Err(PoolError::ResultDecode { .. })), "{r:?}");
     let r = on_pool(&pool, |p| p.chunksize(2).map(makes_lock, 0..5).map(drop));
-    assert!(matches!(r, Err(PoolError::Failed(_))), "{r:?}");
+    assert!(matches!(r, Err(PoolError::ResultDecode { .. })), "{r:?}");
     let n = on_pool(&pool, |p| {
         p.chunksize(2)
             .imap(makes_lock, 0..5)
             .unwrap()
-            .filter(|r| matches!(r, Err(PoolError::Failed(_))))
+            .filter(|r| matches!(r, Err(PoolError::ResultDecode { .. })))
             .count()
     });
     assert_eq!(n, 5, "one error per item");

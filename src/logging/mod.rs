@@ -276,7 +276,11 @@ fn level_filter(n: usize) -> LevelFilter {
 macro_rules! event {
     ($level:expr, $($arg:tt)+) => {
         if $crate::logging::library_enabled($level) {
-            ::log::log!(target: $crate::logging::TARGET, $level, $($arg)+);
+            // A logger that panics loses this record, never the caller (often a pool's
+            // collector thread).
+            let _ = ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
+                ::log::log!(target: $crate::logging::TARGET, $level, $($arg)+);
+            }));
         }
     };
 }

@@ -115,7 +115,8 @@ impl<O> ResultCell<O> {
         };
         self.cv.notify_all();
         if let Some(waker) = waker {
-            waker.wake();
+            // A user's waker that panics must not take the collector thread down.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| waker.wake()));
         }
         for (watch, key) in watches {
             watch.push(key);

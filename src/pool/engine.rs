@@ -35,6 +35,19 @@ const LOST_LIMIT: u32 = 3;
 /// feeder thread (submitting never blocks, as in Python).
 const SUBMIT_GRACE: Duration = Duration::from_micros(200);
 
+/// How long after a task panicked its worker may take to report it (unwinding, resolving a
+/// backtrace's symbols: 100+ ms in a fresh worker when `RUST_BACKTRACE` asks for one) before
+/// the task timeout applies again. Only a `Drop` that hangs during unwinding, or a task that
+/// catches its own panic and goes on running, can reach it.
+const REPORT_GRACE: Duration = Duration::from_secs(5);
+
+/// How long [`Engine::terminate_gently`] waits for workers to exit after `SIGTERM` before
+/// it kills them.
+const TERM_GRACE: Duration = Duration::from_secs(1);
+
+/// The watcher's tick while a task is to be killed as soon as a worker takes it.
+const KILL_TICK: Duration = Duration::from_millis(2);
+
 /// The feeder thread's name (told apart when the pool stops).
 const FEEDER: &str = "multiproc-pool-feeder";
 
@@ -78,6 +91,8 @@ struct Pending {
     dispatched: bool,
     /// Workers that died after taking this chunk and before starting any of its items.
     lost: u32,
+    /// Killed on request ([`Engine::kill`]): fails with `Killed`, whatever comes back.
+    killed: bool,
 }
 
 impl Pending {
@@ -103,6 +118,14 @@ struct Slot {
     timed_out: Option<(u64, u64)>,
     /// The watcher already reported its end.
     reported: bool,
+}
+
+/// How a worker ended, for [`PoolError::WorkerDied`].
+struct Death {
+    cause: String,
+    signal: Option<i32>,
+    signal_name: Option<&'static str>,
+    exit_code: Option<i32>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -131,6 +154,9 @@ struct State {
     stalled: bool,
     /// Workers that died before their initializer finished, in a row.
     init_deaths: u32,
+    /// Kills requested for chunks that may be in the ring, not yet taken by a worker: the
+    /// watcher looks for them at every tick (reset when none is left).
+    kill_requests: usize,
 }
 
 struct Inner {
@@ -190,6 +216,7 @@ impl Engine {
                 leases: 0,
                 init_deaths: 0,
                 stalled: false,
+                kill_requests: 0,
             }),
             changed: Condvar::new(),
             wake,
@@ -292,6 +319,7 @@ impl Engine {
                 sink,
                 dispatched: direct,
                 lost: 0,
+                killed: false,
             },
         );
         if !direct {
@@ -369,6 +397,70 @@ impl Engine {
         Some(p.sink)
     }
 
+    /// Withdraw the chunks `ids` if no worker has taken any of them and none is done: their
+    /// sinks; `None` (and nothing changes) otherwise.
+    pub(crate) fn cancel_all(&self, ids: &[u64]) -> Option<Vec<Sink>> {
+        let mut st = self.inner.lock();
+        if ids.is_empty()
+            || ids
+                .iter()
+                .any(|id| st.pending.get(id).is_none_or(|p| p.dispatched))
+        {
+            return None;
+        }
+        let sinks = ids
+            .iter()
+            .filter_map(|id| st.pending.remove(id))
+            .map(|p| p.sink)
+            .collect();
+        self.inner.maybe_send_stops(&mut st);
+        Some(sinks)
+    }
+
+    /// Stop the chunks `ids` that are not done: queued ones are withdrawn, a worker running
+    /// one is killed (and replaced), one in the ring is killed as soon as a worker takes it.
+    /// Each fails with [`PoolError::Killed`]. `true` if any was not done.
+    pub(crate) fn kill(&self, ids: &[u64]) -> bool {
+        let mut st = self.inner.lock();
+        let mut any = false;
+        let mut withdrawn = Vec::new();
+        for id in ids {
+            let Some(p) = st.pending.get_mut(id) else {
+                continue;
+            };
+            any = true;
+            if !p.dispatched {
+                if let Some(p) = st.pending.remove(id) {
+                    withdrawn.push(p.sink);
+                }
+                continue;
+            }
+            if p.killed {
+                continue;
+            }
+            p.killed = true;
+            let mut found = false;
+            for slot in &mut st.slots {
+                if let Some(process) = &slot.process
+                    && slot.status.read_fields().task == id + 1
+                {
+                    let _ = process.kill();
+                    found = true;
+                }
+            }
+            if !found {
+                st.kill_requests += 1;
+            }
+        }
+        self.inner.maybe_send_stops(&mut st);
+        drop(st);
+        self.inner.wake_watcher();
+        for sink in withdrawn {
+            deliver(sink, Delivery::Failed(PoolError::Killed));
+        }
+        any
+    }
+
     /// Withdraw every chunk no worker has taken yet: their sinks.
     pub(crate) fn cancel_queued(&self) -> Vec<Sink> {
         let mut st = self.inner.lock();
@@ -407,6 +499,16 @@ impl Engine {
     /// Stop at once: fail what is not done, kill and reap the workers, stop the threads.
     /// Safe to call from a callback (the collector thread): nothing here waits for it.
     pub(crate) fn terminate(&self) {
+        self.terminate_with(false);
+    }
+
+    /// [`terminate`](Engine::terminate) with `SIGTERM` instead of `SIGKILL` (a worker not
+    /// gone `TERM_GRACE` later is killed).
+    pub(crate) fn terminate_gently(&self) {
+        self.terminate_with(true);
+    }
+
+    fn terminate_with(&self, gently: bool) {
         let (sinks, workers) = {
             let mut st = self.inner.lock();
             st.phase = Phase::Terminated;
@@ -415,7 +517,7 @@ impl Engine {
             let mut workers = Vec::new();
             for slot in &mut st.slots {
                 if let Some(p) = slot.process.take() {
-                    let _ = p.kill();
+                    let _ = if gently { p.terminate() } else { p.kill() };
                     workers.push(p);
                 }
                 slot.pidfd = None;
@@ -430,6 +532,9 @@ impl Engine {
             deliver(sink, Delivery::Failed(PoolError::Terminated));
         }
         for worker in workers {
+            if gently && !matches!(worker.join_timeout(TERM_GRACE), Ok(true)) {
+                let _ = worker.kill();
+            }
             // Killed above: this returns as soon as the kernel has reaped it.
             let _ = worker.join();
         }
@@ -532,12 +637,7 @@ impl Inner {
         let number = st.next_worker_number;
         st.next_worker_number += 1;
         let slot = &mut st.slots[w];
-        slot.status.task.store(0, SeqCst);
-        slot.status.item.store(0, SeqCst);
-        slot.status.ready.store(0, SeqCst);
-        slot.status
-            .timed
-            .store(self.config.timeout.is_some() as u64, SeqCst);
+        slot.status.reset(self.config.timeout.is_some());
         let args = WorkerArgs {
             index: w as u32,
             tasks: self.tasks.clone(),
@@ -622,10 +722,13 @@ impl Inner {
         self.changed.notify_all();
     }
 
-    fn fail_chunk(&self, id: u64, error: PoolError) {
+    fn fail_chunk(&self, id: u64, mut error: PoolError) {
         let sink = {
             let mut st = self.lock();
             let p = st.pending.remove(&id);
+            if p.as_ref().is_some_and(|p| p.killed) {
+                error = PoolError::Killed;
+            }
             if p.as_ref().is_some_and(|p| p.dispatched) {
                 st.in_ring -= 1;
             }
@@ -640,7 +743,12 @@ impl Inner {
     /// The collector thread: results, failures and deaths, in the order they happened.
     fn collect(self: Arc<Inner>) {
         loop {
-            let handled = self.results.get(None, |bytes| self.handle_report(bytes));
+            // Nothing a report leads to (user callbacks, decoding, a logger) may stop this
+            // thread: every later result would never arrive.
+            let handled = self.results.get(None, |bytes| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle_report(bytes)))
+                    .unwrap_or(true)
+            });
             match handled {
                 Ok(Some(false)) | Err(_) => return,
                 _ => {}
@@ -670,14 +778,16 @@ impl Inner {
                     (p, who)
                 };
                 if let Some(p) = p {
-                    deliver(
-                        p.sink,
+                    let delivery = if p.killed {
+                        Delivery::Failed(PoolError::Killed)
+                    } else {
                         Delivery::Done {
                             bytes: Some(rest),
                             failed: p.failed,
                             worker: who,
-                        },
-                    );
+                        }
+                    };
+                    deliver(p.sink, delivery);
                 }
             }
             Report::Failed { id, reason } => self.fail_chunk(id, PoolError::Failed(reason)),
@@ -707,7 +817,11 @@ impl Inner {
             }
             st.backlog.clear();
             st.in_ring = 0;
-            st.pending.drain().map(|(_, p)| p.sink).collect()
+            let sinks = st.pending.drain().map(|(_, p)| p.sink).collect();
+            // Closed already: nothing is pending any more, so the live workers may go.
+            self.maybe_send_stops(&mut st);
+            self.changed.notify_all();
+            sinks
         };
         for sink in sinks {
             deliver(sink, Delivery::Failed(error.clone()));
@@ -722,8 +836,9 @@ impl Inner {
         if slot.generation != generation || slot.process.is_none() {
             return;
         }
-        let task = slot.status.task.load(SeqCst);
-        let item = slot.status.item.load(SeqCst);
+        // The worker is dead: nothing writes its record any more.
+        let at_death = slot.status.read_fields();
+        let (task, item) = (at_death.task, at_death.item);
         let ready = slot.status.ready.load(SeqCst) != 0;
         let timed_out = slot.timed_out.take();
         let (name, pid) = (slot.name.clone(), slot.pid);
@@ -733,17 +848,41 @@ impl Inner {
         });
         slot.pidfd = None;
         st.live -= 1;
-        let cause = match &exit {
+        let death = match &exit {
             Some(Ok(Ok(WorkerExit::Stopped | WorkerExit::Retired))) => None,
-            Some(Ok(Err(reason))) => Some(reason.clone()),
+            Some(Ok(Err(reason))) => Some(Death {
+                cause: reason.clone(),
+                signal: None,
+                signal_name: None,
+                exit_code: None,
+            }),
             Some(Err(e)) => Some(describe_exit(e)),
-            None => Some("lost".into()),
+            None => Some(Death {
+                cause: "lost".into(),
+                signal: None,
+                signal_name: None,
+                exit_code: None,
+            }),
         };
+        let cause = death.as_ref().map(|d| d.cause.clone());
         let stopped = matches!(exit, Some(Ok(Ok(WorkerExit::Stopped))));
-        let died = |cause: &Option<String>| PoolError::WorkerDied {
-            name: name.clone(),
-            pid,
-            cause: cause.clone().unwrap_or_else(|| "exited".into()),
+        let died = || match &death {
+            Some(d) => PoolError::WorkerDied {
+                name: name.clone(),
+                pid,
+                signal: d.signal,
+                signal_name: d.signal_name,
+                exit_code: d.exit_code,
+                cause: d.cause.clone(),
+            },
+            None => PoolError::WorkerDied {
+                name: name.clone(),
+                pid,
+                signal: None,
+                signal_name: None,
+                exit_code: Some(0),
+                cause: "exited".into(),
+            },
         };
         // The chunk it had taken, if any: the running item fails, the rest goes again.
         let mut delivery = None;
@@ -752,7 +891,26 @@ impl Inner {
             && let Some(p) = st.pending.get_mut(&id)
             && p.dispatched
         {
-            if item == worker::NOT_STARTED {
+            // Killed for an item that finished just before the kill landed (the watcher
+            // read the record, then the worker moved on): the item it was running is not
+            // to blame and runs again.
+            let innocent = timed_out.is_some_and(|blamed| blamed != (task, item));
+            // The watcher's kill decides only if it is what ended the worker: one that
+            // aborted (or exited) on its own before the kill landed failed by itself.
+            let killed_by_us = death
+                .as_ref()
+                .is_some_and(|d| d.signal == Some(sys::SIGKILL));
+            let timed_out = timed_out.filter(|_| killed_by_us);
+            let innocent = innocent && killed_by_us;
+            if p.killed {
+                // Killed on request: the whole chunk fails, nothing runs again.
+                for i in 0..p.items {
+                    if let Err(at) = p.skip.binary_search(&i) {
+                        p.skip.insert(at, i);
+                        p.failed.push((i, PoolError::Killed));
+                    }
+                }
+            } else if item == worker::NOT_STARTED {
                 // Died between taking the chunk and starting it (killed while receiving it):
                 // nothing ran, so it all goes again, unless that keeps happening.
                 p.lost += 1;
@@ -760,13 +918,13 @@ impl Inner {
                     for i in 0..p.items {
                         if let Err(at) = p.skip.binary_search(&i) {
                             p.skip.insert(at, i);
-                            p.failed.push((i, died(&cause)));
+                            p.failed.push((i, died()));
                         }
                     }
                 }
-            } else {
+            } else if !innocent {
                 let error = match (timed_out, self.config.timeout) {
-                    (Some((t, i)), Some(after)) if t == task && i == item => {
+                    (Some(_), Some(after)) => {
                         crate::logging::event!(
                             log::Level::Warn,
                             "a task in pool worker '{name}' (pid {pid}) ran past its timeout of \
@@ -778,7 +936,7 @@ impl Inner {
                             pid,
                         }
                     }
-                    _ => died(&cause),
+                    _ => died(),
                 };
                 let item = item as u32;
                 if let Err(at) = p.skip.binary_search(&item) {
@@ -819,16 +977,19 @@ impl Inner {
             }
         }
         if broken.is_none() {
-            let replace = match st.phase {
-                Phase::Running => st.broken.is_none(),
-                Phase::Closed => {
-                    !stopped
-                        && (!st.pending.is_empty()
-                            || st.leases > 0
-                            || self.tasks.len() > st.live as u64)
-                }
-                Phase::Terminated => false,
-            };
+            // A broken pool (its initializer failed) starts no worker again, whatever the
+            // phase: after `close` that would start failing workers forever.
+            let replace = st.broken.is_none()
+                && match st.phase {
+                    Phase::Running => true,
+                    Phase::Closed => {
+                        !stopped
+                            && (!st.pending.is_empty()
+                                || st.leases > 0
+                                || self.tasks.len() > st.live as u64)
+                    }
+                    Phase::Terminated => false,
+                };
             if replace && let Err(e) = self.start_worker(&mut st, w) {
                 broken = Some(e);
             }
@@ -904,41 +1065,76 @@ impl Inner {
 
     /// The watcher thread: report worker ends, kill workers whose item ran too long.
     fn watch(self: Arc<Inner>) {
-        let tick = self
+        let timeout_tick = self
             .config
             .timeout
             .map(|t| (t / 4).clamp(Duration::from_millis(1), Duration::from_millis(100)));
         loop {
             let mut watched: Vec<(usize, u64, Arc<OwnedFd>)> = Vec::new();
+            let mut tick = timeout_tick;
             {
                 let mut st = self.lock();
                 if st.threads_stopped {
                     return;
                 }
                 let now = worker::monotonic_ns();
-                for (w, slot) in st.slots.iter_mut().enumerate() {
+                let mut killing = false;
+                let State {
+                    slots,
+                    pending,
+                    kill_requests,
+                    ..
+                } = &mut *st;
+                for (w, slot) in slots.iter_mut().enumerate() {
                     if slot.reported {
                         continue;
                     }
-                    if let (Some(limit), Some(p)) = (self.config.timeout, &slot.process) {
-                        let task = slot.status.task.load(SeqCst);
-                        let started = slot.status.started_ns.load(SeqCst);
-                        if task != 0
-                            && started != 0
-                            && slot.timed_out.is_none()
-                            && now.saturating_sub(started) >= limit.as_nanos() as u64
+                    if let Some(p) = &slot.process
+                        && slot.timed_out.is_none()
+                    {
+                        // One consistent record: this item and its own start time.
+                        let progress = slot.status.read();
+                        if let (Some(limit), Some(at)) = (self.config.timeout, progress)
+                            && at.task != 0
+                            && at.item != worker::NOT_STARTED
+                            && at.started_ns != 0
                         {
-                            let item = slot.status.item.load(SeqCst);
-                            // Still the same item? (it may have moved on since the load)
-                            if slot.status.started_ns.load(SeqCst) == started {
-                                slot.timed_out = Some((task, item));
+                            let limit = limit.as_nanos() as u64;
+                            let mut deadline = at.started_ns.saturating_add(limit);
+                            if at.panicked_ns != 0 {
+                                // Its panic report is on its way: it ended as a panic, not
+                                // a timeout, however long the report takes (within reason).
+                                deadline = deadline.max(
+                                    at.panicked_ns
+                                        .saturating_add(REPORT_GRACE.as_nanos() as u64),
+                                );
+                            }
+                            if now >= deadline {
+                                slot.timed_out = Some((at.task, at.item));
                                 let _ = p.kill();
                             }
+                        }
+                        if *kill_requests > 0
+                            && let Some(at) = progress
+                            && at.task != 0
+                            && let Some(chunk) = pending.get(&(at.task - 1))
+                            && chunk.killed
+                        {
+                            let _ = p.kill();
                         }
                     }
                     if let Some(fd) = &slot.pidfd {
                         watched.push((w, slot.generation, fd.clone()));
                     }
+                }
+                if *kill_requests > 0 {
+                    killing = pending.values().any(|p| p.killed && p.dispatched);
+                    if !killing {
+                        *kill_requests = 0;
+                    }
+                }
+                if killing {
+                    tick = Some(tick.map_or(KILL_TICK, |t| t.min(KILL_TICK)));
                 }
             }
             let mut fds: Vec<std::os::fd::BorrowedFd<'_>> = vec![self.wake.1.as_fd()];
@@ -979,14 +1175,29 @@ impl Inner {
     }
 }
 
-fn describe_exit(e: &ProcessError) -> String {
+fn describe_exit(e: &ProcessError) -> Death {
     match e {
         ProcessError::Signaled {
             signal,
             signal_name,
             ..
-        } => format!("killed by signal {signal} ({signal_name})"),
-        ProcessError::Exited { code, .. } => format!("exited with code {code}"),
-        other => other.to_string(),
+        } => Death {
+            cause: format!("killed by signal {signal} ({signal_name})"),
+            signal: Some(*signal),
+            signal_name: Some(signal_name),
+            exit_code: None,
+        },
+        ProcessError::Exited { code, .. } => Death {
+            cause: format!("exited with code {code}"),
+            signal: None,
+            signal_name: None,
+            exit_code: Some(*code),
+        },
+        other => Death {
+            cause: other.to_string(),
+            signal: None,
+            signal_name: None,
+            exit_code: None,
+        },
     }
 }

@@ -15,7 +15,13 @@
 //!   again, because their results died with the worker (use a chunk size of 1 for at most
 //!   one run per item).
 //! - With [`PoolBuilder::task_timeout`], an item running longer is stopped by killing its
-//!   worker (which is replaced) and fails with [`PoolError::Timeout`].
+//!   worker (which is replaced) and fails with [`PoolError::Timeout`]. An item that panicked
+//!   is reported as the panic however long its report takes (a backtrace is captured only
+//!   when `RUST_BACKTRACE`/`RUST_LIB_BACKTRACE` ask, and resolving it is slow).
+//! - A result whose `Deserialize` fails or panics in the parent fails only its task, with
+//!   [`PoolError::ResultDecode`]; callbacks that panic lose nothing either.
+//! - [`AsyncResult::kill`] stops one task (killing and replacing its worker) without
+//!   terminating the pool.
 //!
 //! # Tasks
 //! A task is a function item or a non-capturing closure (checked at compile time); its
@@ -27,7 +33,7 @@ pub(crate) mod progress;
 pub(crate) mod worker;
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -54,16 +60,52 @@ pub enum PoolError {
         .0.message
     )]
     Panicked(Box<RemotePanic>),
-    /// The worker running the task died.
+    /// The worker running the task died. `signal` or `exit_code` tells how, as
+    /// [`ProcessError::Signaled`](crate::ProcessError::Signaled) and
+    /// [`ProcessError::Exited`](crate::ProcessError::Exited) do; `cause` says it in words.
+    ///
+    /// ```
+    /// fn abort(_: ()) { std::process::abort() }
+    /// let pool = multiproc::Pool::new(1)?;
+    /// match pool.apply(abort, ()) {
+    ///     Err(multiproc::PoolError::WorkerDied { signal, signal_name, exit_code, .. }) => {
+    ///         assert_eq!((signal, signal_name, exit_code), (Some(6), Some("SIGABRT"), None));
+    ///     }
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
     #[error("worker '{name}' (pid {pid}) died while running this task: {cause}")]
+    #[non_exhaustive]
     WorkerDied {
         /// The worker's process name.
         name: String,
         /// Its pid.
         pid: u32,
-        /// How it ended, e.g. "killed by signal 9 (SIGKILL)".
+        /// The signal that ended it, if one did (e.g. 9).
+        signal: Option<i32>,
+        /// That signal's conventional name (e.g. "SIGKILL").
+        signal_name: Option<&'static str>,
+        /// Its exit code, if it exited.
+        exit_code: Option<i32>,
+        /// How it ended, in words, e.g. "killed by signal 9 (SIGKILL)".
         cause: String,
     },
+    /// The task was stopped by [`AsyncResult::kill`] or
+    /// [`PoolFuture::kill`](crate::PoolFuture::kill): its worker was killed and replaced
+    /// (or it had not started).
+    #[error("the task was killed on request")]
+    Killed,
+    /// The task's result reached the parent but could not be decoded there (its
+    /// `Deserialize` failed or panicked); the pool goes on.
+    #[error("a task's result could not be decoded: {message}")]
+    ResultDecode {
+        /// What went wrong.
+        message: String,
+    },
+    /// An argument is out of range, e.g. a chunk size of 0 (Python's `ValueError`).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// The task ran longer than the pool's task timeout; its worker was killed and replaced.
     #[error("task timed out after {after:?}; worker '{name}' (pid {pid}) was killed and replaced")]
     Timeout {
@@ -211,7 +253,9 @@ impl PoolBuilder {
     /// ```
     pub fn build(self) -> Result<Pool, PoolError> {
         let engine = Engine::start(self.into_config(None, "PoolWorker")?)?;
-        Ok(Pool { engine })
+        Ok(Pool {
+            engine: Arc::new(engine),
+        })
     }
 
     /// The engine's settings; `window`: most orders in the task ring at once, as a multiple
@@ -313,7 +357,7 @@ pub(crate) fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, 
 /// # }
 /// ```
 pub struct Pool {
-    engine: Engine,
+    engine: Arc<Engine>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -522,8 +566,14 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let (_, cell) = submit_one(&self.engine, f, arg)?;
-        Ok(AsyncResult { cell })
+        let (id, cell) = submit_one(&self.engine, f, arg)?;
+        Ok(AsyncResult {
+            cell,
+            tasks: Tasks {
+                engine: Arc::downgrade(&self.engine),
+                ids: vec![id],
+            },
+        })
     }
 
     /// Apply `f` to every item lazily: items are taken from `items` as results are
@@ -646,9 +696,28 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(pool.progress().chunksize(2).map(inc, [1, 2, 3])?, [2, 3, 4]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
+    ///
+    /// A chunk size of 0 makes the map fail with [`PoolError::InvalidArgument`], as Python
+    /// rejects a `chunksize` below 1.
+    ///
+    /// ```
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// let pool = multiproc::Pool::new(1)?;
+    /// let e = pool.chunksize(0).map(inc, [1]);
+    /// assert!(matches!(e, Err(multiproc::PoolError::InvalidArgument(_))));
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
     pub fn chunksize(mut self, chunksize: usize) -> Self {
-        self.chunksize = Some(chunksize.max(1));
+        self.chunksize = Some(chunksize);
         self
+    }
+
+    /// The chunk size if it was set, checked.
+    fn checked_chunksize(&self) -> Result<Option<usize>, PoolError> {
+        match self.chunksize {
+            Some(0) => Err(zero_chunksize()),
+            size => Ok(size),
+        }
     }
 
     /// Draw a progress bar (items done, rate, ETA) on stderr, if it is a terminal.
@@ -679,14 +748,19 @@ impl<'p> MapWith<'p> {
     where
         C::Output: Send,
     {
+        self.checked_chunksize()?;
         if !self.pool.engine.is_running() {
             return Err(PoolError::Closed);
         }
         let len = items.len();
         let cell = Arc::new(ResultCell::new());
+        let mut tasks = Tasks {
+            engine: Arc::downgrade(&self.pool.engine),
+            ids: Vec::new(),
+        };
         if len == 0 {
             cell.complete(Ok(Vec::new()));
-            return Ok(AsyncResult { cell });
+            return Ok(AsyncResult { cell, tasks });
         }
         let size = self.size_for(len);
         let chunks = len.div_ceil(size);
@@ -731,11 +805,13 @@ impl<'p> MapWith<'p> {
                     cell.complete(outcome);
                 }
             });
-            self.pool
+            let id = self
+                .pool
                 .engine
                 .submit(code, payload, n as u32, sink, false)?;
+            tasks.ids.push(id);
         }
-        Ok(AsyncResult { cell })
+        Ok(AsyncResult { cell, tasks })
     }
 
     /// [`Pool::map`] with this chunk size.
@@ -879,8 +955,8 @@ impl<'p> MapWith<'p> {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
+        let size = self.checked_chunksize()?.unwrap_or(1);
         let lease = self.pool.engine.lease()?;
-        let size = self.chunksize.unwrap_or(1);
         let mut items = items.into_iter();
         let len = match items.size_hint() {
             (low, Some(high)) if low == high => Some(low as u64),
@@ -980,12 +1056,25 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(
                     errors: (0..n).map(|i| (i, earlier(i))).collect(),
                 };
             };
-            let output: ChunkOutput<R> = match handle::decode(bytes, Vec::new()) {
-                Ok(d) => d,
-                Err(e) => {
-                    return all_failed(PoolError::Failed(format!(
-                        "a task's result could not be decoded: {e}"
-                    )));
+            // The user's `Deserialize` runs here, in the collector thread: a panic in it fails
+            // this chunk, never the thread (every later result would hang).
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                handle::decode::<ChunkOutput<R>>(bytes, Vec::new())
+            }));
+            let output: ChunkOutput<R> = match decoded {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => {
+                    return all_failed(PoolError::ResultDecode {
+                        message: e.to_string(),
+                    });
+                }
+                Err(payload) => {
+                    return all_failed(PoolError::ResultDecode {
+                        message: format!(
+                            "decoding panicked: {}",
+                            crate::process::child::payload_message(payload.as_ref())
+                        ),
+                    });
                 }
             };
             let mut errors: Vec<(usize, PoolError)> = output
@@ -1031,8 +1120,49 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(
 /// assert_eq!(r.get()?, 49);
 /// # Ok::<(), multiproc::PoolError>(())
 /// ```
+///
+/// Dropping an `AsyncResult` does not cancel its task: the task runs and its result is
+/// dropped (as in Python). Use [`cancel`](AsyncResult::cancel) or
+/// [`kill`](AsyncResult::kill) to stop it.
 pub struct AsyncResult<O> {
     cell: Arc<ResultCell<O>>,
+    tasks: Tasks,
+}
+
+/// The chunks behind a result, to cancel or kill them.
+#[derive(Clone, Debug)]
+pub(crate) struct Tasks {
+    pub(crate) engine: Weak<Engine>,
+    pub(crate) ids: Vec<u64>,
+}
+
+impl Tasks {
+    /// Withdraw them all if none has started: `true` if that happened.
+    pub(crate) fn cancel(&self) -> bool {
+        let Some(engine) = self.engine.upgrade() else {
+            return false;
+        };
+        match engine.cancel_all(&self.ids) {
+            Some(sinks) => {
+                for sink in sinks {
+                    deliver(sink, Delivery::Failed(PoolError::Cancelled));
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stop those not done, killing the workers that run them: `true` if any was not done.
+    pub(crate) fn kill(&self) -> bool {
+        self.engine
+            .upgrade()
+            .is_some_and(|engine| engine.kill(&self.ids))
+    }
+}
+
+pub(crate) fn zero_chunksize() -> PoolError {
+    PoolError::InvalidArgument("chunksize must be at least 1".into())
 }
 
 impl<O> std::fmt::Debug for AsyncResult<O> {
@@ -1167,6 +1297,46 @@ impl<O> AsyncResult<O> {
             }
         }));
         self
+    }
+
+    /// Cancel the task if it has not been handed to the workers yet (for a `map_async`, if
+    /// none of its chunks has): `true` if it is now (or was already) cancelled, and its
+    /// result is [`PoolError::Cancelled`]; `false` if it runs or is done (Python's
+    /// `Future.cancel` semantics). A pool hands tasks to its workers' shared ring at once
+    /// while there is room, so only work waiting in the parent behind a full ring can be
+    /// cancelled; [`kill`](AsyncResult::kill) stops a task wherever it is.
+    ///
+    /// ```
+    /// fn nap(ms: u64) { std::thread::sleep(std::time::Duration::from_millis(ms)) }
+    /// let pool = multiproc::Pool::new(1)?;
+    /// let r = pool.apply_async(nap, 1)?;
+    /// r.wait();
+    /// assert!(!r.cancel()); // done
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn cancel(&self) -> bool {
+        if self.ready() {
+            return self.cell.error_is(|e| matches!(e, PoolError::Cancelled));
+        }
+        self.tasks.cancel()
+    }
+
+    /// Stop the task now, running or not: the worker running it is killed and replaced,
+    /// and the result is [`PoolError::Killed`]. `true` if the task was not done yet. For a
+    /// `map_async`, every chunk not done is stopped.
+    ///
+    /// ```
+    /// fn spin(_: ()) { loop { std::hint::spin_loop() } }
+    /// let pool = multiproc::Pool::new(1)?;
+    /// let r = pool.apply_async(spin, ())?;
+    /// assert!(r.kill());
+    /// assert!(matches!(r.get(), Err(multiproc::PoolError::Killed)));
+    /// fn one(_: ()) -> u8 { 1 }
+    /// assert_eq!(pool.apply(one, ())?, 1); // a new worker took its place
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn kill(&self) -> bool {
+        !self.ready() && self.tasks.kill()
     }
 }
 

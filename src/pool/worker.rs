@@ -3,8 +3,8 @@
 
 use std::io;
 use std::marker::PhantomData;
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::{AtomicU64, fence};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -110,14 +110,23 @@ pub(crate) struct ChunkOutput<R> {
 }
 
 /// What a worker publishes about itself, in shared memory the parent reads.
+///
+/// `task`, `item`, `started_ns` and `panicked_ns` form one record, written only by the
+/// worker's task thread (a single writer) under a sequence lock, so the parent's watcher
+/// reads a consistent record: never the item of one chunk with the start time of another
+/// (see [`WorkerStatus::write`] and [`WorkerStatus::read`] for the ordering argument).
 #[repr(C)]
 pub(crate) struct WorkerStatus {
+    /// Sequence lock over the record: odd while the worker writes it.
+    seq: AtomicU64,
     /// `id + 1` of the chunk being run, 0 when idle.
-    pub task: AtomicU64,
-    /// Index in that chunk of the item being run.
-    pub item: AtomicU64,
+    task: AtomicU64,
+    /// Index in that chunk of the item being run ([`NOT_STARTED`] before the first).
+    item: AtomicU64,
     /// When that item started (`CLOCK_MONOTONIC` ns), if the pool has a task timeout.
-    pub started_ns: AtomicU64,
+    started_ns: AtomicU64,
+    /// When that item panicked (its report is being made; 0: it did not).
+    panicked_ns: AtomicU64,
     /// Set once the initializer has run.
     pub ready: AtomicU64,
     /// Whether to record `started_ns`.
@@ -131,6 +140,17 @@ unsafe impl SharedState for WorkerStatus {
     }
 }
 
+/// One consistent reading of a worker's record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// `id + 1` of the chunk being run, 0 when idle.
+    pub task: u64,
+    /// The item being run, or [`NOT_STARTED`].
+    pub item: u64,
+    pub started_ns: u64,
+    pub panicked_ns: u64,
+}
+
 pub(crate) fn monotonic_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
@@ -140,20 +160,101 @@ pub(crate) fn monotonic_ns() -> u64 {
 pub(crate) const NOT_STARTED: u64 = u64::MAX;
 
 impl WorkerStatus {
+    /// Change the record. Only one thread of one process ever writes (the worker's task
+    /// thread, or the parent before the worker starts), so no writer races another.
+    ///
+    /// Ordering (the classic seqlock with fences): the odd sequence number is stored, then
+    /// a `Release` fence, then the fields (`Relaxed`), then the even number with `Release`.
+    /// A reader that sees any field value written after the fence has, through its own
+    /// `Acquire` fence after the field loads, its second sequence load ordered after our odd
+    /// store: it sees the sequence change and retries. A reader whose first (`Acquire`) load
+    /// sees the final even number sees every field stored before it.
+    fn write(&self, f: impl FnOnce(&Self)) {
+        let seq = self.seq.load(Relaxed);
+        self.seq.store(seq.wrapping_add(1), Relaxed);
+        fence(Release);
+        f(self);
+        self.seq.store(seq.wrapping_add(2), Release);
+    }
+
+    /// A consistent reading of the record, or `None` if the worker was writing it each of a
+    /// few tries (it is in the middle of an update, or died in one).
+    pub(crate) fn read(&self) -> Option<Progress> {
+        for _ in 0..64 {
+            let before = self.seq.load(Acquire);
+            if before % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let progress = self.read_fields();
+            fence(Acquire);
+            if self.seq.load(Relaxed) == before {
+                return Some(progress);
+            }
+        }
+        None
+    }
+
+    /// The record as it is, once the worker is dead (nothing writes it any more; its exit
+    /// ordered every store before our reading). Consistent unless the worker died in the
+    /// middle of an update, which [`read`](WorkerStatus::read) would tell.
+    pub(crate) fn read_fields(&self) -> Progress {
+        Progress {
+            task: self.task.load(Relaxed),
+            item: self.item.load(Relaxed),
+            started_ns: self.started_ns.load(Relaxed),
+            panicked_ns: self.panicked_ns.load(Relaxed),
+        }
+    }
+
+    /// Idle and not ready: in the parent, before a worker starts on this status.
+    pub(crate) fn reset(&self, timed: bool) {
+        self.write(|s| {
+            s.task.store(0, Relaxed);
+            s.item.store(0, Relaxed);
+            s.started_ns.store(0, Relaxed);
+            s.panicked_ns.store(0, Relaxed);
+        });
+        self.ready.store(0, SeqCst);
+        self.timed.store(timed as u64, SeqCst);
+    }
+
     fn claim(&self, id: u64) {
-        self.item.store(NOT_STARTED, SeqCst);
-        self.started_ns.store(0, SeqCst);
-        self.task.store(id + 1, SeqCst);
+        self.write(|s| {
+            s.item.store(NOT_STARTED, Relaxed);
+            s.started_ns.store(0, Relaxed);
+            s.panicked_ns.store(0, Relaxed);
+            s.task.store(id + 1, Relaxed);
+        });
     }
 
     fn start_item(&self, index: usize, timed: bool) {
-        // Relaxed: the parent reads these after the process died (the exit orders
-        // everything) or, for timeouts, only approximately.
-        self.item.store(index as u64, Relaxed);
-        if timed {
-            self.started_ns.store(monotonic_ns(), Relaxed);
-        }
+        let now = if timed { monotonic_ns() } else { 0 };
+        self.write(|s| {
+            s.item.store(index as u64, Relaxed);
+            s.started_ns.store(now, Relaxed);
+            s.panicked_ns.store(0, Relaxed);
+        });
     }
+
+    /// The running item panicked: its report is on its way (the watcher stops its timeout
+    /// clock, see `engine.rs`). Called from the panic hook, before anything slow.
+    fn mark_panicked(&self) {
+        let now = monotonic_ns().max(1);
+        self.write(|s| s.panicked_ns.store(now, Relaxed));
+    }
+
+    fn finish(&self) {
+        self.write(|s| s.task.store(0, Relaxed));
+    }
+}
+
+/// The panic hook's mark for the chunk trampoline's status (see `child::on_task_panic`).
+fn mark_panicked(status: usize) {
+    // SAFETY: `run_chunk` installs this with the address of its `&WorkerStatus` and removes
+    // it before that borrow ends; the hook calls it in the same thread meanwhile.
+    let status = unsafe { &*(status as *const WorkerStatus) };
+    status.mark_panicked();
 }
 
 /// How the items of a chunk are applied to the task function.
@@ -258,6 +359,8 @@ pub(crate) fn run_chunk<A: Apply>(
         values: Vec::with_capacity(items.len()),
     };
     let catching = child::catching();
+    // Removed when this guard drops, before `status` can go away.
+    let _mark = child::on_task_panic(mark_panicked, status as *const WorkerStatus as usize);
     let timed = status.timed.load(Relaxed) != 0;
     for (index, item) in items.into_iter().enumerate() {
         if !skip.is_empty() && skip.binary_search(&(index as u32)).is_ok() {
@@ -374,7 +477,7 @@ pub(crate) fn worker_main(args: WorkerArgs) -> Result<WorkerExit, String> {
             }
             Err(reason) => send(&results, &Report::Failed { id, reason }),
         }
-        status.task.store(0, SeqCst);
+        status.finish();
         done += 1;
         if max_tasks != 0 && done >= max_tasks {
             return Ok(WorkerExit::Retired);

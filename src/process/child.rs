@@ -48,7 +48,7 @@ impl PanicReport {
             location: info
                 .location()
                 .map(|l| (l.file().to_string(), l.line(), l.column())),
-            backtrace: std::backtrace::Backtrace::force_capture().to_string(),
+            backtrace: backtrace(),
             thread: std::thread::current().name().map(str::to_string),
         }
     }
@@ -93,6 +93,35 @@ thread_local! {
     static PENDING_PANIC: RefCell<Option<PanicReport>> = const { RefCell::new(None) };
     /// Inside `catch_task`: a panic is a task's result, not the process's.
     static CATCHING: Cell<bool> = const { Cell::new(false) };
+    /// Called first by the hook when a caught task panics: `(f, context)`.
+    static ON_TASK_PANIC: Cell<Option<PanicMark>> = const { Cell::new(None) };
+}
+
+/// The backtrace of a panic as `RUST_LIB_BACKTRACE`/`RUST_BACKTRACE` ask (std's
+/// `Backtrace::capture` rules): empty unless enabled. Capturing is cheap; resolving symbols
+/// (the first time in a process, reading the executable's debug information: 100+ ms) is
+/// done only for a captured backtrace.
+fn backtrace() -> String {
+    let bt = std::backtrace::Backtrace::capture();
+    match bt.status() {
+        std::backtrace::BacktraceStatus::Captured => bt.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// What a caught panic calls first: `(f, context)`.
+type PanicMark = (fn(usize), usize);
+
+/// Until the guard drops, a caught panic in this thread first calls `f(context)` (a pool
+/// worker marks its status: the report is on its way).
+pub(crate) fn on_task_panic(f: fn(usize), context: usize) -> impl Drop {
+    struct Restore(Option<PanicMark>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ON_TASK_PANIC.set(self.0);
+        }
+    }
+    Restore(ON_TASK_PANIC.replace(Some((f, context))))
 }
 
 /// While alive, panics in this thread are caught as reports (message, location, backtrace)
@@ -245,7 +274,7 @@ pub(crate) fn run_and_exit(status: Connection, body: impl FnOnce() -> Result<(),
     sys::exit_now(code)
 }
 
-fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -260,6 +289,9 @@ fn install_panic_hook() {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
             if CATCHING.get() {
+                if let Some((f, context)) = ON_TASK_PANIC.get() {
+                    f(context);
+                }
                 PENDING_PANIC.set(Some(PanicReport::of(info)));
                 return;
             }
