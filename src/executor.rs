@@ -345,7 +345,7 @@ impl ProcessPoolExecutor {
             .collect::<Result<Vec<_>, String>>()
             .map_err(PoolError::Failed)?;
         drop(items);
-        let code = Code::chunk(worker::run_chunk::<Call<F, A>>);
+        let code = Code::of(worker::run_chunk::<Call<F, A>>);
         let mut map = ExecutorMap {
             chunks: VecDeque::with_capacity(payloads.len()),
             buffer: VecDeque::new(),

@@ -1713,8 +1713,8 @@ fn custom<T: Shared>(initial: &T) -> Result<server::Custom, ManagerError> {
     let make: server::MakeFn = make_shared::<T>;
     let call: server::CallFn = call_shared::<T>;
     Ok(server::Custom {
-        make: crate::process::code::offset_of(make as usize),
-        call: crate::process::code::offset_of(call as usize),
+        make: crate::process::code::CodeRef::of(make),
+        call: crate::process::code::CodeRef::of(call),
         initial: encode(initial)?,
     })
 }

@@ -10,6 +10,7 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::process::code::CodeRef;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -84,8 +85,8 @@ type Bytes = ByteBuf;
 /// executable).
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Custom {
-    pub make: (i64, i64),
-    pub call: (i64, i64),
+    pub make: CodeRef<MakeFn>,
+    pub call: CodeRef<CallFn>,
     pub initial: Bytes,
 }
 
@@ -633,24 +634,12 @@ fn step(object: &mut Object, op: &Op, me: u64, pending: &mut Pending) -> Step {
     }
 }
 
-/// Find a function measured in the user's process (see [`Custom`]).
-fn resolve(at: (i64, i64)) -> Result<usize, String> {
-    crate::process::code::address_of(at.0, at.1)
-        .ok_or_else(|| "the manager runs a different executable than its user".to_string())
-}
+crate::process::code::code_fn!(MakeFn, CallFn);
 
 fn make_custom(custom: &Custom) -> Result<Object, String> {
-    let make = resolve(custom.make)?;
-    let call = resolve(custom.call)?;
-    // SAFETY: `make` and `call` were measured by `Manager::create::<T>` from a `MakeFn` and a
-    // `CallFn` of the same executable (the fingerprint checked in `resolve` says so), so
-    // these addresses are functions with exactly those signatures.
-    let (make, call) = unsafe {
-        (
-            std::mem::transmute::<usize, MakeFn>(make),
-            std::mem::transmute::<usize, CallFn>(call),
-        )
-    };
+    let refused = |e| format!("the manager cannot serve this type: {e}");
+    let make = custom.make.resolve().map_err(refused)?;
+    let call = custom.call.resolve().map_err(refused)?;
     Ok(Object::Custom(make(&custom.initial)?, call))
 }
 

@@ -20,7 +20,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::PoolError;
-use super::worker::{self, Code, Order, Report, WorkerArgs, WorkerExit, WorkerStatus};
+use super::worker::{self, Code, InitCode, Order, Report, WorkerArgs, WorkerExit, WorkerStatus};
 use crate::handle;
 use crate::process::{Builder, Process, ProcessError, StartMethod};
 use crate::queue::ring::{Ring, RingConfig};
@@ -55,7 +55,7 @@ const FEEDER: &str = "multiproc-pool-feeder";
 pub(crate) struct EngineConfig {
     pub processes: usize,
     pub start_method: Option<StartMethod>,
-    pub init: Option<(Code, Vec<u8>)>,
+    pub init: Option<(InitCode, Vec<u8>)>,
     pub max_tasks: u64,
     pub timeout: Option<Duration>,
     /// Most orders in the task ring at once (the rest wait in the parent, cancellable).

@@ -45,7 +45,7 @@ pub(crate) use cell::{ResultCell, Watch};
 pub(crate) use engine::{Delivery, Engine, EngineConfig, Sink, deliver};
 use progress::Progress;
 pub use worker::StarFn;
-use worker::{Apply, Call, ChunkOutput, Code, ItemFailure, StarCall};
+use worker::{Apply, Call, ChunkOutput, Code, InitCode, ItemFailure, StarCall};
 
 /// Why a pool task (or the pool) failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -156,7 +156,7 @@ pub enum PoolError {
 pub struct PoolBuilder {
     processes: Option<usize>,
     start_method: Option<StartMethod>,
-    init: Option<Result<(Code, Vec<u8>), String>>,
+    init: Option<Result<(InitCode, Vec<u8>), String>>,
     max_tasks: u64,
     timeout: Option<Duration>,
 }
@@ -208,7 +208,7 @@ impl PoolBuilder {
         A: Serialize + DeserializeOwned + 'static,
     {
         let _ = f;
-        let code = Code::init(worker::run_init::<F, A>);
+        let code = InitCode::of(worker::run_init::<F, A>);
         self.init = Some(encode_plain(&arg).map(|bytes| (code, bytes)));
         self
     }
@@ -318,7 +318,7 @@ where
             .unwrap_or_else(|| Err(PoolError::Failed("a task's result is missing".into())));
         done.complete(result);
     });
-    let code = Code::chunk(worker::run_chunk::<Call<F, A>>);
+    let code = Code::of(worker::run_chunk::<Call<F, A>>);
     let id = engine.submit(code, payload, 1, sink, false)?;
     Ok((id, cell))
 }
@@ -774,7 +774,7 @@ impl<'p> MapWith<'p> {
             first_error: None,
             left: chunks,
         }));
-        let code = Code::chunk(worker::run_chunk::<C>);
+        let code = Code::of(worker::run_chunk::<C>);
         // Each chunk is submitted as soon as it is encoded, so the workers start while the
         // rest is encoded. An item that cannot be encoded fails the call (the chunks already
         // submitted run for nothing, as in Python).
@@ -973,7 +973,7 @@ impl<'p> MapWith<'p> {
         Ok(Imap {
             pool: self.pool,
             lease: Some(lease),
-            code: Code::chunk(worker::run_chunk::<Call<F, A>>),
+            code: Code::of(worker::run_chunk::<Call<F, A>>),
             next_chunk,
             shared: Arc::new(ImapShared {
                 state: Mutex::new(ImapState {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::handle;
 use crate::process::child::{self, PanicReport};
-use crate::process::code;
+use crate::process::code::CodeRef;
 use crate::queue::ring::Ring;
 use crate::shared::segment::{Shared, SharedState};
 
@@ -27,48 +27,21 @@ pub(crate) type ChunkFn = fn(
 /// An initializer trampoline: decode the argument and run the initializer.
 pub(crate) type InitFn = fn(payload: &[u8]) -> Result<Result<(), PanicReport>, String>;
 
-/// A function of this executable, found again in a worker (see `process::code`).
-#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub(crate) struct Code {
-    offset: i64,
-    fingerprint: i64,
+crate::process::code::code_fn!(ChunkFn, InitFn);
+
+/// A chunk trampoline of this executable, found again in a worker (see `process::code`).
+pub(crate) type Code = CodeRef<ChunkFn>;
+/// An initializer trampoline of this executable, found again in a worker.
+pub(crate) type InitCode = CodeRef<InitFn>;
+
+fn resolve_chunk(code: Code) -> Result<ChunkFn, String> {
+    code.resolve()
+        .map_err(|e| format!("the pool worker cannot run this task: {e}"))
 }
 
-impl Code {
-    pub(crate) fn chunk(f: ChunkFn) -> Code {
-        Code::at(f as usize)
-    }
-
-    pub(crate) fn init(f: InitFn) -> Code {
-        Code::at(f as usize)
-    }
-
-    fn at(address: usize) -> Code {
-        let (offset, fingerprint) = code::offset_of(address);
-        Code {
-            offset,
-            fingerprint,
-        }
-    }
-
-    fn address(self) -> Result<usize, String> {
-        code::address_of(self.offset, self.fingerprint).ok_or_else(|| {
-            "the pool worker is not running the same executable as its parent".to_string()
-        })
-    }
-
-    fn resolve_chunk(self) -> Result<ChunkFn, String> {
-        let address = self.address()?;
-        // SAFETY: `Code::chunk` measured the address of a `ChunkFn` in the same executable
-        // (the fingerprint matched), so this address is that function.
-        Ok(unsafe { std::mem::transmute::<usize, ChunkFn>(address) })
-    }
-
-    fn resolve_init(self) -> Result<InitFn, String> {
-        let address = self.address()?;
-        // SAFETY: as in `resolve_chunk`, for an `InitFn` measured by `Code::init`.
-        Ok(unsafe { std::mem::transmute::<usize, InitFn>(address) })
-    }
+fn resolve_init(code: InitCode) -> Result<InitFn, String> {
+    code.resolve()
+        .map_err(|e| format!("the pool worker cannot run its initializer: {e}"))
 }
 
 /// Parent → worker, followed by the chunk's items.
@@ -406,7 +379,7 @@ pub(crate) struct WorkerArgs {
     pub tasks: Ring,
     pub results: Ring,
     pub status: Shared<WorkerStatus>,
-    pub init: Option<(Code, serde_bytes::ByteBuf)>,
+    pub init: Option<(InitCode, serde_bytes::ByteBuf)>,
     pub max_tasks: u64,
 }
 
@@ -429,7 +402,7 @@ pub(crate) fn worker_main(args: WorkerArgs) -> Result<WorkerExit, String> {
         max_tasks,
     } = args;
     if let Some((code, payload)) = init
-        && let Err(report) = code.resolve_init()?(&payload)?
+        && let Err(report) = resolve_init(code)?(&payload)?
     {
         send(
             &results,
@@ -468,9 +441,7 @@ pub(crate) fn worker_main(args: WorkerArgs) -> Result<WorkerExit, String> {
         };
         let mut out = Vec::new();
         let _ = handle::encode(&Report::Done { id, worker: index }, &mut out);
-        let ran = code
-            .resolve_chunk()
-            .and_then(|run| run(&payload, &skip, &status, &mut out));
+        let ran = resolve_chunk(code).and_then(|run| run(&payload, &skip, &status, &mut out));
         match ran {
             Ok(()) => {
                 let _ = results.put(&out, None);

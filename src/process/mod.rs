@@ -30,6 +30,7 @@
 //!   the parent, so this caveat does not apply).
 
 pub(crate) mod child;
+pub(crate) mod code;
 pub(crate) mod fork;
 mod forkserver;
 pub(crate) mod helper;
@@ -61,7 +62,6 @@ pub use fork::allow_fork_with_threads;
 pub use forkserver::forkserver_pid;
 pub use registry::ChildInfo;
 pub use task::Run;
-pub(crate) use task::code;
 
 /// How a child process is created (Python's start methods).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -1,13 +1,9 @@
 //! What a child runs, and how a re-executed child finds it.
 //!
 //! A child started by *spawn* or by the *fork server* is a fresh copy of the same executable,
-//! so it cannot receive a closure. It receives an [`EntryPoint`]: the distance in bytes from a
-//! fixed function of this crate ([`anchor`]) to a monomorphised trampoline `run_task::<T>`.
-//! The executable is the same file (`/proc/self/exe`), so that distance is the same in every
-//! copy whatever address-space randomisation did; the child adds it to its own `anchor` and
-//! calls the trampoline, which decodes a `T` from the task message and runs it. A second
-//! distance travels along as a fingerprint so that a mismatch (which would mean a different
-//! executable) is reported instead of jumping into the wrong code.
+//! so it cannot receive a closure. It receives an [`EntryPoint`]: a code reference
+//! (`process::code`) to a monomorphised trampoline `run_task::<T>`, which decodes a `T` from
+//! the task message and runs it.
 //!
 //! Two kinds of task exist: a user type implementing [`Run`] (the "class-style" process), and
 //! [`FnTask`], a function item or non-capturing closure together with its argument.
@@ -19,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::child::{self, Outcome};
+use super::code::CodeRef;
 use crate::handle;
 
 /// A unit of work a child process can run: its data travels to the child, then `run` is
@@ -121,148 +118,22 @@ fn run_task<T: Run>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<(), String> {
     child::report(&Outcome::Returned(&output))
 }
 
-/// The fixed point every entry point is measured from.
-#[inline(never)]
-fn anchor() -> u64 {
-    std::hint::black_box(0x6d75_6c74_6970_726f)
-}
+super::code::code_fn!(Trampoline);
 
-fn distance(f: usize) -> i64 {
-    f.wrapping_sub(anchor as fn() -> u64 as usize) as i64
-}
-
-/// Identifies this build of the executable: its ELF build-id (unique per link), mixed with
-/// the distance between two of its functions. Two different programs, or two builds of one,
-/// disagree, so a code reference from elsewhere (a `Manager::connect` client, a barrier sent
-/// over a `Listener`) is refused instead of jumping into unrelated code. Without a build-id
-/// (a linker told not to write one) the executable file's size and modification time stand
-/// in for it.
-fn fingerprint() -> i64 {
-    static FINGERPRINT: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
-    *FINGERPRINT.get_or_init(|| {
-        let layout =
-            distance(EntryPoint::resolve as fn(EntryPoint) -> Result<Trampoline, String> as usize);
-        let identity = match &crate::sys::image::main_image().build_id {
-            Some(id) => id.clone(),
-            None => std::fs::metadata("/proc/self/exe")
-                .map(|m| {
-                    use std::os::unix::fs::MetadataExt;
-                    [
-                        m.len().to_le_bytes(),
-                        m.mtime().to_le_bytes(),
-                        m.ino().to_le_bytes(),
-                    ]
-                    .concat()
-                })
-                .unwrap_or_default(),
-        };
-        // FNV-1a, seeded with the layout distance.
-        let mut h = 0xcbf2_9ce4_8422_2325u64 ^ layout as u64;
-        for b in identity {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        h as i64
-    })
-}
-
-/// `anchor + offset`, if that lies inside this executable's code.
-fn code_at(offset: i64) -> Option<usize> {
-    let address = (anchor as fn() -> u64 as usize).wrapping_add(offset as usize);
-    crate::sys::image::main_image()
-        .contains_code(address)
-        .then_some(address)
-}
-
-/// Where a child finds the code to run (see the module documentation).
+/// Where a child finds the code to run: the trampoline `run_task::<T>` (see `process::code`).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub(crate) struct EntryPoint {
-    offset: i64,
-    fingerprint: i64,
-}
+pub(crate) struct EntryPoint(CodeRef<Trampoline>);
 
 impl EntryPoint {
     /// The entry point that runs tasks of type `T`.
     pub(crate) fn of<T: Run>() -> EntryPoint {
-        EntryPoint {
-            offset: distance(run_task::<T> as Trampoline as usize),
-            fingerprint: fingerprint(),
-        }
+        EntryPoint(CodeRef::of(run_task::<T> as Trampoline))
     }
 
     /// The trampoline this entry point designates in the running executable.
     pub(crate) fn resolve(self) -> Result<Trampoline, String> {
-        if self.fingerprint != fingerprint() {
-            return Err(
-                "the child is not running the same build of the executable as its parent \
-                 (entry point fingerprint mismatch)"
-                    .into(),
-            );
-        }
-        let address = code_at(self.offset)
-            .ok_or("an entry point outside this executable's code was refused")?;
-        // SAFETY: both processes run the same build of the executable (the fingerprint,
-        // derived from its build-id, agrees), so `anchor + offset` is the address of the
-        // `run_task::<T>` instance the parent measured, which has exactly the `Trampoline`
-        // signature; and it lies inside this executable's code.
-        Ok(unsafe { std::mem::transmute::<usize, Trampoline>(address) })
-    }
-}
-
-/// Plain functions (not tasks) that must be found in other processes, such as a barrier's
-/// action, travel the same way as entry points: as a distance from [`anchor`].
-pub(crate) mod code {
-    use super::{code_at, distance, fingerprint};
-
-    /// `(offset, fingerprint)` of the function at `address`.
-    pub(crate) fn offset_of(address: usize) -> (i64, i64) {
-        (distance(address), fingerprint())
-    }
-
-    /// The address in this process of a function recorded by `offset_of`, if this process
-    /// runs the same build of the executable and the address lies inside its code.
-    pub(crate) fn address_of(offset: i64, recorded_fingerprint: i64) -> Option<usize> {
-        if recorded_fingerprint != fingerprint() {
-            return None;
-        }
-        code_at(offset)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sample() {}
-
-    #[test]
-    fn a_code_reference_of_this_build_resolves_to_the_function() {
-        let (offset, print) = code::offset_of(sample as fn() as usize);
-        assert_eq!(
-            code::address_of(offset, print),
-            Some(sample as fn() as usize)
-        );
-    }
-
-    #[test]
-    fn a_code_reference_from_another_build_is_refused() {
-        let (offset, print) = code::offset_of(sample as fn() as usize);
-        assert_eq!(code::address_of(offset, print ^ 1), None);
-        let entry = EntryPoint {
-            offset,
-            fingerprint: print.wrapping_add(1),
-        };
-        assert!(entry.resolve().unwrap_err().contains("same build"));
-    }
-
-    #[test]
-    fn a_code_reference_outside_the_executable_is_refused() {
-        let print = fingerprint();
-        let far = distance(0x10); // an address no executable is loaded at
-        assert_eq!(code::address_of(far, print), None);
-        let entry = EntryPoint {
-            offset: far,
-            fingerprint: print,
-        };
-        assert!(entry.resolve().is_err());
+        self.0.resolve().map_err(|e| {
+            format!("the child could not find its task: {e} (it must run the same build of the executable as its parent)")
+        })
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{SyncError, deadline};
-use crate::process::code;
+use crate::process::code::CodeRef;
 use crate::shared::segment::{Shared, SharedState};
 use crate::sys::memory;
 
@@ -101,7 +101,7 @@ impl Barrier {
     /// ```
     pub fn with_action(parties: u32, action: fn()) -> Result<Barrier, SyncError> {
         let barrier = Barrier::new(parties)?;
-        let (offset, fingerprint) = code::offset_of(action as usize);
+        let (offset, fingerprint) = CodeRef::of(action).to_parts();
         barrier.state.action_offset.store(offset, Ordering::SeqCst);
         barrier
             .state
@@ -262,16 +262,15 @@ impl Barrier {
         if st.has_action.load(Ordering::SeqCst) == 0 {
             return true;
         }
-        let address = code::address_of(
+        let action = CodeRef::<fn()>::from_parts((
             st.action_offset.load(Ordering::SeqCst),
             st.action_fingerprint.load(Ordering::SeqCst),
-        );
-        let Some(address) = address else {
+        ))
+        .resolve();
+        // Registered by another build (a barrier sent to another program): refused.
+        let Ok(action) = action else {
             return false;
         };
-        // SAFETY: `address_of` checked that this process runs the executable the action was
-        // registered in, so the address is that of the `fn()` given to `with_action`.
-        let action: fn() = unsafe { std::mem::transmute::<usize, fn()>(address) };
         panic::catch_unwind(AssertUnwindSafe(action)).is_ok()
     }
 }
