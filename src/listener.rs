@@ -555,9 +555,7 @@ pub(crate) fn server_handshake(
     random: &Challenge,
     timeout: Duration,
 ) -> Result<()> {
-    let deadline = || crate::deadline::after(timeout);
-    deliver_challenge(conn, key, random, deadline)?;
-    answer_challenge(conn, key, deadline)
+    handshake(conn, key, random, timeout, Side::Listener)
 }
 
 /// The client's side of the handshake (`Client::connect`): answer the listener's challenge,
@@ -568,9 +566,33 @@ pub(crate) fn client_handshake(
     random: &Challenge,
     timeout: Duration,
 ) -> Result<()> {
+    handshake(conn, key, random, timeout, Side::Client)
+}
+
+/// Which side speaks first in the handshake.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Challenges first, then answers.
+    Listener,
+    /// Answers first, then challenges.
+    Client,
+}
+
+fn handshake(
+    conn: &mut Connection,
+    key: &[u8],
+    random: &Challenge,
+    timeout: Duration,
+    side: Side,
+) -> Result<()> {
     let deadline = || crate::deadline::after(timeout);
-    answer_challenge(conn, key, deadline)?;
-    deliver_challenge(conn, key, random, deadline)
+    if side == Side::Listener {
+        deliver_challenge(conn, key, random, deadline)?;
+        answer_challenge(conn, key, deadline)
+    } else {
+        answer_challenge(conn, key, deadline)?;
+        deliver_challenge(conn, key, random, deadline)
+    }
 }
 
 /// Challenge the peer to prove it knows `key`; tell it whether it did.

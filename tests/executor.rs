@@ -24,7 +24,7 @@
 #[macro_use]
 mod common;
 
-use common::children::{LONG, within};
+use common::children::{LONG, abort_without_core, within};
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -119,16 +119,6 @@ fn die_by_signal(signal: i32) -> ! {
         libc::raise(signal);
     }
     unreachable!("signal {signal} did not end the process");
-}
-
-fn abort_without_core() -> ! {
-    let no_core = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: setrlimit with a valid rlimit.
-    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
-    std::process::abort();
 }
 
 /// The input on which the dying tasks below end their worker.

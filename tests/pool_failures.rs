@@ -17,7 +17,7 @@
 #[macro_use]
 mod common;
 
-use common::children::{LONG, within};
+use common::children::{LONG, abort_without_core, within};
 
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -55,16 +55,6 @@ fn fails_once_init(path: String) {
     {
         panic!("the first initializer refuses");
     }
-}
-
-fn abort_without_core() -> ! {
-    let no_core = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: setrlimit with a valid rlimit.
-    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
-    std::process::abort();
 }
 
 fn aborts(_: u64) -> u64 {

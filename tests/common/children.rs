@@ -87,3 +87,15 @@ pub fn kill_any<R: Serialize + DeserializeOwned + 'static>(child: Process<R>) {
         "killed child still running after {LONG:?}"
     );
 }
+
+/// Abort the calling process without writing a core file (tests that end a worker with
+/// `SIGABRT`).
+pub fn abort_without_core() -> ! {
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit with a valid rlimit.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
+    std::process::abort();
+}
