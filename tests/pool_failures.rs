@@ -135,6 +135,7 @@ fn a_panic_report_without_rust_backtrace_is_cheap() {
 #[test]
 #[ignore = "run by a_panic_report_without_rust_backtrace_is_cheap"]
 fn panic_cost_probe() {
+    let _g = common::guard();
     let mut best = f64::MAX;
     for _ in 0..3 {
         let pool = Pool::builder()
