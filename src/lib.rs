@@ -113,3 +113,8 @@ pub use sync::{
     AcquireError, Barrier, BoundedSemaphore, CondGuard, Condition, Event, Lock, LockGuard, RLock,
     RLockGuard, Semaphore, SemaphoreGuard, SyncError,
 };
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
