@@ -26,7 +26,9 @@ fn code_of(line: &str) -> &str {
 /// The file patterns of the "Unsafe" table in ARCHITECTURE.md (`sys/mod.rs`, `sync/*.rs`, ...).
 fn allowed_unsafe() -> Vec<String> {
     let doc = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
-    let start = doc.find("- **Unsafe**").expect("an Unsafe entry in ARCHITECTURE.md");
+    let start = doc
+        .find("- **Unsafe**")
+        .expect("an Unsafe entry in ARCHITECTURE.md");
     let table = &doc[start..];
     let end = table[2..].find("\n- **").map_or(table.len(), |i| i + 2);
     table[..end]
@@ -48,7 +50,10 @@ fn matches(pattern: &str, relative: &str) -> bool {
 #[test]
 fn unsafe_lives_only_where_the_architecture_says_and_states_its_argument() {
     let allowed = allowed_unsafe();
-    assert!(allowed.len() > 5, "could not read the Unsafe table: {allowed:?}");
+    assert!(
+        allowed.len() > 5,
+        "could not read the Unsafe table: {allowed:?}"
+    );
     let src = root().join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);

@@ -1310,3 +1310,24 @@ fn barrier_party_killed_while_waiting_cannot_hang_the_others(method: StartMethod
     assert!(matches!(mine, Err(SyncError::BrokenBarrier)));
     assert!(barrier.broken());
 }
+
+/// A handle received as another kind of object than it was sent as is refused: a barrier's
+/// fields laid over a lock's mutex would overwrite its robust-list pointers.
+#[test]
+fn a_handle_received_as_another_kind_of_object_is_refused() {
+    let _g = common::guard();
+    let (mut a, mut b) = multiproc::pipe().unwrap();
+    a.send(&Lock::new().unwrap()).unwrap();
+    assert!(b.recv::<Barrier>().is_err());
+    a.send(&Lock::new().unwrap()).unwrap();
+    assert!(b.recv::<Event>().is_err());
+    a.send(&Event::new().unwrap()).unwrap();
+    assert!(b.recv::<Semaphore>().is_err());
+    a.send(&Lock::new().unwrap()).unwrap();
+    assert!(
+        b.recv::<RLock>().is_ok(),
+        "a Lock and an RLock share their state"
+    );
+    a.send(&Event::new().unwrap()).unwrap();
+    assert!(b.recv::<Event>().is_ok());
+}

@@ -108,6 +108,8 @@ pub(crate) struct WorkerStatus {
 
 // SAFETY: only atomics; zero is a valid (idle, not ready) status.
 unsafe impl SharedState for WorkerStatus {
+    const KIND: u32 = 7;
+
     unsafe fn init(_: *mut Self) -> io::Result<()> {
         Ok(())
     }

@@ -243,6 +243,8 @@ const _: () = assert!(std::mem::size_of::<RingState>() as u64 <= RING_OFFSET);
 // SAFETY: apart from the two robust mutexes (initialised here and used only through
 // pthread calls) the state is atomics, for which zero is a valid value.
 unsafe impl SharedState for RingState {
+    const KIND: u32 = 1;
+
     unsafe fn init(this: *mut Self) -> io::Result<()> {
         // SAFETY: `this` is zeroed, writable and unused (trait contract).
         unsafe {

@@ -70,6 +70,11 @@ impl<'de> Deserialize<'de> for Segment {
 /// memory, and all mutation must go through atomics or process-shared primitives (the type
 /// is shared by reference between processes).
 pub(crate) unsafe trait SharedState: Sync + 'static {
+    /// Which kind of object this is, distinct for every implementation: a handle carries it,
+    /// so a segment sent as one kind (a lock) is refused when received as another (a barrier,
+    /// whose fields would overlap the mutex's robust-list pointers).
+    const KIND: u32;
+
     /// Set up a zero-filled value in place.
     ///
     /// # Safety
@@ -148,13 +153,20 @@ impl<T: SharedState> Deref for Shared<T> {
 
 impl<T: SharedState> Serialize for Shared<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        (&*self.segment, self.offset as u64).serialize(serializer)
+        (&*self.segment, self.offset as u64, T::KIND).serialize(serializer)
     }
 }
 
 impl<'de, T: SharedState> Deserialize<'de> for Shared<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let (segment, offset) = <(Segment, u64)>::deserialize(deserializer)?;
+        let (segment, offset, kind) = <(Segment, u64, u32)>::deserialize(deserializer)?;
+        if kind != T::KIND {
+            return Err(serde::de::Error::custom(format!(
+                "a shared object of kind {kind} was received as kind {} (a handle sent as one \
+                 type must be received as the same type)",
+                T::KIND
+            )));
+        }
         Shared::at(Arc::new(segment), offset as usize).map_err(serde::de::Error::custom)
     }
 }

@@ -39,6 +39,8 @@ pub(crate) struct BarrierState {
 
 // SAFETY: only atomics; zeroed memory is a valid (empty, unbroken) barrier.
 unsafe impl SharedState for BarrierState {
+    const KIND: u32 = 6;
+
     unsafe fn init(_: *mut Self) -> io::Result<()> {
         Ok(())
     }

@@ -45,6 +45,8 @@ pub(crate) struct CondState {
 
 // SAFETY: only atomics; zeroed memory is a valid state.
 unsafe impl SharedState for CondState {
+    const KIND: u32 = 3;
+
     unsafe fn init(_: *mut Self) -> io::Result<()> {
         Ok(())
     }

@@ -23,6 +23,8 @@ const SET: u32 = 1;
 
 // SAFETY: only atomics; zeroed memory is a valid (unset) event.
 unsafe impl SharedState for EventState {
+    const KIND: u32 = 5;
+
     unsafe fn init(_: *mut Self) -> io::Result<()> {
         Ok(())
     }

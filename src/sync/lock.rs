@@ -33,6 +33,8 @@ pub(crate) struct LockState {
 // SAFETY: a robust pthread mutex (initialised by `init`) and atomics; all shared access goes
 // through pthread calls and atomic operations.
 unsafe impl SharedState for LockState {
+    const KIND: u32 = 2;
+
     unsafe fn init(this: *mut Self) -> io::Result<()> {
         // SAFETY: forwarded contract: `this` is zeroed writable memory for a LockState.
         unsafe { RobustMutex::init(&raw mut (*this).mutex) }

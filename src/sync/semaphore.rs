@@ -26,6 +26,8 @@ const MAX_VALUE: u32 = !WAITERS;
 
 // SAFETY: only atomics; zeroed memory is a valid (empty) state.
 unsafe impl SharedState for SemState {
+    const KIND: u32 = 4;
+
     unsafe fn init(_: *mut Self) -> io::Result<()> {
         Ok(())
     }
