@@ -674,11 +674,11 @@ impl Connection {
             &header[..]
         };
         let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
-        sys::send_all(self.fd.as_fd(), &[header, body], &borrowed).map_err(|e| {
-            match e.raw_os_error() {
-                Some(libc::EPIPE) | Some(libc::ECONNRESET) => ConnectionError::PeerClosed,
-                _ => ConnectionError::Io(e),
+        sys::send_all(self.fd.as_fd(), &[header, body], &borrowed).map_err(|e| match e.kind() {
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
+                ConnectionError::PeerClosed
             }
+            _ => ConnectionError::Io(e),
         })
     }
 
@@ -944,8 +944,8 @@ impl Connection {
 }
 
 fn recv_error(e: io::Error) -> ConnectionError {
-    match e.raw_os_error() {
-        Some(libc::ECONNRESET) => ConnectionError::Eof,
+    match e.kind() {
+        io::ErrorKind::ConnectionReset => ConnectionError::Eof,
         _ => ConnectionError::Io(e),
     }
 }

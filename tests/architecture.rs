@@ -99,3 +99,37 @@ fn unsafe_lives_only_where_the_architecture_says_and_states_its_argument() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+#[test]
+fn only_sys_calls_the_operating_system_directly() {
+    let src = root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut problems = Vec::new();
+    for file in files {
+        let relative = file
+            .strip_prefix(&src)
+            .expect("under src/")
+            .to_string_lossy()
+            .into_owned();
+        if relative.starts_with("sys/") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("reading a source file");
+        for (i, line) in text.lines().enumerate() {
+            let code = code_of(line);
+            for crate_name in ["libc::", "rustix::", "memmap2::", "nix::"] {
+                let used = code.match_indices(crate_name).any(|(at, _)| {
+                    !code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                });
+                if used {
+                    problems.push(format!(
+                        "{relative}:{}: `{crate_name}` outside src/sys/",
+                        i + 1
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

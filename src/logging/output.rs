@@ -139,7 +139,7 @@ fn add_streams(name: &str) -> std::io::Result<Pipes> {
             closed: AtomicBool::new(false),
         }));
     }
-    let _ = rustix::io::write(&r.wake, &[1]);
+    sys::poke(&r.wake);
     Ok(Pipes {
         stdout: SharedFd(Arc::new(out_write)),
         stderr: SharedFd(Arc::new(err_write)),

@@ -127,8 +127,7 @@ pub(crate) struct Progress {
 }
 
 pub(crate) fn monotonic_ns() -> u64 {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+    crate::sys::monotonic_ns()
 }
 
 /// `WorkerStatus::item` while a claimed chunk has not started its first item.

@@ -200,7 +200,7 @@ pub(crate) fn detach(record: &Arc<ChildRecord>) {
     }
     match &reg.reaper_wake {
         Some(wake) => {
-            let _ = rustix::io::write(wake, &[1]);
+            sys::poke(wake);
         }
         None => match start_reaper() {
             Ok(wake) => reg.reaper_wake = Some(wake),
@@ -226,7 +226,7 @@ pub(crate) fn active_children() -> Vec<ChildInfo> {
 }
 
 fn start_reaper() -> io::Result<OwnedFd> {
-    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let (read, write) = sys::wake_pipe()?;
     crate::process::fork::spawn_library_thread("multiproc-reaper", move || reaper_loop(read))?;
     Ok(write)
 }
@@ -252,8 +252,7 @@ fn reaper_loop(wake: OwnedFd) {
             Err(_) => continue,
         };
         if ready[0] {
-            let mut buf = [0u8; 64];
-            let _ = rustix::io::read(&wake, &mut buf);
+            sys::drain(&wake);
         }
         let done: Vec<&Arc<ChildRecord>> = detached
             .iter()

@@ -12,7 +12,6 @@ use std::ops::Deref;
 use std::os::fd::AsFd;
 use std::sync::Arc;
 
-use memmap2::MmapRaw;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::handle::{FdOwned, FdRef};
@@ -21,7 +20,7 @@ use crate::sys::memory;
 /// A mapped shared memory file.
 pub(crate) struct Segment {
     file: File,
-    map: MmapRaw,
+    map: memory::Mapping,
 }
 
 impl Segment {
@@ -32,7 +31,7 @@ impl Segment {
 
     /// Map an existing shared memory file.
     pub(crate) fn map(file: File) -> io::Result<Segment> {
-        let map = MmapRaw::map_raw(&file)?;
+        let map = memory::Mapping::new(&file)?;
         Ok(Segment { file, map })
     }
 

@@ -10,6 +10,27 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::{MemfdFlags, Mode};
 
+/// A `MAP_SHARED` read-write mapping of a whole file (memmap2 does the mapping and unmaps on
+/// drop).
+pub struct Mapping(memmap2::MmapRaw);
+
+impl Mapping {
+    /// Map all of `file`.
+    pub fn new(file: &File) -> io::Result<Mapping> {
+        Ok(Mapping(memmap2::MmapRaw::map_raw(file)?))
+    }
+
+    /// The first byte of the mapping.
+    pub fn as_mut_ptr(&self) -> *mut u8 {
+        self.0.as_mut_ptr()
+    }
+
+    /// Its length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// An anonymous, zero-filled shared memory file of `len` bytes (`memfd_create`). It has no
 /// name anywhere, so it cannot outlive the last descriptor or mapping of it. Its size is
 /// sealed (`F_SEAL_SHRINK | F_SEAL_GROW`): no process that receives the descriptor can

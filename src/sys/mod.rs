@@ -217,6 +217,30 @@ pub fn set_process_name(name: &str) {
     }
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds (the clock `Instant` reads), as one number that fits in
+/// shared memory.
+pub fn monotonic_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// A pipe a thread sleeps on (in `wait_readable`) until another pokes it.
+pub fn wake_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
+}
+
+/// Wake whoever sleeps on the read end of a [`wake_pipe`] (best effort: a full pipe already
+/// wakes it).
+pub fn poke(write_end: &OwnedFd) {
+    let _ = rustix::io::write(write_end, &[1]);
+}
+
+/// Read what [`poke`]s left in a [`wake_pipe`]'s read end.
+pub fn drain(read_end: &OwnedFd) {
+    let mut buf = [0u8; 64];
+    let _ = rustix::io::read(read_end, &mut buf);
+}
+
 pub fn getpid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
