@@ -1117,7 +1117,12 @@ fn case_async_queue_throughput(ctx: &Ctx) -> CaseResult {
         "warmup_messages" => warm,
     };
     params.extend(stats(&samples));
-    ctx.emit("async_queue_throughput", median(&samples).into(), "msg/s", params);
+    ctx.emit(
+        "async_queue_throughput",
+        median(&samples).into(),
+        "msg/s",
+        params,
+    );
     Ok(())
 }
 

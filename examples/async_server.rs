@@ -85,7 +85,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..CLIENTS {
         let job = 200_000 + 50_000 * i;
         let address = listener.address().clone();
-        clients.push(tokio::task::spawn_blocking(move || Process::start(client, (address, job))).await??);
+        clients.push(
+            tokio::task::spawn_blocking(move || Process::start(client, (address, job))).await??,
+        );
     }
     let client_waiter = tokio::spawn({
         let clients_done = clients_done.clone();

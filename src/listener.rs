@@ -387,7 +387,6 @@ impl Listener {
     }
 }
 
-
 /// Bind a listening socket; returns it and the address it is bound to (the chosen port for
 /// TCP port 0).
 pub(crate) fn bind_socket(address: Address) -> Result<(OwnedFd, Address)> {

@@ -21,8 +21,8 @@ use std::time::Duration;
 use multiproc::aio::{AsyncConnection, AsyncListener};
 use multiproc::listener::{Address, Client, Listener};
 use multiproc::{
-    AcquireError, Builder, Connection, ConnectionError, Event, Lock, Process, ProcessError,
-    Queue, QueueError, SimpleQueue, StartMethod, pipe,
+    AcquireError, Builder, Connection, ConnectionError, Event, Lock, Process, ProcessError, Queue,
+    QueueError, SimpleQueue, StartMethod, pipe,
 };
 
 /// A short wait for something that must *not* happen (the future stays pending).
@@ -51,7 +51,11 @@ fn echo_upper(mut conn: Connection) {
 #[tokio::test(flavor = "current_thread")]
 async fn connection_roundtrips_with_every_start_method() {
     let _g = common::guard();
-    for method in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
+    for method in [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::ForkServer,
+    ] {
         let (here, there) = pipe().unwrap();
         let child = Builder::new()
             .start_method(method)
@@ -234,7 +238,11 @@ async fn event_wait_async_wakes_on_a_set_from_another_process() {
     let _g = common::guard();
     let (go, done) = (Event::new().unwrap(), Event::new().unwrap());
     let child = Process::start(set_when_asked, (go.clone(), done.clone())).unwrap();
-    assert!(tokio::time::timeout(SHORT, done.wait_async()).await.is_err());
+    assert!(
+        tokio::time::timeout(SHORT, done.wait_async())
+            .await
+            .is_err()
+    );
     go.set();
     bounded(done.wait_async()).await.unwrap();
     bounded(child.join_async()).await.unwrap();
@@ -329,11 +337,22 @@ fn nap(ms: u64) -> u64 {
 #[tokio::test(flavor = "current_thread")]
 async fn join_async_returns_values_errors_and_can_be_cancelled() {
     let _g = common::guard();
-    for method in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
+    for method in [
+        StartMethod::Fork,
+        StartMethod::Spawn,
+        StartMethod::ForkServer,
+    ] {
         let quick = Builder::new().start_method(method).start(nap, 1).unwrap();
         assert_eq!(bounded(quick.join_async()).await.unwrap(), 1);
-        let slow = Builder::new().start_method(method).start(nap, 60_000).unwrap();
-        assert!(tokio::time::timeout(SHORT, slow.wait_async()).await.is_err());
+        let slow = Builder::new()
+            .start_method(method)
+            .start(nap, 60_000)
+            .unwrap();
+        assert!(
+            tokio::time::timeout(SHORT, slow.wait_async())
+                .await
+                .is_err()
+        );
         slow.kill().unwrap();
         bounded(slow.wait_async()).await.unwrap();
         assert!(matches!(

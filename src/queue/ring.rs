@@ -900,7 +900,10 @@ impl Ring {
         let p = &self.state.producer.0;
         let c = &self.state.consumer.0;
         let count_ok = self.maxsize == 0
-            || p.put_seq.load(SeqCst).saturating_sub(c.get_seq.load(SeqCst)) < self.maxsize;
+            || p.put_seq
+                .load(SeqCst)
+                .saturating_sub(c.get_seq.load(SeqCst))
+                < self.maxsize;
         let free = (c.tail.load(SeqCst) + self.capacity).saturating_sub(p.head.load(SeqCst));
         count_ok && self.item_need(len) <= free
     }

@@ -125,19 +125,19 @@ pub fn futex_waitv(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) {
     });
     // Every word lives in memory the caller keeps mapped for the duration of the call (the
     // kernel reads them once, while it queues the waiter).
-    match rustix::thread::futex::waitv(
+    // Any other outcome (a word already changed: EAGAIN, a wake-up, a timeout, a signal)
+    // means "look again".
+    if let Err(rustix::io::Errno::NOSYS) = rustix::thread::futex::waitv(
         &waiters,
         WaitvFlags::empty(),
         ts.as_ref(),
         rustix::time::ClockId::Monotonic,
     ) {
-        Err(rustix::io::Errno::NOSYS) => {
-            let pause = Duration::from_millis(1);
-            let pause = deadline.map_or(pause, |d| d.saturating_duration_since(Instant::now()).min(pause));
-            std::thread::sleep(pause);
-        }
-        // A word already changed (EAGAIN), a wake-up, a timeout, a signal: look again.
-        _ => {}
+        let pause = Duration::from_millis(1);
+        let pause = deadline.map_or(pause, |d| {
+            d.saturating_duration_since(Instant::now()).min(pause)
+        });
+        std::thread::sleep(pause);
     }
 }
 
