@@ -835,6 +835,7 @@ impl Connection {
         }
     }
 
+    #[cfg(feature = "async")]
     /// Encode `value` as one whole frame (header and body) into `out`, which is cleared
     /// first; returns the descriptors that must travel with its first byte. For the async
     /// send, which writes frames piece by piece as the socket takes them.
@@ -867,6 +868,7 @@ impl Connection {
         Ok(fds)
     }
 
+    #[cfg(feature = "async")]
     /// Frame `bytes` as one message (header and body) into `out`, which is cleared first.
     pub(crate) fn encode_bytes_frame(&self, bytes: &[u8], out: &mut Vec<u8>) -> Result<()> {
         self.check_writable()?;
@@ -881,6 +883,7 @@ impl Connection {
         Ok(())
     }
 
+    #[cfg(feature = "async")]
     /// Write what the socket takes now of `bytes` (with `fds` if given) without blocking;
     /// `Ok(0)` when it takes nothing.
     pub(crate) fn try_write(&self, bytes: &[u8], fds: &[OwnedFd]) -> Result<usize> {

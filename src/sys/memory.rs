@@ -98,6 +98,7 @@ pub fn futex_wake(word: &AtomicU32, n: u32) {
     let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), n);
 }
 
+#[cfg(feature = "async")]
 /// Sleep until one of `words` no longer holds its expected value, a wake-up on one of them,
 /// or `deadline` (`futex_waitv`, Linux 5.16+; at most 128 words). Returns at once if a word
 /// already differs. Spurious returns are possible; callers re-check. Shared futexes, as
@@ -141,6 +142,7 @@ pub fn futex_waitv(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) {
     }
 }
 
+#[cfg(feature = "async")]
 /// The most words one [`futex_waitv`] call sleeps on (the kernel's `FUTEX_WAITV_MAX`).
 pub const FUTEX_WAITV_MAX: usize = 128;
 

@@ -100,6 +100,7 @@ pub fn send_all(fd: BorrowedFd<'_>, bufs: &[&[u8]], fds: &[BorrowedFd<'_>]) -> i
     Ok(())
 }
 
+#[cfg(feature = "async")]
 /// Write as much of `bufs` (at most 4 slices) as the socket takes now, without blocking;
 /// `fds` travel (as `SCM_RIGHTS`) with the first byte written, so pass them only while
 /// nothing of the message has been sent. `Ok(None)` when nothing could be written.
@@ -140,6 +141,7 @@ pub fn try_send_some(
     }
 }
 
+#[cfg(feature = "async")]
 /// Switch a socket's blocking mode (`O_NONBLOCK`).
 pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
     Ok(rustix::io::ioctl_fionbio(fd, nonblocking)?)
