@@ -220,7 +220,7 @@ impl<T: Serialize> SimpleQueue<T> {
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), multiproc::QueueError> {
-    /// let q = multiproc::SimpleQueue::new()?;
+    /// let q: multiproc::SimpleQueue<String> = multiproc::SimpleQueue::new()?;
     /// q.put_async("a".to_string()).await?;
     /// assert_eq!(q.get_async().await?, "a");
     /// # Ok(())
