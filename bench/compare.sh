@@ -29,7 +29,8 @@ set -euo pipefail
 # benches/multiproc-bench.rs).
 extra_cases="queue_throughput_1mb=pipe_throughput_1mb rayon_map_noop=pool_map_noop
 rayon_cpu_bound_speedup=cpu_bound_speedup log_records_from_children=queue_throughput_small
-pool_map_noop_logging_on=pool_map_noop pool_task_panic_report=pool_apply_async_latency"
+pool_map_noop_logging_on=pool_map_noop pool_task_panic_report=pool_apply_async_latency
+async_pipe_roundtrip=pipe_rtt_small async_queue_throughput=queue_throughput_small"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 baseline="${PYTHON_BASELINE:-$repo/../shared/bench/python_baseline.py}"

@@ -32,12 +32,13 @@ use std::collections::HashSet;
 use std::error::Error;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use multiproc::aio::AsyncConnection;
 use multiproc::executor::{self, ReturnWhen};
 use multiproc::manager::DictProxy;
 use multiproc::{
@@ -67,8 +68,10 @@ const ALL_CASES: &[&str] = &[
     "spawn_join_forkserver",
     "pipe_rtt_small",
     "pipe_rtt_small_bytes",
+    "async_pipe_roundtrip",
     "pipe_throughput_1mb",
     "queue_throughput_small",
+    "async_queue_throughput",
     "queue_throughput_small_2p2c",
     "simplequeue_throughput_small",
     "queue_throughput_1mb",
@@ -105,6 +108,10 @@ const EXTRA_CASES: &[(&str, &str)] = &[
     ("pool_map_noop_logging_on", "pool_map_noop"),
     // Python reports a task's exception through the same path as a value.
     ("pool_task_panic_report", "pool_apply_async_latency"),
+    // The async forms (multiproc::aio, on a current-thread tokio runtime) of the blocking
+    // cases; the ratio to those is what matters.
+    ("async_pipe_roundtrip", "pipe_rtt_small"),
+    ("async_queue_throughput", "queue_throughput_small"),
 ];
 
 /// What a case returns; on `Err` an error record is emitted (unless the case emitted its own).
@@ -120,6 +127,8 @@ const CASES: &[(&str, CaseFn)] = &[
     ("spawn_join_forkserver", case_spawn_join_forkserver),
     ("pipe_rtt_small", case_pipe_rtt_small),
     ("pipe_rtt_small_bytes", case_pipe_rtt_small_bytes),
+    ("async_pipe_roundtrip", case_async_pipe_roundtrip),
+    ("async_queue_throughput", case_async_queue_throughput),
     ("pipe_throughput_1mb", case_pipe_throughput_1mb),
     ("queue_throughput_small", case_queue_throughput_small),
     (
@@ -1026,6 +1035,95 @@ fn case_pipe_rtt_small(ctx: &Ctx) -> CaseResult {
             "pipe" => "pipe() duplex (AF_UNIX socketpair)",
         },
     )
+}
+
+/// A current-thread tokio runtime for the async cases (the waiting happens on this thread,
+/// as in a single-threaded server).
+fn async_runtime() -> Measured<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// `pipe_rtt_small` through `multiproc::aio::AsyncConnection`: the same echo worker, the
+/// parent's sends and receives awaited on a current-thread tokio runtime.
+fn case_async_pipe_roundtrip(ctx: &Ctx) -> CaseResult {
+    let w = Worker::start(w_echo, ())?;
+    let pid = w.pid();
+    let rt = async_runtime()?;
+    // A second descriptor for the parent's end: the worker's own `conn` stays for `stop`.
+    let fd = w.conn.as_fd().try_clone_to_owned()?;
+    let mut conn = rt.block_on(async { AsyncConnection::new(Connection::new(fd)) })?;
+    let msg = vec![b'x'; 16];
+    let run = |k: usize| -> Measured<f64> {
+        rt.block_on(async {
+            let t0 = Instant::now();
+            for _ in 0..k {
+                conn.send(&Some(&msg)).await?;
+                std::hint::black_box(conn.recv::<Vec<u8>>().await?);
+            }
+            Ok(t0.elapsed().as_secs_f64() / k as f64 * 1e6)
+        })
+    };
+    pingpong_case(
+        ctx,
+        "async_pipe_roundtrip",
+        &[pid],
+        run,
+        PIPE_RTT,
+        "round_trips",
+        params! {
+            "payload" => "16-byte Vec<u8> (sent as Some(&vec), echoed back as Vec<u8>)",
+            "api" => "aio::AsyncConnection::send/recv on a current-thread tokio runtime",
+            "pipe" => "pipe() duplex (AF_UNIX socketpair)",
+        },
+    )
+}
+
+/// `queue_throughput_small` with the parent taking the items with `Queue::get_async` on a
+/// current-thread tokio runtime.
+fn case_async_queue_throughput(ctx: &Ctx) -> CaseResult {
+    let q = Queue::<SmallItem>::new()?;
+    let mut w = Worker::start(w_q_producer::<Queue<SmallItem>>, q.clone())?;
+    let rt = async_runtime()?;
+    let conn = &mut w.conn;
+    let run = |k: usize| -> Measured<f64> {
+        let t0 = Instant::now();
+        conn.send(&Some((k as u64, false)))?;
+        let x = rt.block_on(async {
+            let mut x = None;
+            for _ in 0..k {
+                x = q.get_async().await?;
+            }
+            Ok::<_, QueueError>(x)
+        })?;
+        let dt = t0.elapsed().as_secs_f64();
+        if x != Some(k as u64 - 1) {
+            return Err(bench_error(format!(
+                "last item {x:?}, expected Some({})",
+                k - 1
+            )));
+        }
+        Ok(k as f64 / dt)
+    };
+    let (n, warm) = (ctx.sz(QUEUE_MESSAGES.0), ctx.sz(QUEUE_MESSAGES.1));
+    let (_, samples) = repeat(run, warm, n)?;
+    let mut params = params! {
+        "messages" => n,
+        "item" => "small int (Option<u64>: Some(i))",
+        "producers" => 1usize,
+        "consumers" => "1 (the parent, Queue::get_async on a current-thread tokio runtime)",
+        "queue" => "multiproc::Queue (default buffer)",
+        "warmup_messages" => warm,
+    };
+    params.extend(stats(&samples));
+    ctx.emit(
+        "async_queue_throughput",
+        median(&samples).into(),
+        "msg/s",
+        params,
+    );
+    Ok(())
 }
 
 fn case_pipe_rtt_small_bytes(ctx: &Ctx) -> CaseResult {
@@ -2236,6 +2334,10 @@ struct WatchState {
 
 impl Watchdog {
     fn start() -> Watchdog {
+        // SAFETY: the watchdog thread holds only its own mutex (never used by a forked
+        // worker) and otherwise sleeps on its condition variable or kills children; the
+        // allocator is fork-safe. So a fork while it runs leaves the child nothing locked.
+        unsafe { multiproc::allow_fork_with_threads() };
         let shared: Arc<(Mutex<WatchState>, Condvar)> = Arc::default();
         let theirs = shared.clone();
         let spawned = std::thread::Builder::new()

@@ -790,6 +790,23 @@ impl Connection {
     /// the following `recv` reports them exactly as it would without a timeout.
     fn buffer_whole_frame(&mut self, deadline: Option<Instant>) -> Result<bool> {
         loop {
+            if self.try_buffer_frame()? {
+                return Ok(true);
+            }
+            let remaining = crate::deadline::remaining(deadline);
+            if !sys::wait_readable(&[self.fd.as_fd()], remaining)?[0] {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Read what the socket has without blocking, until a whole frame is buffered
+    /// (`Ok(true)`, also for end of file and a header `recv` will reject) or the socket has
+    /// nothing more for now (`Ok(false)`; what arrived stays buffered, so a later receive
+    /// goes on from there). The async receive is built on this.
+    pub(crate) fn try_buffer_frame(&mut self) -> Result<bool> {
+        self.check_readable()?;
+        loop {
             let buffered = self.rend - self.rpos;
             let want = match self.buffered_frame_len() {
                 Some(total) if total <= buffered as u64 => return Ok(true),
@@ -802,17 +819,81 @@ impl Connection {
             if self.rbuf.len() - self.rpos < target || self.rend == self.rbuf.len() {
                 self.compact(target);
             }
-            let remaining = crate::deadline::remaining(deadline);
-            if !sys::wait_readable(&[self.fd.as_fd()], remaining)?[0] {
-                return Ok(false);
-            }
+            let before = self.fds.len();
             let read =
                 sys::try_recv_some(self.fd.as_fd(), &mut self.rbuf[self.rend..], &mut self.fds);
             match read.map_err(recv_error)? {
-                None => continue,
+                None => return Ok(false),
                 Some(0) => return Ok(true),
-                Some(n) => self.rend += n,
+                Some(n) => {
+                    // Descriptors that came with this read belong to the frame it began
+                    // (see `claim_fds`), exactly as for reads made by `recv`.
+                    self.record_fds(before, n);
+                    self.rend += n;
+                }
             }
+        }
+    }
+
+    #[cfg(feature = "async")]
+    /// Encode `value` as one whole frame (header and body) into `out`, which is cleared
+    /// first; returns the descriptors that must travel with its first byte. For the async
+    /// send, which writes frames piece by piece as the socket takes them.
+    pub(crate) fn encode_frame<T: Serialize + ?Sized>(
+        &mut self,
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<Vec<OwnedFd>> {
+        self.check_writable()?;
+        out.clear();
+        out.extend_from_slice(&[0; 5]);
+        let fds = handle::encode(value, out)?;
+        if fds.len() > sys::MAX_FDS_PER_MESSAGE {
+            return Err(ConnectionError::Malformed(format!(
+                "a message can carry at most {} OS handles, this one has {}",
+                sys::MAX_FDS_PER_MESSAGE,
+                fds.len()
+            )));
+        }
+        out[4] = fds.len() as u8;
+        let body = out.len() - 4;
+        if body <= i32::MAX as usize {
+            out[..4].copy_from_slice(&(body as i32).to_be_bytes());
+        } else {
+            let mut header = [0u8; 12];
+            header[..4].copy_from_slice(&(-1i32).to_be_bytes());
+            header[4..].copy_from_slice(&(body as u64).to_be_bytes());
+            out.splice(..4, header);
+        }
+        Ok(fds)
+    }
+
+    #[cfg(feature = "async")]
+    /// Frame `bytes` as one message (header and body) into `out`, which is cleared first.
+    pub(crate) fn encode_bytes_frame(&self, bytes: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.check_writable()?;
+        out.clear();
+        if bytes.len() <= i32::MAX as usize {
+            out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+        } else {
+            out.extend_from_slice(&(-1i32).to_be_bytes());
+            out.extend_from_slice(&(bytes.len() as u64).to_be_bytes());
+        }
+        out.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    #[cfg(feature = "async")]
+    /// Write what the socket takes now of `bytes` (with `fds` if given) without blocking;
+    /// `Ok(0)` when it takes nothing.
+    pub(crate) fn try_write(&self, bytes: &[u8], fds: &[OwnedFd]) -> Result<usize> {
+        let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
+        match sys::try_send_some(self.fd.as_fd(), &[bytes], &borrowed) {
+            Ok(n) => Ok(n.unwrap_or(0)),
+            Err(e) => Err(match e.raw_os_error() {
+                Some(libc::EPIPE) | Some(libc::ECONNRESET) => ConnectionError::PeerClosed,
+                _ => ConnectionError::Io(e),
+            }),
         }
     }
 

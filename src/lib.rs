@@ -70,6 +70,8 @@
 /// ```
 pub use bytemuck;
 
+#[cfg(feature = "async")]
+pub mod aio;
 pub mod connection;
 pub mod context;
 mod deadline;

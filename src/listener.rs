@@ -343,6 +343,50 @@ impl Listener {
     }
 }
 
+#[cfg(feature = "async")]
+impl Listener {
+    /// Switch the listening socket's blocking mode (the async listener makes it
+    /// non-blocking while it owns it).
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> Result<()> {
+        use std::os::fd::AsFd;
+        let fd = match &self.socket {
+            Socket::Unix(s) => s.as_fd(),
+            Socket::Tcp(s) => s.as_fd(),
+        };
+        Ok(sys::set_nonblocking(fd, nonblocking)?)
+    }
+
+    /// Accept a peer's socket (a `WouldBlock` error when none waits and the socket is
+    /// non-blocking); no handshake.
+    pub(crate) fn accept_socket(&self) -> std::io::Result<OwnedFd> {
+        Ok(match &self.socket {
+            Socket::Unix(socket) => socket.accept()?.0.into(),
+            Socket::Tcp(socket) => {
+                let (stream, _) = socket.accept()?;
+                stream.set_nodelay(true)?;
+                stream.into()
+            }
+        })
+    }
+
+    /// The listening socket's descriptor number.
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match &self.socket {
+            Socket::Unix(s) => s.as_raw_fd(),
+            Socket::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+
+    pub(crate) fn authkey(&self) -> Option<&[u8]> {
+        self.authkey.as_deref()
+    }
+
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+}
+
 /// Bind a listening socket; returns it and the address it is bound to (the chosen port for
 /// TCP port 0).
 pub(crate) fn bind_socket(address: Address) -> Result<(OwnedFd, Address)> {
@@ -522,7 +566,12 @@ fn digest_and_payload(message: &[u8]) -> Result<(Option<Digest>, &[u8])> {
 
 /// One handshake message, within the step's deadline and size limit.
 fn recv_step(conn: &mut Connection, deadline: Option<Instant>) -> Result<Vec<u8>> {
-    match conn.recv_bytes_before(MAX_HANDSHAKE_MESSAGE, deadline) {
+    step_result(conn.recv_bytes_before(MAX_HANDSHAKE_MESSAGE, deadline))
+}
+
+/// What a handshake step's receive (`Ok(None)`: not in time) means for the handshake.
+fn step_result(received: Result<Option<Vec<u8>>>) -> Result<Vec<u8>> {
+    match received {
         Ok(Some(bytes)) => Ok(bytes),
         Ok(None) => Err(auth_error(
             "the peer did not complete the handshake in time",
@@ -595,6 +644,57 @@ fn handshake(
     }
 }
 
+// The steps of the handshake without their I/O, shared by the blocking handshake above and
+// the async listener's (`accept_handshake_async`).
+
+/// The challenge message for `random`: what is sent, and the part the response's MAC covers.
+fn challenge_message(random: &Challenge) -> (Vec<u8>, Vec<u8>) {
+    let mut message = format!("{{{}}}", Digest::Sha256.name()).into_bytes();
+    message.extend_from_slice(random);
+    ([CHALLENGE, &message].concat(), message)
+}
+
+/// Check the peer's response to our challenge `message`.
+fn check_response(key: &[u8], message: &[u8], response: &[u8]) -> Result<()> {
+    let verified = digest_and_payload(response)
+        .map(|(digest, mac)| digest.unwrap_or(Digest::Md5).verify(key, message, mac))?;
+    if verified {
+        Ok(())
+    } else {
+        Err(auth_error("digest received was wrong (wrong authkey?)"))
+    }
+}
+
+/// Our response to the peer's `challenge`.
+fn respond(key: &[u8], challenge: &[u8]) -> Result<Vec<u8>> {
+    let Some(message) = challenge.strip_prefix(CHALLENGE) else {
+        return Err(auth_error("protocol error: expected a challenge"));
+    };
+    if message.len() < LEGACY_LENGTHS[0] {
+        return Err(auth_error(format!(
+            "challenge too short: {} bytes",
+            message.len()
+        )));
+    }
+    Ok(match digest_and_payload(message)?.0 {
+        // A legacy peer (CPython 3.11 and earlier): a raw HMAC-MD5.
+        None => Digest::Md5.mac(key, message),
+        Some(digest) => {
+            let mut response = format!("{{{}}}", digest.name()).into_bytes();
+            response.extend(digest.mac(key, message));
+            response
+        }
+    })
+}
+
+/// The peer's verdict on our response.
+fn check_verdict(verdict: &[u8]) -> Result<()> {
+    if verdict != WELCOME {
+        return Err(auth_error("digest sent was rejected (wrong authkey?)"));
+    }
+    Ok(())
+}
+
 /// Challenge the peer to prove it knows `key`; tell it whether it did.
 fn deliver_challenge(
     conn: &mut Connection,
@@ -602,20 +702,13 @@ fn deliver_challenge(
     random: &Challenge,
     deadline: impl Fn() -> Option<Instant>,
 ) -> Result<()> {
-    let mut message = format!("{{{}}}", Digest::Sha256.name()).into_bytes();
-    message.extend_from_slice(random);
-    conn.send_bytes(&[CHALLENGE, &message].concat())?;
+    let (challenge, message) = challenge_message(random);
+    conn.send_bytes(&challenge)?;
     let response = recv_step(conn, deadline())?;
-    let verified = digest_and_payload(&response)
-        .map(|(digest, mac)| digest.unwrap_or(Digest::Md5).verify(key, &message, mac));
-    match verified {
-        Ok(true) => {
+    match check_response(key, &message, &response) {
+        Ok(()) => {
             conn.send_bytes(WELCOME)?;
             Ok(())
-        }
-        Ok(false) => {
-            let _ = conn.send_bytes(FAILURE);
-            Err(auth_error("digest received was wrong (wrong authkey?)"))
         }
         Err(e) => {
             let _ = conn.send_bytes(FAILURE);
@@ -631,29 +724,37 @@ fn answer_challenge(
     deadline: impl Fn() -> Option<Instant>,
 ) -> Result<()> {
     let challenge = recv_step(conn, deadline())?;
-    let Some(message) = challenge.strip_prefix(CHALLENGE) else {
-        return Err(auth_error("protocol error: expected a challenge"));
-    };
-    if message.len() < LEGACY_LENGTHS[0] {
-        return Err(auth_error(format!(
-            "challenge too short: {} bytes",
-            message.len()
-        )));
+    conn.send_bytes(&respond(key, &challenge)?)?;
+    check_verdict(&recv_step(conn, deadline())?)
+}
+
+/// The listener's side of the handshake over an async connection: the steps of
+/// [`server_handshake`], each receive limited to `step` (a tokio timer).
+#[cfg(feature = "async")]
+pub(crate) async fn accept_handshake_async(
+    conn: &mut crate::aio::AsyncConnection,
+    key: &[u8],
+    step: Duration,
+) -> Result<()> {
+    async fn recv(conn: &mut crate::aio::AsyncConnection, step: Duration) -> Result<Vec<u8>> {
+        let received =
+            match tokio::time::timeout(step, conn.recv_bytes_max(MAX_HANDSHAKE_MESSAGE)).await {
+                Ok(r) => r.map(Some),
+                Err(_elapsed) => Ok(None),
+            };
+        step_result(received)
     }
-    let response = match digest_and_payload(message)?.0 {
-        // A legacy peer (CPython 3.11 and earlier): a raw HMAC-MD5.
-        None => Digest::Md5.mac(key, message),
-        Some(digest) => {
-            let mut response = format!("{{{}}}", digest.name()).into_bytes();
-            response.extend(digest.mac(key, message));
-            response
-        }
-    };
-    conn.send_bytes(&response)?;
-    if recv_step(conn, deadline())? != WELCOME {
-        return Err(auth_error("digest sent was rejected (wrong authkey?)"));
+    let (challenge, message) = challenge_message(&new_challenge()?);
+    conn.send_bytes(&challenge).await?;
+    let response = recv(conn, step).await?;
+    if let Err(e) = check_response(key, &message, &response) {
+        let _ = conn.send_bytes(FAILURE).await;
+        return Err(e);
     }
-    Ok(())
+    conn.send_bytes(WELCOME).await?;
+    let challenge = recv(conn, step).await?;
+    conn.send_bytes(&respond(key, &challenge)?).await?;
+    check_verdict(&recv(conn, step).await?)
 }
 
 #[cfg(test)]

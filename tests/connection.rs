@@ -1019,3 +1019,18 @@ fn recv_bytes_max_rejects_a_longer_message_and_breaks_the_connection() {
     // The connection's own limit is unchanged by the call.
     assert_eq!(b.max_message_size(), multiproc::DEFAULT_MAX_MESSAGE_SIZE);
 }
+
+#[test]
+fn recv_timeout_receives_the_handles_of_the_message() {
+    let _g = common::guard();
+    let (mut a, mut b) = multiproc::pipe().unwrap();
+    let (x, mut y) = multiproc::pipe().unwrap();
+    a.send(&(7u8, x)).unwrap();
+    let (n, mut x): (u8, multiproc::Connection) = b
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap()
+        .expect("the message was sent before");
+    assert_eq!(n, 7);
+    x.send(&"through the received end").unwrap();
+    assert_eq!(y.recv::<String>().unwrap(), "through the received end");
+}

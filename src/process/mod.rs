@@ -873,6 +873,27 @@ impl<R: DeserializeOwned> Process<R> {
         }
     }
 
+    /// For the async join: `None` once the child has ended (its report read), else the
+    /// descriptors whose readability means "look again" (the pidfd and/or the status
+    /// connection, as in [`wait`](Self::wait)), duplicated for the caller.
+    #[cfg(feature = "async")]
+    pub(crate) fn pending_fds(&self) -> Result<Option<Vec<OwnedFd>>, ProcessError> {
+        let mut state = self.lock_state();
+        if self.wait(&mut state, Some(Duration::ZERO))? {
+            return Ok(None);
+        }
+        // Duplicates, made under the state lock: another thread may drop the status
+        // connection once the lock is released.
+        let mut fds = Vec::with_capacity(2);
+        if self.record.ours || state.status.is_none() {
+            fds.push(self.record.pidfd.try_clone()?);
+        }
+        if let Some(conn) = &state.status {
+            fds.push(conn.as_fd().try_clone_to_owned()?);
+        }
+        Ok(Some(fds))
+    }
+
     fn conclude(&self, state: State<R>) -> Result<R, ProcessError> {
         let name = self.record.name.clone();
         let pid = self.record.pid;

@@ -94,7 +94,7 @@ thread_local! {
 }
 
 /// Encode `item` into a reused per-thread buffer and give the bytes to `f`.
-fn with_encoded<T: Serialize + ?Sized, R>(
+pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
     item: &T,
     f: impl FnOnce(&[u8]) -> Result<R, QueueError>,
 ) -> Result<R, QueueError> {
@@ -117,14 +117,14 @@ fn with_encoded<T: Serialize + ?Sized, R>(
 }
 
 /// What every queue handle holds: the ring, and this process's `closed` flag.
-struct Local {
-    ring: Ring,
-    closed: AtomicBool,
+pub(crate) struct Local {
+    pub(crate) ring: Ring,
+    pub(crate) closed: AtomicBool,
 }
 
 /// The untyped core of the three queue kinds.
 #[derive(Clone)]
-struct Core(Arc<Local>);
+pub(crate) struct Core(pub(crate) Arc<Local>);
 
 impl Core {
     fn new(config: RingConfig) -> Result<Core, QueueError> {
@@ -138,7 +138,7 @@ impl Core {
         }))
     }
 
-    fn check_open(&self) -> Result<(), QueueError> {
+    pub(crate) fn check_open(&self) -> Result<(), QueueError> {
         if self.0.closed.load(Ordering::Relaxed) {
             Err(QueueError::Closed)
         } else {
@@ -330,7 +330,7 @@ impl<T> fmt::Debug for QueueBuilder<T> {
 #[derive(Serialize, Deserialize)]
 #[serde(transparent, bound = "")]
 pub struct Queue<T> {
-    core: Core,
+    pub(crate) core: Core,
     #[serde(skip)]
     _items: PhantomData<fn(T) -> T>,
 }
@@ -736,7 +736,7 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
 #[derive(Serialize, Deserialize)]
 #[serde(transparent, bound = "")]
 pub struct SimpleQueue<T> {
-    core: Core,
+    pub(crate) core: Core,
     #[serde(skip)]
     _items: PhantomData<fn(T) -> T>,
 }

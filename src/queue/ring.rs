@@ -135,6 +135,17 @@ impl Signal {
         }
     }
 
+    /// Set the sleepers bit and return the word's value with it: an async waiter (see
+    /// `crate::aio`) re-checks its condition after this and then sleeps (through the
+    /// process's futex watcher) while the word still holds that value, exactly as [`wait`]
+    /// does, so the argument above applies unchanged.
+    ///
+    /// [`wait`]: Signal::wait
+    #[cfg(feature = "async")]
+    fn announce(&self) -> u32 {
+        self.seq.fetch_or(SLEEPERS, SeqCst) | SLEEPERS
+    }
+
     /// Wait until `ready()` or `deadline`; `false` on timeout. While asleep, wake every
     /// `HEAL_INTERVAL` to run `tick` if `poll()` says there may be something to repair.
     fn wait(
@@ -835,6 +846,84 @@ impl Ring {
             }
         }
     }
+
+    // ----- async waiters (crate::aio) ------------------------------------------------
+
+    /// Announce an async consumer on the data signal; returns the futex word and the value
+    /// to sleep on. The caller re-checks ([`has_data`](Ring::has_data) or a non-blocking
+    /// get) afterwards, before it sleeps.
+    #[cfg(feature = "async")]
+    pub(crate) fn announce_data(&self) -> (&AtomicU32, u32) {
+        let signal = &self.state.data.0;
+        (&signal.seq, signal.announce())
+    }
+
+    /// Announce an async producer on the space signal (see [`announce_data`](Ring::announce_data)).
+    #[cfg(feature = "async")]
+    pub(crate) fn announce_space(&self) -> (&AtomicU32, u32) {
+        let signal = &self.state.space.0;
+        (&signal.seq, signal.announce())
+    }
+
+    /// Whether a chunk is published that no consumer has freed yet (racy: a hint for
+    /// choosing how to wait, never for deciding anything).
+    #[cfg(feature = "async")]
+    pub(crate) fn has_data(&self) -> bool {
+        self.state.producer.0.head.load(SeqCst) > self.state.consumer.0.tail.load(SeqCst)
+    }
+
+    /// The ring bytes an item of `len` encoded bytes takes (all its chunks).
+    #[cfg(feature = "async")]
+    fn item_need(&self, len: usize) -> u64 {
+        let len = len as u64;
+        let full = len / self.max_chunk;
+        let rest = len % self.max_chunk;
+        let mut need = full * (HEADER + self.max_chunk);
+        if rest > 0 || full == 0 {
+            need += HEADER + round16(rest);
+        }
+        need
+    }
+
+    /// Whether an item of `len` encoded bytes fits in the ring at all without streaming
+    /// (its chunks and an `ABORT` a dead producer may leave); larger ones only go through
+    /// while consumers take their first pieces.
+    #[cfg(feature = "async")]
+    pub(crate) fn fits_at_once(&self, len: usize) -> bool {
+        self.item_need(len) + HEADER <= self.capacity
+    }
+
+    /// Whether an item of `len` encoded bytes would be put now without waiting for room
+    /// (`maxsize` and ring space; racy: a hint for choosing how to wait).
+    #[cfg(feature = "async")]
+    pub(crate) fn room_for(&self, len: usize) -> bool {
+        let p = &self.state.producer.0;
+        let c = &self.state.consumer.0;
+        let count_ok = self.maxsize == 0
+            || p.put_seq
+                .load(SeqCst)
+                .saturating_sub(c.get_seq.load(SeqCst))
+                < self.maxsize;
+        let free = (c.tail.load(SeqCst) + self.capacity).saturating_sub(p.head.load(SeqCst));
+        count_ok && self.item_need(len) <= free
+    }
+
+    /// Whether a producer may have died inside a put, leaving an item to cancel; if so,
+    /// async consumers look every `HEAL_INTERVAL` and call [`heal`](Ring::heal).
+    #[cfg(feature = "async")]
+    pub(crate) fn needs_healing(&self) -> bool {
+        self.producer_may_be_dead()
+    }
+
+    /// Cancel the item of a producer that died inside a put, if there is one.
+    #[cfg(feature = "async")]
+    pub(crate) fn heal_now(&self) {
+        self.heal();
+    }
+
+    /// How often async waiters look for a producer that died inside a put.
+    #[cfg(feature = "async")]
+    pub(crate) const HEAL_INTERVAL: Duration = HEAL_INTERVAL;
 
     // ----- tasks (JoinableQueue) ------------------------------------------------------
 

@@ -135,6 +135,12 @@ impl Event {
         self.wait_until(deadline(Some(timeout)))
     }
 
+    /// The futex word async waiters sleep on (see `crate::aio`).
+    #[cfg(feature = "async")]
+    pub(crate) fn flag_word(&self) -> &AtomicU32 {
+        &self.state.flag
+    }
+
     fn wait_until(&self, deadline: Option<std::time::Instant>) -> bool {
         if memory::spin_until(deadline, || self.is_set()) {
             return true;

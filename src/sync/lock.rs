@@ -22,12 +22,19 @@ use crate::sys::memory::{self, MutexLock, RobustMutex};
 ///   dead process (whose ids may since have been reused) cannot make anyone skip the mutex.
 /// - `count`: an `RLock`'s depth; read and written only by the thread that holds the mutex
 ///   (the mutex's acquire/release orders it between successive holders).
+/// - `released`: a futex word for *async* acquirers (`crate::aio`), which cannot queue in
+///   the kernel on the PI mutex (the kernel hands a PI lock only to a thread blocked in
+///   `FUTEX_LOCK_PI`, and a plain waiter on a PI word is not allowed). It follows the
+///   protocol of `sync/waiters.rs`: a change counter and a waiters bit that async acquirers
+///   set; every release reads it and, only when the bit is set, bumps the counter and
+///   wakes. See [`LockState::notify_released`] for why no release is missed.
 #[repr(C)]
 pub(crate) struct LockState {
     mutex: RobustMutex,
     owner_pid: AtomicU32,
     owner_tid: AtomicU32,
     count: AtomicU32,
+    released: AtomicU32,
 }
 
 // SAFETY: a robust pthread mutex (initialised by `init`) and atomics; all shared access goes
@@ -103,7 +110,39 @@ impl LockState {
     /// Release a mutex taken with `lock_plain`; `NotOwner` if this thread does not hold it
     /// (the error-checking mutex refuses, and nothing shared was written on the way).
     pub(crate) fn unlock_plain(&self) -> Result<(), SyncError> {
-        self.mutex.unlock().map_err(|_| SyncError::NotOwner)
+        self.mutex.unlock().map_err(|_| SyncError::NotOwner)?;
+        self.notify_released();
+        Ok(())
+    }
+
+    /// After a release: wake the async acquirers if one announced itself on `released`.
+    ///
+    /// No lost wake-up: an async acquirer sets the waiters bit (a `SeqCst` read-modify-write)
+    /// and *then* tries the mutex once more before it sleeps on `released`; a releaser
+    /// unlocks the mutex, then a `SeqCst` fence, then reads `released`. The fence orders the
+    /// unlock (glibc's own atomic on the mutex word) before the read, so either the releaser
+    /// sees the bit (and bumps the word, which wakes the sleeper or makes its futex wait
+    /// fail at once), or the acquirer's retry comes after the unlock and finds the mutex
+    /// free. Cost when no async acquirer exists: the fence and one load.
+    ///
+    /// A holder that dies never gets here; async acquirers therefore also look at the lock
+    /// every 20 ms while they wait (see `aio::sync`), as queue waiters do for a dead producer.
+    fn notify_released(&self) {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let seen = self.released.load(Ordering::SeqCst);
+        if seen & super::waiters::WAITERS != 0 {
+            let old = self.released.swap(
+                seen.wrapping_add(1) & !super::waiters::WAITERS,
+                Ordering::SeqCst,
+            );
+            super::waiters::wake_if_waiters(&self.released, old);
+        }
+    }
+
+    /// The futex word async acquirers wait on (see [`LockState::notify_released`]).
+    #[cfg(feature = "async")]
+    pub(crate) fn released_word(&self) -> &AtomicU32 {
+        &self.released
     }
 
     /// Whether a thread of this process holds the lock now.
@@ -118,6 +157,7 @@ impl LockState {
         }
         let levels = self.count.swap(0, Ordering::Relaxed);
         self.mutex.unlock().map_err(|_| SyncError::NotOwner)?;
+        self.notify_released();
         Ok(levels)
     }
 

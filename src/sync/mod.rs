@@ -34,7 +34,7 @@ mod condition;
 mod event;
 mod lock;
 mod semaphore;
-mod waiters;
+pub(crate) mod waiters;
 
 use std::fmt;
 use std::io;

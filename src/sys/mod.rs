@@ -100,6 +100,53 @@ pub fn send_all(fd: BorrowedFd<'_>, bufs: &[&[u8]], fds: &[BorrowedFd<'_>]) -> i
     Ok(())
 }
 
+#[cfg(feature = "async")]
+/// Write as much of `bufs` (at most 4 slices) as the socket takes now, without blocking;
+/// `fds` travel (as `SCM_RIGHTS`) with the first byte written, so pass them only while
+/// nothing of the message has been sent. `Ok(None)` when nothing could be written.
+pub fn try_send_some(
+    fd: BorrowedFd<'_>,
+    bufs: &[&[u8]],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<Option<usize>> {
+    if fds.len() > MAX_FDS_PER_MESSAGE || bufs.len() > 4 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many OS handles or slices for one send",
+        ));
+    }
+    let mut space =
+        [MaybeUninit::<u8>::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
+    let mut iov = [IoSlice::new(&[]); 4];
+    for (slot, b) in iov.iter_mut().zip(bufs) {
+        *slot = IoSlice::new(b);
+    }
+    let iov = &iov[..bufs.len()];
+    loop {
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !fds.is_empty() {
+            control.push(SendAncillaryMessage::ScmRights(fds));
+        }
+        match rustix::net::sendmsg(
+            fd,
+            iov,
+            &mut control,
+            SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+        ) {
+            Ok(n) => return Ok(Some(n)),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(rustix::io::Errno::AGAIN) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+/// Switch a socket's blocking mode (`O_NONBLOCK`).
+pub fn set_nonblocking(fd: BorrowedFd<'_>, nonblocking: bool) -> io::Result<()> {
+    Ok(rustix::io::ioctl_fionbio(fd, nonblocking)?)
+}
+
 /// Read at most `buf.len()` bytes; descriptors that arrive are appended to `fds`.
 ///
 /// Returns 0 at end of file. The kernel attaches passed descriptors to the first byte of the
