@@ -890,8 +890,10 @@ impl Connection {
         let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(|f| f.as_fd()).collect();
         match sys::try_send_some(self.fd.as_fd(), &[bytes], &borrowed) {
             Ok(n) => Ok(n.unwrap_or(0)),
-            Err(e) => Err(match e.raw_os_error() {
-                Some(libc::EPIPE) | Some(libc::ECONNRESET) => ConnectionError::PeerClosed,
+            Err(e) => Err(match e.kind() {
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset => {
+                    ConnectionError::PeerClosed
+                }
                 _ => ConnectionError::Io(e),
             }),
         }
