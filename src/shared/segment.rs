@@ -128,6 +128,12 @@ impl<T> Shared<T> {
     pub(crate) fn segment(&self) -> &Segment {
         &self.segment
     }
+
+    /// Whether dropping this handle unmaps the segment (no other handle in this process
+    /// shares its mapping).
+    pub(crate) fn is_last_handle(&self) -> bool {
+        Arc::strong_count(&self.segment) == 1
+    }
 }
 
 impl<T> Clone for Shared<T> {

@@ -345,8 +345,11 @@ impl fmt::Debug for Lock {
 /// which points into the mapping. A handle dropped while this process still holds the lock
 /// (a guard was forgotten, Python-style) must therefore not unmap the page, or a later death
 /// would go unreported and the lock would stay taken forever: the mapping is kept instead.
+/// Only the last handle on a mapping matters: other clones keep the same mapping alive, and
+/// forgetting one for each dropped clone (a lock passed to children while held, say) would
+/// leak a mapping and a descriptor every time.
 fn keep_mapped_if_held(state: &Shared<LockState>) {
-    if state.held_by_this_process() {
+    if state.is_last_handle() && state.held_by_this_process() {
         std::mem::forget(state.clone());
     }
 }
