@@ -17,6 +17,25 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Every source file under `src/`: its path relative to `src/` and its text.
+fn sources() -> Vec<(String, String)> {
+    let src = root().join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files
+        .into_iter()
+        .map(|file| {
+            let relative = file
+                .strip_prefix(&src)
+                .expect("under src/")
+                .to_string_lossy()
+                .into_owned();
+            let text = std::fs::read_to_string(&file).expect("reading a source file");
+            (relative, text)
+        })
+        .collect()
+}
+
 /// The code of a line without its `//` comment (string literals holding `//` are rare
 /// enough here; a line that is only a comment is empty).
 fn code_of(line: &str) -> &str {
@@ -54,17 +73,8 @@ fn unsafe_lives_only_where_the_architecture_says_and_states_its_argument() {
         allowed.len() > 5,
         "could not read the Unsafe table: {allowed:?}"
     );
-    let src = root().join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
     let mut problems = Vec::new();
-    for file in files {
-        let relative = file
-            .strip_prefix(&src)
-            .expect("under src/")
-            .to_string_lossy()
-            .into_owned();
-        let text = std::fs::read_to_string(&file).expect("reading a source file");
+    for (relative, text) in sources() {
         let lines: Vec<&str> = text.lines().collect();
         for (i, line) in lines.iter().enumerate() {
             let code = code_of(line);
@@ -102,20 +112,11 @@ fn unsafe_lives_only_where_the_architecture_says_and_states_its_argument() {
 
 #[test]
 fn only_sys_calls_the_operating_system_directly() {
-    let src = root().join("src");
-    let mut files = Vec::new();
-    rust_files(&src, &mut files);
     let mut problems = Vec::new();
-    for file in files {
-        let relative = file
-            .strip_prefix(&src)
-            .expect("under src/")
-            .to_string_lossy()
-            .into_owned();
+    for (relative, text) in sources() {
         if relative.starts_with("sys/") {
             continue;
         }
-        let text = std::fs::read_to_string(&file).expect("reading a source file");
         for (i, line) in text.lines().enumerate() {
             let code = code_of(line);
             for crate_name in ["libc::", "rustix::", "memmap2::", "nix::"] {
