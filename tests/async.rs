@@ -273,7 +273,13 @@ async fn waiting_calls_share_one_thread() {
     for _ in 0..10 {
         tokio::task::yield_now().await;
     }
-    assert_eq!(threads(), before, "a waiting call started a thread");
+    // At most as many as before: under plain `cargo test` a thread of an earlier test of
+    // this binary may still be ending, but none may have started.
+    let now = threads();
+    assert!(
+        now <= before,
+        "a waiting call started a thread ({before} before, {now} now)"
+    );
     for e in &events {
         e.set();
     }
