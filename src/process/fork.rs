@@ -114,16 +114,20 @@ pub(crate) fn start<R: Serialize>(
     check: Check,
     body: impl FnOnce() -> R,
 ) -> Result<Started, ProcessError> {
-    let foreign = foreign_threads();
-    if !foreign.is_empty() {
-        if check == Check::Threads && !FORK_WITH_THREADS.load(Ordering::SeqCst) {
-            return Err(ProcessError::ForkWithThreads { threads: foreign });
+    let must_refuse = check == Check::Threads && !FORK_WITH_THREADS.load(Ordering::SeqCst);
+    // Reading the thread list costs tens of microseconds: only when it can change something.
+    if must_refuse || crate::logging::library_enabled(log::Level::Warn) {
+        let foreign = foreign_threads();
+        if !foreign.is_empty() {
+            if must_refuse {
+                return Err(ProcessError::ForkWithThreads { threads: foreign });
+            }
+            crate::logging::event!(
+                log::Level::Warn,
+                "forking a multithreaded process: locks held by other threads stay locked in \
+                 the child; prefer the forkserver or spawn start method"
+            );
         }
-        crate::logging::event!(
-            log::Level::Warn,
-            "forking a multithreaded process: locks held by other threads stay locked in the \
-             child; prefer the forkserver or spawn start method"
-        );
     }
     // Unflushed output would otherwise be printed twice, once by each process.
     let _ = std::io::stdout().flush();
