@@ -937,7 +937,58 @@ fn child_sees_the_parents_arguments_and_is_named_after_itself(method: StartMetho
     assert_eq!(comm, "argsy-worker");
 }
 
+fn recurse_forever(depth: u64) -> u64 {
+    let frame = [depth; 512];
+    std::hint::black_box(&frame);
+    if std::hint::black_box(depth) == u64::MAX {
+        return 0; // never: the stack runs out first
+    }
+    recurse_forever(depth + 1) + frame[7]
+}
+
+fn overflow_the_stack(_: ()) -> u64 {
+    recurse_forever(0)
+}
+
+fn write_through_a_bad_pointer(_: ()) {
+    let no_core = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit with a valid rlimit; the write is the crash this test wants (address
+    // 8 is never mapped).
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+        std::ptr::write_volatile(std::ptr::without_provenance_mut::<u64>(8), 1);
+    }
+}
+
+/// A stack overflow in a child is reported as std reports it (message, SIGABRT) whatever
+/// the start method, and any other fault still ends the child with SIGSEGV.
+fn a_stack_overflow_aborts_and_a_bad_pointer_segfaults(method: StartMethod) {
+    let _g = common::guard();
+    let overflowed = Builder::new()
+        .start_method(method)
+        .start(overflow_the_stack, ())
+        .unwrap()
+        .join();
+    assert!(
+        matches!(overflowed, Err(ProcessError::Signaled { signal, .. }) if signal == libc::SIGABRT),
+        "{overflowed:?}"
+    );
+    let faulted = Builder::new()
+        .start_method(method)
+        .start(write_through_a_bad_pointer, ())
+        .unwrap()
+        .join();
+    assert!(
+        matches!(faulted, Err(ProcessError::Signaled { signal, .. }) if signal == libc::SIGSEGV),
+        "{faulted:?}"
+    );
+}
+
 per_start_method!(
+    a_stack_overflow_aborts_and_a_bad_pointer_segfaults,
     child_sees_the_parents_arguments_and_is_named_after_itself,
     panic_report_survives_a_closed_stderr,
     join_returns_the_task_value,

@@ -53,10 +53,10 @@ pub(crate) struct TaskMessage {
 // are ignored by the C calling convention). In an ordinary run `boot_hook` reads one
 // environment variable and returns. In a child it never returns: it runs the task and ends
 // the process with `_exit`, so std's runtime start-up (`lang_start`) never runs there. What
-// that start-up would add, and a task in a spawned or fork-server child therefore lacks:
-// the main thread's name (`std::thread::current().name()` is `None`, not `Some("main")`),
-// and std's stack-overflow message (an overflow ends the child with SIGSEGV, reported as
-// `ProcessError::Signaled`, instead of the message and SIGABRT). Everything else a task uses
+// that start-up would add, and a task in a spawned or fork-server child therefore lacks, is
+// the main thread's name (`std::thread::current().name()` is `None`, not `Some("main")`);
+// std's stack-overflow report is installed by `run_boot` (`sys::overflow`), so an overflow
+// ends the child with the same message and SIGABRT as elsewhere. Everything else a task uses
 // (allocation, threads, I/O, `std::env::args()`, panics, which the child runtime reports
 // itself) is set up by the C library or lazily by std.
 #[used]
@@ -130,6 +130,8 @@ pub(crate) fn run_boot(
         sys::exit_now(1);
     }
     let name = header.identity.name.clone();
+    // std's runtime start-up, which would install this, never runs in this process.
+    sys::overflow::report_stack_overflow(&name);
     child::become_child(header.identity);
     crate::logging::become_child(header.logging, &name);
     let entry = header.entry;

@@ -15,6 +15,7 @@ compile_error!(
 
 pub mod image;
 pub mod memory;
+pub mod overflow;
 
 use std::collections::VecDeque;
 use std::ffi::CString;
