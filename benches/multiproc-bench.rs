@@ -438,6 +438,18 @@ fn repeat(
     Ok((warm, samples))
 }
 
+/// The consumer of `k` numbered items got the last one last.
+fn expect_last(x: Option<u64>, k: usize) -> Result<(), Box<dyn Error>> {
+    if x == Some(k as u64 - 1) {
+        Ok(())
+    } else {
+        Err(bench_error(format!(
+            "last item {x:?}, expected Some({})",
+            k - 1
+        )))
+    }
+}
+
 fn bench_error(msg: impl Into<String>) -> Box<dyn Error> {
     msg.into().into()
 }
@@ -1098,12 +1110,7 @@ fn case_async_queue_throughput(ctx: &Ctx) -> CaseResult {
             Ok::<_, QueueError>(x)
         })?;
         let dt = t0.elapsed().as_secs_f64();
-        if x != Some(k as u64 - 1) {
-            return Err(bench_error(format!(
-                "last item {x:?}, expected Some({})",
-                k - 1
-            )));
-        }
+        expect_last(x, k)?;
         Ok(k as f64 / dt)
     };
     let (n, warm) = (ctx.sz(QUEUE_MESSAGES.0), ctx.sz(QUEUE_MESSAGES.1));
@@ -1219,12 +1226,7 @@ fn queue_1p1c<Q: BenchQueue<Item = SmallItem>>(
             x = q.get_item()?;
         }
         let dt = t0.elapsed().as_secs_f64();
-        if x != Some(k as u64 - 1) {
-            return Err(bench_error(format!(
-                "last item {x:?}, expected Some({})",
-                k - 1
-            )));
-        }
+        expect_last(x, k)?;
         Ok(k as f64 / dt)
     };
     let (n, warm) = (ctx.sz(QUEUE_MESSAGES.0), ctx.sz(QUEUE_MESSAGES.1));
