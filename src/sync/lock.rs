@@ -17,7 +17,7 @@ use crate::sys::memory::{self, MutexLock, RobustMutex};
 /// Who holds the lock is decided by the mutex alone: its word holds the owner's thread id,
 /// maintained by glibc and the kernel (see [`RobustMutex`]). The other fields are written only
 /// by the holder, after it has the mutex:
-/// - `owner_pid`/`owner_tid`: the last acquirer, for `RLock::owner` and for naming a dead
+/// - `owner_pid`: the last acquirer's process, for `RLock::owner` and for naming a dead
 ///   owner in the library's warning. Never used to decide anything, so a stale value left by a
 ///   dead process (whose ids may since have been reused) cannot make anyone skip the mutex.
 /// - `count`: an `RLock`'s depth; read and written only by the thread that holds the mutex
@@ -32,7 +32,6 @@ use crate::sys::memory::{self, MutexLock, RobustMutex};
 pub(crate) struct LockState {
     mutex: RobustMutex,
     owner_pid: AtomicU32,
-    owner_tid: AtomicU32,
     count: AtomicU32,
     released: AtomicU32,
 }
@@ -69,9 +68,8 @@ impl LockState {
             MutexLock::WouldDeadlock => return Err(AcquireError::WouldDeadlock),
         };
         self.note(obtained);
-        let (pid, tid) = memory::current_ids();
-        self.owner_pid.store(pid, Ordering::Relaxed);
-        self.owner_tid.store(tid, Ordering::Relaxed);
+        self.owner_pid
+            .store(memory::current_ids().0, Ordering::Relaxed);
         Ok(obtained)
     }
 
@@ -554,9 +552,10 @@ mod tests {
         });
         held_rx.recv().expect("held");
         // What a dead owner whose ids now belong to this thread would have left behind.
-        let (pid, tid) = memory::current_ids();
-        lock.state.owner_pid.store(pid, Ordering::Relaxed);
-        lock.state.owner_tid.store(tid, Ordering::Relaxed);
+        // (The owner's thread id is only ever read from the mutex word.)
+        lock.state
+            .owner_pid
+            .store(memory::current_ids().0, Ordering::Relaxed);
         lock.state.count.store(1, Ordering::Relaxed);
         assert!(!lock.is_owned());
         assert!(matches!(
