@@ -294,12 +294,16 @@ fn event_waiter_killed() {
 
 const PARTIES: usize = 4;
 const CYCLES: u32 = 5;
-/// The parties' timeout: a party killed before arriving breaks the barrier through it.
-const BARRIER_TIMEOUT: Duration = Duration::from_millis(500);
+/// The parties' timeout: a party killed before arriving breaks the barrier through it. Short,
+/// because every round that kills a party spends it; a party merely descheduled that long
+/// breaks the barrier too, which is a correct outcome the round accepts.
+const BARRIER_TIMEOUT: Duration = Duration::from_millis(50);
 
-/// Pass the barrier `CYCLES` times; set `mark` after cycle `mark_at`. Returns the cycles
-/// passed and whether the barrier broke.
+/// Pass the barrier once without a timeout (so that slow start-ups never break it), then
+/// `CYCLES` times with [`BARRIER_TIMEOUT`]; set `mark` after cycle `mark_at`. Returns the
+/// cycles passed and whether the barrier broke.
 fn party((b, mark_at, mark): (Barrier, u32, Event)) -> Result<(u32, bool), String> {
+    b.wait().map_err(|e| format!("start wait: {e}"))?;
     for c in 0..CYCLES {
         if c == mark_at {
             mark.set();
