@@ -17,9 +17,9 @@
 //! ```
 //!
 //! Here the lock is a robust mutex: when its holder dies, the kernel marks it, and the next
-//! `acquire` returns `Err(AcquireError::OwnerDied(guard))`. The caller *has* the lock (the
-//! guard is in the error) and is told that the data it protects may be half-updated, so it
-//! can repair it before anyone else sees it.
+//! `acquire` returns the lock with a guard whose `owner_died()` is true. The caller *has* the
+//! lock and is told that the data it protects may be half-updated, so it can repair it
+//! before anyone else sees it.
 //!
 //! Run with `cargo run --release --example owner_died`.
 
@@ -27,7 +27,7 @@ use std::error::Error;
 use std::time::Duration;
 
 use bytemuck::{Pod, Zeroable};
-use multiproc::{AcquireError, Event, Lock, Process, ProcessError, RawValue};
+use multiproc::{Event, Lock, Process, ProcessError, RawValue};
 use serde::{Deserialize, Serialize};
 
 /// The protected state: two balances that always add up to `TOTAL`, and a one-entry
@@ -104,26 +104,25 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // 2. The next acquire gets the lock *and* the news. (A timeout is good practice for any
     //    lock shared with other processes; it is not what saves us here.)
-    match bank.lock.acquire_timeout(Duration::from_secs(5)) {
-        Err(AcquireError::OwnerDied(guard)) => {
-            println!("acquire: OwnerDied: the previous owner died holding the lock");
-            let mut a = bank.accounts.get();
-            println!("  state found: {a:?}");
-            repair(&mut a);
-            bank.accounts.set(a);
-            println!("  repaired:    {a:?}");
-            drop(guard); // released as usual; the lock is healthy again
-        }
-        Ok(_) => return Err("the lock was acquired without the OwnerDied notice".into()),
-        Err(e) => return Err(format!("acquire failed: {e}").into()),
+    let guard = bank
+        .lock
+        .acquire_timeout(Duration::from_secs(5))?
+        .ok_or("the lock stayed taken")?;
+    if !guard.owner_died() {
+        return Err("the lock was acquired without the owner-died notice".into());
     }
+    println!("acquire: owner_died(): the previous owner died holding the lock");
+    let mut a = bank.accounts.get();
+    println!("  state found: {a:?}");
+    repair(&mut a);
+    bank.accounts.set(a);
+    println!("  repaired:    {a:?}");
+    drop(guard); // released as usual; the lock is healthy again
 
     // 3. Life goes on: the lock works normally, for other processes too.
     Process::start(transfer, (bank.clone(), 30, None))?.join()?;
-    let _guard = bank
-        .lock
-        .try_acquire()
-        .expect("a free lock, with no notice this time");
+    let guard = bank.lock.try_acquire()?.ok_or("the lock is taken")?;
+    assert!(!guard.owner_died(), "no notice this time");
     let a = bank.accounts.get();
     println!("after a normal transfer: {a:?}");
     assert_eq!((a.alice, a.bob, a.in_flight), (70, 130, 0));

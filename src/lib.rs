@@ -56,6 +56,50 @@
 //! - [`pickle`]: Python's pickle for plain data ([`Connection::send_pickle`],
 //!   [`Connection::recv_pickle`]).
 //! - [`shared`]: [`Value`], [`Array`], [`RawValue`], [`RawArray`], [`SharedMemory`].
+//!
+//! ## Timeouts
+//! One rule for every blocking call: **running out of time is not an error.** The timed form
+//! returns `Ok(None)` (or `None`) where the call gives a value, and `Ok(false)` (or `false`)
+//! where it does not; `Err` always means something went wrong. The `try_`/`_nowait` forms are
+//! the same calls with a zero timeout. A timeout too large for the clock (`Duration::MAX`)
+//! means "wait forever". Futures (`multiproc::aio`) have no timed forms: wrap them in your
+//! runtime's timeout (`tokio::time::timeout`), and dropping one loses nothing.
+//!
+//! | blocking call | timed form | on timeout |
+//! |---|---|---|
+//! | [`Process::join`] | [`Process::join_timeout`] | `Ok(false)` (still running) |
+//! | [`ParentProcess::join_timeout`](process::ParentProcess::join_timeout) | — | `false` |
+//! | [`Connection::recv`] | [`Connection::recv_timeout`], [`Connection::poll`] | `Ok(None)`, `Ok(false)` |
+//! | [`Lock::acquire`], [`RLock::acquire`], [`Condition::acquire`] | `acquire_timeout`, `try_acquire` | `Ok(None)` |
+//! | [`Semaphore::acquire`] | [`Semaphore::acquire_timeout`], [`Semaphore::try_acquire`] | `None` |
+//! | [`Event::wait`] | [`Event::wait_timeout`] | `false` |
+//! | [`CondGuard::wait`] | [`CondGuard::wait_timeout`], [`CondGuard::wait_for`] | `false` |
+//! | [`Queue::get`] | [`Queue::get_timeout`], [`Queue::get_nowait`] | `Ok(None)` |
+//! | [`Queue::put`] | [`Queue::put_timeout`], [`Queue::put_nowait`] | `Ok(false)` (not put) |
+//! | [`JoinableQueue::join`] | [`JoinableQueue::join_timeout`] | `false` |
+//! | [`AsyncResult::wait`], [`PoolFuture::wait`] | `wait_timeout` | `false` |
+//! | manager proxies: `get`, `put`, `join`, `acquire`, `wait` | `get_timeout`, `put_timeout`, `join_timeout`, `acquire_timeout`, `wait_timeout` | `Ok(None)` / `Ok(false)`, as the local type |
+//!
+//! Three calls follow Python instead, because a timeout there changes more than the caller's
+//! wait: [`Barrier::wait_timeout`] (and the manager's barrier) *breaks the barrier* for every
+//! party, so it is `Err(SyncError::BrokenBarrier)`, as Python's `BrokenBarrierError`; and
+//! [`AsyncResult::get_timeout`] and [`PoolFuture::result_timeout`] (and the items of
+//! [`ProcessPoolExecutor::map_timeout`]) *consume* the handle, so they return
+//! `Err(PoolError::ResultTimeout)`, as Python's `TimeoutError`, and the task goes on; use
+//! `wait_timeout` first to keep the handle.
+//!
+//! ```
+//! use std::time::Duration;
+//! let q = multiproc::Queue::<u32>::with_maxsize(1)?;
+//! assert!(q.put_timeout(1, Duration::from_millis(10))?); // put
+//! assert!(!q.put_timeout(2, Duration::from_millis(10))?); // full: timed out
+//! assert_eq!(q.get_timeout(Duration::from_millis(10))?, Some(1));
+//! assert_eq!(q.get_timeout(Duration::from_millis(10))?, None); // empty: timed out
+//! let lock = multiproc::Lock::new()?;
+//! let guard = lock.acquire_timeout(Duration::MAX)?; // no deadline at all
+//! assert!(guard.is_some());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
 
@@ -112,8 +156,8 @@ pub use shared::{
     resource_tracker_pid,
 };
 pub use sync::{
-    AcquireError, Barrier, BoundedSemaphore, CondGuard, Condition, Event, Lock, LockGuard, RLock,
-    RLockGuard, Semaphore, SemaphoreGuard, SyncError,
+    Barrier, BoundedSemaphore, CondGuard, Condition, Event, Lock, LockGuard, RLock, RLockGuard,
+    Semaphore, SemaphoreGuard, SyncError,
 };
 
 /// The README's code blocks, compiled and run as doctests.

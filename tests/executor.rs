@@ -75,7 +75,7 @@ fn bytes_of_len(n: usize) -> serde_bytes::ByteBuf {
 }
 
 fn takes_lock(lock: Lock) -> bool {
-    lock.try_acquire().is_ok()
+    matches!(lock.try_acquire(), Ok(Some(_)))
 }
 
 fn makes_lock(_: u64) -> Lock {

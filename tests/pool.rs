@@ -181,7 +181,7 @@ fn aborting_init(_: u32) {
 }
 
 fn takes_lock(lock: Lock) -> bool {
-    lock.try_acquire().is_ok()
+    matches!(lock.try_acquire(), Ok(Some(_)))
 }
 
 fn makes_lock(_: u64) -> Lock {

@@ -48,27 +48,66 @@ const MIB: usize = 1 << 20;
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// The variant of a queue operation's outcome, to compare and print.
-fn kind<T>(r: &Result<T, QueueError>) -> &'static str {
-    match r {
-        Ok(_) => "Ok",
-        Err(QueueError::Full) => "Full",
-        Err(QueueError::Empty) => "Empty",
-        Err(QueueError::Closed) => "Closed",
-        Err(QueueError::TaskDoneTooManyTimes) => "TaskDoneTooManyTimes",
-        Err(QueueError::Codec(_)) => "Codec",
-        Err(QueueError::Io(_)) => "Io",
-        Err(_) => "another error",
+/// The variant of a queue error, to compare and print.
+fn error_kind(e: &QueueError) -> &'static str {
+    match e {
+        QueueError::Closed => "Closed",
+        QueueError::TaskDoneTooManyTimes => "TaskDoneTooManyTimes",
+        QueueError::Codec(_) => "Codec",
+        QueueError::Io(_) => "Io",
+        _ => "another error",
     }
 }
 
-/// `r` is the error `expected` (a [`kind`]); the message shows what it was otherwise.
-#[track_caller]
-fn assert_fails<T>(r: Result<T, QueueError>, expected: &str) {
-    match &r {
-        Err(e) => assert_eq!(kind(&r), expected, "expected {expected}, got {e:?}"),
-        Ok(_) => panic!("expected {expected}, got Ok"),
+/// A queue operation's outcome: done (`"Ok"`), timed out (`"Empty"` for a get that found no
+/// item, `"Full"` for a put that found no room), or an error's [`error_kind`].
+trait Outcome {
+    fn kind(&self) -> &'static str;
+}
+
+impl<T> Outcome for Result<Option<T>, QueueError> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Ok(Some(_)) => "Ok",
+            Ok(None) => "Empty",
+            Err(e) => error_kind(e),
+        }
     }
+}
+
+impl Outcome for Result<bool, QueueError> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Ok(true) => "Ok",
+            Ok(false) => "Full",
+            Err(e) => error_kind(e),
+        }
+    }
+}
+
+/// An operation without a timeout (`put`, `get` of a `u32`, `task_done`).
+macro_rules! untimed_outcome {
+    ($($t:ty),*) => {$(
+        impl Outcome for Result<$t, QueueError> {
+            fn kind(&self) -> &'static str {
+                match self {
+                    Ok(_) => "Ok",
+                    Err(e) => error_kind(e),
+                }
+            }
+        }
+    )*};
+}
+untimed_outcome!((), u32);
+
+fn kind(r: &impl Outcome) -> &'static str {
+    r.kind()
+}
+
+/// `r` did not succeed, as `expected` (a [`kind`]); the message shows what it was otherwise.
+#[track_caller]
+fn assert_fails(r: impl Outcome, expected: &str) {
+    assert_eq!(kind(&r), expected, "expected {expected}, got {}", kind(&r));
 }
 
 /// `len` bytes, byte `i` being `(i + seed) % 251`: a period prime to every chunk and page
@@ -195,7 +234,9 @@ fn items_come_out_in_the_order_they_were_put() {
     for i in 0..1000u32 {
         q.put(i).unwrap();
     }
-    let got: Vec<u32> = (0..1000).map(|_| q.get_nowait().unwrap()).collect();
+    let got: Vec<u32> = (0..1000)
+        .map(|_| q.get_nowait().unwrap().expect("an item"))
+        .collect();
     assert_eq!(got, (0..1000).collect::<Vec<_>>());
     assert_fails(q.get_nowait(), "Empty");
 }
@@ -207,8 +248,8 @@ fn put_takes_the_item_by_value_or_by_reference() {
     let kept = "by reference".to_string();
     q.put("by value".to_string()).unwrap();
     q.put(&kept).unwrap();
-    q.put_nowait(&kept).unwrap();
-    q.put_timeout(&kept, SHORT).unwrap();
+    assert!(q.put_nowait(&kept).unwrap());
+    assert!(q.put_timeout(&kept, SHORT).unwrap());
     assert_eq!(kept, "by reference");
     assert_eq!(q.get().unwrap(), "by value");
     for _ in 0..3 {
@@ -267,12 +308,12 @@ fn buffer_size_is_rounded_up_to_whole_pages() {
 fn put_nowait_on_a_full_queue_is_full_and_puts_nothing() {
     let _g = common::guard();
     let q = Queue::with_maxsize(2).unwrap();
-    q.put_nowait(1u8).unwrap();
-    q.put_nowait(2).unwrap();
+    assert!(q.put_nowait(1u8).unwrap());
+    assert!(q.put_nowait(2).unwrap());
     assert_fails(q.put_nowait(3), "Full");
     assert_eq!(q.qsize(), 2);
     assert_eq!(q.get().unwrap(), 1);
-    q.put_nowait(4).unwrap();
+    assert!(q.put_nowait(4).unwrap());
     assert_eq!([q.get().unwrap(), q.get().unwrap()], [2, 4]);
     assert_fails(q.get_nowait(), "Empty");
 }
@@ -285,7 +326,7 @@ fn get_nowait_on_an_empty_queue_is_empty() {
     assert_fails(q.get_nowait(), "Empty");
     assert!(started.elapsed() < LATE);
     q.put(1).unwrap();
-    assert_eq!(q.get_nowait().unwrap(), 1);
+    assert_eq!(q.get_nowait().unwrap().expect("an item"), 1);
     assert_fails(q.get_nowait(), "Empty");
 }
 
@@ -322,7 +363,7 @@ fn put_timeout_on_a_full_buffer_is_full_on_time_and_puts_nothing() {
     // ring.
     let q: Queue<ByteBuf> = Queue::builder().buffer_size(4096).build().unwrap();
     let mut put = 0u8;
-    while q.put_nowait(pattern(1000, put)).is_ok() {
+    while q.put_nowait(pattern(1000, put)).expect("put_nowait") {
         put += 1;
         assert!(
             put < 100,
@@ -337,11 +378,11 @@ fn put_timeout_on_a_full_buffer_is_full_on_time_and_puts_nothing() {
     assert_on_time(waited, SHORT);
     assert_eq!(q.qsize(), put as usize);
     for seed in 0..put {
-        assert_pattern(&q.get_nowait().unwrap(), 1000, seed);
+        assert_pattern(&q.get_nowait().unwrap().expect("an item"), 1000, seed);
     }
     assert_fails(q.get_nowait(), "Empty");
     q.put(pattern(1000, 7)).unwrap();
-    assert_pattern(&q.get_nowait().unwrap(), 1000, 7);
+    assert_pattern(&q.get_nowait().unwrap().expect("an item"), 1000, 7);
 }
 
 #[test]
@@ -355,13 +396,13 @@ fn put_timeout_that_fits_only_part_of_a_large_item_puts_none_of_it() {
     assert_fails(q.put_timeout(pattern(5000, 3), SHORT), "Full");
     assert_fails(q.put_nowait(pattern(5000, 4)), "Full");
 
-    assert_pattern(&q.get_nowait().unwrap(), 1000, 1);
-    assert_pattern(&q.get_nowait().unwrap(), 1000, 2);
+    assert_pattern(&q.get_nowait().unwrap().expect("an item"), 1000, 1);
+    assert_pattern(&q.get_nowait().unwrap().expect("an item"), 1000, 2);
     assert_fails(q.get_nowait(), "Empty");
     assert_eq!(q.qsize(), 0);
     // Room again, for a large item in pieces.
-    q.put_timeout(pattern(3000, 5), LONG).unwrap();
-    assert_pattern(&q.get_nowait().unwrap(), 3000, 5);
+    assert!(q.put_timeout(pattern(3000, 5), LONG).unwrap());
+    assert_pattern(&q.get_nowait().unwrap().expect("an item"), 3000, 5);
     assert!(q.empty());
 }
 
@@ -376,15 +417,15 @@ fn put_timeout_that_leaves_no_room_even_to_cancel_its_item_puts_none_of_it() {
     assert_fails(q.put_timeout(pattern(5000, 2), SHORT), "Full");
     assert_eq!(q.qsize(), 1);
 
-    assert_pattern(&q.get_nowait().unwrap(), 957, 1);
+    assert_pattern(&q.get_nowait().unwrap().expect("an item"), 957, 1);
     assert_eq!(q.qsize(), 0);
-    q.put_timeout(pattern(10, 3), LONG).unwrap();
+    assert!(q.put_timeout(pattern(10, 3), LONG).unwrap());
     assert_eq!(q.qsize(), 1);
-    assert_pattern(&q.get_nowait().unwrap(), 10, 3);
+    assert_pattern(&q.get_nowait().unwrap().expect("an item"), 10, 3);
     assert_eq!(q.qsize(), 0);
     assert_fails(q.get_nowait(), "Empty");
-    q.put_timeout(pattern(3000, 4), LONG).unwrap();
-    assert_pattern(&q.get_nowait().unwrap(), 3000, 4);
+    assert!(q.put_timeout(pattern(3000, 4), LONG).unwrap());
+    assert_pattern(&q.get_nowait().unwrap().expect("an item"), 3000, 4);
     assert!(q.empty());
 }
 
@@ -399,18 +440,18 @@ fn items_after_a_put_that_could_not_cancel_its_item_are_counted_exactly() {
         .unwrap();
     q.put(pattern(957, 1)).unwrap();
     assert_fails(q.put_timeout(pattern(5000, 2), SHORT), "Full");
-    assert_pattern(&q.get_nowait().unwrap(), 957, 1);
+    assert_pattern(&q.get_nowait().unwrap().expect("an item"), 957, 1);
     // This get takes the pieces, finds the rest will not come, and drops them.
     assert_fails(q.get_nowait(), "Empty");
     assert_eq!(q.qsize(), 0);
 
-    q.put_nowait(pattern(10, 3)).unwrap();
+    assert!(q.put_nowait(pattern(10, 3)).unwrap());
     assert_eq!((q.qsize(), q.empty()), (1, false));
-    q.put_nowait(pattern(10, 4)).unwrap();
+    assert!(q.put_nowait(pattern(10, 4)).unwrap());
     assert_eq!((q.qsize(), q.full()), (2, true));
     assert_fails(q.put_nowait(pattern(10, 5)), "Full");
-    assert_pattern(&q.get_nowait().unwrap(), 10, 3);
-    assert_pattern(&q.get_nowait().unwrap(), 10, 4);
+    assert_pattern(&q.get_nowait().unwrap().expect("an item"), 10, 3);
+    assert_pattern(&q.get_nowait().unwrap().expect("an item"), 10, 4);
     assert_fails(q.get_nowait(), "Empty");
     assert_eq!(q.qsize(), 0);
 }
@@ -428,7 +469,7 @@ fn failed_put_of_part_of_a_large_item_does_not_count_as_an_item() {
     assert_fails(q.put_timeout(pattern(5000, 3), SHORT), "Full");
     // The item was not put: two items are in the queue, and there is room for a third.
     assert_eq!((q.qsize(), q.full()), (2, false));
-    q.put_nowait(pattern(10, 4)).unwrap();
+    assert!(q.put_nowait(pattern(10, 4)).unwrap());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,7 +478,11 @@ fn failed_put_of_part_of_a_large_item_does_not_count_as_an_item() {
 /// Answer each request with its double, until `None`; returns how many it answered.
 fn double_requests((requests, replies): (Queue<Option<u64>>, Queue<u64>)) -> u64 {
     let mut answered = 0;
-    while let Some(x) = requests.get_timeout(LONG).expect("a request") {
+    while let Some(x) = requests
+        .get_timeout(LONG)
+        .expect("a request")
+        .expect("a request")
+    {
         replies.put(x * 2).expect("putting a reply");
         answered += 1;
     }
@@ -453,7 +498,12 @@ fn queue_passed_to_a_child_carries_items_both_ways(method: StartMethod) {
     }
     requests.put(None).unwrap();
     let got: Vec<u64> = (0..100)
-        .map(|_| replies.get_timeout(LONG).expect("a reply"))
+        .map(|_| {
+            replies
+                .get_timeout(LONG)
+                .expect("a reply")
+                .expect("a reply")
+        })
         .collect();
     assert_eq!(got, (0..100).map(|i| i * 2).collect::<Vec<_>>());
     assert_eq!(join(child), 100);
@@ -465,7 +515,10 @@ fn greet_through_received_queue(mut conn: Connection) -> String {
     let (to_parent, from_parent): (Queue<String>, Queue<String>) =
         conn.recv().expect("receiving the queues");
     to_parent.put("hello from the child".to_string()).unwrap();
-    from_parent.get_timeout(LONG).expect("the parent's answer")
+    from_parent
+        .get_timeout(LONG)
+        .expect("the parent's answer")
+        .expect("the parent's answer")
 }
 
 fn queue_sent_over_a_connection_to_a_running_child_carries_items(method: StartMethod) {
@@ -476,7 +529,10 @@ fn queue_sent_over_a_connection_to_a_running_child_carries_items(method: StartMe
         (Queue::new().unwrap(), Queue::new().unwrap());
     here.send(&(to_parent.clone(), from_parent.clone()))
         .unwrap();
-    assert_eq!(to_parent.get_timeout(LONG).unwrap(), "hello from the child");
+    assert_eq!(
+        to_parent.get_timeout(LONG).unwrap().expect("an item"),
+        "hello from the child"
+    );
     from_parent
         .put("hello from the parent".to_string())
         .unwrap();
@@ -500,15 +556,18 @@ fn queue_returned_by_a_child_keeps_its_items(method: StartMethod) {
     // The child has exited: the parent's handle is the only one left.
     let q = join(child);
     assert_eq!(q.qsize(), 1);
-    assert_eq!(q.get_nowait().unwrap(), "made in the child");
+    assert_eq!(
+        q.get_nowait().unwrap().expect("an item"),
+        "made in the child"
+    );
     q.put("and used here".to_string()).unwrap();
-    assert_eq!(q.get_nowait().unwrap(), "and used here");
+    assert_eq!(q.get_nowait().unwrap().expect("an item"), "and used here");
 }
 
 /// Wait for `go`, then take one item.
 fn get_after_go((q, go): (Queue<u32>, Event)) -> u32 {
     wait_set(&go, "the test never said go");
-    q.get_timeout(LONG).expect("an item")
+    q.get_timeout(LONG).expect("an item").expect("an item")
 }
 
 fn bounded_put_blocks_until_a_consumer_in_another_process_makes_room(method: StartMethod) {
@@ -530,7 +589,7 @@ fn bounded_put_blocks_until_a_consumer_in_another_process_makes_room(method: Sta
         .expect("put still blocked after the consumer made room");
     assert_eq!(kind(&r), "Ok");
     assert_eq!(join(child), 1);
-    assert_eq!(q.get_nowait().unwrap(), 2);
+    assert_eq!(q.get_nowait().unwrap().expect("an item"), 2);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -554,7 +613,7 @@ fn consume_tagged(q: Queue<Tagged>) -> Vec<Vec<u64>> {
     let words = ITEMS_PER_PRODUCER.div_ceil(64) as usize;
     let mut seen = vec![vec![0u64; words]; PRODUCERS as usize];
     let mut last: Vec<Option<u32>> = vec![None; PRODUCERS as usize];
-    while let Some((producer, seq)) = q.get_timeout(LONG).expect("an item") {
+    while let Some((producer, seq)) = q.get_timeout(LONG).expect("an item").expect("an item") {
         let p = producer as usize;
         assert!(p < PRODUCERS as usize && seq < ITEMS_PER_PRODUCER);
         if let Some(before) = last[p] {
@@ -632,8 +691,12 @@ fn item_of_100_mib_streams_through_a_1_mib_buffer_intact() {
         put_patterns,
         (q.clone(), vec![(100 * MIB, 7), (1000, 8)]),
     );
-    assert_pattern(&q.get_timeout(LONG).unwrap(), 100 * MIB, 7);
-    assert_pattern(&q.get_timeout(LONG).unwrap(), 1000, 8);
+    assert_pattern(
+        &q.get_timeout(LONG).unwrap().expect("an item"),
+        100 * MIB,
+        7,
+    );
+    assert_pattern(&q.get_timeout(LONG).unwrap().expect("an item"), 1000, 8);
     join(child);
     assert!(q.empty());
 }
@@ -673,7 +736,7 @@ fn assert_slow_consumer_keeps_producer_memory_bounded(q: Queue<ByteBuf>, count: 
                 || (q.qsize() >= 1 && common::proc_stat(pid).is_some_and(|p| p.state == 'S'))
         });
         assert!(blocked_or_done, "the producer neither blocked nor finished");
-        let item = q.get_timeout(LONG).expect("an item");
+        let item = q.get_timeout(LONG).expect("an item").expect("an item");
         assert_pattern(&item, len, i as u8);
     }
     let grew_kib = join(child);
@@ -779,7 +842,11 @@ fn producer_killed_inside_put_does_not_hang_a_consumer_which_gets_the_next_item(
     let got = result
         .recv_timeout(PROMPT)
         .expect("the consumer still waits for the killed producer's item");
-    assert_pattern(&got.expect("the next item"), 3000, 2);
+    assert_pattern(
+        &got.expect("the next item").expect("the next item"),
+        3000,
+        2,
+    );
     assert_eq!(q.qsize(), 0);
     assert_fails(q.get_nowait(), "Empty");
 }
@@ -813,14 +880,14 @@ fn producer_killed_inside_put_with_no_other_producer_lets_get_timeout_return_emp
     // The queue goes on: small and large items pass.
     assert_eq!(q.qsize(), 0);
     q.put(pattern(10, 4)).unwrap();
-    assert_pattern(&q.get_nowait().unwrap(), 10, 4);
+    assert_pattern(&q.get_nowait().unwrap().expect("an item"), 10, 4);
     let child = start(
         StartMethod::Fork,
         put_patterns,
         (q.clone(), vec![(8 * MIB, 5), (10, 6)]),
     );
-    assert_pattern(&q.get_timeout(LONG).unwrap(), 8 * MIB, 5);
-    assert_pattern(&q.get_timeout(LONG).unwrap(), 10, 6);
+    assert_pattern(&q.get_timeout(LONG).unwrap().expect("an item"), 8 * MIB, 5);
+    assert_pattern(&q.get_timeout(LONG).unwrap().expect("an item"), 10, 6);
     join(child);
     assert!(q.empty());
 }
@@ -840,9 +907,9 @@ fn producer_killed_inside_put_before_any_consumer_came_loses_only_its_item() {
         (q.clone(), vec![(2000, 2)]),
     );
 
-    assert_pattern(&q.get_timeout(LONG).unwrap(), 100, 1);
+    assert_pattern(&q.get_timeout(LONG).unwrap().expect("an item"), 100, 1);
     let started = Instant::now();
-    assert_pattern(&q.get_timeout(LONG).unwrap(), 2000, 2);
+    assert_pattern(&q.get_timeout(LONG).unwrap().expect("an item"), 2000, 2);
     assert!(started.elapsed() < PROMPT);
     join(next);
     assert_fails(q.get_timeout(SHORT), "Empty");
@@ -870,19 +937,24 @@ fn producer_killed_while_blocked_on_a_full_bounded_queue_leaves_it_usable() {
     kill(producer);
 
     assert_eq!(q.qsize(), 1);
-    assert_eq!(q.get_timeout(LONG).unwrap(), 1);
+    assert_eq!(q.get_timeout(LONG).unwrap().expect("an item"), 1);
     let started = Instant::now();
-    q.put_timeout(3, PROMPT)
-        .expect("put after the blocked producer died");
+    assert!(
+        q.put_timeout(3, PROMPT)
+            .expect("put after the blocked producer died")
+    );
     assert!(started.elapsed() < PROMPT);
-    assert_eq!(q.get_nowait().unwrap(), 3);
+    assert_eq!(q.get_nowait().unwrap().expect("an item"), 3);
     assert_fails(q.get_nowait(), "Empty");
 }
 
 /// Say so, then take one item; returns its length.
 fn announce_and_get((q, getting): (Queue<ByteBuf>, Event)) -> usize {
     getting.set();
-    q.get_timeout(LONG).expect("an item").len()
+    q.get_timeout(LONG)
+        .expect("an item")
+        .expect("an item")
+        .len()
 }
 
 #[test]
@@ -915,9 +987,9 @@ fn consumer_killed_inside_get_loses_only_its_item_and_the_next_consumer_gets_the
     signal(pid, libc::SIGCONT);
 
     let started = Instant::now();
-    assert_pattern(&q.get_timeout(LONG).unwrap(), 5000, 2);
+    assert_pattern(&q.get_timeout(LONG).unwrap().expect("an item"), 5000, 2);
     assert!(started.elapsed() < PROMPT);
-    assert_pattern(&q.get_timeout(LONG).unwrap(), 10, 3);
+    assert_pattern(&q.get_timeout(LONG).unwrap().expect("an item"), 10, 3);
     join(producer);
     assert_eq!(q.qsize(), 0);
     assert_fails(q.get_nowait(), "Empty");
@@ -938,7 +1010,11 @@ fn consumer_killed_while_waiting_on_an_empty_queue_does_not_block_the_others() {
 
     q.put(pattern(10, 1)).unwrap();
     let started = Instant::now();
-    assert_pattern(&q.get_timeout(PROMPT).expect("the item"), 10, 1);
+    assert_pattern(
+        &q.get_timeout(PROMPT).expect("the item").expect("the item"),
+        10,
+        1,
+    );
     assert!(started.elapsed() < PROMPT);
     assert!(q.empty());
 }
@@ -959,7 +1035,7 @@ impl<'de> Deserialize<'de> for Stalling {
 /// Say so, then take one item.
 fn announce_and_get_stalling((q, getting): (Queue<Stalling>, Event)) -> u32 {
     getting.set();
-    q.get_timeout(LONG).expect("an item").0
+    q.get_timeout(LONG).expect("an item").expect("an item").0
 }
 
 #[test]
@@ -980,8 +1056,13 @@ fn consumer_killed_while_decoding_a_one_piece_item_leaves_it_to_the_next_consume
 
     // Documented in ring.rs ("A consumer that dies before freeing a one-chunk item leaves it
     // in the ring for the next consumer"): the item was not taken yet.
-    assert_eq!(q.get_timeout(PROMPT).expect("the first item"), 13);
-    assert_eq!(q.get_nowait().unwrap(), 14);
+    assert_eq!(
+        q.get_timeout(PROMPT)
+            .expect("the first item")
+            .expect("the first item"),
+        13
+    );
+    assert_eq!(q.get_nowait().unwrap().expect("an item"), 14);
     assert_eq!(q.qsize(), 0);
 }
 
@@ -993,7 +1074,7 @@ fn consumer_killed_while_decoding_a_one_piece_item_leaves_it_to_the_next_consume
 fn square_tasks((q, results): (JoinableQueue<Option<u64>>, Queue<u64>)) -> u64 {
     let mut done = 0;
     loop {
-        let item = q.get_timeout(LONG).expect("a task");
+        let item = q.get_timeout(LONG).expect("a task").expect("a task");
         if let Some(n) = item {
             results.put(n * n).expect("putting a result");
             done += 1;
@@ -1032,7 +1113,9 @@ fn joinable_queue_join_returns_once_workers_in_other_processes_marked_every_item
     let processed: u64 = workers.into_iter().map(join).sum();
     assert_eq!(processed, N);
     assert!(q.join_timeout(LONG));
-    let mut squares: Vec<u64> = (0..N).map(|_| results.get_nowait().unwrap()).collect();
+    let mut squares: Vec<u64> = (0..N)
+        .map(|_| results.get_nowait().unwrap().expect("an item"))
+        .collect();
     squares.sort_unstable();
     assert_eq!(squares, (0..N).map(|n| n * n).collect::<Vec<_>>());
 }
@@ -1211,9 +1294,9 @@ fn queue_close_fails_put_and_get_on_that_handle_and_keeps_the_items() {
 
     // A handle received separately (as another process has it) is not closed.
     assert!(!other.is_closed());
-    assert_eq!(other.get_nowait().unwrap(), 1);
+    assert_eq!(other.get_nowait().unwrap().expect("an item"), 1);
     other.put(3).unwrap();
-    assert_eq!(other.get_nowait().unwrap(), 3);
+    assert_eq!(other.get_nowait().unwrap().expect("an item"), 3);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1236,7 +1319,10 @@ fn item_holding_an_os_handle_is_a_codec_error_and_the_queue_still_works() {
     assert_eq!(q.qsize(), 0);
 
     q.put(Item::Number(7)).unwrap();
-    assert!(matches!(q.get_nowait().unwrap(), Item::Number(7)));
+    assert!(matches!(
+        q.get_nowait().unwrap().expect("an item"),
+        Item::Number(7)
+    ));
     assert_fails(q.get_nowait(), "Empty");
 
     let joinable: JoinableQueue<Item> = JoinableQueue::new().unwrap();
@@ -1252,13 +1338,18 @@ fn get_as_the_wrong_type_is_a_codec_error_and_the_next_item_is_fine() {
     let bytes: Queue<ByteBuf> = retyped(&strings);
     for len in [10, 2500] {
         // Not UTF-8.
-        bytes
-            .put_timeout(ByteBuf::from(vec![0xff; len]), LONG)
-            .unwrap();
-        strings.put_timeout("é".repeat(400), LONG).unwrap();
+        assert!(
+            bytes
+                .put_timeout(ByteBuf::from(vec![0xff; len]), LONG)
+                .unwrap()
+        );
+        assert!(strings.put_timeout("é".repeat(400), LONG).unwrap());
         assert_fails(strings.get_nowait(), "Codec");
         assert_eq!(strings.qsize(), 1);
-        assert_eq!(strings.get_nowait().unwrap(), "é".repeat(400));
+        assert_eq!(
+            strings.get_nowait().unwrap().expect("an item"),
+            "é".repeat(400)
+        );
     }
     assert_fails(strings.get_nowait(), "Empty");
 }
@@ -1284,12 +1375,15 @@ fn panic_while_decoding_an_item_leaves_the_queue_usable() {
     let fragile: Queue<Fragile> = retyped(&raw);
     // One piece, then several.
     for len in [10, 2500] {
-        raw.put_timeout(Raw(13, pattern(len, 1)), LONG).unwrap();
+        assert!(raw.put_timeout(Raw(13, pattern(len, 1)), LONG).unwrap());
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fragile.get_nowait()));
         assert!(r.is_err(), "decoding did not panic");
         assert_eq!(raw.qsize(), 0);
-        raw.put_timeout(Raw(2, pattern(len, 2)), LONG).unwrap();
-        let Fragile(Raw(n, bytes)) = fragile.get_nowait().expect("the next item");
+        assert!(raw.put_timeout(Raw(2, pattern(len, 2)), LONG).unwrap());
+        let Fragile(Raw(n, bytes)) = fragile
+            .get_nowait()
+            .expect("the next item")
+            .expect("the next item");
         assert_eq!(n, 2);
         assert_pattern(&bytes, len, 2);
     }
@@ -1306,7 +1400,9 @@ fn threads_of_one_process_share_a_queue() {
                 let q = q.clone();
                 s.spawn(move || {
                     let mut got = Vec::new();
-                    while let Some((_, seq)) = q.get_timeout(LONG).expect("an item") {
+                    while let Some((_, seq)) =
+                        q.get_timeout(LONG).expect("an item").expect("an item")
+                    {
                         got.push(seq);
                     }
                     got
@@ -1318,7 +1414,7 @@ fn threads_of_one_process_share_a_queue() {
                 let q = q.clone();
                 s.spawn(move || {
                     for seq in 0..10_000 {
-                        q.put_timeout(Some((t, t * 10_000 + seq)), LONG).unwrap();
+                        assert!(q.put_timeout(Some((t, t * 10_000 + seq)), LONG).unwrap());
                     }
                 })
             })
@@ -1327,7 +1423,7 @@ fn threads_of_one_process_share_a_queue() {
             putter.join().unwrap();
         }
         for _ in 0..3 {
-            q.put_timeout(None, LONG).unwrap();
+            assert!(q.put_timeout(None, LONG).unwrap());
         }
         getters.into_iter().map(|g| g.join().unwrap()).collect()
     });
@@ -1365,7 +1461,7 @@ fn dropped_queues_leave_no_descriptor_or_mapping_behind() {
                 let q = Queue::new().unwrap();
                 q.put(i).unwrap();
                 let received: Queue<u32> = retyped(&q);
-                assert_eq!(received.get_nowait().unwrap(), i);
+                assert_eq!(received.get_nowait().unwrap().expect("an item"), i);
                 let j = JoinableQueue::<u32>::with_maxsize(3).unwrap();
                 j.put(i).unwrap();
                 let s = SimpleQueue::<u32>::new().unwrap();
@@ -1403,7 +1499,11 @@ fn assert_all_there(q: &Queue<ByteBuf>) {
     let items = last_items();
     assert_eq!(q.qsize(), items.len());
     for (len, seed) in items {
-        assert_pattern(&q.get_nowait().expect("an item"), len, seed);
+        assert_pattern(
+            &q.get_nowait().expect("an item").expect("an item"),
+            len,
+            seed,
+        );
     }
     assert_fails(q.get_nowait(), "Empty");
 }
@@ -1458,14 +1558,14 @@ fn zero_sized_items_pass_and_count() {
     let q: Queue<()> = Queue::new().unwrap();
     q.put(()).unwrap();
     assert_eq!(q.qsize(), 1);
-    q.get_nowait().unwrap();
+    q.get_nowait().unwrap().expect("an item");
     assert_fails(q.get_nowait(), "Empty");
 
     // Through a 4 KiB buffer, which they fill many times over.
     let q: Queue<()> = Queue::builder().buffer_size(4096).build().unwrap();
     let child = start(StartMethod::Fork, put_units, (q.clone(), 2000));
     for _ in 0..2000 {
-        q.get_timeout(LONG).expect("an item");
+        q.get_timeout(LONG).expect("an item").expect("an item");
     }
     join(child);
     assert_fails(q.get_nowait(), "Empty");
@@ -1499,7 +1599,11 @@ fn items_around_chunk_boundaries_pass_through_a_small_buffer_intact() {
         .collect();
     let child = start(StartMethod::Fork, put_patterns, (q.clone(), items.clone()));
     for (len, seed) in items {
-        assert_pattern(&q.get_timeout(LONG).expect("an item"), len, seed);
+        assert_pattern(
+            &q.get_timeout(LONG).expect("an item").expect("an item"),
+            len,
+            seed,
+        );
     }
     join(child);
     assert_fails(q.get_nowait(), "Empty");
@@ -1507,7 +1611,7 @@ fn items_around_chunk_boundaries_pass_through_a_small_buffer_intact() {
 
 /// What crosses a queue between processes is the item's value, whatever its type.
 fn echo_any<T: Serialize + DeserializeOwned>((input, output): (Queue<T>, Queue<T>)) {
-    let item = input.get_timeout(LONG).expect("an item");
+    let item = input.get_timeout(LONG).expect("an item").expect("an item");
     output.put(item).expect("put");
 }
 
@@ -1528,5 +1632,5 @@ fn structured_items_cross_to_another_process_unchanged() {
         echo_any::<Record>,
         (input.clone(), output.clone()),
     ));
-    assert_eq!(output.get_nowait().unwrap(), record);
+    assert_eq!(output.get_nowait().unwrap().expect("an item"), record);
 }

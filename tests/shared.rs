@@ -21,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use multiproc::{AcquireError, Array, Event, RawArray, RawValue, SharedMemory, StartMethod, Value};
+use multiproc::{Array, Event, RawArray, RawValue, SharedMemory, StartMethod, Value};
 
 /// How soon something done asynchronously by another process (a kill noticed, a name
 /// unlinked by a resource tracker) must be visible. Milliseconds are expected; the bound is
@@ -229,6 +229,7 @@ fn value_lock_is_reentrant_for_get_and_set() {
         let _held = checked
             .get_lock()
             .acquire_timeout(LONG)
+            .expect("a free lock")
             .expect("a free lock");
         checked.set(checked.get().unwrap() + 1).unwrap();
     });
@@ -241,6 +242,7 @@ fn die_holding_value_lock((value, held): (Value<u64>, Event)) {
         value
             .get_lock()
             .acquire_timeout(LONG)
+            .expect("the child takes the value's lock")
             .expect("the child takes the value's lock"),
     );
     value.set(7).expect("the lock is held");
@@ -263,12 +265,19 @@ fn value_stays_usable_after_a_process_died_holding_its_lock(method: StartMethod)
     assert_eq!(within(PROMPT, move || reader.get().unwrap()), 7);
 
     let relocked = value.get_lock().try_acquire();
-    assert!(relocked.is_ok(), "the lock was not recovered");
+    assert!(
+        matches!(relocked, Ok(Some(_))),
+        "the lock was not recovered"
+    );
 }
 
 /// Exit the process in the middle of a critical section.
 fn exit_holding_value_lock(value: Value<u64>) {
-    let _guard = value.get_lock().acquire_timeout(LONG).expect("a free lock");
+    let _guard = value
+        .get_lock()
+        .acquire_timeout(LONG)
+        .expect("a free lock")
+        .expect("a free lock");
     std::process::exit(0);
 }
 
@@ -280,11 +289,13 @@ fn value_lock_reports_owner_died_through_get_lock() {
     assert!(child.join_timeout(LONG).unwrap(), "the child did not exit");
     assert_eq!(child.join().unwrap_err().exitcode(), Some(0));
 
-    match value.get_lock().acquire_timeout(LONG) {
-        Err(AcquireError::OwnerDied(guard)) => drop(guard),
-        Err(e) => panic!("expected OwnerDied, got {e:?}"),
-        Ok(_) => panic!("expected OwnerDied, got Ok"),
-    }
+    let guard = value
+        .get_lock()
+        .acquire_timeout(LONG)
+        .expect("acquire")
+        .expect("the lock");
+    assert!(guard.owner_died(), "expected the owner-died notice");
+    drop(guard);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -478,21 +489,19 @@ fn value_and_array_lock_report_owner_died_with_the_guard() {
     let value = Value::new(3u64).unwrap();
     let child = start(StartMethod::Fork, exit_holding_value_lock, value.clone());
     assert!(child.join_timeout(LONG).unwrap(), "the child did not exit");
-    match value.lock() {
-        Err(AcquireError::OwnerDied(mut guard)) => assert_eq!(guard.update(|x| x + 1), 4),
-        Err(e) => panic!("expected OwnerDied, got {e:?}"),
-        Ok(_) => panic!("expected OwnerDied, got Ok"),
-    }
+    let mut guard = value.lock().expect("the value's lock");
+    assert!(guard.owner_died(), "expected the owner-died notice");
+    assert_eq!(guard.update(|x| x + 1), 4);
+    drop(guard);
     assert_eq!(value.get().unwrap(), 4);
 
     let array = Array::from_slice(&[1u8]).unwrap();
     let child = start(StartMethod::Fork, exit_holding_array_lock, array.clone());
     assert!(child.join_timeout(LONG).unwrap(), "the child did not exit");
-    match array.lock() {
-        Err(AcquireError::OwnerDied(guard)) => assert_eq!(guard.get(0), Some(1)),
-        Err(e) => panic!("expected OwnerDied, got {e:?}"),
-        Ok(_) => panic!("expected OwnerDied, got Ok"),
-    }
+    let guard = array.lock().expect("the array's lock");
+    assert!(guard.owner_died(), "expected the owner-died notice");
+    assert_eq!(guard.get(0), Some(1));
+    drop(guard);
     assert!(array.lock().is_ok(), "the lock was recovered");
 }
 

@@ -19,8 +19,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use multiproc::{
-    AcquireError, Barrier, BoundedSemaphore, Builder, Condition, Event, Lock, RLock, RawValue,
-    Semaphore, StartMethod, SyncError, Value,
+    Barrier, BoundedSemaphore, Builder, Condition, Event, Lock, RLock, RawValue, Semaphore,
+    StartMethod, SyncError, Value,
 };
 
 /// The timeout given to calls whose timing is under test.
@@ -35,10 +35,36 @@ const PROMPT: Duration = Duration::from_secs(5);
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-/// How an acquire ended, as text: `"Ok"`, `"Timeout"`, `"WouldDeadlock"`, `"OwnerDied(..)"`.
-fn outcome<G>(r: &Result<G, AcquireError<G>>) -> String {
+/// A lock guard that tells whether the previous owner died.
+trait Held {
+    fn owner_died(&self) -> bool;
+}
+
+impl Held for multiproc::LockGuard<'_> {
+    fn owner_died(&self) -> bool {
+        multiproc::LockGuard::owner_died(self)
+    }
+}
+
+impl Held for multiproc::RLockGuard<'_> {
+    fn owner_died(&self) -> bool {
+        multiproc::RLockGuard::owner_died(self)
+    }
+}
+
+impl Held for multiproc::CondGuard<'_> {
+    fn owner_died(&self) -> bool {
+        multiproc::CondGuard::owner_died(self)
+    }
+}
+
+/// How a timed acquire ended, as text: `"Ok"`, `"Timeout"`, `"WouldDeadlock"`,
+/// `"OwnerDied(..)"`.
+fn outcome<G: Held>(r: &Result<Option<G>, SyncError>) -> String {
     match r {
-        Ok(_) => "Ok".to_string(),
+        Ok(Some(g)) if g.owner_died() => "OwnerDied(..)".to_string(),
+        Ok(Some(_)) => "Ok".to_string(),
+        Ok(None) => "Timeout".to_string(),
         Err(e) => format!("{e:?}"),
     }
 }
@@ -89,7 +115,10 @@ per_start_method!(
 
 fn add_under_lock((lock, counter, n): (Lock, RawValue<u64>, u64)) {
     for _ in 0..n {
-        let _guard = lock.acquire_timeout(LONG).expect("acquiring the lock");
+        let _guard = lock
+            .acquire_timeout(LONG)
+            .expect("acquiring the lock")
+            .expect("acquiring the lock");
         // A read and a separate write: only the lock keeps increments from being lost.
         counter.set(counter.get() + 1);
     }
@@ -118,6 +147,7 @@ fn lock_makes_a_read_modify_write_by_several_processes_exact(method: StartMethod
 fn hold_lock_until_released((lock, held, release): (Lock, Event, Event)) {
     let _guard = lock
         .acquire_timeout(LONG)
+        .expect("the child takes the free lock")
         .expect("the child takes the free lock");
     held.set();
     wait_set(&release, "the test never let the child release the lock");
@@ -194,7 +224,7 @@ fn lock_acquired_again_by_the_thread_holding_it_is_would_deadlock() {
     let outcomes = within(PROMPT, move || {
         let _held = lock.acquire().expect("acquiring a free lock");
         [
-            outcome(&lock.acquire()),
+            outcome(&lock.acquire().map(Some)),
             outcome(&lock.acquire_timeout(LONG)),
             outcome(&lock.try_acquire()),
         ]
@@ -216,7 +246,10 @@ fn lock_release_when_not_held_is_not_owner() {
 fn lock_release_by_another_thread_is_not_owner_and_keeps_it_held() {
     let _g = common::guard();
     let lock = Lock::new().unwrap();
-    let _held = lock.acquire_timeout(LONG).expect("acquiring a free lock");
+    let _held = lock
+        .acquire_timeout(LONG)
+        .expect("acquiring a free lock")
+        .expect("acquiring a free lock");
     let other = lock.clone();
     let released = std::thread::spawn(move || other.release()).join().unwrap();
     assert!(matches!(released, Err(SyncError::NotOwner)));
@@ -227,7 +260,11 @@ fn lock_release_by_another_thread_is_not_owner_and_keeps_it_held() {
 fn lock_held_without_a_guard_is_released_explicitly_once() {
     let _g = common::guard();
     let lock = Lock::new().unwrap();
-    std::mem::forget(lock.acquire_timeout(LONG).expect("acquiring a free lock"));
+    std::mem::forget(
+        lock.acquire_timeout(LONG)
+            .expect("acquiring a free lock")
+            .expect("acquiring a free lock"),
+    );
     assert!(lock.release().is_ok());
     assert!(matches!(lock.release(), Err(SyncError::NotOwner)));
     assert_eq!(outcome(&lock.try_acquire()), "Ok");
@@ -237,6 +274,7 @@ fn lock_held_without_a_guard_is_released_explicitly_once() {
 fn die_holding_lock((lock, held): (Lock, Event)) {
     std::mem::forget(
         lock.acquire_timeout(LONG)
+            .expect("the child takes the lock")
             .expect("the child takes the lock"),
     );
     held.set();
@@ -251,10 +289,7 @@ fn lock_acquire_returns_owner_died_when_the_holder_was_killed(method: StartMetho
     kill(child);
 
     let started = Instant::now();
-    match lock.acquire_timeout(LONG) {
-        Err(AcquireError::OwnerDied(guard)) => drop(guard),
-        other => panic!("expected OwnerDied, got {}", outcome(&other)),
-    }
+    assert_eq!(outcome(&lock.acquire_timeout(LONG)), "OwnerDied(..)");
     assert!(started.elapsed() < PROMPT);
     // The lock was made consistent again: an ordinary lock from now on.
     assert_eq!(outcome(&lock.try_acquire()), "Ok");
@@ -264,6 +299,7 @@ fn lock_acquire_returns_owner_died_when_the_holder_was_killed(method: StartMetho
 fn exit_holding_lock(lock: Lock) {
     let _guard = lock
         .acquire_timeout(LONG)
+        .expect("the child takes the lock")
         .expect("the child takes the lock");
     std::process::exit(0);
 }
@@ -275,10 +311,7 @@ fn lock_acquire_returns_owner_died_when_the_holder_exited(method: StartMethod) {
     assert!(child.join_timeout(LONG).unwrap(), "the child did not exit");
     assert_eq!(child.join().unwrap_err().exitcode(), Some(0));
 
-    match lock.acquire_timeout(LONG) {
-        Err(AcquireError::OwnerDied(guard)) => drop(guard),
-        other => panic!("expected OwnerDied, got {}", outcome(&other)),
-    }
+    assert_eq!(outcome(&lock.acquire_timeout(LONG)), "OwnerDied(..)");
     assert_eq!(outcome(&lock.try_acquire()), "Ok");
 }
 
@@ -286,6 +319,7 @@ fn lock_acquire_returns_owner_died_when_the_holder_exited(method: StartMethod) {
 fn forget_lock_and_return(lock: Lock) {
     std::mem::forget(
         lock.acquire_timeout(LONG)
+            .expect("the child takes the lock")
             .expect("the child takes the lock"),
     );
 }
@@ -314,7 +348,12 @@ fn lock_dropped_while_held_without_a_guard_does_not_break_other_locks() {
         .fork(|| {
             let other = Lock::new().unwrap();
             let dropped = Lock::new().unwrap();
-            std::mem::forget(dropped.acquire_timeout(LONG).expect("a free lock"));
+            std::mem::forget(
+                dropped
+                    .acquire_timeout(LONG)
+                    .expect("a free lock")
+                    .expect("a free lock"),
+            );
             drop(dropped);
             outcome(&other.acquire_timeout(LONG))
         })
@@ -363,11 +402,8 @@ fn lock_waiter_gets_owner_died_promptly_when_the_holder_is_killed(method: StartM
 /// A waiter of the lost-wake-up test: announce, wait for the lock, count itself done.
 fn acquire_once((lock, arrived, done): (Lock, RawValue<u32>, RawValue<u32>)) {
     arrived.fetch_add(1);
-    let guard = match lock.acquire() {
-        Ok(g) => g,
-        Err(AcquireError::OwnerDied(g)) => g, // a waiter killed after being handed the lock
-        Err(e) => panic!("acquire: {e}"),
-    };
+    // (Also when a waiter was killed after being handed the lock: then it is ours anyway.)
+    let guard = lock.acquire().unwrap_or_else(|e| panic!("acquire: {e}"));
     done.fetch_add(1);
     drop(guard);
 }
@@ -431,7 +467,8 @@ fn lock_survivors_get_it_when_a_waiter_is_killed_right_after_a_release(method: S
         let _ = kids[victim].kill();
         for _ in 0..3 {
             match lock.acquire_timeout(LONG) {
-                Ok(_) | Err(AcquireError::OwnerDied(_)) => {}
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("round {round}: the holder could not take the lock again"),
                 Err(e) => panic!("round {round}: the holder could not take the lock again: {e}"),
             }
         }
@@ -529,9 +566,18 @@ fn rlock_counts_recursion_and_reports_its_owner() {
         (None, 0, false)
     );
 
-    let first = lock.acquire_timeout(LONG).expect("first level");
-    let second = lock.acquire_timeout(LONG).expect("second level");
-    let third = lock.try_acquire().expect("third level");
+    let first = lock
+        .acquire_timeout(LONG)
+        .expect("first level")
+        .expect("first level");
+    let second = lock
+        .acquire_timeout(LONG)
+        .expect("second level")
+        .expect("second level");
+    let third = lock
+        .try_acquire()
+        .expect("third level")
+        .expect("third level");
     assert_eq!(lock.count(), 3);
     assert_eq!(lock.owner(), Some((std::process::id(), gettid())));
     assert!(lock.is_owned());
@@ -559,7 +605,10 @@ fn rlock_release_when_not_held_is_not_owner() {
 fn rlock_release_by_another_thread_is_not_owner_and_keeps_it_held() {
     let _g = common::guard();
     let lock = RLock::new().unwrap();
-    let _held = lock.acquire_timeout(LONG).expect("acquiring a free lock");
+    let _held = lock
+        .acquire_timeout(LONG)
+        .expect("acquiring a free lock")
+        .expect("acquiring a free lock");
     let other = lock.clone();
     let released = std::thread::spawn(move || other.release()).join().unwrap();
     assert!(matches!(released, Err(SyncError::NotOwner)));
@@ -570,8 +619,16 @@ fn rlock_release_by_another_thread_is_not_owner_and_keeps_it_held() {
 fn rlock_released_explicitly_once_per_level() {
     let _g = common::guard();
     let lock = RLock::new().unwrap();
-    std::mem::forget(lock.acquire_timeout(LONG).expect("first level"));
-    std::mem::forget(lock.acquire_timeout(LONG).expect("second level"));
+    std::mem::forget(
+        lock.acquire_timeout(LONG)
+            .expect("first level")
+            .expect("first level"),
+    );
+    std::mem::forget(
+        lock.acquire_timeout(LONG)
+            .expect("second level")
+            .expect("second level"),
+    );
     assert!(lock.release().is_ok());
     assert_eq!(lock.count(), 1);
     assert!(lock.release().is_ok());
@@ -592,7 +649,10 @@ fn try_rlock_held_elsewhere(lock: RLock) -> (Option<u32>, bool, String) {
 fn rlock_held_by_another_process_blocks_acquire(method: StartMethod) {
     let _g = common::guard();
     let lock = RLock::new().unwrap();
-    let _held = lock.acquire_timeout(LONG).expect("acquiring a free lock");
+    let _held = lock
+        .acquire_timeout(LONG)
+        .expect("acquiring a free lock")
+        .expect("acquiring a free lock");
 
     let (owner, owned_there, acquired) =
         join(start(method, try_rlock_held_elsewhere, lock.clone()));
@@ -609,7 +669,10 @@ fn release_rlock_held_elsewhere(lock: RLock) -> String {
 fn rlock_release_by_another_process_is_not_owner(method: StartMethod) {
     let _g = common::guard();
     let lock = RLock::new().unwrap();
-    let _held = lock.acquire_timeout(LONG).expect("acquiring a free lock");
+    let _held = lock
+        .acquire_timeout(LONG)
+        .expect("acquiring a free lock")
+        .expect("acquiring a free lock");
 
     let released = join(start(method, release_rlock_held_elsewhere, lock.clone()));
 
@@ -620,9 +683,14 @@ fn rlock_release_by_another_process_is_not_owner(method: StartMethod) {
 fn die_holding_rlock((lock, held): (RLock, Event)) {
     std::mem::forget(
         lock.acquire_timeout(LONG)
+            .expect("the child takes the lock")
             .expect("the child takes the lock"),
     );
-    std::mem::forget(lock.acquire_timeout(LONG).expect("and again"));
+    std::mem::forget(
+        lock.acquire_timeout(LONG)
+            .expect("and again")
+            .expect("and again"),
+    );
     held.set();
     std::thread::sleep(LONG);
 }
@@ -637,7 +705,7 @@ fn rlock_acquire_returns_owner_died_when_the_holder_was_killed(method: StartMeth
     kill(child);
 
     match lock.acquire_timeout(LONG) {
-        Err(AcquireError::OwnerDied(guard)) => {
+        Ok(Some(guard)) if guard.owner_died() => {
             // Ours now, at depth one: the dead owner's levels are gone.
             assert_eq!(lock.owner(), Some((std::process::id(), gettid())));
             assert_eq!(lock.count(), 1);
@@ -875,6 +943,7 @@ fn event_set_wakes_every_waiting_process(method: StartMethod) {
 fn set_value_and_notify((cond, ready): (Condition, Value<u32>)) {
     let guard = cond
         .acquire_timeout(LONG)
+        .expect("the notifier takes the condition's lock")
         .expect("the notifier takes the condition's lock");
     ready.set(1).expect("the value's lock");
     guard.notify_all();
@@ -883,7 +952,10 @@ fn set_value_and_notify((cond, ready): (Condition, Value<u32>)) {
 fn condition_notify_wakes_a_process_waiting_on_it(method: StartMethod) {
     let _g = common::guard();
     let (cond, ready) = (Condition::new().unwrap(), Value::new(0u32).unwrap());
-    let mut guard = cond.acquire_timeout(LONG).expect("a free lock");
+    let mut guard = cond
+        .acquire_timeout(LONG)
+        .expect("a free lock")
+        .expect("a free lock");
     // The child can take the lock, set the value and notify only while we wait.
     let child = start(method, set_value_and_notify, (cond.clone(), ready.clone()));
 
@@ -900,7 +972,10 @@ fn condition_notify_wakes_a_process_waiting_on_it(method: StartMethod) {
 fn take_ticket(
     (cond, tickets, waiting, done): (Condition, RawValue<u32>, RawValue<u32>, RawValue<u32>),
 ) -> bool {
-    let mut guard = cond.acquire_timeout(LONG).expect("the condition's lock");
+    let mut guard = cond
+        .acquire_timeout(LONG)
+        .expect("the condition's lock")
+        .expect("the condition's lock");
     waiting.fetch_add(1);
     while tickets.load() == 0 {
         if !guard.wait_timeout(LONG) {
@@ -929,7 +1004,10 @@ fn condition_notify_one_wakes_one_waiter_per_call(method: StartMethod) {
     assert!(common::wait_until(Instant::now() + LONG, || waiting.load() == 2));
 
     for round in 1..=2 {
-        let guard = cond.acquire_timeout(LONG).expect("the condition's lock");
+        let guard = cond
+            .acquire_timeout(LONG)
+            .expect("the condition's lock")
+            .expect("the condition's lock");
         tickets.store(1);
         guard.notify(1);
         drop(guard);
@@ -948,7 +1026,10 @@ fn condition_notify_one_wakes_one_waiter_per_call(method: StartMethod) {
 /// Wait on the condition until `go` is set; `false` if a wait timed out, i.e. no notify
 /// came.
 fn wait_for_go((cond, go, waiting): (Condition, RawValue<u32>, RawValue<u32>)) -> bool {
-    let mut guard = cond.acquire_timeout(LONG).expect("the condition's lock");
+    let mut guard = cond
+        .acquire_timeout(LONG)
+        .expect("the condition's lock")
+        .expect("the condition's lock");
     waiting.fetch_add(1);
     while go.load() == 0 {
         if !guard.wait_timeout(LONG) {
@@ -973,7 +1054,10 @@ fn condition_notify_all_wakes_every_waiting_process(method: StartMethod) {
         .collect();
     assert!(common::wait_until(Instant::now() + LONG, || waiting.load() == 3));
 
-    let guard = cond.acquire_timeout(LONG).expect("the condition's lock");
+    let guard = cond
+        .acquire_timeout(LONG)
+        .expect("the condition's lock")
+        .expect("the condition's lock");
     go.store(1);
     guard.notify_all();
     drop(guard);
@@ -987,7 +1071,10 @@ fn condition_notify_all_wakes_every_waiting_process(method: StartMethod) {
 fn condition_wait_timeout_returns_false_on_time_without_notify() {
     let _g = common::guard();
     let cond = Condition::new().unwrap();
-    let mut guard = cond.acquire_timeout(LONG).expect("a free lock");
+    let mut guard = cond
+        .acquire_timeout(LONG)
+        .expect("a free lock")
+        .expect("a free lock");
     let started = Instant::now();
     let notified = guard.wait_timeout(SHORT);
     let waited = started.elapsed();
@@ -999,7 +1086,10 @@ fn condition_wait_timeout_returns_false_on_time_without_notify() {
 fn condition_wait_for_returns_false_on_time_when_the_predicate_stays_false() {
     let _g = common::guard();
     let cond = Condition::new().unwrap();
-    let mut guard = cond.acquire_timeout(LONG).expect("a free lock");
+    let mut guard = cond
+        .acquire_timeout(LONG)
+        .expect("a free lock")
+        .expect("a free lock");
     let mut calls = 0;
     let started = Instant::now();
     let result = guard.wait_for(
@@ -1019,7 +1109,10 @@ fn condition_wait_for_returns_false_on_time_when_the_predicate_stays_false() {
 fn condition_wait_for_returns_at_once_when_the_predicate_holds() {
     let _g = common::guard();
     let cond = Condition::new().unwrap();
-    let mut guard = cond.acquire_timeout(LONG).expect("a free lock");
+    let mut guard = cond
+        .acquire_timeout(LONG)
+        .expect("a free lock")
+        .expect("a free lock");
     let started = Instant::now();
     assert!(guard.wait_for(|| true, Some(LONG)));
     assert!(guard.wait_for(|| true, None));
@@ -1029,7 +1122,10 @@ fn condition_wait_for_returns_at_once_when_the_predicate_holds() {
 fn condition_wait_for_returns_once_another_process_makes_the_predicate_true(method: StartMethod) {
     let _g = common::guard();
     let (cond, ready) = (Condition::new().unwrap(), Value::new(0u32).unwrap());
-    let mut guard = cond.acquire_timeout(LONG).expect("a free lock");
+    let mut guard = cond
+        .acquire_timeout(LONG)
+        .expect("a free lock")
+        .expect("a free lock");
     let child = start(method, set_value_and_notify, (cond.clone(), ready.clone()));
 
     let started = Instant::now();
@@ -1046,7 +1142,10 @@ fn condition_with_lock_waits_and_holds_the_lock_again_after_waiting(method: Star
     let lock = Lock::new().unwrap();
     let cond = Condition::with_lock(lock.clone()).unwrap();
     let ready = Value::new(0u32).unwrap();
-    let mut guard = cond.acquire_timeout(LONG).expect("a free lock");
+    let mut guard = cond
+        .acquire_timeout(LONG)
+        .expect("a free lock")
+        .expect("a free lock");
     assert_eq!(outcome(&lock.try_acquire()), "WouldDeadlock");
     let child = start(method, set_value_and_notify, (cond.clone(), ready.clone()));
 
@@ -1063,7 +1162,10 @@ fn condition_with_lock_waits_and_holds_the_lock_again_after_waiting(method: Star
 fn condition_new_is_over_a_reentrant_lock() {
     let _g = common::guard();
     let cond = Condition::new().unwrap();
-    let outer = cond.acquire_timeout(LONG).expect("a free lock");
+    let outer = cond
+        .acquire_timeout(LONG)
+        .expect("a free lock")
+        .expect("a free lock");
     let inner = cond.acquire_timeout(Duration::ZERO);
     assert_eq!(outcome(&inner), "Ok");
     drop(inner);
@@ -1075,8 +1177,14 @@ fn condition_over_rlock_keeps_the_recursion_depth_across_wait(method: StartMetho
     let lock = RLock::new().unwrap();
     let cond = Condition::with_rlock(lock.clone()).unwrap();
     let ready = Value::new(0u32).unwrap();
-    let _outer = cond.acquire_timeout(LONG).expect("a free lock");
-    let mut inner = cond.acquire_timeout(LONG).expect("the lock again");
+    let _outer = cond
+        .acquire_timeout(LONG)
+        .expect("a free lock")
+        .expect("a free lock");
+    let mut inner = cond
+        .acquire_timeout(LONG)
+        .expect("the lock again")
+        .expect("the lock again");
     assert_eq!(lock.count(), 2);
     // The child can notify only if the wait releases both levels.
     let child = start(method, set_value_and_notify, (cond.clone(), ready.clone()));

@@ -24,16 +24,16 @@ fn sync_primitives_take_huge_timeouts() {
     let _g = common::guard();
     for t in HUGE {
         let lock = Lock::new().unwrap();
-        assert!(lock.acquire_timeout(t).is_ok());
+        assert!(lock.acquire_timeout(t).unwrap().is_some());
         let rlock = RLock::new().unwrap();
-        assert!(rlock.acquire_timeout(t).is_ok());
+        assert!(rlock.acquire_timeout(t).unwrap().is_some());
         let sem = Semaphore::new(1).unwrap();
         assert!(sem.acquire_timeout(t).is_some());
         let event = Event::new().unwrap();
         event.set();
         assert!(event.wait_timeout(t));
         let cond = Condition::new().unwrap();
-        let Ok(mut guard) = cond.acquire_timeout(t) else {
+        let Ok(Some(mut guard)) = cond.acquire_timeout(t) else {
             panic!("condition lock")
         };
         assert!(guard.wait_for(|| true, Some(t)));
@@ -47,11 +47,11 @@ fn queues_take_huge_timeouts() {
     let _g = common::guard();
     for t in HUGE {
         let q: Queue<u32> = Queue::new().unwrap();
-        q.put_timeout(7, t).unwrap();
-        assert_eq!(q.get_timeout(t).unwrap(), 7);
+        assert!(q.put_timeout(7, t).unwrap());
+        assert_eq!(q.get_timeout(t).unwrap(), Some(7));
         let jq: JoinableQueue<u32> = JoinableQueue::new().unwrap();
         jq.put(1).unwrap();
-        assert_eq!(jq.get_timeout(t).unwrap(), 1);
+        assert_eq!(jq.get_timeout(t).unwrap(), Some(1));
         jq.task_done().unwrap();
         assert!(jq.join_timeout(t));
     }

@@ -82,7 +82,9 @@ impl Core {
                         // Only goes through while consumers take pieces: see the module docs.
                         return match ring.put(bytes, None)? {
                             true => Ok(Attempt::Done),
-                            false => Err(QueueError::Full),
+                            false => Err(QueueError::Io(std::io::Error::other(
+                                "an untimed put timed out",
+                            ))),
                         };
                     }
                     Ok(match ring.put(bytes, Some(Instant::now()))? {

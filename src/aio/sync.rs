@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::watcher::Sleeper;
 use crate::sync::waiters::WAITERS;
-use crate::sync::{AcquireError, Event, Lock, LockGuard, SyncError};
+use crate::sync::{Event, Lock, LockGuard, SyncError};
 
 /// How often a waiting async acquirer looks at a lock whose holder may have died (a dead
 /// holder never runs the release notification; the robust mutex then reports the death to
@@ -74,48 +74,45 @@ impl Lock {
     /// thread that wants it then waits (a task that acquires it twice waits forever, as with
     /// any async mutex).
     ///
-    /// A holder that dies is detected within 20 ms: the result is then
-    /// [`AcquireError::OwnerDied`] with the guard, as for [`Lock::acquire`]. Dropping the
-    /// future is always safe (it holds nothing until it returns the guard).
+    /// A holder that dies is detected within 20 ms: the lock is then acquired and
+    /// [`LockGuard::owner_died`] says so, as for [`Lock::acquire`]. Dropping the future is
+    /// always safe (it holds nothing until it returns the guard).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let lock = multiproc::Lock::new()?;
-    /// let guard = lock.acquire_async().await.map_err(multiproc::SyncError::from)?;
-    /// assert!(lock.try_acquire().is_err());
+    /// let guard = lock.acquire_async().await?;
+    /// assert!(lock.try_acquire().is_err()); // this thread holds it: WouldDeadlock
     /// drop(guard);
     /// # Ok(())
     /// # }
     /// ```
-    pub async fn acquire_async(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
+    pub async fn acquire_async(&self) -> Result<LockGuard<'_>, SyncError> {
         let state = self.state().clone();
         let mut sleeper = Sleeper::default();
         poll_fn(move |cx| {
-            // Busy: held by another thread (`Timeout` from a try) or, in a current-thread
-            // runtime, by another task of this thread (`WouldDeadlock`).
-            let busy = |r: &Result<LockGuard<'_>, AcquireError<LockGuard<'_>>>| {
-                matches!(
-                    r,
-                    Err(AcquireError::Timeout) | Err(AcquireError::WouldDeadlock)
-                )
+            // `None` while busy: held by another thread (a try finds it taken) or, in a
+            // current-thread runtime, by another task of this thread (`WouldDeadlock`).
+            let attempt = || match self.try_acquire() {
+                Ok(Some(guard)) => Some(Ok(guard)),
+                Ok(None) | Err(SyncError::WouldDeadlock) => None,
+                Err(e) => Some(Err(e)),
             };
-            let first = self.try_acquire();
-            if !busy(&first) {
-                return Poll::Ready(first);
+            if let Some(done) = attempt() {
+                return Poll::Ready(done);
             }
             // Announce on the release word, then try once more (see
             // `LockState::notify_released` for why no release is missed).
             let word = state.released_word();
             let announced = word.fetch_or(WAITERS, SeqCst) | WAITERS;
-            let second = self.try_acquire();
-            if !busy(&second) {
-                return Poll::Ready(second);
+            if let Some(done) = attempt() {
+                return Poll::Ready(done);
             }
             let poll = Instant::now() + LOCK_POLL;
             match sleeper.sleep(cx, word, announced, Some(poll), state.clone()) {
                 Ok(()) => Poll::Pending,
-                Err(e) => Poll::Ready(Err(AcquireError::Io(e))),
+                Err(e) => Poll::Ready(Err(SyncError::Io(e))),
             }
         })
         .await

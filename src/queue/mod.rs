@@ -16,8 +16,8 @@
 //!   [`DEFAULT_BUFFER_SIZE`]; only the pages in use occupy memory).
 //! - "Unbounded" ([`Queue::new`]) means no limit on the number of items; the bytes waiting
 //!   are limited by the buffer size, and a `put` that finds the buffer full waits for room
-//!   like a `put` on a full bounded queue (`put_timeout`/`put_nowait` report
-//!   [`QueueError::Full`]). Raise the buffer with [`QueueBuilder::buffer_size`].
+//!   like a `put` on a full bounded queue (`put_timeout`/`put_nowait` return `Ok(false)`).
+//!   Raise the buffer with [`QueueBuilder::buffer_size`].
 //! - `qsize` is exact (it counts items whose `put` has begun and whose `get` has not
 //!   finished) and works on every platform.
 //!
@@ -69,12 +69,6 @@ const KEEP_SCRATCH: usize = 4 << 20;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueueError {
-    /// The queue stayed full until the timeout (Python's `queue.Full`); the item was not put.
-    #[error("queue is full")]
-    Full,
-    /// No item arrived before the timeout (Python's `queue.Empty`).
-    #[error("queue is empty")]
-    Empty,
     /// This handle was closed with `close()`.
     #[error("queue is closed")]
     Closed,
@@ -146,24 +140,37 @@ impl Core {
         }
     }
 
-    fn put<T: Serialize>(&self, item: &T, deadline: Option<Instant>) -> Result<(), QueueError> {
+    /// Put `item`; `Ok(false)` if `deadline` passed before there was room.
+    fn put<T: Serialize>(&self, item: &T, deadline: Option<Instant>) -> Result<bool, QueueError> {
         self.check_open()?;
-        with_encoded(item, |bytes| match self.0.ring.put(bytes, deadline)? {
-            true => Ok(()),
-            false => Err(QueueError::Full),
-        })
+        with_encoded(item, |bytes| self.0.ring.put(bytes, deadline))
     }
 
-    fn get<T: DeserializeOwned>(&self, deadline: Option<Instant>) -> Result<T, QueueError> {
+    /// Take the next item; `Ok(None)` if `deadline` passed before one came.
+    fn get<T: DeserializeOwned>(&self, deadline: Option<Instant>) -> Result<Option<T>, QueueError> {
         self.check_open()?;
         match self
             .0
             .ring
             .get(deadline, |bytes| handle::decode::<T>(bytes, Vec::new()))?
         {
-            Some(decoded) => Ok(decoded?),
-            None => Err(QueueError::Empty),
+            Some(decoded) => Ok(Some(decoded?)),
+            None => Ok(None),
         }
+    }
+
+    /// [`Core::put`] without a deadline.
+    fn put_untimed<T: Serialize>(&self, item: &T) -> Result<(), QueueError> {
+        match self.put(item, None)? {
+            true => Ok(()),
+            false => Err(QueueError::Io(io::Error::other("an untimed put timed out"))),
+        }
+    }
+
+    /// [`Core::get`] without a deadline.
+    fn get_untimed<T: DeserializeOwned>(&self) -> Result<T, QueueError> {
+        self.get(None)?
+            .ok_or_else(|| QueueError::Io(io::Error::other("an untimed get timed out")))
     }
 }
 
@@ -251,7 +258,7 @@ impl<T> QueueBuilder<T> {
     /// assert_eq!(q.get()?, "hi");
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```
-    pub fn build(&self) -> Result<Queue<T>, QueueError> {
+    pub fn build(self) -> Result<Queue<T>, QueueError> {
         Ok(Queue {
             core: Core::new(self.config(false))?,
             _items: PhantomData,
@@ -266,7 +273,7 @@ impl<T> QueueBuilder<T> {
     /// assert_eq!(q.unfinished_tasks(), 1);
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```
-    pub fn build_joinable(&self) -> Result<JoinableQueue<T>, QueueError> {
+    pub fn build_joinable(self) -> Result<JoinableQueue<T>, QueueError> {
         Ok(JoinableQueue {
             queue: Queue {
                 core: Core::new(self.config(true))?,
@@ -352,7 +359,7 @@ impl<T> Queue<T> {
     /// ```
     /// let q = multiproc::Queue::with_maxsize(1)?;
     /// q.put(1)?;
-    /// assert!(matches!(q.put_nowait(2), Err(multiproc::QueueError::Full)));
+    /// assert!(!q.put_nowait(2)?); // full
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```
     pub fn with_maxsize(maxsize: usize) -> Result<Queue<T>, QueueError> {
@@ -473,33 +480,35 @@ impl<T: Serialize> Queue<T> {
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```
     pub fn put(&self, item: impl Borrow<T>) -> Result<(), QueueError> {
-        self.core.put(item.borrow(), None)
+        self.core.put_untimed(item.borrow())
     }
 
-    /// Put an item, waiting at most `timeout` for room; [`QueueError::Full`] if there was
-    /// none (the item was not put).
+    /// Put an item, waiting at most `timeout` for room: `Ok(true)` if it was put,
+    /// `Ok(false)` if the queue stayed full (Python raises `queue.Full`; see
+    /// [the timeout table](crate#timeouts)).
     ///
     /// ```
     /// use std::time::Duration;
     /// let q = multiproc::Queue::with_maxsize(1)?;
-    /// q.put(1)?;
-    /// let r = q.put_timeout(2, Duration::from_millis(10));
-    /// assert!(matches!(r, Err(multiproc::QueueError::Full)));
+    /// assert!(q.put_timeout(1, Duration::from_millis(10))?);
+    /// assert!(!q.put_timeout(2, Duration::from_millis(10))?); // full: not put
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```
-    pub fn put_timeout(&self, item: impl Borrow<T>, timeout: Duration) -> Result<(), QueueError> {
+    #[must_use = "`false` means the item was not put"]
+    pub fn put_timeout(&self, item: impl Borrow<T>, timeout: Duration) -> Result<bool, QueueError> {
         self.core.put(item.borrow(), deadline(Some(timeout)))
     }
 
-    /// Put an item only if there is room right now; [`QueueError::Full`] otherwise.
+    /// Put an item only if there is room right now: `Ok(false)` if there is none.
     ///
     /// ```
     /// let q = multiproc::Queue::with_maxsize(1)?;
-    /// q.put_nowait(1)?;
-    /// assert!(matches!(q.put_nowait(2), Err(multiproc::QueueError::Full)));
+    /// assert!(q.put_nowait(1)?);
+    /// assert!(!q.put_nowait(2)?);
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```
-    pub fn put_nowait(&self, item: impl Borrow<T>) -> Result<(), QueueError> {
+    #[must_use = "`false` means the item was not put"]
+    pub fn put_nowait(&self, item: impl Borrow<T>) -> Result<bool, QueueError> {
         self.core.put(item.borrow(), Some(Instant::now()))
     }
 }
@@ -514,33 +523,35 @@ impl<T: DeserializeOwned> Queue<T> {
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```
     pub fn get(&self) -> Result<T, QueueError> {
-        self.core.get(None)
+        self.core.get_untimed()
     }
 
-    /// Take the next item, waiting at most `timeout`; [`QueueError::Empty`] if none came.
-    /// A `get` that has begun to receive a large item waits for the rest of it.
+    /// Take the next item, waiting at most `timeout`: `Ok(None)` if none came (Python
+    /// raises `queue.Empty`; see [the timeout table](crate#timeouts)). A `get` that has begun
+    /// to receive a large item waits for the rest of it.
     ///
     /// ```
     /// use std::time::Duration;
     /// let q = multiproc::Queue::<u8>::new()?;
-    /// let r = q.get_timeout(Duration::from_millis(10));
-    /// assert!(matches!(r, Err(multiproc::QueueError::Empty)));
+    /// assert_eq!(q.get_timeout(Duration::from_millis(10))?, None);
+    /// q.put(7)?;
+    /// assert_eq!(q.get_timeout(Duration::from_secs(1))?, Some(7));
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T, QueueError> {
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Option<T>, QueueError> {
         self.core.get(deadline(Some(timeout)))
     }
 
-    /// Take an item only if one is there now; [`QueueError::Empty`] otherwise.
+    /// Take an item only if one is there now (`Ok(None)` otherwise).
     ///
     /// ```
     /// let q = multiproc::Queue::new()?;
-    /// assert!(matches!(q.get_nowait(), Err(multiproc::QueueError::Empty)));
+    /// assert_eq!(q.get_nowait()?, None);
     /// q.put(5u8)?;
-    /// assert_eq!(q.get_nowait()?, 5);
+    /// assert_eq!(q.get_nowait()?, Some(5));
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```
-    pub fn get_nowait(&self) -> Result<T, QueueError> {
+    pub fn get_nowait(&self) -> Result<Option<T>, QueueError> {
         self.core.get(Some(Instant::now()))
     }
 }
@@ -790,7 +801,7 @@ impl<T: Serialize> SimpleQueue<T> {
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```
     pub fn put(&self, item: impl Borrow<T>) -> Result<(), QueueError> {
-        self.core.put(item.borrow(), None)
+        self.core.put_untimed(item.borrow())
     }
 }
 
@@ -804,7 +815,7 @@ impl<T: DeserializeOwned> SimpleQueue<T> {
     /// # Ok::<(), multiproc::QueueError>(())
     /// ```
     pub fn get(&self) -> Result<T, QueueError> {
-        self.core.get(None)
+        self.core.get_untimed()
     }
 }
 

@@ -40,7 +40,7 @@
 //!
 //! An acquire that fails (an I/O error: a lock word a faulty peer corrupted, ...) is an error,
 //! never a guard or an unlocked access. A lock whose previous holder died *is* held: `lock()`
-//! reports it as [`AcquireError::OwnerDied`] with the guard (as [`RLock::acquire`] does), and
+//! returns the guard, whose `owner_died()` says so (as [`RLock::acquire`] does), and
 //! `get`/`set`/`to_vec`, like Python's, carry on (the library logs the event).
 
 use std::fmt;
@@ -54,7 +54,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::atomic::AtomicInt;
 use super::segment::{Segment, Shared, SharedState};
-use crate::sync::{AcquireError, LockState, RLock, RLockGuard, SyncError};
+use crate::sync::{LockState, RLock, RLockGuard, SyncError};
 
 const DATA_OFFSET: usize = 64;
 
@@ -325,28 +325,10 @@ fn deserialize_locked_cells<'de, T: Pod, D: Deserializer<'de>>(
     Ok((cells, lock))
 }
 
-/// Acquire `lock` for a guard made by `guard`: the guard exists only if the lock is held (also
-/// after an owner died, inside `OwnerDied`); every other outcome is an error without one.
-fn guarded<'a, G>(
-    lock: &'a RLock,
-    guard: impl FnOnce(RLockGuard<'a>) -> G,
-) -> Result<G, AcquireError<G>> {
-    match lock.acquire() {
-        Ok(held) => Ok(guard(held)),
-        Err(AcquireError::OwnerDied(held)) => Err(AcquireError::OwnerDied(guard(held))),
-        Err(AcquireError::Timeout) => Err(AcquireError::Timeout),
-        Err(AcquireError::WouldDeadlock) => Err(AcquireError::WouldDeadlock),
-        Err(AcquireError::Io(e)) => Err(AcquireError::Io(e)),
-    }
-}
-
-/// Hold `lock` for one data access: a lock whose previous holder died is held all the same
-/// (the library logs the event); any other failure is an error.
+/// Hold `lock` (also after its previous holder died: the guard says so and the library logs
+/// the event); any other failure is an error, never a guard or an unlocked access.
 fn hold(lock: &RLock) -> Result<RLockGuard<'_>, SyncError> {
-    match lock.acquire() {
-        Ok(guard) | Err(AcquireError::OwnerDied(guard)) => Ok(guard),
-        Err(e) => Err(e.into()),
-    }
+    lock.acquire()
 }
 
 macro_rules! atomic_methods {
@@ -541,8 +523,8 @@ impl<T: Pod> Value<T> {
 
     /// Hold the lock for several accesses to the value, through the guard's
     /// [`get`](ValueGuard::get)/[`set`](ValueGuard::set)/[`update`](ValueGuard::update). An
-    /// acquire that fails is an error; if the previous holder died, the error is
-    /// [`AcquireError::OwnerDied`] *with the guard* (the lock is held).
+    /// acquire that fails is an error; if the previous holder died, the lock is held all the
+    /// same and [`ValueGuard::owner_died`] says so.
     ///
     /// ```
     /// let v = multiproc::Value::new(1u32)?;
@@ -553,9 +535,9 @@ impl<T: Pod> Value<T> {
     /// assert_eq!(v.get()?, 10);
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
-    pub fn lock(&self) -> Result<ValueGuard<'_, T>, AcquireError<ValueGuard<'_, T>>> {
-        guarded(&self.lock, |held| ValueGuard {
-            _held: held,
+    pub fn lock(&self) -> Result<ValueGuard<'_, T>, SyncError> {
+        Ok(ValueGuard {
+            held: hold(&self.lock)?,
             cells: &self.cells,
         })
     }
@@ -626,11 +608,23 @@ impl<'de, T: Pod> Deserialize<'de> for Value<T> {
 /// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ValueGuard<'a, T> {
-    _held: RLockGuard<'a>,
+    held: RLockGuard<'a>,
     cells: &'a Cells<T>,
 }
 
 impl<T: Pod> ValueGuard<'_, T> {
+    /// Whether this acquire found the lock's previous holder dead: the data may be
+    /// half-updated (see [`LockGuard::owner_died`](crate::LockGuard::owner_died)).
+    ///
+    /// ```
+    /// let v = multiproc::Value::new(1u32)?;
+    /// assert!(!v.lock()?.owner_died());
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn owner_died(&self) -> bool {
+        self.held.owner_died()
+    }
+
     /// A copy of the value.
     pub fn get(&self) -> T {
         self.cells.read(0)
@@ -895,8 +889,8 @@ impl<T: Pod> Array<T> {
     }
 
     /// Hold the lock for several accesses to the elements through the guard. An acquire
-    /// that fails is an error; if the previous holder died, the error is
-    /// [`AcquireError::OwnerDied`] *with the guard* (the lock is held).
+    /// that fails is an error; if the previous holder died, the lock is held all the same
+    /// and [`ArrayGuard::owner_died`] says so.
     ///
     /// ```
     /// let a = multiproc::Array::from_slice(&[3u8, 1, 2])?;
@@ -908,9 +902,9 @@ impl<T: Pod> Array<T> {
     /// assert_eq!(a.to_vec()?, vec![1, 2, 3]);
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
-    pub fn lock(&self) -> Result<ArrayGuard<'_, T>, AcquireError<ArrayGuard<'_, T>>> {
-        guarded(&self.lock, |held| ArrayGuard {
-            _held: held,
+    pub fn lock(&self) -> Result<ArrayGuard<'_, T>, SyncError> {
+        Ok(ArrayGuard {
+            held: hold(&self.lock)?,
             cells: &self.cells,
         })
     }
@@ -984,11 +978,23 @@ impl<T: Pod + fmt::Debug> fmt::Debug for Array<T> {
 /// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ArrayGuard<'a, T> {
-    _held: RLockGuard<'a>,
+    held: RLockGuard<'a>,
     cells: &'a Cells<T>,
 }
 
 impl<T: Pod> ArrayGuard<'_, T> {
+    /// Whether this acquire found the lock's previous holder dead: the data may be
+    /// half-updated (see [`LockGuard::owner_died`](crate::LockGuard::owner_died)).
+    ///
+    /// ```
+    /// let a = multiproc::Array::from_slice(&[1u8])?;
+    /// assert!(!a.lock()?.owner_died());
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn owner_died(&self) -> bool {
+        self.held.owner_died()
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.cells.len
@@ -1369,7 +1375,7 @@ mod tests {
     fn a_failed_acquire_is_an_error_never_an_unlocked_access() {
         let value = Value::new(1u32).unwrap();
         corrupt_lock(&value.cells);
-        assert!(matches!(value.lock(), Err(AcquireError::Io(_))));
+        assert!(matches!(value.lock(), Err(SyncError::Io(_))));
         assert!(matches!(value.get(), Err(SyncError::Io(_))));
         assert!(matches!(value.set(2), Err(SyncError::Io(_))));
         assert!(matches!(value.update(|x| x + 1), Err(SyncError::Io(_))));
@@ -1377,7 +1383,7 @@ mod tests {
 
         let array = Array::from_slice(&[1u8, 2]).unwrap();
         corrupt_lock(&array.cells);
-        assert!(matches!(array.lock(), Err(AcquireError::Io(_))));
+        assert!(matches!(array.lock(), Err(SyncError::Io(_))));
         assert!(matches!(array.get(0), Err(SyncError::Io(_))));
         assert!(matches!(array.set(0, 9), Err(SyncError::Io(_))));
         assert!(matches!(array.to_vec(), Err(SyncError::Io(_))));

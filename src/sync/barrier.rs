@@ -1,13 +1,34 @@
 //! `Barrier`: release a fixed number of processes together.
 //!
-//! A generation-counting barrier on two shared words, without a lock: each party takes an
+//! A generation-counting barrier on shared words, without a lock: each party takes an
 //! arrival index with `fetch_add` on `count`; the last one runs the action, zeroes `count`,
-//! records how the generation ended and bumps `generation`, then wakes every sleeper with one
-//! `FUTEX_WAKE`. The others sleep on `generation` until it moves. One wake-up per cycle,
-//! against the lock + condition hand-offs of CPython's `threading.Barrier` design, whose
-//! observable behaviour (indices, action, timeout breaking, abort, reset, `n_waiting`) this
-//! keeps. `count` is zeroed *before* `generation` moves, so a released party that comes
-//! straight back always joins the next cycle cleanly.
+//! and *ends* the generation, waking every sleeper with one `FUTEX_WAKE`. The others sleep on
+//! the generation word until it moves. One wake-up per cycle, against the lock + condition
+//! hand-offs of CPython's `threading.Barrier` design, whose observable behaviour (indices,
+//! action, timeout breaking, abort, reset, `n_waiting`) this keeps. `count` is zeroed
+//! *before* the generation ends, so a released party that comes straight back always joins
+//! the next cycle cleanly.
+//!
+//! # How each party learns how *its* generation ended
+//! The generation word (the futex word) holds a 24-bit generation number and, in its low
+//! 8 bits, how the last 8 generations ended (bit 0: the latest; 1 = released, 0 = broken by
+//! a timeout, `abort`, a failed action or `reset`). A generation ends by one compare-and-swap
+//! from its own word to the next, so of a release and a timeout racing for the same
+//! generation exactly one wins, and the outcome and the new number appear together. A party
+//! that slept through generation `g` reads the word once when it wakes: `d` generations
+//! later, its own outcome is bit `d - 1`. CPython keeps released threads "draining" until
+//! all have left, so that a later generation cannot break before a slow one has looked;
+//! counting leavers would let a killed party block the barrier forever, so this barrier
+//! keeps the history instead. Only a party descheduled for more than 8 further generations
+//! (possible only when more processes than `parties` use the barrier) cannot tell, and
+//! reports `BrokenBarrier`.
+//!
+//! # Processes that die
+//! No count of sleepers exists (the wake is unconditional), so a killed sleeper leaves
+//! nothing behind. A party killed after arriving and before the generation ends cannot be
+//! told apart from one that is late: the others wait for it until their timeout, which
+//! breaks the barrier, as in Python. Every word is updated by a single atomic operation, so
+//! a death between two of them leaves each word valid.
 
 use std::fmt;
 use std::io;
@@ -22,15 +43,46 @@ use crate::process::code::CodeRef;
 use crate::shared::segment::{Shared, SharedState};
 use crate::sys::memory;
 
+/// Bits of the generation word holding the outcomes of the latest generations.
+const HISTORY_BITS: u32 = 8;
+
+/// The generation number in a generation word.
+fn generation_of(word: u32) -> u32 {
+    word >> HISTORY_BITS
+}
+
+/// The word after the generation of `word` ends, released (`true`) or broken.
+fn next_word(word: u32, released: bool) -> u32 {
+    let generation = generation_of(word).wrapping_add(1) << HISTORY_BITS;
+    let history = (word << 1) & ((1 << HISTORY_BITS) - 1);
+    generation | history | u32::from(released)
+}
+
+/// How the generation of `seen` ended, read from a later word `now`: `None` while it has
+/// not ended, `Some(released)` once it has (`Some(false)` when too many generations passed
+/// to tell; see the module docs).
+fn outcome(seen: u32, now: u32) -> Option<bool> {
+    let passed = generation_of(now).wrapping_sub(generation_of(seen)) & (u32::MAX >> HISTORY_BITS);
+    match passed {
+        0 => None,
+        d if d <= HISTORY_BITS => Some((now >> (d - 1)) & 1 == 1),
+        _ => Some(false),
+    }
+}
+
+/// Ordering: every access is `SeqCst`; the argument needs only that a party's `count`
+/// increment and its load of the generation word are ordered against the last party's
+/// `count` reset and generation CAS, which `SeqCst` gives without further thought.
 #[repr(C)]
 pub(crate) struct BarrierState {
+    /// The generation word (see the module docs); the futex word sleepers wait on.
     generation: AtomicU32,
     count: AtomicU32,
     waiters: AtomicU32,
     /// 1 while broken (until `reset`).
     broken: AtomicU32,
-    /// Whether the generation that ended last ended by a normal release (1) or not (0).
-    released_ok: AtomicU32,
+    /// No longer used (the outcome lives in the generation word); kept for the layout.
+    _unused: AtomicU32,
     parties: AtomicU32,
     has_action: AtomicU32,
     action_offset: AtomicI64,
@@ -199,22 +251,38 @@ impl Barrier {
         let st = &self.state;
         st.count.store(0, Ordering::SeqCst);
         st.broken.store(0, Ordering::SeqCst);
-        self.end_generation(false);
+        self.end_current(false);
         Ok(())
     }
 
+    /// Break the barrier: mark it broken, then end the current generation as broken (its
+    /// sleepers wake with `BrokenBarrier`; later arrivals see the mark).
     fn break_barrier(&self) {
         self.state.broken.store(1, Ordering::SeqCst);
-        self.end_generation(false);
+        self.end_current(false);
     }
 
-    fn end_generation(&self, ok: bool) {
+    /// End whatever generation is current.
+    fn end_current(&self, released: bool) {
+        let mut word = self.state.generation.load(Ordering::SeqCst);
+        while let Err(now) = self.try_end(word, released) {
+            word = now;
+        }
+    }
+
+    /// End the generation of `word`, if it is still current: `Err(current word)` otherwise.
+    fn try_end(&self, word: u32, released: bool) -> Result<(), u32> {
         let st = &self.state;
-        st.released_ok.store(u32::from(ok), Ordering::SeqCst);
-        st.generation.fetch_add(1, Ordering::SeqCst);
+        st.generation.compare_exchange(
+            word,
+            next_word(word, released),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        )?;
         // Always, once per cycle: a count of sleepers would stay raised forever after a
         // sleeper was killed, and one wake per cycle is cheap.
         memory::futex_wake(&st.generation, u32::MAX);
+        Ok(())
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<u32, SyncError> {
@@ -222,7 +290,7 @@ impl Barrier {
         if st.broken.load(Ordering::SeqCst) == 1 {
             return Err(SyncError::BrokenBarrier);
         }
-        let generation = st.generation.load(Ordering::SeqCst);
+        let seen = st.generation.load(Ordering::SeqCst);
         let index = st.count.fetch_add(1, Ordering::SeqCst);
         if index + 1 == st.parties.load(Ordering::SeqCst) {
             // The last party: run the action, then release everyone.
@@ -231,27 +299,39 @@ impl Barrier {
                 return Err(SyncError::BrokenBarrier);
             }
             st.count.store(0, Ordering::SeqCst);
-            self.end_generation(true);
-            return Ok(index);
+            return match self.try_end(seen, true) {
+                Ok(()) => Ok(index),
+                // A timeout or `abort` ended this generation first: it is broken.
+                Err(_) => Err(SyncError::BrokenBarrier),
+            };
         }
-        memory::spin_until(deadline, || {
-            st.generation.load(Ordering::SeqCst) != generation
-        });
-        let mut timed_out = false;
-        while st.generation.load(Ordering::SeqCst) == generation {
-            if !memory::futex_wait(&st.generation, generation, deadline)
+        let ended = || outcome(seen, st.generation.load(Ordering::SeqCst));
+        memory::spin_until(deadline, || ended().is_some());
+        let released = loop {
+            if let Some(released) = ended() {
+                break released;
+            }
+            if !memory::futex_wait(&st.generation, seen, deadline)
                 && deadline.is_some_and(|d| Instant::now() >= d)
             {
-                timed_out = st.generation.load(Ordering::SeqCst) == generation;
-                break;
+                // As in Python: a party that gives up breaks the barrier for everyone,
+                // unless its generation ended meanwhile (then the outcome stands).
+                match self.try_end(seen, false) {
+                    Ok(()) => {
+                        st.broken.store(1, Ordering::SeqCst);
+                        // A party that arrived between the two lines above joined the next
+                        // generation: end it too, so that it learns of the break.
+                        self.end_current(false);
+                        break false;
+                    }
+                    Err(now) => match outcome(seen, now) {
+                        Some(released) => break released,
+                        None => continue,
+                    },
+                }
             }
-        }
-        if timed_out {
-            // As in Python: a party that gives up breaks the barrier for everyone.
-            self.break_barrier();
-            return Err(SyncError::BrokenBarrier);
-        }
-        if st.released_ok.load(Ordering::SeqCst) == 1 {
+        };
+        if released {
             Ok(index)
         } else {
             Err(SyncError::BrokenBarrier)
@@ -284,5 +364,66 @@ impl fmt::Debug for Barrier {
             .field("n_waiting", &self.n_waiting())
             .field("broken", &self.broken())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_party_reads_its_own_generations_outcome_after_later_ones_ended() {
+        let seen = next_word(0, true);
+        let released = next_word(seen, true);
+        // A party that slept through its release while the next generation broke (a
+        // timeout of a party that came straight back) was still released.
+        let then_broken = next_word(released, false);
+        assert_eq!(outcome(seen, seen), None);
+        assert_eq!(outcome(seen, released), Some(true));
+        assert_eq!(outcome(seen, then_broken), Some(true));
+        // And the other way round.
+        let broken = next_word(seen, false);
+        let then_reset = next_word(broken, false);
+        let then_released = next_word(then_reset, true);
+        assert_eq!(outcome(seen, broken), Some(false));
+        assert_eq!(outcome(seen, then_released), Some(false));
+    }
+
+    #[test]
+    fn outcomes_are_kept_for_eight_generations_then_reported_broken() {
+        let seen = 0x1234_5600;
+        let mut now = next_word(seen, true);
+        for _ in 1..HISTORY_BITS {
+            now = next_word(now, false);
+        }
+        assert_eq!(outcome(seen, now), Some(true), "8 generations later");
+        assert_eq!(outcome(seen, next_word(now, true)), Some(false), "9 later");
+    }
+
+    #[test]
+    fn the_generation_number_wraps_around() {
+        let seen = !((1u32 << HISTORY_BITS) - 1);
+        let now = next_word(seen, true);
+        assert_eq!(generation_of(now), 0);
+        assert_eq!(outcome(seen, now), Some(true));
+    }
+
+    #[test]
+    fn a_timed_out_party_breaks_the_barrier_and_a_late_release_loses() {
+        let b = Barrier::new(2).unwrap();
+        assert!(matches!(
+            b.wait_timeout(Duration::from_millis(1)),
+            Err(SyncError::BrokenBarrier)
+        ));
+        assert!(b.broken());
+        b.reset().unwrap();
+        assert!(!b.broken());
+        let seen = b.state.generation.load(Ordering::SeqCst);
+        b.break_barrier();
+        // The last arrival of the generation that was broken cannot release it.
+        assert_eq!(
+            b.try_end(seen, true),
+            Err(b.state.generation.load(Ordering::SeqCst))
+        );
     }
 }

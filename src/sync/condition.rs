@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::lock::{LockState, Obtained};
-use super::{AcquireError, Lock, RLock, SyncError, deadline};
+use super::{Lock, RLock, SyncError, deadline};
 use crate::shared::segment::{Shared, SharedState};
 use crate::sys::memory;
 
@@ -29,7 +29,7 @@ use crate::sys::memory;
 /// ticket leaves the ticket to the others, which were woken too. (Waking exactly `n`, as a
 /// futex wake of `n` would, loses the notification when one of those `n` dies.) A waiter that
 /// dies while holding the lock after taking its ticket is like one that died after `wait`
-/// returned: the lock reports `OwnerDied` to the next holder.
+/// returned: the next holder's guard reports `owner_died()`.
 ///
 /// What a death can change: a waiter killed while waiting stays counted in `waiters`, so a
 /// later notify may issue one ticket too many, which a later waiter takes: a spurious
@@ -121,16 +121,16 @@ impl CondState {
 /// held either way.)
 fn relock(lock: &LockState, recursive: bool, levels: u32) {
     let now = || Some(Instant::now());
-    let mut relocked = Err(AcquireError::Timeout);
+    let mut relocked = Ok(None);
     memory::spin_until(None, || {
         relocked = if recursive {
             lock.lock(now(), levels.max(1))
         } else {
             lock.lock_plain(now())
         };
-        !matches!(relocked, Err(AcquireError::Timeout))
+        !matches!(relocked, Ok(None))
     });
-    if matches!(relocked, Err(AcquireError::Timeout)) {
+    if matches!(relocked, Ok(None)) {
         let _ = if recursive {
             lock.lock(None, levels.max(1))
         } else {
@@ -156,15 +156,15 @@ enum Underlying {
 /// use multiproc::{Condition, Process, Value};
 ///
 /// fn producer((cond, ready): (Condition, Value<u32>)) {
-///     let guard = cond.acquire().unwrap();
-///     ready.set(1).unwrap();
+///     let guard = cond.acquire().expect("acquire");
+///     ready.set(1).expect("set");
 ///     guard.notify_all();
 /// }
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let cond = Condition::new()?;
 /// let ready = Value::new(0u32)?;
-/// let mut guard = cond.acquire().map_err(multiproc::SyncError::from)?;
+/// let mut guard = cond.acquire()?;
 /// let child = Process::start(producer, (cond.clone(), ready.clone()))?;
 /// assert!(guard.wait_for(|| ready.get().is_ok_and(|r| r == 1), Some(std::time::Duration::from_secs(10))));
 /// drop(guard);
@@ -226,27 +226,16 @@ impl Condition {
         }
     }
 
-    fn acquire_until(
-        &self,
-        deadline: Option<Instant>,
-    ) -> Result<CondGuard<'_>, AcquireError<CondGuard<'_>>> {
+    fn acquire_until(&self, deadline: Option<Instant>) -> Result<Option<CondGuard<'_>>, SyncError> {
         let obtained = match &self.lock {
             Underlying::Lock(l) => l.state().lock_plain(deadline),
             Underlying::RLock(l) => l.state().lock_recursive(deadline),
-        };
-        let guard = || CondGuard {
+        }?;
+        Ok(obtained.map(|obtained| CondGuard {
             cond: self,
+            owner_died: obtained == Obtained::OwnerDied,
             _not_send: PhantomData,
-        };
-        match obtained {
-            Ok(Obtained::Clean) => Ok(guard()),
-            Ok(Obtained::OwnerDied) | Err(AcquireError::OwnerDied(())) => {
-                Err(AcquireError::OwnerDied(guard()))
-            }
-            Err(AcquireError::Timeout) => Err(AcquireError::Timeout),
-            Err(AcquireError::WouldDeadlock) => Err(AcquireError::WouldDeadlock),
-            Err(AcquireError::Io(e)) => Err(AcquireError::Io(e)),
-        }
+        }))
     }
 
     /// Take the underlying lock.
@@ -257,21 +246,20 @@ impl Condition {
     /// guard.notify(1); // nobody is waiting: nothing happens
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
-    pub fn acquire(&self) -> Result<CondGuard<'_>, AcquireError<CondGuard<'_>>> {
-        self.acquire_until(None)
+    pub fn acquire(&self) -> Result<CondGuard<'_>, SyncError> {
+        self.acquire_until(None)?
+            .ok_or_else(|| SyncError::Io(std::io::Error::other("an untimed lock wait timed out")))
     }
 
-    /// Take the underlying lock, waiting at most `timeout`.
+    /// Take the underlying lock, waiting at most `timeout` (`Ok(None)` if it stayed taken).
     ///
     /// ```
     /// let cond = multiproc::Condition::new()?;
-    /// let _g = cond.acquire_timeout(std::time::Duration::from_secs(1))?;
+    /// let g = cond.acquire_timeout(std::time::Duration::from_secs(1))?;
+    /// assert!(g.is_some());
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
-    pub fn acquire_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<CondGuard<'_>, AcquireError<CondGuard<'_>>> {
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<CondGuard<'_>>, SyncError> {
         self.acquire_until(deadline(Some(timeout)))
     }
 }
@@ -286,10 +274,23 @@ impl fmt::Debug for Condition {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct CondGuard<'a> {
     cond: &'a Condition,
+    owner_died: bool,
     _not_send: PhantomData<*const ()>,
 }
 
 impl CondGuard<'_> {
+    /// Whether this acquire found the lock's previous holder dead (see
+    /// [`LockGuard::owner_died`](crate::LockGuard::owner_died)).
+    ///
+    /// ```
+    /// let cond = multiproc::Condition::new()?;
+    /// assert!(!cond.acquire()?.owner_died());
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn owner_died(&self) -> bool {
+        self.owner_died
+    }
+
     /// Release the lock, sleep until notified, take the lock back.
     ///
     /// ```no_run

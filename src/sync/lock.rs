@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::{AcquireError, SyncError, deadline};
+use super::{SyncError, deadline};
 use crate::shared::segment::{Shared, SharedState};
 use crate::sys::memory::{self, MutexLock, RobustMutex};
 
@@ -60,17 +60,18 @@ impl LockState {
         self.mutex.owner_tid() == memory::current_ids().1
     }
 
-    fn take(&self, deadline: Option<Instant>) -> Result<Obtained, AcquireError<()>> {
-        let obtained = match self.mutex.lock(deadline).map_err(AcquireError::Io)? {
+    /// Take the mutex; `Ok(None)` if `deadline` passed first.
+    fn take(&self, deadline: Option<Instant>) -> Result<Option<Obtained>, SyncError> {
+        let obtained = match self.mutex.lock(deadline)? {
             MutexLock::Acquired => Obtained::Clean,
             MutexLock::OwnerDied => Obtained::OwnerDied,
-            MutexLock::TimedOut => return Err(AcquireError::Timeout),
-            MutexLock::WouldDeadlock => return Err(AcquireError::WouldDeadlock),
+            MutexLock::TimedOut => return Ok(None),
+            MutexLock::WouldDeadlock => return Err(SyncError::WouldDeadlock),
         };
         self.note(obtained);
         self.owner_pid
             .store(memory::current_ids().0, Ordering::Relaxed);
-        Ok(obtained)
+        Ok(Some(obtained))
     }
 
     /// Take the mutex and record this thread as owner with `count` levels.
@@ -78,9 +79,11 @@ impl LockState {
         &self,
         deadline: Option<Instant>,
         count: u32,
-    ) -> Result<Obtained, AcquireError<()>> {
+    ) -> Result<Option<Obtained>, SyncError> {
         let obtained = self.take(deadline)?;
-        self.count.store(count, Ordering::Relaxed);
+        if obtained.is_some() {
+            self.count.store(count, Ordering::Relaxed);
+        }
         Ok(obtained)
     }
 
@@ -101,7 +104,7 @@ impl LockState {
     pub(crate) fn lock_plain(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<Obtained, AcquireError<()>> {
+    ) -> Result<Option<Obtained>, SyncError> {
         self.take(deadline)
     }
 
@@ -175,14 +178,14 @@ impl LockState {
     pub(crate) fn lock_recursive(
         &self,
         deadline: Option<Instant>,
-    ) -> Result<Obtained, AcquireError<()>> {
+    ) -> Result<Option<Obtained>, SyncError> {
         if self.held_by_me() {
             let depth = self.count.load(Ordering::Relaxed);
-            let deeper = depth.checked_add(1).ok_or_else(|| {
-                AcquireError::Io(io::Error::other("RLock acquired more than u32::MAX times"))
-            })?;
+            let deeper = depth.checked_add(1).ok_or(SyncError::Invalid(
+                "an RLock cannot be acquired more than u32::MAX times",
+            ))?;
             self.count.store(deeper, Ordering::Relaxed);
-            return Ok(Obtained::Clean);
+            return Ok(Some(Obtained::Clean));
         }
         self.lock(deadline, 1)
     }
@@ -208,30 +211,33 @@ impl LockState {
     }
 }
 
+/// Turn what the mutex said into a guard (`None`: timed out).
 fn wrap<G>(
-    r: Result<Obtained, AcquireError<()>>,
-    guard: impl FnOnce() -> G,
-) -> Result<G, AcquireError<G>> {
-    match r {
-        Ok(Obtained::Clean) => Ok(guard()),
-        Ok(Obtained::OwnerDied) => Err(AcquireError::OwnerDied(guard())),
-        Err(AcquireError::Timeout) => Err(AcquireError::Timeout),
-        Err(AcquireError::WouldDeadlock) => Err(AcquireError::WouldDeadlock),
-        Err(AcquireError::Io(e)) => Err(AcquireError::Io(e)),
-        Err(AcquireError::OwnerDied(())) => Err(AcquireError::OwnerDied(guard())),
-    }
+    r: Result<Option<Obtained>, SyncError>,
+    guard: impl FnOnce(bool) -> G,
+) -> Result<Option<G>, SyncError> {
+    Ok(r?.map(|obtained| guard(obtained == Obtained::OwnerDied)))
+}
+
+/// [`wrap`] for a wait without a deadline, which cannot time out.
+fn wrap_untimed<G>(
+    r: Result<Option<Obtained>, SyncError>,
+    guard: impl FnOnce(bool) -> G,
+) -> Result<G, SyncError> {
+    wrap(r, guard)?.ok_or_else(|| SyncError::Io(io::Error::other("an untimed lock wait timed out")))
 }
 
 /// A non-recursive lock shared between processes (Python's `multiprocessing.Lock`).
 ///
 /// Clone it (or pass it to a child) to share it. If a process dies while holding it, the
-/// next acquirer gets [`AcquireError::OwnerDied`] with the guard instead of waiting forever.
+/// next acquirer gets the lock instead of waiting forever, and its guard says so
+/// ([`LockGuard::owner_died`]): the data the lock protects may be half-updated.
 ///
 /// ```
 /// use multiproc::{Lock, Process};
 ///
 /// fn work(lock: Lock) -> bool {
-///     let _guard = lock.acquire().unwrap(); // released at the end of the scope
+///     let Ok(_guard) = lock.acquire() else { return false }; // released at the end of the scope
 ///     true
 /// }
 ///
@@ -260,49 +266,60 @@ impl Lock {
         })
     }
 
-    /// Wait for the lock. A thread that already holds it gets
-    /// [`AcquireError::WouldDeadlock`] instead of hanging.
+    /// Wait for the lock. A thread that already holds it gets [`SyncError::WouldDeadlock`]
+    /// instead of hanging. If the previous holder died holding it, the lock is acquired all
+    /// the same and [`LockGuard::owner_died`] says so.
     ///
     /// ```
+    /// fn critical(lock: &multiproc::Lock) -> Result<u32, Box<dyn std::error::Error>> {
+    ///     let _guard = lock.acquire()?;
+    ///     Ok(42)
+    /// }
     /// let lock = multiproc::Lock::new()?;
+    /// assert_eq!(critical(&lock)?, 42);
     /// let guard = lock.acquire()?;
-    /// assert!(matches!(lock.try_acquire(), Err(multiproc::AcquireError::WouldDeadlock)));
+    /// assert!(matches!(lock.acquire(), Err(multiproc::SyncError::WouldDeadlock)));
     /// drop(guard);
-    /// # Ok::<(), multiproc::SyncError>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
-        wrap(self.state.lock_plain(None), || self.guard())
+    pub fn acquire(&self) -> Result<LockGuard<'_>, SyncError> {
+        wrap_untimed(self.state.lock_plain(None), |died| self.guard(died))
     }
 
-    /// Wait at most `timeout` for the lock ([`AcquireError::Timeout`] if it stays taken).
+    /// Wait at most `timeout` for the lock: `Ok(None)` if it stayed taken (the crate's rule
+    /// for every timed call; see [the timeout table](crate#timeouts)).
     ///
     /// ```
     /// use std::time::Duration;
     /// let lock = multiproc::Lock::new()?;
     /// let held = lock.clone();
-    /// let t = std::thread::spawn(move || { let _g = held.acquire().unwrap(); std::thread::sleep(Duration::from_millis(300)); });
-    /// std::thread::sleep(Duration::from_millis(50));
-    /// assert!(matches!(lock.acquire_timeout(Duration::from_millis(10)), Err(multiproc::AcquireError::Timeout)));
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let t = std::thread::spawn(move || {
+    ///     let _g = held.acquire().unwrap();
+    ///     tx.send(()).unwrap();
+    ///     std::thread::sleep(Duration::from_millis(100));
+    /// });
+    /// rx.recv()?; // the other thread holds it now
+    /// assert!(lock.acquire_timeout(Duration::from_millis(10))?.is_none());
     /// t.join().unwrap();
-    /// # Ok::<(), multiproc::SyncError>(())
+    /// assert!(lock.acquire_timeout(Duration::from_secs(1))?.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn acquire_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
-        wrap(self.state.lock_plain(deadline(Some(timeout))), || {
-            self.guard()
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<LockGuard<'_>>, SyncError> {
+        wrap(self.state.lock_plain(deadline(Some(timeout))), |died| {
+            self.guard(died)
         })
     }
 
-    /// Take the lock only if it is free now.
+    /// Take the lock only if it is free now (`Ok(None)` if it is taken).
     ///
     /// ```
     /// let lock = multiproc::Lock::new()?;
-    /// assert!(lock.try_acquire().is_ok());
+    /// let guard = lock.try_acquire()?;
+    /// assert!(guard.is_some());
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
-    pub fn try_acquire(&self) -> Result<LockGuard<'_>, AcquireError<LockGuard<'_>>> {
+    pub fn try_acquire(&self) -> Result<Option<LockGuard<'_>>, SyncError> {
         self.acquire_timeout(Duration::ZERO)
     }
 
@@ -321,9 +338,10 @@ impl Lock {
         self.state.unlock_plain()
     }
 
-    fn guard(&self) -> LockGuard<'_> {
+    fn guard(&self, owner_died: bool) -> LockGuard<'_> {
         LockGuard {
             state: &self.state,
+            owner_died,
             _not_send: PhantomData,
         }
     }
@@ -368,8 +386,32 @@ impl Drop for RLock {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     state: &'a LockState,
+    owner_died: bool,
     /// The owning thread must release a pthread mutex.
     _not_send: PhantomData<*const ()>,
+}
+
+impl LockGuard<'_> {
+    /// Whether the previous holder died holding the lock: the data it protects may be
+    /// half-updated, so check or repair it before relying on it. The library also logs the
+    /// event (a warning with target `multiproc`).
+    ///
+    /// ```
+    /// let lock = multiproc::Lock::new()?;
+    /// assert!(!lock.acquire()?.owner_died());
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn owner_died(&self) -> bool {
+        self.owner_died
+    }
+}
+
+impl fmt::Debug for LockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LockGuard")
+            .field("owner_died", &self.owner_died)
+            .finish()
+    }
 }
 
 impl Drop for LockGuard<'_> {
@@ -421,34 +463,32 @@ impl RLock {
     /// assert!(lock.is_owned());
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
-    pub fn acquire(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
-        wrap(self.state.lock_recursive(None), || self.guard())
+    pub fn acquire(&self) -> Result<RLockGuard<'_>, SyncError> {
+        wrap_untimed(self.state.lock_recursive(None), |died| self.guard(died))
     }
 
-    /// Acquire, waiting at most `timeout`.
+    /// Acquire, waiting at most `timeout` (`Ok(None)` if it stayed taken).
     ///
     /// ```
     /// let lock = multiproc::RLock::new()?;
-    /// let _g = lock.acquire_timeout(std::time::Duration::from_secs(1))?;
+    /// let g = lock.acquire_timeout(std::time::Duration::from_secs(1))?;
+    /// assert!(g.is_some());
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
-    pub fn acquire_timeout(
-        &self,
-        timeout: Duration,
-    ) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
-        wrap(self.state.lock_recursive(deadline(Some(timeout))), || {
-            self.guard()
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<Option<RLockGuard<'_>>, SyncError> {
+        wrap(self.state.lock_recursive(deadline(Some(timeout))), |died| {
+            self.guard(died)
         })
     }
 
-    /// Acquire only if possible without waiting.
+    /// Acquire only if possible without waiting (`Ok(None)` if another thread holds it).
     ///
     /// ```
     /// let lock = multiproc::RLock::new()?;
-    /// assert!(lock.try_acquire().is_ok());
+    /// assert!(lock.try_acquire()?.is_some());
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
-    pub fn try_acquire(&self) -> Result<RLockGuard<'_>, AcquireError<RLockGuard<'_>>> {
+    pub fn try_acquire(&self) -> Result<Option<RLockGuard<'_>>, SyncError> {
         self.acquire_timeout(Duration::ZERO)
     }
 
@@ -498,9 +538,10 @@ impl RLock {
         self.state.depth()
     }
 
-    fn guard(&self) -> RLockGuard<'_> {
+    fn guard(&self, owner_died: bool) -> RLockGuard<'_> {
         RLockGuard {
             state: &self.state,
+            owner_died,
             _not_send: PhantomData,
         }
     }
@@ -523,7 +564,30 @@ impl fmt::Debug for RLock {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     state: &'a LockState,
+    owner_died: bool,
     _not_send: PhantomData<*const ()>,
+}
+
+impl RLockGuard<'_> {
+    /// Whether this acquire found the previous holder dead (see [`LockGuard::owner_died`]);
+    /// a nested acquire by the holder never does.
+    ///
+    /// ```
+    /// let lock = multiproc::RLock::new()?;
+    /// assert!(!lock.acquire()?.owner_died());
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
+    pub fn owner_died(&self) -> bool {
+        self.owner_died
+    }
+}
+
+impl fmt::Debug for RLockGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RLockGuard")
+            .field("owner_died", &self.owner_died)
+            .finish()
+    }
 }
 
 impl Drop for RLockGuard<'_> {
@@ -560,12 +624,12 @@ mod tests {
         assert!(!lock.is_owned());
         assert!(matches!(
             lock.acquire_timeout(Duration::from_millis(20)),
-            Err(AcquireError::Timeout)
+            Ok(None)
         ));
         assert!(matches!(lock.release(), Err(SyncError::NotOwner)));
         drop(done_tx);
         holder.join().expect("holder");
-        assert!(lock.try_acquire().is_ok());
+        assert!(matches!(lock.try_acquire(), Ok(Some(_))));
     }
 
     /// A release by a thread that does not hold a `Lock` is refused and changes nothing.

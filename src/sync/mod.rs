@@ -10,8 +10,8 @@
 //! - `Lock` and `RLock` are a process-shared *robust* pthread mutex plus an owner
 //!   `(pid, tid)` and recursion count. The uncontended path is one compare-and-swap in
 //!   userspace. If a process dies holding it, the kernel's robust-futex list marks it and the
-//!   next acquirer gets [`AcquireError::OwnerDied`] *with the guard*, so it can repair the
-//!   protected state; Python's locks would block forever.
+//!   next acquirer gets the lock with a guard whose `owner_died()` is true, so it can repair
+//!   the protected state; Python's locks would block forever.
 //! - `Semaphore`, `Event` and `Condition` are counters in shared memory with a waiter count;
 //!   a waiter sleeps with `FUTEX_WAIT` on the counter only after announcing itself, and a
 //!   releaser issues `FUTEX_WAKE` only when someone announced. The announce/check pairs use
@@ -36,7 +36,6 @@ mod lock;
 mod semaphore;
 pub(crate) mod waiters;
 
-use std::fmt;
 use std::io;
 
 pub use barrier::Barrier;
@@ -46,66 +45,7 @@ pub(crate) use lock::LockState;
 pub use lock::{Lock, LockGuard, RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 
-/// Why an acquire did not simply succeed. `G` is the guard type.
-pub enum AcquireError<G> {
-    /// The timeout passed first.
-    Timeout,
-    /// The lock was acquired, but its previous owner died holding it: the data it protects
-    /// may be half-updated. The guard is here so the state can be repaired; the lock itself
-    /// is usable again.
-    OwnerDied(G),
-    /// The calling thread already holds this (non-recursive) lock; waiting would deadlock.
-    WouldDeadlock,
-    /// An operating-system error.
-    Io(io::Error),
-}
-
-impl<G> AcquireError<G> {
-    /// The guard, if the lock was acquired after all (`OwnerDied`).
-    ///
-    /// ```
-    /// let lock = multiproc::Lock::new()?;
-    /// let guard = lock.acquire().or_else(|e| e.into_guard().ok_or("not acquired"))?;
-    /// drop(guard);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn into_guard(self) -> Option<G> {
-        match self {
-            AcquireError::OwnerDied(g) => Some(g),
-            _ => None,
-        }
-    }
-}
-
-impl<G> fmt::Debug for AcquireError<G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AcquireError::Timeout => f.write_str("Timeout"),
-            AcquireError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
-            AcquireError::WouldDeadlock => f.write_str("WouldDeadlock"),
-            AcquireError::Io(e) => f.debug_tuple("Io").field(e).finish(),
-        }
-    }
-}
-
-impl<G> fmt::Display for AcquireError<G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AcquireError::Timeout => f.write_str("timed out waiting for the lock"),
-            AcquireError::OwnerDied(_) => f.write_str(
-                "the previous owner of the lock died while holding it (the lock is now held by the caller)",
-            ),
-            AcquireError::WouldDeadlock => {
-                f.write_str("this thread already holds the lock; acquiring it again would deadlock")
-            }
-            AcquireError::Io(e) => write!(f, "I/O error while acquiring a lock: {e}"),
-        }
-    }
-}
-
-impl<G> std::error::Error for AcquireError<G> {}
-
-/// Errors of the synchronization primitives other than acquiring.
+/// Errors of the synchronization primitives.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SyncError {
@@ -118,13 +58,6 @@ pub enum SyncError {
     /// The barrier is broken (aborted, timed out, a party failed, or reset while waiting).
     #[error("the barrier is broken")]
     BrokenBarrier,
-    /// A timed acquire did not get the lock in time (from [`AcquireError::Timeout`]).
-    #[error("timed out waiting for the lock")]
-    Timeout,
-    /// A lock's previous owner died holding it (from [`AcquireError::OwnerDied`], converted
-    /// with `?`; the guard, and so the lock, was released by the conversion).
-    #[error("the previous owner of the lock died while holding it")]
-    OwnerDied,
     /// The calling thread already holds this non-recursive lock.
     #[error("this thread already holds the lock; acquiring it again would deadlock")]
     WouldDeadlock,
@@ -134,28 +67,6 @@ pub enum SyncError {
     /// An operating-system error (creating the shared memory, ...).
     #[error("I/O error in a synchronization primitive: {0}")]
     Io(#[from] io::Error),
-}
-
-/// Lets `?` turn an acquire failure into a [`SyncError`] (guards borrow their lock, so an
-/// `AcquireError<Guard>` cannot leave the function; this conversion drops the guard).
-///
-/// ```
-/// fn critical(lock: &multiproc::Lock) -> Result<u32, multiproc::SyncError> {
-///     let _guard = lock.acquire()?;
-///     Ok(42)
-/// }
-/// assert_eq!(critical(&multiproc::Lock::new()?)?, 42);
-/// # Ok::<(), multiproc::SyncError>(())
-/// ```
-impl<G> From<AcquireError<G>> for SyncError {
-    fn from(e: AcquireError<G>) -> SyncError {
-        match e {
-            AcquireError::Timeout => SyncError::Timeout,
-            AcquireError::OwnerDied(_) => SyncError::OwnerDied,
-            AcquireError::WouldDeadlock => SyncError::WouldDeadlock,
-            AcquireError::Io(e) => SyncError::Io(e),
-        }
-    }
 }
 
 /// Deadline of a timeout (`None`, or a timeout past the clock's range: no deadline).

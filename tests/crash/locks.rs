@@ -1,7 +1,7 @@
 //! `Lock` and `RLock`: a waiter killed right after the holder releases a contended lock, and
 //! a holder killed while it holds the lock (or around its releases).
 
-use multiproc::{AcquireError, Event, Lock, Process, RLock, RawArray};
+use multiproc::{Event, Lock, Process, RLock, RawArray};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -23,11 +23,10 @@ impl Lockish for Lock {
         Lock::new().expect("creating a Lock")
     }
     fn with_lock(&self, f: impl FnOnce()) -> Result<bool, String> {
-        let (guard, died) = match self.acquire() {
-            Ok(g) => (g, false),
-            Err(AcquireError::OwnerDied(g)) => (g, true),
-            Err(e) => return Err(format!("Lock::acquire: {e:?}")),
-        };
+        let guard = self
+            .acquire()
+            .map_err(|e| format!("Lock::acquire: {e:?}"))?;
+        let died = guard.owner_died();
         f();
         drop(guard);
         Ok(died)
@@ -40,11 +39,10 @@ impl Lockish for RLock {
     }
     /// Takes the lock twice (recursively), releases it twice.
     fn with_lock(&self, f: impl FnOnce()) -> Result<bool, String> {
-        let (outer, died) = match self.acquire() {
-            Ok(g) => (g, false),
-            Err(AcquireError::OwnerDied(g)) => (g, true),
-            Err(e) => return Err(format!("RLock::acquire: {e:?}")),
-        };
+        let outer = self
+            .acquire()
+            .map_err(|e| format!("RLock::acquire: {e:?}"))?;
+        let died = outer.owner_died();
         let inner = self
             .acquire()
             .map_err(|e| format!("RLock: recursive acquire: {e:?}"))?;

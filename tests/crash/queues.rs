@@ -7,7 +7,7 @@
 //! Every acknowledged item must be seen exactly once, except at most one that a killed
 //! consumer took (it may die after taking the item and before counting it, or inside `get`).
 
-use multiproc::{Event, JoinableQueue, Queue, QueueError, RawArray};
+use multiproc::{Event, JoinableQueue, Queue, RawArray};
 use serde_bytes::ByteBuf;
 
 use crate::harness::{Round, killed, run, run_slow, spin_us};
@@ -205,8 +205,8 @@ fn many_to_many(r: &mut Round, shape: Shape, buffer: Option<usize>, max_delay: u
     for _ in 0..shape.consumers {
         loop {
             match q.put_timeout(None, std::time::Duration::from_millis(20)) {
-                Ok(()) => break,
-                Err(QueueError::Full) => r.check_abort(),
+                Ok(true) => break,
+                Ok(false) => r.check_abort(),
                 Err(e) => panic!("parent: put end marker: {e}"),
             }
         }
@@ -224,11 +224,11 @@ fn many_to_many(r: &mut Round, shape: Shape, buffer: Option<usize>, max_delay: u
     // Only end markers may be left.
     loop {
         match q.get_nowait() {
-            Ok(None) => {}
-            Ok(Some((p, seq, _))) => {
+            Ok(Some(None)) => {}
+            Ok(Some(Some((p, seq, _)))) => {
                 panic!("item ({p}, {seq}) left in the queue after the end markers")
             }
-            Err(QueueError::Empty) => break,
+            Ok(None) => break,
             Err(e) => panic!("parent: draining: {e}"),
         }
     }
@@ -443,9 +443,9 @@ fn joinable_queue_join(r: &mut Round) {
         // The parent takes what is left (the dead consumer's end marker) and does its part.
         loop {
             match q.get_nowait() {
-                Ok(None) => q.task_done().expect("parent: task_done"),
-                Ok(Some(item)) => panic!("item {item:?} left after the end markers"),
-                Err(QueueError::Empty) => break,
+                Ok(Some(None)) => q.task_done().expect("parent: task_done"),
+                Ok(Some(Some(item))) => panic!("item {item:?} left after the end markers"),
+                Ok(None) => break,
                 Err(e) => panic!("parent: draining: {e}"),
             }
         }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use multiproc::{AcquireError, Barrier, Condition, Event, Process, RawArray, Semaphore, SyncError};
+use multiproc::{Barrier, Condition, Event, Process, RawArray, Semaphore, SyncError};
 
 use crate::harness::{Round, alive, killed, run, run_slow, spin_us};
 
@@ -41,11 +41,8 @@ const WAITING: usize = 1;
 const WOKEN: usize = 2;
 
 fn cond_lock(cond: &Condition) -> Result<multiproc::CondGuard<'_>, String> {
-    match cond.acquire() {
-        Ok(g) => Ok(g),
-        Err(AcquireError::OwnerDied(g)) => Ok(g),
-        Err(e) => Err(format!("Condition::acquire: {e:?}")),
-    }
+    cond.acquire()
+        .map_err(|e| format!("Condition::acquire: {e:?}"))
 }
 
 /// Wait (no timeout) until the flag is set.
