@@ -25,11 +25,13 @@ fn builder(method: StartMethod) -> Builder {
 // ---------------------------------------------------------------------------------------
 // Tasks run by the children of these tests.
 
-/// Allocates (and touches) 1 MiB after 1 MiB until an allocation fails.
+/// Allocates 1 MiB after 1 MiB until an allocation fails. Zeroed allocations of this size
+/// are fresh mappings the kernel fills on first touch, so the address space grows to the
+/// limit at once without using (or spending time on) real memory.
 fn allocate_without_bound(_: u64) -> u64 {
     let mut hoard: Vec<Vec<u8>> = Vec::new();
     loop {
-        hoard.push(vec![1; 1 << 20]);
+        hoard.push(vec![0; 1 << 20]);
         std::hint::black_box(&hoard);
     }
 }
@@ -201,9 +203,134 @@ fn an_abort_under_a_memory_limit_is_not_a_memory_limit() {
     ));
 }
 
+// ---------------------------------------------------------------------------------------
+// Pools and executors.
+
+fn a_pool_task_past_the_memory_limit_fails_alone(method: StartMethod) {
+    let _g = common::guard();
+    let pool = Pool::builder()
+        .processes(2)
+        .start_method(method)
+        .limits(Limits::new().memory(MEMORY))
+        .build()
+        .unwrap();
+    let runaway = pool.apply_async(allocate_without_bound, 0).unwrap();
+    let others = pool.map_async(double, 0..20u64).unwrap();
+    match runaway.get() {
+        Err(PoolError::MemoryLimit { limit, .. }) => assert_eq!(limit, MEMORY),
+        other => panic!("expected MemoryLimit, got {other:?}"),
+    }
+    assert_eq!(
+        others.get().unwrap(),
+        (0..20).map(|x| x * 2).collect::<Vec<_>>()
+    );
+    // The pool goes on with a new worker.
+    assert_eq!(pool.apply(double, 21).unwrap(), 42);
+}
+
+/// One start method: how a worker is started does not change what its death means, and
+/// each start method's CPU limit is checked by `a_process_past_its_cpu_limit_...`.
+#[test]
+fn a_pool_task_past_the_cpu_limit_fails_alone() {
+    let _g = common::guard();
+    let pool = Pool::builder()
+        .processes(2)
+        .limits(Limits::new().cpu_time(ONE_SECOND))
+        .build()
+        .unwrap();
+    let runaway = pool.apply_async(spin, 0).unwrap();
+    let others = pool.map_async(double, 0..20u64).unwrap();
+    match runaway.get() {
+        Err(PoolError::CpuLimit { limit, .. }) => assert_eq!(limit, ONE_SECOND),
+        other => panic!("expected CpuLimit, got {other:?}"),
+    }
+    assert_eq!(
+        others.get().unwrap(),
+        (0..20).map(|x| x * 2).collect::<Vec<_>>()
+    );
+    assert_eq!(pool.apply(double, 21).unwrap(), 42);
+}
+
+fn a_leaky_worker_is_retired_by_max_memory_per_child(method: StartMethod) {
+    let _g = common::guard();
+    let pool = Pool::builder()
+        .processes(1)
+        .start_method(method)
+        .max_memory_per_child(64 << 20)
+        .build()
+        .unwrap();
+    // Under the bound: the worker stays.
+    let small = pool.apply(leak, 1).unwrap();
+    assert_eq!(pool.apply(pid, 0).unwrap(), small);
+    // Past it: the result is kept, and the next task runs in a new worker.
+    let leaky = pool.apply(leak, 100).unwrap();
+    assert_eq!(leaky, small);
+    let after = pool.apply(pid, 0).unwrap();
+    assert_ne!(after, leaky);
+    assert!(pool.pids().contains(&after));
+}
+
+#[test]
+fn an_executor_task_past_the_memory_limit_fails_alone() {
+    let _g = common::guard();
+    let ex = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .limits(Limits::new().memory(MEMORY))
+        .build()
+        .unwrap();
+    let runaway = ex.submit(allocate_without_bound, 0).unwrap();
+    assert!(matches!(
+        runaway.result(),
+        Err(PoolError::MemoryLimit { .. })
+    ));
+    assert_eq!(ex.submit(double, 4).unwrap().result().unwrap(), 8);
+}
+
+#[test]
+fn an_executor_retires_a_leaky_worker_by_max_memory_per_child() {
+    let _g = common::guard();
+    let ex = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .max_memory_per_child(64 << 20)
+        .build()
+        .unwrap();
+    let leaky = ex.submit(leak, 100).unwrap().result().unwrap();
+    assert_ne!(ex.submit(pid, 0).unwrap().result().unwrap(), leaky);
+}
+
+#[test]
+fn pool_workers_run_with_the_pool_limits() {
+    let _g = common::guard();
+    let pool = Pool::builder()
+        .processes(1)
+        .limits(Limits::new().open_files(55).nice(19))
+        .build()
+        .unwrap();
+    let (soft, _) = pool.apply(own_limit, "Max open files".to_string()).unwrap();
+    assert_eq!(soft, "55");
+    assert_eq!(pool.apply(own_nice, ()).unwrap(), 19);
+}
+
+#[test]
+fn a_pool_whose_limits_are_out_of_range_is_refused() {
+    let _g = common::guard();
+    let refused = Pool::builder()
+        .limits(Limits::new().cpu_time(Duration::ZERO))
+        .build();
+    assert!(matches!(
+        refused,
+        Err(PoolError::Limits(LimitError::OutOfRange {
+            limit: Limit::CpuTime,
+            ..
+        }))
+    ));
+}
+
 per_start_method!(
     a_process_past_its_memory_limit_fails_with_memory_limit,
     a_process_past_its_cpu_limit_fails_with_cpu_limit,
     a_process_sees_its_open_file_limit,
     a_process_runs_with_its_nice_value,
+    a_pool_task_past_the_memory_limit_fails_alone,
+    a_leaky_worker_is_retired_by_max_memory_per_child,
 );
