@@ -20,6 +20,10 @@
 //!   when `RUST_BACKTRACE`/`RUST_LIB_BACKTRACE` ask, and resolving it is slow).
 //! - A result whose `Deserialize` fails or panics in the parent fails only its task, with
 //!   [`PoolError::ResultDecode`]; callbacks that panic lose nothing either.
+//! - With [`PoolBuilder::limits`], a task that takes its worker past the memory or CPU-time
+//!   limit fails alone with [`PoolError::MemoryLimit`] or [`PoolError::CpuLimit`], and the
+//!   worker is replaced; [`PoolBuilder::max_memory_per_child`] retires a worker that has grown
+//!   past a resident size after a task, keeping the task's result.
 //! - [`AsyncResult::kill`] stops one task (killing and replacing its worker) without
 //!   terminating the pool.
 //!

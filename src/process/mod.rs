@@ -6,6 +6,10 @@
 //! [`Process::join`]; a panic comes back as [`ProcessError::Panicked`] with the child's
 //! message, location and backtrace; death by a signal as [`ProcessError::Signaled`].
 //!
+//! [`Builder::limits`] runs the child under resource [`Limits`] (memory, CPU time, open
+//! files, nice value); going past the memory or CPU limit ends it with
+//! [`ProcessError::MemoryLimit`] or [`ProcessError::CpuLimit`].
+//!
 //! Three [`StartMethod`]s exist, as in Python: `Fork`, `Spawn` (a re-executed copy of the
 //! program that runs only the task) and `ForkServer` (the default: children are forked by a
 //! small single-threaded server, which is safe however many threads the parent has).
