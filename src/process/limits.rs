@@ -155,11 +155,19 @@ impl Limits {
     /// worker's shared rings. Leave room: a limit under a few hundred MiB can stop a
     /// multithreaded child before it allocates anything itself.
     ///
+    /// A single allocation far past the limit that fails while `RUST_BACKTRACE` is set may
+    /// be reported as the `SIGABRT` it is rather than `MemoryLimit` (std's backtrace for it
+    /// hides the cause; see `sys/limits.rs`); a child that grows into the limit is always
+    /// recognised.
+    ///
     /// ```
-    /// fn grab(mib: usize) -> usize { vec![1u8; mib << 20].len() }
+    /// fn grow(_: ()) -> usize {
+    ///     let mut kept: Vec<Vec<u8>> = Vec::new();
+    ///     loop { kept.push(vec![0; 1 << 20]) }
+    /// }
     /// let child = multiproc::Builder::new()
     ///     .limits(multiproc::Limits::new().memory(512 << 20))
-    ///     .start(grab, 4096)?;
+    ///     .start(grow, ())?;
     /// assert!(matches!(child.join(), Err(multiproc::ProcessError::MemoryLimit { .. })));
     /// # Ok::<(), multiproc::ProcessError>(())
     /// ```

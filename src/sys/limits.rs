@@ -12,6 +12,12 @@
 //! "memory limit" outcome) to the status socket with one `send`, async-signal-safe, and
 //! returns; `abort` goes on to end the process with `SIGABRT` as before. Any other abort is
 //! left untouched.
+//!
+//! The one gap: when `RUST_BACKTRACE` asks std to print a backtrace after the message and
+//! enough memory is left to resolve it (one huge allocation failed, not the last of many),
+//! its debug-file lookups change `errno` (`ENOENT`) before `abort`, and the abort is not
+//! recognised (the child is reported as ended by `SIGABRT`). A process that runs out of
+//! memory by growing, the case a limit is for, leaves `ENOMEM` either way.
 
 use std::io;
 use std::os::fd::RawFd;
