@@ -835,10 +835,10 @@ impl Connection {
         }
     }
 
-    #[cfg(feature = "async")]
     /// Encode `value` as one whole frame (header and body) into `out`, which is cleared
     /// first; returns the descriptors that must travel with its first byte. For the async
-    /// send, which writes frames piece by piece as the socket takes them.
+    /// send, which writes frames piece by piece as the socket takes them, and for a frame
+    /// prepared in advance (a child's allocation-failure report, `sys/limits.rs`).
     pub(crate) fn encode_frame<T: Serialize + ?Sized>(
         &mut self,
         value: &T,

@@ -116,6 +116,43 @@ impl ExecutorBuilder {
         self
     }
 
+    /// Replace each worker whose resident memory is `bytes` or more after a task (see
+    /// [`PoolBuilder::max_memory_per_child`]); the task's result is kept.
+    ///
+    /// ```
+    /// fn leak(mib: usize) -> u32 {
+    ///     std::hint::black_box(Box::leak(vec![1u8; mib << 20].into_boxed_slice()));
+    ///     std::process::id()
+    /// }
+    /// let ex = multiproc::ProcessPoolExecutor::builder().max_workers(1).max_memory_per_child(64 << 20).build()?;
+    /// let first = ex.submit(leak, 100)?.result()?;
+    /// assert_ne!(ex.submit(leak, 0)?.result()?, first);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn max_memory_per_child(mut self, bytes: u64) -> Self {
+        self.pool = self.pool.max_memory_per_child(bytes);
+        self
+    }
+
+    /// Resource limits for every worker (see [`PoolBuilder::limits`]): a task that takes
+    /// its worker past the memory or CPU limit fails alone with [`PoolError::MemoryLimit`]
+    /// or [`PoolError::CpuLimit`].
+    ///
+    /// ```
+    /// use multiproc::{Limits, PoolError};
+    /// fn hoard(_: ()) { let mut v: Vec<Vec<u8>> = Vec::new(); loop { v.push(vec![7; 1 << 20]) } }
+    /// let ex = multiproc::ProcessPoolExecutor::builder()
+    ///     .max_workers(1)
+    ///     .limits(Limits::new().memory(512 << 20))
+    ///     .build()?;
+    /// assert!(matches!(ex.submit(hoard, ())?.result(), Err(PoolError::MemoryLimit { .. })));
+    /// # Ok::<(), PoolError>(())
+    /// ```
+    pub fn limits(mut self, limits: crate::Limits) -> Self {
+        self.pool = self.pool.limits(limits);
+        self
+    }
+
     /// Stop any task that runs longer than `timeout`: its worker is killed and replaced, and
     /// its future fails with [`PoolError::Timeout`].
     ///

@@ -146,9 +146,9 @@ pub use handle::{CodecError, Handle};
 pub use manager::Manager;
 pub use pool::{AsyncResult, Imap, MapWith, Pool, PoolBuilder, PoolError, StarFn};
 pub use process::{
-    Builder, ChildInfo, Location, ParentProcess, Process, ProcessError, ProcessInfo, RemotePanic,
-    Run, StartMethod, active_children, allow_fork_with_threads, cpu_count, current_process,
-    forkserver_pid, get_start_method, parent_process, set_start_method,
+    Builder, ChildInfo, Limit, LimitError, Limits, Location, ParentProcess, Process, ProcessError,
+    ProcessInfo, RemotePanic, Run, StartMethod, active_children, allow_fork_with_threads,
+    cpu_count, current_process, forkserver_pid, get_start_method, parent_process, set_start_method,
 };
 pub use queue::{DEFAULT_BUFFER_SIZE, JoinableQueue, Queue, QueueBuilder, QueueError, SimpleQueue};
 pub use shared::{

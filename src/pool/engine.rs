@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::PoolError;
 use super::worker::{self, Code, InitCode, Order, Report, WorkerArgs, WorkerExit, WorkerStatus};
 use crate::handle;
-use crate::process::{Builder, Process, ProcessError, StartMethod};
+use crate::process::{Builder, Limits, Process, ProcessError, StartMethod};
 use crate::queue::ring::{Ring, RingConfig};
 use crate::shared::segment::Shared;
 use crate::sys;
@@ -57,6 +57,10 @@ pub(crate) struct EngineConfig {
     pub start_method: Option<StartMethod>,
     pub init: Option<(InitCode, Vec<u8>)>,
     pub max_tasks: u64,
+    /// Retire a worker whose resident memory reaches this after a chunk (0: never).
+    pub max_memory: u64,
+    /// Set in every worker.
+    pub limits: Limits,
     pub timeout: Option<Duration>,
     /// Most orders in the task ring at once (the rest wait in the parent, cancellable).
     pub window: usize,
@@ -120,12 +124,14 @@ struct Slot {
     reported: bool,
 }
 
-/// How a worker ended, for [`PoolError::WorkerDied`].
+/// How a worker ended, for [`PoolError::WorkerDied`] (or the limit error that replaces it).
 struct Death {
     cause: String,
     signal: Option<i32>,
     signal_name: Option<&'static str>,
     exit_code: Option<i32>,
+    /// It went past one of its limits: the error its item fails with.
+    limit: Option<PoolError>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -649,9 +655,13 @@ impl Inner {
                 .as_ref()
                 .map(|(code, arg)| (*code, serde_bytes::ByteBuf::from(arg.clone()))),
             max_tasks: self.config.max_tasks,
+            max_memory: self.config.max_memory,
         };
         let name = format!("{}-{number}", self.config.prefix);
-        let mut builder = Builder::new().name(name.clone()).daemon(true);
+        let mut builder = Builder::new()
+            .name(name.clone())
+            .daemon(true)
+            .limits(self.config.limits.clone());
         if let Some(method) = self.config.start_method {
             builder = builder.start_method(method);
         }
@@ -849,12 +859,13 @@ impl Inner {
         slot.pidfd = None;
         st.live -= 1;
         let death = match &exit {
-            Some(Ok(Ok(WorkerExit::Stopped | WorkerExit::Retired))) => None,
+            Some(Ok(Ok(WorkerExit::Stopped | WorkerExit::Retired | WorkerExit::Grew(_)))) => None,
             Some(Ok(Err(reason))) => Some(Death {
                 cause: reason.clone(),
                 signal: None,
                 signal_name: None,
                 exit_code: None,
+                limit: None,
             }),
             Some(Err(e)) => Some(describe_exit(e)),
             None => Some(Death {
@@ -862,11 +873,27 @@ impl Inner {
                 signal: None,
                 signal_name: None,
                 exit_code: None,
+                limit: None,
             }),
+        };
+        // A limit the workers cannot have fails every start the same way: the pool breaks.
+        let unappliable = match &exit {
+            Some(Err(ProcessError::Limits(e))) => Some(PoolError::Limits(e.clone())),
+            _ => None,
+        };
+        let retired = match &exit {
+            Some(Ok(Ok(WorkerExit::Grew(resident)))) => format!(
+                "retired with {} MiB resident, past max_memory_per_child",
+                resident >> 20
+            ),
+            _ => "retired after its task limit".to_string(),
         };
         let cause = death.as_ref().map(|d| d.cause.clone());
         let stopped = matches!(exit, Some(Ok(Ok(WorkerExit::Stopped))));
         let died = || match &death {
+            Some(Death {
+                limit: Some(error), ..
+            }) => error.clone(),
             Some(d) => PoolError::WorkerDied {
                 name: name.clone(),
                 pid,
@@ -955,7 +982,7 @@ impl Inner {
         }
         // Deaths before the initializer finished: a deterministic failure breaks the pool
         // (CPython would start workers forever); one killed worker does not.
-        let mut broken = None;
+        let mut broken = unappliable;
         if ready {
             st.init_deaths = 0;
         } else if cause.is_some() && self.config.init.is_some() {
@@ -1008,7 +1035,7 @@ impl Inner {
                 }
                 None if !stopped => crate::logging::event!(
                     log::Level::Info,
-                    "pool worker '{name}' (pid {pid}) retired after its task limit; {after}"
+                    "pool worker '{name}' (pid {pid}) {retired}; {after}"
                 ),
                 _ => {}
             }
@@ -1177,6 +1204,28 @@ impl Inner {
 
 fn describe_exit(e: &ProcessError) -> Death {
     match e {
+        ProcessError::CpuLimit { name, pid, limit } => Death {
+            cause: format!("used up its CPU-time limit of {limit:?} (SIGXCPU)"),
+            signal: Some(sys::limits::SIGXCPU),
+            signal_name: Some(sys::signal_name(sys::limits::SIGXCPU)),
+            exit_code: None,
+            limit: Some(PoolError::CpuLimit {
+                name: name.clone(),
+                pid: *pid,
+                limit: *limit,
+            }),
+        },
+        ProcessError::MemoryLimit { name, pid, limit } => Death {
+            cause: format!("ran out of memory under its limit of {limit} bytes (SIGABRT)"),
+            signal: Some(sys::limits::SIGABRT),
+            signal_name: Some(sys::signal_name(sys::limits::SIGABRT)),
+            exit_code: None,
+            limit: Some(PoolError::MemoryLimit {
+                name: name.clone(),
+                pid: *pid,
+                limit: *limit,
+            }),
+        },
         ProcessError::Signaled {
             signal,
             signal_name,
@@ -1186,18 +1235,21 @@ fn describe_exit(e: &ProcessError) -> Death {
             signal: Some(*signal),
             signal_name: Some(signal_name),
             exit_code: None,
+            limit: None,
         },
         ProcessError::Exited { code, .. } => Death {
             cause: format!("exited with code {code}"),
             signal: None,
             signal_name: None,
             exit_code: Some(*code),
+            limit: None,
         },
         other => Death {
             cause: other.to_string(),
             signal: None,
             signal_name: None,
             exit_code: None,
+            limit: None,
         },
     }
 }

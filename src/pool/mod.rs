@@ -20,6 +20,10 @@
 //!   when `RUST_BACKTRACE`/`RUST_LIB_BACKTRACE` ask, and resolving it is slow).
 //! - A result whose `Deserialize` fails or panics in the parent fails only its task, with
 //!   [`PoolError::ResultDecode`]; callbacks that panic lose nothing either.
+//! - With [`PoolBuilder::limits`], a task that takes its worker past the memory or CPU-time
+//!   limit fails alone with [`PoolError::MemoryLimit`] or [`PoolError::CpuLimit`], and the
+//!   worker is replaced; [`PoolBuilder::max_memory_per_child`] retires a worker that has grown
+//!   past a resident size after a task, keeping the task's result.
 //! - [`AsyncResult::kill`] stops one task (killing and replacing its worker) without
 //!   terminating the pool.
 //!
@@ -40,7 +44,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::handle;
-use crate::process::{RemotePanic, StartMethod};
+use crate::process::{LimitError, Limits, RemotePanic, StartMethod};
 pub(crate) use cell::{ResultCell, Watch};
 pub(crate) use engine::{Delivery, Engine, EngineConfig, Sink, deliver};
 use progress::Progress;
@@ -91,6 +95,65 @@ pub enum PoolError {
         /// How it ended, in words, e.g. "killed by signal 9 (SIGKILL)".
         cause: String,
     },
+    /// The task's worker went past its CPU-time limit ([`Limits::cpu_time`], set with
+    /// [`PoolBuilder::limits`]) while running it; the worker was replaced and the pool goes
+    /// on.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiproc::{Limits, Pool, PoolError};
+    /// fn spin(_: ()) { loop { std::hint::spin_loop() } }
+    /// let pool = Pool::builder().processes(1).limits(Limits::new().cpu_time(Duration::from_secs(1))).build()?;
+    /// assert!(matches!(pool.apply(spin, ()), Err(PoolError::CpuLimit { .. })));
+    /// # Ok::<(), PoolError>(())
+    /// ```
+    #[error(
+        "worker '{name}' (pid {pid}) used up its CPU-time limit of {limit:?} while running this \
+         task (it was replaced); raise the limit or give the task less work"
+    )]
+    CpuLimit {
+        /// The worker's process name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The workers' CPU-time limit.
+        limit: Duration,
+    },
+    /// An allocation failed under the worker's memory limit ([`Limits::memory`], set with
+    /// [`PoolBuilder::limits`]) while it ran this task; the worker was replaced and the pool
+    /// goes on.
+    ///
+    /// ```
+    /// use multiproc::{Limits, Pool, PoolError};
+    /// fn hoard(_: ()) { let mut v: Vec<Vec<u8>> = Vec::new(); loop { v.push(vec![7; 1 << 20]) } }
+    /// fn one(_: ()) -> u8 { 1 }
+    /// let pool = Pool::builder().processes(1).limits(Limits::new().memory(512 << 20)).build()?;
+    /// assert!(matches!(pool.apply(hoard, ()), Err(PoolError::MemoryLimit { .. })));
+    /// assert_eq!(pool.apply(one, ())?, 1);
+    /// # Ok::<(), PoolError>(())
+    /// ```
+    #[error(
+        "worker '{name}' (pid {pid}) ran out of memory under its limit of {limit} bytes while \
+         running this task (it was replaced); raise the limit or make the task use less"
+    )]
+    MemoryLimit {
+        /// The worker's process name.
+        name: String,
+        /// Its pid.
+        pid: u32,
+        /// The workers' memory (address-space) limit in bytes.
+        limit: u64,
+    },
+    /// The workers' [`Limits`] cannot be put in place (refused when the pool is built, or
+    /// by the first worker): the pool accepts no work.
+    ///
+    /// ```
+    /// use multiproc::{Limits, Pool, PoolError};
+    /// let refused = Pool::builder().limits(Limits::new().nice(-21)).build();
+    /// assert!(matches!(refused, Err(PoolError::Limits(_))));
+    /// ```
+    #[error("the pool's worker limits: {0}")]
+    Limits(LimitError),
     /// The task was stopped by [`AsyncResult::kill`] or
     /// [`PoolFuture::kill`](crate::PoolFuture::kill): its worker was killed and replaced
     /// (or it had not started).
@@ -158,6 +221,8 @@ pub struct PoolBuilder {
     start_method: Option<StartMethod>,
     init: Option<Result<(InitCode, Vec<u8>), String>>,
     max_tasks: u64,
+    max_memory: u64,
+    limits: Limits,
     timeout: Option<Duration>,
 }
 
@@ -228,6 +293,49 @@ impl PoolBuilder {
         self
     }
 
+    /// Replace each worker whose resident memory is `bytes` or more after a chunk
+    /// (billiard's `max_memory_per_child`, in bytes here; 0, the default: never). The
+    /// chunk's results are kept; the worker exits and a new one takes its place, so a task
+    /// that leaks cannot make its worker grow without bound.
+    ///
+    /// ```
+    /// fn leak(mib: usize) -> u32 {
+    ///     std::hint::black_box(Box::leak(vec![1u8; mib << 20].into_boxed_slice()));
+    ///     std::process::id()
+    /// }
+    /// let pool = multiproc::Pool::builder().processes(1).max_memory_per_child(64 << 20).build()?;
+    /// let first = pool.apply(leak, 100)?; // kept, and its worker retired
+    /// let second = pool.apply(leak, 0)?;
+    /// assert_ne!(first, second);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn max_memory_per_child(mut self, bytes: u64) -> Self {
+        self.max_memory = bytes;
+        self
+    }
+
+    /// Resource limits for every worker (memory, CPU time, open files, nice value; see
+    /// [`Limits`]), set in each worker before it takes work. A task that takes its worker
+    /// past the memory or CPU limit fails alone with [`PoolError::MemoryLimit`] or
+    /// [`PoolError::CpuLimit`], and a new worker takes the old one's place. The limits are
+    /// per worker process, counting every task it ran: a CPU-time limit is a budget for
+    /// the worker's life (combine with [`maxtasksperchild`](Self::maxtasksperchild)).
+    ///
+    /// ```
+    /// use multiproc::Limits;
+    /// fn nice(_: ()) -> String {
+    ///     let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    ///     stat.rsplit(')').next().unwrap().split_whitespace().nth(16).unwrap().to_string()
+    /// }
+    /// let pool = multiproc::Pool::builder().processes(1).limits(Limits::new().nice(19)).build()?;
+    /// assert_eq!(pool.apply(nice, ())?, "19");
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Stop any item that runs longer than `timeout`: its worker is killed and replaced,
     /// and the item fails with [`PoolError::Timeout`].
     ///
@@ -266,6 +374,7 @@ impl PoolBuilder {
         prefix: &'static str,
     ) -> Result<EngineConfig, PoolError> {
         let init = self.init.transpose().map_err(PoolError::Failed)?;
+        self.limits.check().map_err(PoolError::Limits)?;
         let processes = self.processes.unwrap_or_else(crate::cpu_count);
         if processes == 0 {
             return Err(PoolError::Failed(
@@ -277,6 +386,8 @@ impl PoolBuilder {
             start_method: self.start_method,
             init,
             max_tasks: self.max_tasks,
+            max_memory: self.max_memory,
+            limits: self.limits,
             timeout: self.timeout,
             window: window.map_or(usize::MAX, |per_worker| per_worker * processes + 1),
             prefix,
@@ -291,6 +402,8 @@ impl std::fmt::Debug for PoolBuilder {
             .field("start_method", &self.start_method)
             .field("initializer", &self.init.is_some())
             .field("maxtasksperchild", &self.max_tasks)
+            .field("max_memory_per_child", &self.max_memory)
+            .field("limits", &self.limits)
             .field("task_timeout", &self.timeout)
             .finish()
     }

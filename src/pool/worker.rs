@@ -371,6 +371,8 @@ pub(crate) enum WorkerExit {
     Stopped,
     /// It ran `max_tasks` chunks.
     Retired,
+    /// Its resident memory (bytes) reached `max_memory` after a chunk.
+    Grew(u64),
 }
 
 /// Everything a worker process needs; its argument.
@@ -382,6 +384,8 @@ pub(crate) struct WorkerArgs {
     pub status: Shared<WorkerStatus>,
     pub init: Option<(InitCode, serde_bytes::ByteBuf)>,
     pub max_tasks: u64,
+    /// Retire after a chunk that leaves this many resident bytes or more (0: never).
+    pub max_memory: u64,
 }
 
 fn send(results: &Ring, report: &Report) {
@@ -401,6 +405,7 @@ pub(crate) fn worker_main(args: WorkerArgs) -> Result<WorkerExit, String> {
         status,
         init,
         max_tasks,
+        max_memory,
     } = args;
     if let Some((code, payload)) = init
         && let Err(report) = resolve_init(code)?(&payload)?
@@ -453,6 +458,13 @@ pub(crate) fn worker_main(args: WorkerArgs) -> Result<WorkerExit, String> {
         done += 1;
         if max_tasks != 0 && done >= max_tasks {
             return Ok(WorkerExit::Retired);
+        }
+        // The chunk's results are in the result ring already: retiring keeps them.
+        if max_memory != 0
+            && let Ok(resident) = crate::sys::limits::resident_bytes()
+            && resident >= max_memory
+        {
+            return Ok(WorkerExit::Grew(resident));
         }
     }
 }

@@ -8,13 +8,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Once, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::limits::{Limit, Limits};
 use crate::connection::Connection;
 use crate::sys::{self, ExitStatus};
 
@@ -30,6 +31,11 @@ pub(crate) enum Outcome<R> {
     Failed(String),
     /// Sent by the fork server after it reaped the child.
     Exited(ExitStatus),
+    /// The child could not set its resource limits; its task did not run.
+    LimitNotApplied { limit: Limit, reason: String },
+    /// The child is aborting because an allocation failed under its memory limit (sent
+    /// from its `SIGABRT` handler, see `sys/limits.rs`).
+    MemoryLimit,
 }
 
 /// A panic as the child saw it.
@@ -228,24 +234,46 @@ pub(crate) fn become_child(identity: Identity) {
 /// an error: the child's exit code must not depend on whether anyone still listens.
 pub(crate) fn report<R: Serialize>(outcome: &Outcome<R>) -> Result<(), String> {
     let mut status = STATUS.lock().unwrap_or_else(|e| e.into_inner());
+    let hold = sys::limits::hold_allocation_report();
     let result = match status.as_mut().map(|conn| conn.send(outcome)) {
         Some(Err(crate::ConnectionError::Codec(e))) => {
             Err(format!("its return value could not be sent: {e}"))
         }
         _ => Ok(()),
     };
-    drop(status);
     if result.is_ok() {
         REPORTED.store(true, Ordering::Relaxed);
+        sys::limits::disarm_allocation_report();
     }
+    drop(hold);
+    drop(status);
     result
 }
 
-/// Run `body` as this child's task with `status` as its outcome channel, then exit: code 0 if
-/// the task returned, 1 if it panicked or could not start (as Python's `_bootstrap` does).
-pub(crate) fn run_and_exit(status: Connection, body: impl FnOnce() -> Result<(), String>) -> ! {
+/// Run `body` as this child's task with `status` as its outcome channel, under `limits`,
+/// then exit: code 0 if the task returned, 1 if it panicked or could not start (as Python's
+/// `_bootstrap` does). Every start method ends here, so this is where limits are set.
+pub(crate) fn run_and_exit(
+    mut status: Connection,
+    limits: &Limits,
+    body: impl FnOnce() -> Result<(), String>,
+) -> ! {
+    if limits.memory_limit().is_some() {
+        // Prepared now: once the limit is reached, nothing can be allocated.
+        let mut frame = Vec::new();
+        if status
+            .encode_frame(&Outcome::<()>::MemoryLimit, &mut frame)
+            .is_ok()
+        {
+            sys::limits::report_allocation_failure(status.as_raw_fd(), frame);
+        }
+    }
     *STATUS.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
     install_panic_hook();
+    if let Err((limit, reason)) = limits.apply() {
+        let _ = report(&Outcome::<()>::LimitNotApplied { limit, reason });
+        sys::exit_now(1);
+    }
     IS_TASK_THREAD.set(true);
     let result = panic::catch_unwind(AssertUnwindSafe(body));
     IS_TASK_THREAD.set(false);
@@ -326,8 +354,11 @@ fn install_panic_hook() {
             if let Ok(mut status) = STATUS.try_lock()
                 && let Some(conn) = status.as_mut()
             {
+                let hold = sys::limits::hold_allocation_report();
                 let _ = conn.send(&Outcome::<()>::Panicked(report_));
                 REPORTED.store(true, Ordering::Relaxed);
+                sys::limits::disarm_allocation_report();
+                drop(hold);
                 return;
             }
             PENDING_PANIC.set(Some(report_));

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use serde::Serialize;
 
 use super::child::{self, Identity, Outcome};
+use super::limits::Limits;
 use super::{ProcessError, Started, forkserver, registry};
 use crate::connection::Connection;
 use crate::sys;
@@ -111,6 +112,7 @@ pub(crate) enum Check {
 pub(crate) fn start<R: Serialize>(
     identity: Identity,
     logging: Option<crate::logging::ChildSetup>,
+    limits: &Limits,
     check: Check,
     body: impl FnOnce() -> R,
 ) -> Result<Started, ProcessError> {
@@ -160,7 +162,7 @@ pub(crate) fn start<R: Serialize>(
             let name = identity.name.clone();
             child::become_child(identity);
             crate::logging::become_child(logging, &name);
-            child::run_and_exit(Connection::from_fd_trusted(theirs), move || {
+            child::run_and_exit(Connection::from_fd_trusted(theirs), limits, move || {
                 let output = body();
                 child::report(&Outcome::Returned(&output))
             })

@@ -6,6 +6,10 @@
 //! [`Process::join`]; a panic comes back as [`ProcessError::Panicked`] with the child's
 //! message, location and backtrace; death by a signal as [`ProcessError::Signaled`].
 //!
+//! [`Builder::limits`] runs the child under resource [`Limits`] (memory, CPU time, open
+//! files, nice value); going past the memory or CPU limit ends it with
+//! [`ProcessError::MemoryLimit`] or [`ProcessError::CpuLimit`].
+//!
 //! Three [`StartMethod`]s exist, as in Python: `Fork`, `Spawn` (a re-executed copy of the
 //! program that runs only the task) and `ForkServer` (the default: children are forked by a
 //! small single-threaded server, which is safe however many threads the parent has).
@@ -34,6 +38,7 @@ pub(crate) mod code;
 pub(crate) mod fork;
 mod forkserver;
 pub(crate) mod helper;
+mod limits;
 mod registry;
 mod spawn;
 mod task;
@@ -60,6 +65,7 @@ use task::{EntryPoint, FnTask};
 
 pub use fork::allow_fork_with_threads;
 pub use forkserver::forkserver_pid;
+pub use limits::{Limit, LimitError, Limits};
 pub use registry::ChildInfo;
 pub use task::Run;
 
@@ -244,6 +250,60 @@ pub enum ProcessError {
         /// Whether it dumped core.
         core_dumped: bool,
     },
+    /// The child went past its CPU-time limit ([`Limits::cpu_time`]): the kernel ended it
+    /// with `SIGXCPU`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiproc::{Builder, Limits, ProcessError};
+    /// fn spin(_: ()) { loop { std::hint::spin_loop() } }
+    /// let child = Builder::new().limits(Limits::new().cpu_time(Duration::from_secs(1))).start(spin, ())?;
+    /// match child.join() {
+    ///     Err(ProcessError::CpuLimit { limit, .. }) => assert_eq!(limit, Duration::from_secs(1)),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), ProcessError>(())
+    /// ```
+    #[error(
+        "process '{name}' (pid {pid}) used up its CPU-time limit of {limit:?} and was ended \
+         (SIGXCPU); raise the limit or give the task less work"
+    )]
+    CpuLimit {
+        /// Name of the child.
+        name: String,
+        /// Pid of the child.
+        pid: u32,
+        /// Its CPU-time limit.
+        limit: Duration,
+    },
+    /// An allocation in the child failed under its memory limit ([`Limits::memory`]), and
+    /// the child aborted.
+    ///
+    /// ```
+    /// use multiproc::{Builder, Limits, ProcessError};
+    /// fn hoard(_: ()) { let mut v: Vec<Vec<u8>> = Vec::new(); loop { v.push(vec![7; 1 << 20]) } }
+    /// let child = Builder::new().limits(Limits::new().memory(512 << 20)).start(hoard, ())?;
+    /// match child.join() {
+    ///     Err(ProcessError::MemoryLimit { limit, .. }) => assert_eq!(limit, 512 << 20),
+    ///     other => panic!("{other:?}"),
+    /// }
+    /// # Ok::<(), ProcessError>(())
+    /// ```
+    #[error(
+        "process '{name}' (pid {pid}) ran out of memory under its limit of {limit} bytes \
+         (an allocation failed and it aborted); raise the limit or make the task use less"
+    )]
+    MemoryLimit {
+        /// Name of the child.
+        name: String,
+        /// Pid of the child.
+        pid: u32,
+        /// Its memory (address-space) limit in bytes.
+        limit: u64,
+    },
+    /// The child's [`Limits`] could not be put in place; its task did not run.
+    #[error(transparent)]
+    Limits(#[from] LimitError),
     /// The child started but could not run its task (e.g. its argument failed to decode).
     #[error("process '{name}' (pid {pid}) could not run its task: {reason}")]
     TaskFailed {
@@ -326,6 +386,8 @@ impl ProcessError {
             ProcessError::Panicked(_) | ProcessError::TaskFailed { .. } => Some(1),
             ProcessError::Exited { code, .. } => Some(*code),
             ProcessError::Signaled { signal, .. } => Some(-signal),
+            ProcessError::CpuLimit { .. } => Some(-sys::limits::SIGXCPU),
+            ProcessError::MemoryLimit { .. } => Some(-sys::limits::SIGABRT),
             _ => None,
         }
     }
@@ -363,6 +425,7 @@ pub struct Builder {
     name: Option<String>,
     daemon: bool,
     method: Option<StartMethod>,
+    limits: Limits,
 }
 
 impl Builder {
@@ -405,6 +468,28 @@ impl Builder {
         self
     }
 
+    /// Resource limits for the child (memory, CPU time, open files, nice value), set in the
+    /// child before its task runs, with every start method. Going past the memory or CPU
+    /// limit ends the child with [`ProcessError::MemoryLimit`] or [`ProcessError::CpuLimit`];
+    /// a limit the child cannot have fails the start with [`ProcessError::Limits`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use multiproc::{Builder, Limits, ProcessError};
+    ///
+    /// fn spin(_: ()) { loop { std::hint::spin_loop() } }
+    ///
+    /// let child = Builder::new()
+    ///     .limits(Limits::new().cpu_time(Duration::from_secs(1)))
+    ///     .start(spin, ())?;
+    /// assert!(matches!(child.join(), Err(ProcessError::CpuLimit { .. })));
+    /// # Ok::<(), ProcessError>(())
+    /// ```
+    pub fn limits(mut self, limits: Limits) -> Builder {
+        self.limits = limits;
+        self
+    }
+
     /// Start a child that runs `f(arg)`. `f` must be a function item or a non-capturing
     /// closure (checked at compile time); put the data it needs in `arg`, which may contain
     /// [`Connection`]s and [`Handle`](crate::Handle)s.
@@ -439,19 +524,23 @@ impl Builder {
     /// ```
     pub fn start_run<T: Run>(self, task: T) -> Result<Process<T::Output>, ProcessError> {
         let method = self.method.unwrap_or_else(get_start_method);
+        self.limits.check()?;
         let identity = self.identity()?;
         let logging = crate::logging::prepare_child(&identity.name);
         let started = match method {
-            StartMethod::Fork => {
-                fork::start(identity.clone(), logging, fork::Check::Threads, move || {
-                    task.run()
-                })?
-            }
+            StartMethod::Fork => fork::start(
+                identity.clone(),
+                logging,
+                &self.limits,
+                fork::Check::Threads,
+                move || task.run(),
+            )?,
             StartMethod::Spawn | StartMethod::ForkServer => {
                 let header = BootHeader {
                     entry: EntryPoint::of::<T>(),
                     identity: identity.clone(),
                     logging,
+                    limits: self.limits.clone(),
                 };
                 let mut bytes = Vec::new();
                 let fds = handle::encode(&task, &mut bytes)?;
@@ -464,7 +553,7 @@ impl Builder {
                 }
             }
         };
-        Ok(Process::new(started, identity, method))
+        Ok(Process::new(started, identity, method, self.limits))
     }
 
     /// Fork a child that runs the closure `f`, which may capture anything (the child has a
@@ -516,10 +605,16 @@ impl Builder {
         F: FnOnce() -> R,
         R: Serialize + DeserializeOwned,
     {
+        self.limits.check()?;
         let identity = self.identity()?;
         let logging = crate::logging::prepare_child(&identity.name);
-        let started = fork::start(identity.clone(), logging, check, f)?;
-        Ok(Process::new(started, identity, StartMethod::Fork))
+        let started = fork::start(identity.clone(), logging, &self.limits, check, f)?;
+        Ok(Process::new(
+            started,
+            identity,
+            StartMethod::Fork,
+            self.limits,
+        ))
     }
 
     fn identity(&self) -> Result<Identity, ProcessError> {
@@ -554,6 +649,8 @@ impl Builder {
 pub struct Process<R> {
     record: Arc<ChildRecord>,
     method: StartMethod,
+    /// To name the limit that ended the child.
+    limits: Limits,
     state: Mutex<State<R>>,
     joined: bool,
     _result: PhantomData<fn() -> R>,
@@ -611,7 +708,12 @@ impl Process<()> {
 }
 
 impl<R: DeserializeOwned> Process<R> {
-    fn new(started: Started, identity: Identity, method: StartMethod) -> Process<R> {
+    fn new(
+        started: Started,
+        identity: Identity,
+        method: StartMethod,
+        limits: Limits,
+    ) -> Process<R> {
         let record = Arc::new(ChildRecord::new(
             started.pid,
             identity.name,
@@ -629,6 +731,7 @@ impl<R: DeserializeOwned> Process<R> {
         Process {
             record,
             method,
+            limits,
             state: Mutex::new(State {
                 status: Some(started.status),
                 outcome: None,
@@ -903,9 +1006,28 @@ impl<R: DeserializeOwned> Process<R> {
             Some(Outcome::Failed(reason)) => {
                 return Err(ProcessError::TaskFailed { name, pid, reason });
             }
+            Some(Outcome::LimitNotApplied { limit, reason }) => {
+                return Err(ProcessError::Limits(LimitError::NotApplied {
+                    limit,
+                    reason,
+                }));
+            }
+            Some(Outcome::MemoryLimit) => {
+                return Err(ProcessError::MemoryLimit {
+                    name,
+                    pid,
+                    limit: self.limits.memory_limit().unwrap_or_default(),
+                });
+            }
             Some(Outcome::Exited(_)) | None => {}
         }
         match state.exit {
+            Some(ExitStatus::Signal { signal, .. })
+                if signal == sys::limits::SIGXCPU
+                    && let Some(limit) = self.limits.cpu_time_limit() =>
+            {
+                Err(ProcessError::CpuLimit { name, pid, limit })
+            }
             Some(ExitStatus::Signal {
                 signal,
                 core_dumped,

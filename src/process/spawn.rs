@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::child::{self, Identity};
 use super::helper::{self, Helper};
+use super::limits::Limits;
 use super::task::EntryPoint;
 use super::{ProcessError, Started};
 use crate::connection::Connection;
@@ -36,6 +37,8 @@ pub(crate) struct BootHeader {
     pub identity: Identity,
     /// Where its log records go and whether its output is relayed (see `crate::logging`).
     pub logging: Option<crate::logging::ChildSetup>,
+    /// Set in the child before its task runs.
+    pub limits: Limits,
 }
 
 /// An encoded task message: value bytes and the descriptors it carries.
@@ -135,7 +138,7 @@ pub(crate) fn run_boot(
     child::become_child(header.identity);
     crate::logging::become_child(header.logging, &name);
     let entry = header.entry;
-    child::run_and_exit(status, move || {
+    child::run_and_exit(status, &header.limits, move || {
         let trampoline = entry.resolve()?;
         trampoline(&task.bytes, task.fds)
     })

@@ -14,6 +14,7 @@ compile_error!(
 );
 
 pub mod image;
+pub mod limits;
 pub mod memory;
 pub mod overflow;
 
