@@ -486,7 +486,7 @@ impl Connection {
 
     /// Receive a value a Python peer sent with `conn.send(obj)`: its pickle is checked to
     /// contain plain data only (nothing that imports or calls) and decoded into `T`
-    /// ([`crate::pickle::Value`] for any shape).
+    /// ([`crate::pickle::PyValue`] for any shape).
     ///
     /// ```
     /// let (mut a, mut b) = multiproc::pipe()?;

@@ -311,7 +311,7 @@ fn pickled_plain_data_crosses_both_ways_and_objects_are_refused() {
             (1.5, -2),
         );
         conn.send_pickle(&reply).unwrap();
-        match conn.recv_pickle::<multiproc::pickle::Value>() {
+        match conn.recv_pickle::<multiproc::pickle::PyValue>() {
             Err(ConnectionError::Codec(e)) => {
                 assert!(e.to_string().contains("would import or call"), "{e}")
             }
