@@ -247,6 +247,7 @@ fn unix_socket_listener_and_client() {
     assert!(!path.exists());
 }
 
+#[cfg(feature = "pickle")]
 const PY_PICKLER: &str = r#"
 import sys
 from fractions import Fraction
@@ -263,6 +264,7 @@ with Client((host, port), authkey=key) as c:
     print("python got", reply)
 "#;
 
+#[cfg(feature = "pickle")]
 #[derive(serde::Deserialize, Debug, PartialEq)]
 struct Order {
     name: String,
@@ -278,6 +280,7 @@ struct Order {
 /// Python's `conn.send(dict)` arrives in Rust as a typed struct, Rust's reply arrives in
 /// Python as objects, and a pickled object (it would import `fractions`) is refused.
 #[test]
+#[cfg(feature = "pickle")]
 fn pickled_plain_data_crosses_both_ways_and_objects_are_refused() {
     let _g = common::guard();
     for py in pythons() {
