@@ -79,6 +79,8 @@ pub(crate) struct Identity {
     pub path: Vec<u32>,
     pub parent_pid: u32,
     pub parent_name: String,
+    /// How this process was started: its default start method (Python's `_bootstrap`).
+    pub start_method: super::StartMethod,
 }
 
 /// This process's identity and a pidfd of its parent; `None` in the main process.
@@ -190,7 +192,11 @@ pub(crate) fn lock_for_fork() -> impl Drop {
 
 /// Identity for the next child this process starts (name `Process-N`, or `Process-N:M` in a
 /// child, as in Python).
-pub(crate) fn next_child_identity(name: Option<String>, daemon: bool) -> Identity {
+pub(crate) fn next_child_identity(
+    name: Option<String>,
+    daemon: bool,
+    start_method: super::StartMethod,
+) -> Identity {
     let n = NEXT_CHILD.fetch_add(1, Ordering::Relaxed);
     let me = identity();
     let mut path = me.as_ref().map(|i| i.path.clone()).unwrap_or_default();
@@ -205,6 +211,7 @@ pub(crate) fn next_child_identity(name: Option<String>, daemon: bool) -> Identit
         path,
         parent_pid: sys::getpid(),
         parent_name: me.map_or_else(|| "MainProcess".to_string(), |i| i.name),
+        start_method,
     }
 }
 
@@ -212,6 +219,7 @@ pub(crate) fn next_child_identity(name: Option<String>, daemon: bool) -> Identit
 pub(crate) fn become_child(identity: Identity) {
     // Seen in `ps`/`top` under its multiproc name (`Process-3`, `PoolWorker-2`, ...).
     sys::set_process_name(&identity.name);
+    super::set_start_method(identity.start_method);
     let parent_pidfd = sys::pidfd_open(identity.parent_pid).ok().map(Arc::new);
     *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(Current {
         identity,

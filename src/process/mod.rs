@@ -47,8 +47,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::connection::{Connection, ConnectionError};
 use crate::handle::{self, CodecError};
@@ -64,7 +64,7 @@ pub use registry::ChildInfo;
 pub use task::Run;
 
 /// How a child process is created (Python's start methods).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StartMethod {
     /// `fork()` the calling process: fastest, and the only method that can run a capturing
     /// closure, but unsafe in spirit when other threads hold locks (their locks stay locked
@@ -148,6 +148,10 @@ pub fn set_start_method(method: StartMethod) {
 
 /// The start method used when a [`Builder`] does not choose one ([`StartMethod::ForkServer`]
 /// unless changed with [`set_start_method`]).
+///
+/// In a child, it starts as the method that child was started with, as in Python (whose
+/// `Process._bootstrap` forces the child's default context to its own method): a spawned
+/// child reports `Spawn`, and its own children are spawned too unless it chooses otherwise.
 ///
 /// ```
 /// println!("default start method: {}", multiproc::get_start_method());
@@ -439,7 +443,7 @@ impl Builder {
     /// ```
     pub fn start_run<T: Run>(self, task: T) -> Result<Process<T::Output>, ProcessError> {
         let method = self.method.unwrap_or_else(get_start_method);
-        let identity = self.identity()?;
+        let identity = self.identity(method)?;
         let logging = crate::logging::prepare_child(&identity.name);
         let started = match method {
             StartMethod::Fork => {
@@ -516,17 +520,21 @@ impl Builder {
         F: FnOnce() -> R,
         R: Serialize + DeserializeOwned,
     {
-        let identity = self.identity()?;
+        let identity = self.identity(StartMethod::Fork)?;
         let logging = crate::logging::prepare_child(&identity.name);
         let started = fork::start(identity.clone(), logging, check, f)?;
         Ok(Process::new(started, identity, StartMethod::Fork))
     }
 
-    fn identity(&self) -> Result<Identity, ProcessError> {
+    fn identity(&self, method: StartMethod) -> Result<Identity, ProcessError> {
         if child::identity().is_some_and(|me| me.daemon) {
             return Err(ProcessError::DaemonCannotHaveChildren);
         }
-        Ok(child::next_child_identity(self.name.clone(), self.daemon))
+        Ok(child::next_child_identity(
+            self.name.clone(),
+            self.daemon,
+            method,
+        ))
     }
 }
 
