@@ -277,6 +277,13 @@ pub fn wake_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
 }
 
+/// A [`wake_pipe`] whose read end does not block, for several threads to [`drain`] at once.
+pub fn wake_pipe_nonblocking() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::pipe::pipe_with(
+        rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+    )?)
+}
+
 /// Wake whoever sleeps on the read end of a [`wake_pipe`] (best effort: a full pipe already
 /// wakes it).
 pub fn poke(write_end: &OwnedFd) {
