@@ -215,10 +215,32 @@ pub(crate) fn next_child_identity(
     }
 }
 
+/// The longest name the kernel keeps for a process (`comm`), in bytes.
+const COMM_LEN: usize = 15;
+
+/// `name` cut to what `ps` and `top` can show, keeping its number: the kernel keeps the first
+/// 15 bytes, which would make `ProcessPoolExecutorWorker-12` and `-13` both
+/// `ProcessPoolExec`; this gives `ProcessPoolE-12`.
+fn short_name(name: &str) -> String {
+    if name.len() <= COMM_LEN {
+        return name.to_string();
+    }
+    let number = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == ':' || c == '-');
+    let suffix = &name[number.len()..];
+    if suffix.is_empty() || suffix.len() >= COMM_LEN {
+        return name.to_string();
+    }
+    let mut keep = COMM_LEN - suffix.len();
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{suffix}", &name[..keep])
+}
+
 /// Make this (new) process the child described by `identity`.
 pub(crate) fn become_child(identity: Identity) {
     // Seen in `ps`/`top` under its multiproc name (`Process-3`, `PoolWorker-2`, ...).
-    sys::set_process_name(&identity.name);
+    sys::set_process_name(&short_name(&identity.name));
     super::set_start_method(identity.start_method);
     let parent_pidfd = sys::pidfd_open(identity.parent_pid).ok().map(Arc::new);
     *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(Current {
@@ -341,4 +363,23 @@ fn install_panic_hook() {
             PENDING_PANIC.set(Some(report_));
         }));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_name;
+
+    #[test]
+    fn long_names_keep_their_number_within_the_kernels_15_bytes() {
+        assert_eq!(short_name("PoolWorker-3"), "PoolWorker-3");
+        assert_eq!(
+            short_name("ProcessPoolExecutorWorker-12"),
+            "ProcessPoolE-12"
+        );
+        assert_eq!(short_name("Process-2:13:4"), "Process-2:13:4");
+        assert_eq!(
+            short_name("a-very-long-name-without-a-number"),
+            "a-very-long-name-without-a-number"
+        );
+    }
 }
