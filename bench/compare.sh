@@ -6,8 +6,9 @@
 #   bench/compare.sh [--cases a,b,...] [--scale F]
 #
 # Environment:
-#   PYTHON_BASELINE  path of python_baseline.py (default: ../shared/bench/python_baseline.py,
-#                    relative to the repository)
+#   PYTHON_BASELINE  path of the Python benchmark (default: ../shared/bench/python_baseline.py,
+#                    relative to the repository, when it exists; otherwise this repository's
+#                    bench/python_reference.py, which measures the main cases)
 #   LIMITS_C         path of limits.c (default: next to python_baseline.py); LIMITS_C= skips it
 #   PYTHON           Python interpreter for the baseline (default: python3)
 #   COMPARE_OUT      directory for the raw JSON lines (default: a new temporary directory)
@@ -33,14 +34,18 @@ pool_map_noop_logging_on=pool_map_noop pool_task_panic_report=pool_apply_async_l
 async_pipe_roundtrip=pipe_rtt_small async_queue_throughput=queue_throughput_small"
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-baseline="${PYTHON_BASELINE:-$repo/../shared/bench/python_baseline.py}"
+shared_baseline="$repo/../shared/bench/python_baseline.py"
+if [[ -z "${PYTHON_BASELINE:-}" && ! -f "$shared_baseline" ]]; then
+    PYTHON_BASELINE="$repo/bench/python_reference.py"
+fi
+baseline="${PYTHON_BASELINE:-$shared_baseline}"
 limits_c="${LIMITS_C-$(dirname "$baseline")/limits.c}"
 python="${PYTHON:-python3}"
 out="${COMPARE_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/multiproc-compare.XXXXXX")}"
 mkdir -p "$out"
 
 if [[ ! -f "$baseline" ]]; then
-    echo "compare.sh: python_baseline.py not found at $baseline (set PYTHON_BASELINE)" >&2
+    echo "compare.sh: the Python benchmark was not found at $baseline (set PYTHON_BASELINE)" >&2
     exit 2
 fi
 

@@ -471,7 +471,8 @@ impl Connection {
     }
 
     /// Send `value` pickled, as Python's `conn.send(obj)` does, so a Python peer's
-    /// `conn.recv()` gets it as objects (plain data only; see [`crate::pickle`]).
+    /// `conn.recv()` gets it as objects (plain data only; see [`crate::pickle`]). Needs the
+    /// `pickle` feature (on by default).
     ///
     /// ```
     /// let (mut a, mut b) = multiproc::pipe()?;
@@ -479,6 +480,7 @@ impl Connection {
     /// assert_eq!(b.recv_pickle::<(String, u8, Vec<f64>)>()?, ("ok".to_string(), 3, vec![1.5]));
     /// # Ok::<(), multiproc::ConnectionError>(())
     /// ```
+    #[cfg(feature = "pickle")]
     pub fn send_pickle<T: Serialize>(&mut self, value: &T) -> Result<()> {
         let bytes = crate::pickle::to_vec(value)?;
         self.send_bytes(&bytes)
@@ -486,7 +488,7 @@ impl Connection {
 
     /// Receive a value a Python peer sent with `conn.send(obj)`: its pickle is checked to
     /// contain plain data only (nothing that imports or calls) and decoded into `T`
-    /// ([`crate::pickle::Value`] for any shape).
+    /// ([`crate::pickle::PyValue`] for any shape). Needs the `pickle` feature (on by default).
     ///
     /// ```
     /// let (mut a, mut b) = multiproc::pipe()?;
@@ -496,6 +498,7 @@ impl Connection {
     /// assert_eq!(map["n"], 1);
     /// # Ok::<(), multiproc::ConnectionError>(())
     /// ```
+    #[cfg(feature = "pickle")]
     pub fn recv_pickle<T: DeserializeOwned>(&mut self) -> Result<T> {
         let bytes = self.recv_bytes()?;
         Ok(crate::pickle::from_slice(&bytes)?)

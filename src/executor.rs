@@ -762,6 +762,8 @@ pub struct ExecutorMap<R> {
     deadline: Option<Instant>,
     engine: Weak<Engine>,
     progress: Progress,
+    /// The number of items, for the progress bar.
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     len: u64,
 }
 
@@ -777,6 +779,8 @@ impl<R> ExecutorMap<R> {
     /// Draw a progress bar (count, rate, ETA) on stderr while iterating, if stderr is a
     /// terminal.
     ///
+    /// Needs the `progress` feature (on by default).
+    ///
     /// ```
     /// fn square(x: u64) -> u64 { x * x }
     /// let ex = multiproc::ProcessPoolExecutor::new(2)?;
@@ -784,6 +788,7 @@ impl<R> ExecutorMap<R> {
     /// assert_eq!(total, 328_350);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
+    #[cfg(feature = "progress")]
     pub fn progress(mut self) -> Self {
         self.progress = Progress::new(Some(self.len));
         self
@@ -896,6 +901,8 @@ impl<R> AsCompleted<R> {
     /// Draw a progress bar (count, rate, ETA) on stderr while iterating, if stderr is a
     /// terminal.
     ///
+    /// Needs the `progress` feature (on by default).
+    ///
     /// ```
     /// fn square(x: u64) -> u64 { x * x }
     /// let ex = multiproc::ProcessPoolExecutor::new(2)?;
@@ -903,6 +910,7 @@ impl<R> AsCompleted<R> {
     /// assert_eq!(multiproc::as_completed(futures, None).progress().count(), 10);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
+    #[cfg(feature = "progress")]
     pub fn progress(mut self) -> Self {
         self.progress = Progress::new(Some(self.left as u64));
         self

@@ -54,7 +54,7 @@
 //! - [`manager`]: [`Manager`], a server process owning shared dicts, lists, namespaces and
 //!   values, used through proxies, also over TCP.
 //! - [`pickle`]: Python's pickle for plain data ([`Connection::send_pickle`],
-//!   [`Connection::recv_pickle`]).
+//!   [`Connection::recv_pickle`]; feature `pickle`, on by default).
 //! - [`shared`]: [`Value`], [`Array`], [`RawValue`], [`RawArray`], [`SharedMemory`].
 //!
 //! ## Timeouts
@@ -126,6 +126,7 @@ pub mod handle;
 pub mod listener;
 pub mod logging;
 pub mod manager;
+#[cfg(feature = "pickle")]
 pub mod pickle;
 pub mod pool;
 pub mod process;

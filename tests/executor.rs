@@ -463,6 +463,25 @@ fn kill_random_worker(ex: &ProcessPoolExecutor, rng: &mut Rng) -> u32 {
 // ---------------------------------------------------------------------------------------------
 // submit, result, error
 
+/// `ProcessPoolExecutorWorker-N` is longer than the 15 bytes the kernel keeps for `ps` and
+/// `top`: the name is shortened keeping its number (`ProcessPoolEx-1`).
+#[test]
+fn workers_show_in_ps_with_their_number() {
+    let _g = common::guard();
+    let ex = executor_of(1);
+    let worker = resolve(ex.submit(pid, 0).unwrap()).unwrap();
+    let comm = std::fs::read_to_string(format!("/proc/{worker}/comm")).unwrap();
+    let comm = comm.trim_end();
+    let numbered = comm
+        .rsplit_once('-')
+        .is_some_and(|(_, n)| n.parse::<u32>().is_ok());
+    assert!(
+        comm.starts_with("ProcessPool") && numbered,
+        "the worker shows as {comm:?}"
+    );
+    drop(ex);
+}
+
 #[test]
 fn submit_runs_the_call_in_a_worker_and_result_returns_its_value() {
     let _g = common::guard();

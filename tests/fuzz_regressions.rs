@@ -3,7 +3,7 @@
 
 mod common;
 
-use multiproc::pickle::{self, Value};
+use multiproc::pickle::{self, PyValue as Value};
 
 /// `pickle` target, artifact crash-513edeaa801a17c1cd4cba242628e10128451d11: a protocol-4
 /// pickle of `frozenset({"x"})` decoded, but the library's own encoding of the value it gave

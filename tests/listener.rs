@@ -229,6 +229,36 @@ fn garbage_and_stalled_handshakes_are_dropped_and_the_listener_goes_on() {
     drop((garbage, wrong, silent));
 }
 
+/// A peer that connects and says nothing does not hold up a good client: handshakes run
+/// concurrently, and `accept` returns the good client long before the stalled peer's
+/// handshake times out (a minute here: the test would wait that long if they ran in turn).
+#[test]
+fn a_stalled_peer_does_not_delay_a_good_client() {
+    let _g = common::guard();
+    let mut listener = Listener::bind("127.0.0.1:0", Some(b"key")).unwrap();
+    let timeout = Duration::from_secs(60);
+    listener.set_handshake_timeout(timeout);
+    let Address::Tcp(addr) = listener.address().clone() else {
+        unreachable!()
+    };
+    let stalled = TcpStream::connect(addr).unwrap();
+    let good = std::thread::spawn(move || {
+        let mut conn = Client::connect(addr, Some(b"key")).unwrap();
+        conn.send(&"not held up").unwrap();
+    });
+    let started = Instant::now();
+    let mut conn = listener.accept().unwrap();
+    assert_eq!(conn.recv::<String>().unwrap(), "not held up");
+    assert!(started.elapsed() < timeout / 2, "{:?}", started.elapsed());
+    good.join().unwrap();
+    // The stalled peer's handshake fails as soon as it hangs up.
+    drop(stalled);
+    assert!(matches!(
+        listener.accept(),
+        Err(ConnectionError::Authentication(_) | ConnectionError::Eof)
+    ));
+}
+
 /// Unix socket paths work too, and the socket file goes with the listener.
 #[test]
 fn unix_socket_listener_and_client() {
@@ -247,6 +277,7 @@ fn unix_socket_listener_and_client() {
     assert!(!path.exists());
 }
 
+#[cfg(feature = "pickle")]
 const PY_PICKLER: &str = r#"
 import sys
 from fractions import Fraction
@@ -263,6 +294,7 @@ with Client((host, port), authkey=key) as c:
     print("python got", reply)
 "#;
 
+#[cfg(feature = "pickle")]
 #[derive(serde::Deserialize, Debug, PartialEq)]
 struct Order {
     name: String,
@@ -278,6 +310,7 @@ struct Order {
 /// Python's `conn.send(dict)` arrives in Rust as a typed struct, Rust's reply arrives in
 /// Python as objects, and a pickled object (it would import `fractions`) is refused.
 #[test]
+#[cfg(feature = "pickle")]
 fn pickled_plain_data_crosses_both_ways_and_objects_are_refused() {
     let _g = common::guard();
     for py in pythons() {
@@ -311,7 +344,7 @@ fn pickled_plain_data_crosses_both_ways_and_objects_are_refused() {
             (1.5, -2),
         );
         conn.send_pickle(&reply).unwrap();
-        match conn.recv_pickle::<multiproc::pickle::Value>() {
+        match conn.recv_pickle::<multiproc::pickle::PyValue>() {
             Err(ConnectionError::Codec(e)) => {
                 assert!(e.to_string().contains("would import or call"), "{e}")
             }

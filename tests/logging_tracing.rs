@@ -3,6 +3,7 @@
 //! parent's subscriber, labelled, with the child's target.
 //!
 //! This binary installs a global subscriber, so it has its own test file.
+#![cfg(feature = "tracing")]
 
 mod common;
 

@@ -1950,7 +1950,45 @@ fn maxtasksperchild_and_timeout_work(method: StartMethod) {
     close_and_join(pool);
 }
 
+fn own_pid(_: u32) -> u32 {
+    std::process::id()
+}
+
+/// The name `ps` and `top` show for process `pid` (`/proc/<pid>/comm`).
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+fn workers_show_in_ps_under_their_multiproc_name(method: StartMethod) {
+    let _g = common::guard();
+    let pool = builder(method).build().unwrap();
+    let pids: HashSet<u32> = pool.map(own_pid, 0..20).unwrap().into_iter().collect();
+    for pid in pids {
+        let name = comm(pid);
+        assert!(
+            name.starts_with("PoolWorker-"),
+            "worker {pid} is named {name:?}"
+        );
+    }
+    close_and_join(pool);
+}
+
+/// The fork server shows as `multiproc-fork` (names are cut at 15 bytes).
+#[test]
+fn the_fork_server_shows_in_ps_under_its_name() {
+    let _g = common::guard();
+    let pool = builder(StartMethod::ForkServer).build().unwrap();
+    assert_eq!(pool.map(own_pid, [1]).unwrap().len(), 1);
+    let server = multiproc::forkserver_pid().expect("a fork server runs");
+    assert_eq!(comm(server), "multiproc-fork");
+    close_and_join(pool);
+}
+
 per_start_method!(
+    workers_show_in_ps_under_their_multiproc_name,
     map_apply_and_initializer_work,
     a_dead_worker_is_replaced,
     maxtasksperchild_and_timeout_work,

@@ -102,6 +102,32 @@ fn identity_and_parent(_: ()) -> (String, u32, String) {
     )
 }
 
+/// The start method this process uses by default.
+fn own_default_start_method(_: ()) -> String {
+    get_start_method().to_string()
+}
+
+/// (this child's default start method, the method its child got without choosing one, what
+/// that grandchild says its default is).
+fn default_start_methods_down_two_generations(_: ()) -> (String, String, String) {
+    let grandchild = Builder::new().start(own_default_start_method, ()).unwrap();
+    let used = grandchild.start_method().to_string();
+    (
+        get_start_method().to_string(),
+        used,
+        grandchild.join().unwrap(),
+    )
+}
+
+/// What the descriptors open in this process refer to (`pipe:[inode]`, paths, ...).
+fn open_descriptors(_: ()) -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .map(|target| target.to_string_lossy().into_owned())
+        .collect()
+}
+
 /// Starts a grandchild with `method` and returns (its handle's name, what it says about
 /// itself and its parent).
 fn start_grandchild(method: String) -> (String, (String, u32, String)) {
@@ -288,6 +314,55 @@ fn children_can_be_started_from_several_threads_at_once(method: StartMethod) {
             assert_eq!(thread.join().unwrap(), expected);
         }
     });
+}
+
+fn a_child_defaults_to_its_own_start_method_and_so_do_its_children(method: StartMethod) {
+    let _g = common::guard();
+    let child = builder(method)
+        .start(default_start_methods_down_two_generations, ())
+        .unwrap();
+    let m = method.to_string();
+    assert_eq!(child.join().unwrap(), (m.clone(), m.clone(), m));
+    // The parent's own default is untouched.
+    assert_eq!(get_start_method(), StartMethod::ForkServer);
+}
+
+/// Spawn and forkserver children get only the descriptors they are given, as in Python: one
+/// this process left inheritable (no `FD_CLOEXEC`) does not reach them. (A forked child is
+/// a copy of this process and has every descriptor, as in Python.)
+fn stray_inheritable_descriptor_is_not_inherited(method: StartMethod) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let _g = common::guard();
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe(2) writes.
+    assert_eq!(
+        unsafe { libc::pipe(fds.as_mut_ptr()) },
+        0,
+        "pipe without O_CLOEXEC"
+    );
+    // SAFETY: pipe(2) just opened both; nothing else owns them.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let pipe = std::fs::read_link(format!("/proc/self/fd/{}", read.as_raw_fd()))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let child = builder(method).start(open_descriptors, ()).unwrap();
+    let open = child.join().unwrap();
+    assert!(
+        !open.contains(&pipe),
+        "the child has {open:?}, including the stray pipe {pipe}"
+    );
+    drop((read, write));
+}
+
+#[test]
+fn spawn_child_does_not_inherit_a_stray_descriptor() {
+    stray_inheritable_descriptor_is_not_inherited(StartMethod::Spawn);
+}
+
+#[test]
+fn forkserver_child_does_not_inherit_a_stray_descriptor() {
+    stray_inheritable_descriptor_is_not_inherited(StartMethod::ForkServer);
 }
 
 fn handle_reports_the_start_method(method: StartMethod) {
@@ -996,6 +1071,7 @@ per_start_method!(
     non_capturing_closure_runs_as_a_task,
     large_return_value_comes_back_on_join,
     handle_reports_the_start_method,
+    a_child_defaults_to_its_own_start_method_and_so_do_its_children,
     large_argument_reaches_the_child,
     many_children_run_at_once,
     children_can_be_started_from_several_threads_at_once,

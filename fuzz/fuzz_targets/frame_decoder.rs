@@ -67,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
                 .map(|v| v.map(|v| v.len())),
             6 => conn.poll(Some(Duration::ZERO)).map(|_| None),
             7 => conn
-                .recv_pickle::<multiproc::pickle::Value>()
+                .recv_pickle::<multiproc::pickle::PyValue>()
                 .map(|_| None),
             8 => conn.recv::<Connection>().map(|mut inner| {
                 // A connection the peer sent, with whatever buffered state it claimed.

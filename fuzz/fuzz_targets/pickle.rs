@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use libfuzzer_sys::fuzz_target;
-use multiproc::pickle::{self, Value};
+use multiproc::pickle::{self, PyValue as Value};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]

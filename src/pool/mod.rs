@@ -540,6 +540,8 @@ impl Pool {
     /// Map with a progress bar on stderr (items done, rate, ETA), drawn only if stderr is
     /// a terminal.
     ///
+    /// Needs the `progress` feature (on by default).
+    ///
     /// ```
     /// fn square(x: u64) -> u64 { x * x }
     /// let pool = multiproc::Pool::new(2)?;
@@ -547,6 +549,7 @@ impl Pool {
     /// assert_eq!(squares[9_999], 99_980_001);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
+    #[cfg(feature = "progress")]
     pub fn progress(&self) -> MapWith<'_> {
         self.default_chunks().progress()
     }
@@ -835,12 +838,15 @@ impl<'p> MapWith<'p> {
 
     /// Draw a progress bar (items done, rate, ETA) on stderr, if it is a terminal.
     ///
+    /// Needs the `progress` feature (on by default).
+    ///
     /// ```
     /// fn inc(x: u8) -> u8 { x + 1 }
     /// let pool = multiproc::Pool::new(1)?;
     /// assert_eq!(pool.chunksize(1).progress().map(inc, [1])?, [2]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
+    #[cfg(feature = "progress")]
     pub fn progress(mut self) -> Self {
         self.progress = true;
         self
@@ -1481,7 +1487,8 @@ pub struct Imap<'p, R> {
     window: usize,
     buffer: VecDeque<Result<R, PoolError>>,
     progress: Progress,
-    /// The number of items, if the iterator knew it.
+    /// The number of items, if the iterator knew it (for the progress bar).
+    #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     len: Option<u64>,
 }
 
@@ -1498,6 +1505,8 @@ impl<R> Imap<'_, R> {
     /// Draw a progress bar on stderr (items done and rate, plus ETA when the number of
     /// items is known), if stderr is a terminal.
     ///
+    /// Needs the `progress` feature (on by default).
+    ///
     /// ```
     /// fn square(x: u64) -> u64 { x * x }
     /// let pool = multiproc::Pool::new(2)?;
@@ -1505,6 +1514,7 @@ impl<R> Imap<'_, R> {
     /// assert_eq!(total, 328_350);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
+    #[cfg(feature = "progress")]
     pub fn progress(mut self) -> Self {
         self.progress = Progress::new(self.len);
         self

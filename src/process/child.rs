@@ -85,6 +85,8 @@ pub(crate) struct Identity {
     pub path: Vec<u32>,
     pub parent_pid: u32,
     pub parent_name: String,
+    /// How this process was started: its default start method (Python's `_bootstrap`).
+    pub start_method: super::StartMethod,
 }
 
 /// This process's identity and a pidfd of its parent; `None` in the main process.
@@ -196,7 +198,11 @@ pub(crate) fn lock_for_fork() -> impl Drop {
 
 /// Identity for the next child this process starts (name `Process-N`, or `Process-N:M` in a
 /// child, as in Python).
-pub(crate) fn next_child_identity(name: Option<String>, daemon: bool) -> Identity {
+pub(crate) fn next_child_identity(
+    name: Option<String>,
+    daemon: bool,
+    start_method: super::StartMethod,
+) -> Identity {
     let n = NEXT_CHILD.fetch_add(1, Ordering::Relaxed);
     let me = identity();
     let mut path = me.as_ref().map(|i| i.path.clone()).unwrap_or_default();
@@ -211,13 +217,37 @@ pub(crate) fn next_child_identity(name: Option<String>, daemon: bool) -> Identit
         path,
         parent_pid: sys::getpid(),
         parent_name: me.map_or_else(|| "MainProcess".to_string(), |i| i.name),
+        start_method,
     }
+}
+
+/// The longest name the kernel keeps for a process (`comm`), in bytes.
+const COMM_LEN: usize = 15;
+
+/// `name` cut to what `ps` and `top` can show, keeping its number: the kernel keeps the first
+/// 15 bytes, which would make `ProcessPoolExecutorWorker-12` and `-13` both
+/// `ProcessPoolExec`; this gives `ProcessPoolE-12`.
+fn short_name(name: &str) -> String {
+    if name.len() <= COMM_LEN {
+        return name.to_string();
+    }
+    let number = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == ':' || c == '-');
+    let suffix = &name[number.len()..];
+    if suffix.is_empty() || suffix.len() >= COMM_LEN {
+        return name.to_string();
+    }
+    let mut keep = COMM_LEN - suffix.len();
+    while !name.is_char_boundary(keep) {
+        keep -= 1;
+    }
+    format!("{}{suffix}", &name[..keep])
 }
 
 /// Make this (new) process the child described by `identity`.
 pub(crate) fn become_child(identity: Identity) {
     // Seen in `ps`/`top` under its multiproc name (`Process-3`, `PoolWorker-2`, ...).
-    sys::set_process_name(&identity.name);
+    sys::set_process_name(&short_name(&identity.name));
+    super::set_start_method(identity.start_method);
     let parent_pidfd = sys::pidfd_open(identity.parent_pid).ok().map(Arc::new);
     *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(Current {
         identity,
@@ -364,4 +394,23 @@ fn install_panic_hook() {
             PENDING_PANIC.set(Some(report_));
         }));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_name;
+
+    #[test]
+    fn long_names_keep_their_number_within_the_kernels_15_bytes() {
+        assert_eq!(short_name("PoolWorker-3"), "PoolWorker-3");
+        assert_eq!(
+            short_name("ProcessPoolExecutorWorker-12"),
+            "ProcessPoolE-12"
+        );
+        assert_eq!(short_name("Process-2:13:4"), "Process-2:13:4");
+        assert_eq!(
+            short_name("a-very-long-name-without-a-number"),
+            "a-very-long-name-without-a-number"
+        );
+    }
 }

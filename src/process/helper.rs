@@ -2,7 +2,7 @@
 //! copies of the executable in a boot mode, each talking to its creator over one connection
 //! and exiting when that connection reaches end of file.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use super::ProcessError;
@@ -24,10 +24,7 @@ pub(crate) fn launch(mode: &str, argv0: &str) -> Result<Helper, ProcessError> {
     super::spawn::keep_boot_hook();
     let (mine, theirs) = sys::socketpair()?;
     let pid = sys::spawn_self(
-        &[(
-            super::spawn::BOOT_ENV,
-            format!("{mode}:{}", theirs.as_raw_fd()),
-        )],
+        &[(super::spawn::BOOT_ENV, format!("{mode}:{}", sys::SPAWN_FD))],
         theirs.as_fd(),
     )?;
     drop(theirs);

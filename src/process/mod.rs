@@ -52,8 +52,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::connection::{Connection, ConnectionError};
 use crate::handle::{self, CodecError};
@@ -70,7 +70,7 @@ pub use registry::ChildInfo;
 pub use task::Run;
 
 /// How a child process is created (Python's start methods).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StartMethod {
     /// `fork()` the calling process: fastest, and the only method that can run a capturing
     /// closure, but unsafe in spirit when other threads hold locks (their locks stay locked
@@ -154,6 +154,10 @@ pub fn set_start_method(method: StartMethod) {
 
 /// The start method used when a [`Builder`] does not choose one ([`StartMethod::ForkServer`]
 /// unless changed with [`set_start_method`]).
+///
+/// In a child, it starts as the method that child was started with, as in Python (whose
+/// `Process._bootstrap` forces the child's default context to its own method): a spawned
+/// child reports `Spawn`, and its own children are spawned too unless it chooses otherwise.
 ///
 /// ```
 /// println!("default start method: {}", multiproc::get_start_method());
@@ -525,7 +529,7 @@ impl Builder {
     pub fn start_run<T: Run>(self, task: T) -> Result<Process<T::Output>, ProcessError> {
         let method = self.method.unwrap_or_else(get_start_method);
         self.limits.check()?;
-        let identity = self.identity()?;
+        let identity = self.identity(method)?;
         let logging = crate::logging::prepare_child(&identity.name);
         let started = match method {
             StartMethod::Fork => fork::start(
@@ -606,7 +610,7 @@ impl Builder {
         R: Serialize + DeserializeOwned,
     {
         self.limits.check()?;
-        let identity = self.identity()?;
+        let identity = self.identity(StartMethod::Fork)?;
         let logging = crate::logging::prepare_child(&identity.name);
         let started = fork::start(identity.clone(), logging, &self.limits, check, f)?;
         Ok(Process::new(
@@ -617,11 +621,15 @@ impl Builder {
         ))
     }
 
-    fn identity(&self) -> Result<Identity, ProcessError> {
+    fn identity(&self, method: StartMethod) -> Result<Identity, ProcessError> {
         if child::identity().is_some_and(|me| me.daemon) {
             return Err(ProcessError::DaemonCannotHaveChildren);
         }
-        Ok(child::next_child_identity(self.name.clone(), self.daemon))
+        Ok(child::next_child_identity(
+            self.name.clone(),
+            self.daemon,
+            method,
+        ))
     }
 }
 

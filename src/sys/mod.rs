@@ -278,6 +278,13 @@ pub fn wake_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
 }
 
+/// A [`wake_pipe`] whose read end does not block, for several threads to [`drain`] at once.
+pub fn wake_pipe_nonblocking() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::pipe::pipe_with(
+        rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+    )?)
+}
+
 /// Wake whoever sleeps on the read end of a [`wake_pipe`] (best effort: a full pipe already
 /// wakes it).
 pub fn poke(write_end: &OwnedFd) {
@@ -388,8 +395,37 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// The descriptor number [`spawn_self`] gives the descriptor it passes on.
+pub const SPAWN_FD: RawFd = 3;
+
+/// `posix_spawn_file_actions_addclosefrom_np`, looked up at run time: it is glibc 2.34's, and
+/// naming it would make the executable refuse to load on the older glibc (2.30+) we support.
+type AddCloseFrom =
+    unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, libc::c_int) -> libc::c_int;
+
+fn add_close_from() -> Option<AddCloseFrom> {
+    static FOUND: std::sync::OnceLock<Option<AddCloseFrom>> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        // SAFETY: `dlsym` with `RTLD_DEFAULT` and a NUL-terminated name only looks a symbol
+        // up. The symbol, when glibc has it, is the function of that name, whose C signature
+        // is `int (posix_spawn_file_actions_t *, int)`, which `AddCloseFrom` spells.
+        unsafe {
+            let symbol = libc::dlsym(
+                libc::RTLD_DEFAULT,
+                c"posix_spawn_file_actions_addclosefrom_np".as_ptr(),
+            );
+            (!symbol.is_null())
+                .then(|| std::mem::transmute::<*mut libc::c_void, AddCloseFrom>(symbol))
+        }
+    })
+}
+
 /// Start a fresh copy of the running executable (`/proc/self/exe`) with `env` added to the
-/// environment and `inherit` kept open (same descriptor number) in the child.
+/// environment and `inherit` as descriptor [`SPAWN_FD`] in the child. No other descriptor
+/// but the standard streams (0, 1, 2) reaches the child, as with Python's spawn (which
+/// passes only the descriptors it names): descriptors this process left inheritable (no
+/// `FD_CLOEXEC`) would otherwise stay open in every child, keeping pipes and sockets alive.
+/// (On glibc before 2.34, which lacks the call that closes them, they are inherited.)
 ///
 /// Uses `posix_spawn`, whose glibc implementation is a `vfork`-style clone: no page tables
 /// are copied and nothing runs in the child before `exec` that could deadlock on a lock held
@@ -431,9 +467,15 @@ pub fn spawn_self(env: &[(&str, String)], inherit: BorrowedFd<'_>) -> io::Result
         if rc != 0 {
             return Err(io::Error::from_raw_os_error(rc));
         }
-        // dup2(fd, fd) clears FD_CLOEXEC in the child only (POSIX 2024, glibc >= 2.29): no other
-        // thread of ours can inherit the child's end by accident.
-        let mut rc = libc::posix_spawn_file_actions_adddup2(actions.as_mut_ptr(), fd, fd);
+        // dup2 happens in the child only: no other thread of ours can inherit the child's end
+        // by accident (dup2(fd, fd), when fd is already SPAWN_FD, clears FD_CLOEXEC: POSIX
+        // 2024, glibc >= 2.29).
+        let mut rc = libc::posix_spawn_file_actions_adddup2(actions.as_mut_ptr(), fd, SPAWN_FD);
+        if rc == 0
+            && let Some(close_from) = add_close_from()
+        {
+            rc = close_from(actions.as_mut_ptr(), SPAWN_FD + 1);
+        }
         let mut pid: libc::pid_t = 0;
         if rc == 0 {
             rc = libc::posix_spawn(

@@ -6,7 +6,12 @@
 //! The encoding and decoding are `serde-pickle`'s: `None`, `bool`, `int` (any size, as far as
 //! the Rust type allows), `float`, `str`, `bytes`, `list`, `tuple`, `dict`, `set` map to the
 //! obvious serde types (`Option`, integers, `f64`, `String`, `serde_bytes::ByteBuf`, `Vec`,
-//! tuples, maps and structs). [`Value`] holds any of them when the shape is not known.
+//! tuples, maps and structs). [`PyValue`] holds any of them when the shape is not known (a
+//! `dict` with values of mixed types, a tuple of mixed types), and [`PyKey`] any `dict` key;
+//! both keep tuples apart from lists, both ways.
+//!
+//! Named `PyValue` rather than `Value` so it does not read as [`multiproc::Value`](crate::Value),
+//! the shared-memory value; `pickle::Value` remains as a deprecated alias.
 //!
 //! Safety: a pickle is a program for a small stack machine, and some of its instructions
 //! import a module or call an object (`GLOBAL`, `REDUCE`, `BUILD`, `NEWOBJ`, ...). Nothing here
@@ -23,23 +28,34 @@
 //!
 //! ```
 //! use std::collections::BTreeMap;
-//! use multiproc::pickle::{self, Value};
+//! use multiproc::pickle::{self, PyKey, PyValue};
 //! let mut order = BTreeMap::new();
-//! order.insert("item".to_string(), "tea".to_string());
+//! order.insert("item".to_string(), ("tea".to_string(), 2));
 //! let bytes = pickle::to_vec(&order)?;
 //! // Decoded without knowing its shape:
-//! let Value::Dict(dict) = pickle::from_slice::<Value>(&bytes)? else { unreachable!() };
-//! assert_eq!(dict.len(), 1);
+//! let PyValue::Dict(dict) = pickle::from_slice::<PyValue>(&bytes)? else { unreachable!() };
+//! assert_eq!(dict[&PyKey::from("item")], PyValue::Tuple(vec!["tea".into(), 2.into()]));
 //! # Ok::<(), multiproc::CodecError>(())
 //! ```
+
+mod de;
+mod value;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::handle::CodecError;
 
-/// Any pickled plain value (`serde-pickle`'s value type).
-pub use serde_pickle::Value;
+pub use num_bigint::BigInt;
+pub use value::{PyKey, PyValue};
+
+/// The former name of [`PyValue`].
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed `PyValue` (beside `PyKey`), so it does not read as `multiproc::Value`; its \
+            variants now have Python's names (`Int`, `Float`, `Str`, `BigInt`) and keys are `PyKey`"
+)]
+pub type Value = PyValue;
 
 /// Encode `value` as a pickle (protocol 3, which every Python 3 reads).
 ///
@@ -55,41 +71,56 @@ pub fn to_vec<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     })
 }
 
-/// Encode a [`Value`] (which has no `Serialize`) as a pickle.
+/// Encode a [`PyValue`] exactly as a pickle: unlike [`to_vec`] (serde's data model), it
+/// writes sets as sets and integers of any size.
 ///
 /// ```
-/// use multiproc::pickle::{self, Value};
-/// let bytes = pickle::value_to_vec(&Value::List(vec![Value::None, Value::Bool(true)]))?;
-/// assert_eq!(pickle::from_slice::<Vec<Option<bool>>>(&bytes)?, vec![None, Some(true)]);
+/// use std::collections::BTreeSet;
+/// use multiproc::pickle::{self, PyKey, PyValue};
+/// let set = PyValue::Set(BTreeSet::from([PyKey::from(1), PyKey::from("a")]));
+/// let bytes = pickle::value_to_vec(&set)?;
+/// assert_eq!(pickle::value_from_slice(&bytes)?, set);
 /// # Ok::<(), multiproc::CodecError>(())
 /// ```
-pub fn value_to_vec(value: &Value) -> Result<Vec<u8>, CodecError> {
-    serde_pickle::value_to_vec(value, serde_pickle::SerOptions::new()).map_err(|e| {
-        CodecError::Encode {
-            type_name: "multiproc::pickle::Value",
-            reason: e.to_string(),
-        }
+pub fn value_to_vec(value: &PyValue) -> Result<Vec<u8>, CodecError> {
+    serde_pickle::value_to_vec(
+        &value::to_pickle_value(value),
+        serde_pickle::SerOptions::new(),
+    )
+    .map_err(|e| CodecError::Encode {
+        type_name: "multiproc::pickle::PyValue",
+        reason: e.to_string(),
     })
 }
 
 /// Decode a pickle of plain data; a pickle with any instruction that imports or calls
-/// something is rejected before decoding.
+/// something is rejected before decoding. A [`PyValue`] anywhere in `T` gets the exact value
+/// (a tuple as a tuple, a set as a set).
 ///
 /// ```
 /// // pickle.dumps(("a", 1), protocol=2)
 /// let bytes = b"\x80\x02X\x01\x00\x00\x00aq\x00K\x01\x86q\x01.";
 /// assert_eq!(multiproc::pickle::from_slice::<(String, u8)>(bytes)?, ("a".to_string(), 1));
 /// // pickle.dumps(os.system) -- an import: refused.
-/// assert!(multiproc::pickle::from_slice::<multiproc::pickle::Value>(b"cposix\nsystem\nq\x00.").is_err());
+/// assert!(multiproc::pickle::from_slice::<multiproc::pickle::PyValue>(b"cposix\nsystem\nq\x00.").is_err());
 /// # Ok::<(), multiproc::CodecError>(())
 /// ```
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    decode_checked(bytes, std::any::type_name::<T>(), |b, options| {
-        serde_pickle::from_slice(b, options)
-    })
+    let type_name = std::any::type_name::<T>();
+    let error = |reason: String| CodecError::Decode { type_name, reason };
+    let plain = check_plain(bytes).map_err(error)?;
+    if plain.unorderable_set {
+        // The exact value cannot be built (see value_from_slice); serde-pickle's reader reads
+        // a set as a sequence without ordering it.
+        return serde_pickle::from_slice(bytes, serde_pickle::DeOptions::new())
+            .map_err(|e| error(e.to_string()));
+    }
+    let value = serde_pickle::value_from_slice(bytes, serde_pickle::DeOptions::new())
+        .map_err(|e| error(e.to_string()))?;
+    T::deserialize(de::ValueDeserializer(PyValue::from(value))).map_err(|e| error(e.to_string()))
 }
 
-/// Decode a pickle of plain data into a [`Value`], keeping what serde's data model cannot
+/// Decode a pickle of plain data into a [`PyValue`], keeping what serde's data model cannot
 /// carry (integers beyond 128 bits, sets); checked like [`from_slice`].
 ///
 /// ```
@@ -99,8 +130,8 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 /// assert_eq!(value.to_string(), "1180591620717411303424");
 /// # Ok::<(), multiproc::CodecError>(())
 /// ```
-pub fn value_from_slice(bytes: &[u8]) -> Result<Value, CodecError> {
-    let type_name = "multiproc::pickle::Value";
+pub fn value_from_slice(bytes: &[u8]) -> Result<PyValue, CodecError> {
+    let type_name = "multiproc::pickle::PyValue";
     let plain = check_plain(bytes).map_err(|reason| CodecError::Decode { type_name, reason })?;
     if plain.unorderable_set {
         // serde-pickle sorts set elements with an order that is not total for NaN and for
@@ -108,28 +139,17 @@ pub fn value_from_slice(bytes: &[u8]) -> Result<Value, CodecError> {
         return Err(CodecError::Decode {
             type_name,
             reason: "a set in this pickle may hold NaN, or floats together with integers \
-                     beyond 2**53, which cannot be ordered into a Value::Set (decode it into a \
-                     typed value with from_slice instead)"
+                     beyond 2**53, which cannot be ordered into a PyValue::Set (decode it into \
+                     a typed value with from_slice instead)"
                 .into(),
         });
     }
-    serde_pickle::value_from_slice(bytes, serde_pickle::DeOptions::new()).map_err(|e| {
-        CodecError::Decode {
+    serde_pickle::value_from_slice(bytes, serde_pickle::DeOptions::new())
+        .map(PyValue::from)
+        .map_err(|e| CodecError::Decode {
             type_name,
             reason: e.to_string(),
-        }
-    })
-}
-
-/// Refuse anything but plain data ([`check_plain`]), then decode with `decode`.
-fn decode_checked<T>(
-    bytes: &[u8],
-    type_name: &'static str,
-    decode: impl FnOnce(&[u8], serde_pickle::DeOptions) -> serde_pickle::Result<T>,
-) -> Result<T, CodecError> {
-    let error = |reason: String| CodecError::Decode { type_name, reason };
-    check_plain(bytes).map_err(error)?;
-    decode(bytes, serde_pickle::DeOptions::new()).map_err(|e| error(e.to_string()))
+        })
 }
 
 /// What [`check_plain`] learnt about a pickle beyond its being plain data.
@@ -298,8 +318,8 @@ mod tests {
         );
         // REDUCE on a GLOBAL: builtins.eval("1").
         let evil = b"\x80\x04\x95\x1c\x00\x00\x00\x00\x00\x00\x00\x8c\x08builtins\x94\x8c\x04eval\x94\x93\x94\x8c\x011\x94\x85\x94R\x94.";
-        assert!(from_slice::<Value>(evil).is_err());
-        assert!(from_slice::<Value>(b"").is_err());
-        assert!(from_slice::<Value>(b"\x80\x03X\xff\xff\xff\xff").is_err());
+        assert!(from_slice::<PyValue>(evil).is_err());
+        assert!(from_slice::<PyValue>(b"").is_err());
+        assert!(from_slice::<PyValue>(b"\x80\x03X\xff\xff\xff\xff").is_err());
     }
 }

@@ -31,8 +31,9 @@
 //! With a key, nothing from the peer is decoded before the handshake succeeds (the handshake
 //! reads at most 256 bytes per step, as raw bytes); digests are compared in constant time;
 //! each step has a deadline ([`Listener::set_handshake_timeout`], 10 s by default), so a peer
-//! that stalls or sends garbage makes that `accept` fail with
-//! [`ConnectionError::Authentication`] and the listener goes on serving others. Without a key
+//! that stalls or sends garbage makes one `accept` fail with
+//! [`ConnectionError::Authentication`] and the listener goes on serving others. Peers are
+//! authenticated concurrently, so a stalled one does not delay the others meanwhile. Without a key
 //! anyone who can reach the address can connect, as in Python.
 
 use std::ffi::OsStr;
@@ -47,6 +48,8 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
+
+mod handshakes;
 
 use crate::connection::{Connection, ConnectionError, Result};
 use crate::sys;
@@ -235,8 +238,10 @@ enum Socket {
 pub struct Listener {
     socket: Socket,
     address: Address,
-    authkey: Option<Vec<u8>>,
+    authkey: Option<std::sync::Arc<[u8]>>,
     handshake_timeout: Duration,
+    /// The handshakes in progress (keyed listeners, from the first `accept`).
+    handshakes: std::sync::OnceLock<handshakes::Handshakes>,
 }
 
 impl Listener {
@@ -284,8 +289,9 @@ impl Listener {
         Listener {
             socket,
             address,
-            authkey: authkey.map(<[u8]>::to_vec),
+            authkey: authkey.map(std::sync::Arc::from),
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            handshakes: std::sync::OnceLock::new(),
         }
     }
 
@@ -316,6 +322,10 @@ impl Listener {
     /// `Listener.accept` does); if it fails, this call returns
     /// [`ConnectionError::Authentication`] and the listener can go on accepting.
     ///
+    /// Peers are authenticated concurrently (unlike Python, which takes them one at a time):
+    /// a peer that connects and stalls in the handshake does not delay the others, and this
+    /// returns the first peer to finish its handshake.
+    ///
     /// ```
     /// use multiproc::listener::{Client, Listener};
     /// use multiproc::ConnectionError;
@@ -327,19 +337,44 @@ impl Listener {
     /// # Ok::<(), ConnectionError>(())
     /// ```
     pub fn accept(&self) -> Result<Connection> {
-        let fd: OwnedFd = match &self.socket {
+        let Some(key) = &self.authkey else {
+            return Ok(Connection::new(self.accept_peer()?));
+        };
+        let handshakes = match self.handshakes.get() {
+            Some(h) => h,
+            None => {
+                let _ = self.handshakes.set(handshakes::Handshakes::new()?);
+                self.handshakes
+                    .get()
+                    .ok_or_else(|| ConnectionError::Io(io::Error::other("handshakes not set")))?
+            }
+        };
+        handshakes.next(
+            self.listening_fd(),
+            || Ok(self.accept_peer()?),
+            key,
+            self.handshake_timeout,
+        )
+    }
+
+    /// Accept one peer's socket, without a handshake.
+    fn accept_peer(&self) -> io::Result<OwnedFd> {
+        Ok(match &self.socket {
             Socket::Unix(socket) => socket.accept()?.0.into(),
             Socket::Tcp(socket) => {
                 let (stream, _) = socket.accept()?;
                 stream.set_nodelay(true)?;
                 stream.into()
             }
-        };
-        let mut conn = Connection::new(fd);
-        if let Some(key) = &self.authkey {
-            server_handshake(&mut conn, key, &new_challenge()?, self.handshake_timeout)?;
+        })
+    }
+
+    fn listening_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        match &self.socket {
+            Socket::Unix(s) => s.as_fd(),
+            Socket::Tcp(s) => s.as_fd(),
         }
-        Ok(conn)
     }
 }
 
@@ -359,14 +394,7 @@ impl Listener {
     /// Accept a peer's socket (a `WouldBlock` error when none waits and the socket is
     /// non-blocking); no handshake.
     pub(crate) fn accept_socket(&self) -> std::io::Result<OwnedFd> {
-        Ok(match &self.socket {
-            Socket::Unix(socket) => socket.accept()?.0.into(),
-            Socket::Tcp(socket) => {
-                let (stream, _) = socket.accept()?;
-                stream.set_nodelay(true)?;
-                stream.into()
-            }
-        })
+        self.accept_peer()
     }
 
     /// The listening socket's descriptor number.
