@@ -24,8 +24,12 @@
 //!   terminating the pool.
 //!
 //! # Tasks
-//! A task is a function item or a non-capturing closure (checked at compile time); its
-//! data goes in the items, which like the results are any serde types.
+//! A task is a function pointer, `fn(A) -> R`: a function item or a closure that captures
+//! nothing (a worker is another process, which finds the function in its own copy of the
+//! program). A closure that captures a variable is refused where it is passed, by the type
+//! checker ("closures can only be coerced to `fn` types if they do not capture any
+//! variables"). The task's data goes in the items, which like the results are any serde
+//! types; [`apply_async!`](crate::apply_async!) puts named variables there for you.
 
 mod cell;
 mod engine;
@@ -44,7 +48,7 @@ use crate::process::{RemotePanic, StartMethod};
 pub(crate) use cell::{ResultCell, Watch};
 pub(crate) use engine::{Delivery, Engine, EngineConfig, Sink, deliver};
 use progress::Progress;
-pub use worker::StarFn;
+pub use worker::StarArgs;
 use worker::{Apply, Call, ChunkOutput, Code, InitCode, ItemFailure, StarCall};
 
 /// Why a pool task (or the pool) failed.
@@ -202,14 +206,12 @@ impl PoolBuilder {
     /// assert_eq!(pool.map(add_base, [1, 2])?, [101, 102]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn initializer<F, A>(mut self, f: F, arg: A) -> Self
+    pub fn initializer<A>(mut self, f: fn(A), arg: A) -> Self
     where
-        F: Fn(A) + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
     {
-        let _ = f;
-        let code = InitCode::of(worker::run_init::<F, A>);
-        self.init = Some(encode_plain(&arg).map(|bytes| (code, bytes)));
+        let code = worker::init_code::<A>();
+        self.init = Some(worker::init_payload(f, &arg).map(|bytes| (code, bytes)));
         self
     }
 
@@ -298,17 +300,17 @@ impl std::fmt::Debug for PoolBuilder {
 
 /// Submit the call `f(arg)` as a chunk of one item: its id and where its result lands
 /// (`apply_async` and the executor's `submit`).
-pub(crate) fn submit_one<F, A, R>(
+pub(crate) fn submit_one<A, R>(
     engine: &Engine,
-    _f: F,
+    f: fn(A) -> R,
     arg: A,
 ) -> Result<(u64, Arc<ResultCell<R>>), PoolError>
 where
-    F: Fn(A) -> R + Copy + 'static,
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + Send + 'static,
 {
-    let payload = encode_plain(std::slice::from_ref(&arg)).map_err(PoolError::Failed)?;
+    let payload = worker::chunk_payload::<Call<A, R>>(f, std::slice::from_ref(&arg))
+        .map_err(PoolError::Failed)?;
     let cell = Arc::new(ResultCell::new());
     let done = cell.clone();
     let sink: Sink = Box::new(move |delivery| {
@@ -318,13 +320,15 @@ where
             .unwrap_or_else(|| Err(PoolError::Failed("a task's result is missing".into())));
         done.complete(result);
     });
-    let code = Code::of(worker::run_chunk::<Call<F, A>>);
-    let id = engine.submit(code, payload, 1, sink, false)?;
+    let id = engine.submit(worker::chunk_code::<Call<A, R>>(), payload, 1, sink, false)?;
     Ok((id, cell))
 }
 
-/// Encode a value that must not carry OS handles (they cannot go through the rings).
-pub(crate) fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+/// Encode a value holding `T`s, which must not carry OS handles (they cannot go through the
+/// rings; the error names `T`).
+pub(crate) fn encode_plain<T: ?Sized>(
+    value: &(impl Serialize + ?Sized),
+) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let fds = handle::encode(value, &mut out).map_err(|e| e.to_string())?;
     if !fds.is_empty() {
@@ -455,13 +459,12 @@ impl Pool {
     /// assert_eq!(pool.map(square, vec![1, 2, 3])?, [1, 4, 9]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map<F, A, R>(
+    pub fn map<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
     ) -> Result<Vec<R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -469,23 +472,27 @@ impl Pool {
     }
 
     /// Like [`map`](Pool::map), for functions of several arguments: each item is a tuple of
-    /// them (Python's `starmap`).
+    /// them (Python's `starmap`). `f` is a closure that captures nothing, or a named function
+    /// cast to its pointer type (`add as fn(i32, i32) -> i32`): Rust turns a function into a
+    /// pointer only where it knows the pointer's type, and here the number of arguments comes
+    /// from the items, which come after `f` (see [`StarArgs`]). The compiler's error for a
+    /// bare `add` says so.
     ///
     /// ```
     /// fn add(a: i32, b: i32) -> i32 { a + b }
     /// let pool = multiproc::Pool::new(2)?;
-    /// assert_eq!(pool.starmap(add, [(1, 2), (3, 4)])?, [3, 7]);
+    /// assert_eq!(pool.starmap(|a, b| add(a, b), [(1, 2), (3, 4)])?, [3, 7]);
+    /// assert_eq!(pool.starmap(add as fn(i32, i32) -> i32, [(5, 6)])?, [11]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn starmap<F, Args>(
+    pub fn starmap<Args, R>(
         &self,
-        f: F,
+        f: Args::Fn<R>,
         items: impl IntoIterator<Item = Args>,
-    ) -> Result<Vec<F::Output>, PoolError>
+    ) -> Result<Vec<R>, PoolError>
     where
-        F: StarFn<Args>,
-        Args: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + Send + 'static,
+        Args: StarArgs + Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
     {
         self.default_chunks().starmap(f, items)
     }
@@ -499,13 +506,12 @@ impl Pool {
     /// assert_eq!(pending.get()?, [0, 1, 4]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map_async<F, A, R>(
+    pub fn map_async<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
     ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -517,18 +523,17 @@ impl Pool {
     /// ```
     /// fn mul(a: u8, b: u8) -> u16 { a as u16 * b as u16 }
     /// let pool = multiproc::Pool::new(1)?;
-    /// assert_eq!(pool.starmap_async(mul, [(2, 3)])?.get()?, [6]);
+    /// assert_eq!(pool.starmap_async(|a, b| mul(a, b), [(2, 3)])?.get()?, [6]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn starmap_async<F, Args>(
+    pub fn starmap_async<Args, R>(
         &self,
-        f: F,
+        f: Args::Fn<R>,
         items: impl IntoIterator<Item = Args>,
-    ) -> Result<AsyncResult<Vec<F::Output>>, PoolError>
+    ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
-        F: StarFn<Args>,
-        Args: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + Send + 'static,
+        Args: StarArgs + Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
     {
         self.default_chunks().starmap_async(f, items)
     }
@@ -541,9 +546,8 @@ impl Pool {
     /// assert_ne!(pool.apply(pid, ())?, std::process::id());
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn apply<F, A, R>(&self, f: F, arg: A) -> Result<R, PoolError>
+    pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -560,9 +564,8 @@ impl Pool {
     /// assert_eq!(a.get()? + b.get()?, 25);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn apply_async<F, A, R>(&self, f: F, arg: A) -> Result<AsyncResult<R>, PoolError>
+    pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -588,13 +591,12 @@ impl Pool {
     /// assert_eq!(first, [0, 1, 4, 9]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn imap<'p, F, A, R>(
+    pub fn imap<'p, A, R>(
         &'p self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
     ) -> Result<Imap<'p, R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -611,13 +613,12 @@ impl Pool {
     /// assert_eq!(all, [0, 1, 4, 9, 16]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn imap_unordered<'p, F, A, R>(
+    pub fn imap_unordered<'p, A, R>(
         &'p self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
     ) -> Result<Imap<'p, R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -743,6 +744,7 @@ impl<'p> MapWith<'p> {
 
     fn run_map<C: Apply>(
         &self,
+        f: C::Func,
         items: Vec<C::Item>,
     ) -> Result<AsyncResult<Vec<C::Output>>, PoolError>
     where
@@ -774,12 +776,12 @@ impl<'p> MapWith<'p> {
             first_error: None,
             left: chunks,
         }));
-        let code = Code::of(worker::run_chunk::<C>);
+        let code = worker::chunk_code::<C>();
         // Each chunk is submitted as soon as it is encoded, so the workers start while the
         // rest is encoded. An item that cannot be encoded fails the call (the chunks already
         // submitted run for nothing, as in Python).
         for (index, chunk) in items.chunks(size).enumerate() {
-            let payload = encode_plain(chunk).map_err(PoolError::Failed)?;
+            let payload = worker::chunk_payload::<C>(f, chunk).map_err(PoolError::Failed)?;
             let (start, n) = (index * size, chunk.len());
             let gather = gather.clone();
             let cell = cell.clone();
@@ -822,13 +824,12 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(pool.chunksize(2).map(inc, [1, 2, 3])?, [2, 3, 4]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map<F, A, R>(
+    pub fn map<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
     ) -> Result<Vec<R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -843,18 +844,16 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(pool.chunksize(1).map_async(inc, [1])?.get()?, [2]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map_async<F, A, R>(
+    pub fn map_async<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
     ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let _ = f;
-        self.run_map::<Call<F, A>>(items.into_iter().collect())
+        self.run_map::<Call<A, R>>(f, items.into_iter().collect())
     }
 
     /// [`Pool::starmap`] with this chunk size.
@@ -862,18 +861,17 @@ impl<'p> MapWith<'p> {
     /// ```
     /// fn add(a: u8, b: u8) -> u8 { a + b }
     /// let pool = multiproc::Pool::new(1)?;
-    /// assert_eq!(pool.chunksize(1).starmap(add, [(1, 1)])?, [2]);
+    /// assert_eq!(pool.chunksize(1).starmap(|a, b| add(a, b), [(1, 1)])?, [2]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn starmap<F, Args>(
+    pub fn starmap<Args, R>(
         &self,
-        f: F,
+        f: Args::Fn<R>,
         items: impl IntoIterator<Item = Args>,
-    ) -> Result<Vec<F::Output>, PoolError>
+    ) -> Result<Vec<R>, PoolError>
     where
-        F: StarFn<Args>,
-        Args: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + Send + 'static,
+        Args: StarArgs + Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
     {
         self.starmap_async(f, items)?.get()
     }
@@ -883,21 +881,19 @@ impl<'p> MapWith<'p> {
     /// ```
     /// fn add(a: u8, b: u8) -> u8 { a + b }
     /// let pool = multiproc::Pool::new(1)?;
-    /// assert_eq!(pool.chunksize(1).starmap_async(add, [(1, 1)])?.get()?, [2]);
+    /// assert_eq!(pool.chunksize(1).starmap_async(|a, b| add(a, b), [(1, 1)])?.get()?, [2]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn starmap_async<F, Args>(
+    pub fn starmap_async<Args, R>(
         &self,
-        f: F,
+        f: Args::Fn<R>,
         items: impl IntoIterator<Item = Args>,
-    ) -> Result<AsyncResult<Vec<F::Output>>, PoolError>
+    ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
-        F: StarFn<Args>,
-        Args: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + Send + 'static,
+        Args: StarArgs + Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let _ = f;
-        self.run_map::<StarCall<F, Args>>(items.into_iter().collect())
+        self.run_map::<StarCall<Args, R>>(f, items.into_iter().collect())
     }
 
     /// [`Pool::imap`] with this chunk size.
@@ -909,13 +905,12 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(v, [1, 2, 3, 4, 5]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn imap<F, A, R>(
+    pub fn imap<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
     ) -> Result<Imap<'p, R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -931,27 +926,25 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(n, 5);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn imap_unordered<F, A, R>(
+    pub fn imap_unordered<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
     ) -> Result<Imap<'p, R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         self.lazy(f, items, false)
     }
 
-    fn lazy<F, A, R>(
+    fn lazy<A, R>(
         &self,
-        _f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
         ordered: bool,
     ) -> Result<Imap<'p, R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -968,12 +961,13 @@ impl<'p> MapWith<'p> {
                 return None;
             }
             let n = chunk.len() as u32;
-            Some((encode_plain(&chunk).map_err(PoolError::Failed), n))
+            let payload = worker::chunk_payload::<Call<A, R>>(f, &chunk);
+            Some((payload.map_err(PoolError::Failed), n))
         });
         Ok(Imap {
             pool: self.pool,
             lease: Some(lease),
-            code: Code::of(worker::run_chunk::<Call<F, A>>),
+            code: worker::chunk_code::<Call<A, R>>(),
             next_chunk,
             shared: Arc::new(ImapShared {
                 state: Mutex::new(ImapState {
