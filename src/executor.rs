@@ -26,7 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::pool::progress::Progress;
-use crate::pool::worker::{self, Call};
+use crate::pool::worker::{Call, Chunks};
 use crate::pool::{
     Delivery, Engine, PoolBuilder, PoolError, ResultCell, Sink, Watch, decode_chunk, deliver,
     submit_one,
@@ -332,16 +332,15 @@ impl ProcessPoolExecutor {
         }
         let deadline = crate::deadline::after_opt(timeout);
         let items: Vec<A> = items.into_iter().collect();
+        let task = Chunks::<Call<A, R>>::new(f);
         // All encoded before any is submitted: an item that cannot be sent fails the call.
         let payloads = items
             .chunks(chunksize)
-            .map(|chunk| {
-                worker::chunk_payload::<Call<A, R>>(f, chunk).map(|payload| (payload, chunk.len()))
-            })
+            .map(|chunk| task.payload(chunk).map(|payload| (payload, chunk.len())))
             .collect::<Result<Vec<_>, String>>()
             .map_err(PoolError::Failed)?;
         drop(items);
-        let code = worker::chunk_code::<Call<A, R>>();
+        let code = task.code();
         let mut map = ExecutorMap {
             chunks: VecDeque::with_capacity(payloads.len()),
             buffer: VecDeque::new(),

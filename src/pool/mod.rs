@@ -49,7 +49,7 @@ pub(crate) use cell::{ResultCell, Watch};
 pub(crate) use engine::{Delivery, Engine, EngineConfig, Sink, deliver};
 use progress::Progress;
 pub use worker::StarArgs;
-use worker::{Apply, Call, ChunkOutput, Code, InitCode, ItemFailure, StarCall};
+use worker::{Apply, Call, ChunkOutput, Chunks, Code, InitCode, ItemFailure, StarCall};
 
 /// Why a pool task (or the pool) failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -210,8 +210,7 @@ impl PoolBuilder {
     where
         A: Serialize + DeserializeOwned + 'static,
     {
-        let code = worker::init_code::<A>();
-        self.init = Some(worker::init_payload(f, &arg).map(|bytes| (code, bytes)));
+        self.init = Some(worker::initializer(f, &arg));
         self
     }
 
@@ -309,7 +308,9 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + Send + 'static,
 {
-    let payload = worker::chunk_payload::<Call<A, R>>(f, std::slice::from_ref(&arg))
+    let task = Chunks::<Call<A, R>>::new(f);
+    let payload = task
+        .payload(std::slice::from_ref(&arg))
         .map_err(PoolError::Failed)?;
     let cell = Arc::new(ResultCell::new());
     let done = cell.clone();
@@ -320,7 +321,7 @@ where
             .unwrap_or_else(|| Err(PoolError::Failed("a task's result is missing".into())));
         done.complete(result);
     });
-    let id = engine.submit(worker::chunk_code::<Call<A, R>>(), payload, 1, sink, false)?;
+    let id = engine.submit(task.code(), payload, 1, sink, false)?;
     Ok((id, cell))
 }
 
@@ -744,7 +745,7 @@ impl<'p> MapWith<'p> {
 
     fn run_map<C: Apply>(
         &self,
-        f: C::Func,
+        task: Chunks<C>,
         items: Vec<C::Item>,
     ) -> Result<AsyncResult<Vec<C::Output>>, PoolError>
     where
@@ -776,12 +777,12 @@ impl<'p> MapWith<'p> {
             first_error: None,
             left: chunks,
         }));
-        let code = worker::chunk_code::<C>();
+        let code = task.code();
         // Each chunk is submitted as soon as it is encoded, so the workers start while the
         // rest is encoded. An item that cannot be encoded fails the call (the chunks already
         // submitted run for nothing, as in Python).
         for (index, chunk) in items.chunks(size).enumerate() {
-            let payload = worker::chunk_payload::<C>(f, chunk).map_err(PoolError::Failed)?;
+            let payload = task.payload(chunk).map_err(PoolError::Failed)?;
             let (start, n) = (index * size, chunk.len());
             let gather = gather.clone();
             let cell = cell.clone();
@@ -853,7 +854,7 @@ impl<'p> MapWith<'p> {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.run_map::<Call<A, R>>(f, items.into_iter().collect())
+        self.run_map(Chunks::<Call<A, R>>::new(f), items.into_iter().collect())
     }
 
     /// [`Pool::starmap`] with this chunk size.
@@ -893,7 +894,10 @@ impl<'p> MapWith<'p> {
         Args: StarArgs + Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.run_map::<StarCall<Args, R>>(f, items.into_iter().collect())
+        self.run_map(
+            Chunks::<StarCall<Args, R>>::new(f),
+            items.into_iter().collect(),
+        )
     }
 
     /// [`Pool::imap`] with this chunk size.
@@ -955,19 +959,20 @@ impl<'p> MapWith<'p> {
             (low, Some(high)) if low == high => Some(low as u64),
             _ => None,
         };
+        let task = Chunks::<Call<A, R>>::new(f);
+        let code = task.code();
         let next_chunk = Box::new(move || -> Option<(Result<Vec<u8>, PoolError>, u32)> {
             let chunk: Vec<A> = items.by_ref().take(size).collect();
             if chunk.is_empty() {
                 return None;
             }
             let n = chunk.len() as u32;
-            let payload = worker::chunk_payload::<Call<A, R>>(f, &chunk);
-            Some((payload.map_err(PoolError::Failed), n))
+            Some((task.payload(&chunk).map_err(PoolError::Failed), n))
         });
         Ok(Imap {
             pool: self.pool,
             lease: Some(lease),
-            code: worker::chunk_code::<Call<A, R>>(),
+            code,
             next_chunk,
             shared: Arc::new(ImapShared {
                 state: Mutex::new(ImapState {

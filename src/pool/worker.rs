@@ -34,16 +34,6 @@ pub(crate) type Code = CodeRef<Borrowing<ChunkFn>>;
 /// An initializer trampoline of this executable, found again in a worker.
 pub(crate) type InitCode = CodeRef<Borrowing<InitFn>>;
 
-/// The chunk trampoline that applies `C`'s task function to each item.
-pub(crate) fn chunk_code<C: Apply>() -> Code {
-    CodeRef::of(Borrowing(run_chunk::<C> as ChunkFn))
-}
-
-/// The initializer trampoline for an initializer taking an `A`.
-pub(crate) fn init_code<A: DeserializeOwned + 'static>() -> InitCode {
-    CodeRef::of(Borrowing(run_init::<A> as InitFn))
-}
-
 fn resolve_chunk(code: Code) -> Result<ChunkFn, String> {
     code.resolve()
         .map(|Borrowing(run)| run)
@@ -244,7 +234,7 @@ fn mark_panicked(status: usize) {
 }
 
 /// How the items of a chunk are applied to the task function. A chunk's payload is the
-/// function's code reference followed by the items (see [`chunk_payload`]).
+/// function's code reference followed by the items (see [`Chunks`]).
 pub(crate) trait Apply: 'static {
     /// The task function's type: a function pointer.
     type Func: CodeFn;
@@ -321,9 +311,27 @@ where
     }
 }
 
-/// A chunk's payload: `f`'s code reference, then the items.
-pub(crate) fn chunk_payload<C: Apply>(f: C::Func, items: &[C::Item]) -> Result<Vec<u8>, String> {
-    super::encode_plain::<C::Item>(&(CodeRef::of(f), items))
+/// The chunks of a call of task function `func`: the trampoline that runs them and their
+/// payloads. Both come from this one value of type `Chunks<C>`, so a worker always decodes
+/// a payload (and the function reference at its start) as the `C` it was encoded with.
+pub(crate) struct Chunks<C: Apply> {
+    func: C::Func,
+}
+
+impl<C: Apply> Chunks<C> {
+    pub(crate) fn new(func: C::Func) -> Self {
+        Chunks { func }
+    }
+
+    /// The trampoline, `run_chunk::<C>`.
+    pub(crate) fn code(&self) -> Code {
+        CodeRef::of(Borrowing(run_chunk::<C> as ChunkFn))
+    }
+
+    /// A chunk's payload: the function's code reference, then the items.
+    pub(crate) fn payload(&self, items: &[C::Item]) -> Result<Vec<u8>, String> {
+        super::encode_plain::<C::Item>(&(CodeRef::of(self.func), items))
+    }
 }
 
 /// The chunk trampoline for `A`.
@@ -364,9 +372,14 @@ fn run_chunk<A: Apply>(
         .map_err(|e| format!("a task's result could not be sent back: {e}"))
 }
 
-/// An initializer's payload: `f`'s code reference, then its argument.
-pub(crate) fn init_payload<A: Serialize + 'static>(f: fn(A), arg: &A) -> Result<Vec<u8>, String> {
-    super::encode_plain::<A>(&(CodeRef::of(f), arg))
+/// An initializer's trampoline, `run_init::<A>`, and payload: `f`'s code reference, then its
+/// argument.
+pub(crate) fn initializer<A>(f: fn(A), arg: &A) -> Result<(InitCode, Vec<u8>), String>
+where
+    A: Serialize + DeserializeOwned + 'static,
+{
+    let code = CodeRef::of(Borrowing(run_init::<A> as InitFn));
+    Ok((code, super::encode_plain::<A>(&(CodeRef::of(f), arg))?))
 }
 
 /// The initializer trampoline for an initializer taking an `A`.
