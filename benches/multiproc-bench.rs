@@ -501,9 +501,8 @@ struct Worker {
 
 impl Worker {
     /// Fork a daemonic worker running `f` (Python's `start_worker`).
-    fn start<F, A>(f: F, args: A) -> Measured<Worker>
+    fn start<A>(f: fn(WorkerArgs<A>) -> WorkerExit, args: A) -> Measured<Worker>
     where
-        F: Fn(WorkerArgs<A>) -> WorkerExit + Copy + 'static,
         A: Serialize + serde::de::DeserializeOwned + 'static,
     {
         let (parent_end, child_end) = pipe()?;

@@ -76,13 +76,8 @@ fn increment((shared_num, lock): (Value<i32>, Lock)) {
 }
 
 /// Start `workers` processes running `f(arg)`, then join them all.
-///
-/// `F` is generic, not a `fn` pointer: `Process::start` takes the function *item* (a
-/// zero-sized type), so that a child process can find the code without any pointer crossing
-/// the process boundary.
-fn run_all<F, A>(workers: usize, f: F, arg: A) -> Result<(), Box<dyn Error>>
+fn run_all<A>(workers: usize, f: fn(A), arg: A) -> Result<(), Box<dyn Error>>
 where
-    F: Fn(A) + Copy + 'static,
     A: Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
     let processes = (0..workers)
@@ -122,7 +117,7 @@ fn add_atomic(counter: Value<i32>) {
 }
 
 /// Run `f` in `WORKERS` processes on a new counter; print and return the final count.
-fn count_with<F: Fn(Value<i32>) + Copy + 'static>(what: &str, f: F) -> Result<i32, Box<dyn Error>> {
+fn count_with(what: &str, f: fn(Value<i32>)) -> Result<i32, Box<dyn Error>> {
     let counter = Value::new(0i32)?;
     let start = Instant::now();
     run_all(WORKERS, f, counter.clone())?;

@@ -972,8 +972,10 @@ fn pool_map() -> Result {
     );
     assert_eq!(squares, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
 
-    // A function of several parameters takes tuples (Python's `starmap`).
-    let sums = pool.starmap(add, [(1, 2), (30, 12)])?;
+    // A function of several parameters takes tuples (Python's `starmap`): a closure that
+    // captures nothing, or a named function cast to its pointer type, since the pointer's
+    // shape comes from the items, which come after it.
+    let sums = pool.starmap(add as fn(u64, u64) -> u64, [(1, 2), (30, 12)])?;
     println!("starmap(add, [(1, 2), (30, 12)]): {sums:?}");
     assert_eq!(sums, [3, 42]);
 

@@ -65,9 +65,8 @@ impl Context {
     /// assert_eq!(ctx.start(neg, 5)?.join()?, -5);
     /// # Ok::<(), multiproc::ProcessError>(())
     /// ```
-    pub fn start<F, A, R>(&self, f: F, arg: A) -> Result<Process<R>, ProcessError>
+    pub fn start<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Process<R>, ProcessError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {

@@ -26,10 +26,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::pool::progress::Progress;
-use crate::pool::worker::{self, Call, Code};
+use crate::pool::worker::{Call, Chunks};
 use crate::pool::{
     Delivery, Engine, PoolBuilder, PoolError, ResultCell, Sink, Watch, decode_chunk, deliver,
-    encode_plain, submit_one,
+    submit_one,
 };
 use crate::process::StartMethod;
 
@@ -92,9 +92,8 @@ impl ExecutorBuilder {
     /// assert_eq!(ex.submit(scaled, 4)?.result()?, 40);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn initializer<F, A>(mut self, f: F, arg: A) -> Self
+    pub fn initializer<A>(mut self, f: fn(A), arg: A) -> Self
     where
-        F: Fn(A) + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
     {
         self.pool = self.pool.initializer(f, arg);
@@ -279,9 +278,8 @@ impl ProcessPoolExecutor {
     /// assert_eq!(sum.result()?, 5);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn submit<F, A, R>(&self, f: F, arg: A) -> Result<PoolFuture<R>, PoolError>
+    pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<PoolFuture<R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -303,13 +301,12 @@ impl ProcessPoolExecutor {
     /// assert_eq!(squares, [0, 1, 4, 9]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map<F, A, R>(
+    pub fn map<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
     ) -> Result<ExecutorMap<R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -331,14 +328,13 @@ impl ProcessPoolExecutor {
     /// ex.terminate();
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map_timeout<F, A, R>(
+    pub fn map_timeout<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
         timeout: Duration,
     ) -> Result<ExecutorMap<R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -357,32 +353,31 @@ impl ProcessPoolExecutor {
     /// assert_eq!(doubled[999], 1998);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map_chunked<F, A, R>(
+    pub fn map_chunked<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
         chunksize: usize,
         timeout: Option<Duration>,
     ) -> Result<ExecutorMap<R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let _ = f;
         if chunksize == 0 {
             return Err(crate::pool::zero_chunksize());
         }
         let deadline = crate::deadline::after_opt(timeout);
         let items: Vec<A> = items.into_iter().collect();
+        let task = Chunks::<Call<A, R>>::new(f);
         // All encoded before any is submitted: an item that cannot be sent fails the call.
         let payloads = items
             .chunks(chunksize)
-            .map(|chunk| encode_plain(chunk).map(|payload| (payload, chunk.len())))
+            .map(|chunk| task.payload(chunk).map(|payload| (payload, chunk.len())))
             .collect::<Result<Vec<_>, String>>()
             .map_err(PoolError::Failed)?;
         drop(items);
-        let code = Code::of(worker::run_chunk::<Call<F, A>>);
+        let code = task.code();
         let mut map = ExecutorMap {
             chunks: VecDeque::with_capacity(payloads.len()),
             buffer: VecDeque::new(),

@@ -116,6 +116,7 @@ pub use bytemuck;
 
 #[cfg(feature = "async")]
 pub mod aio;
+mod capture;
 pub mod connection;
 pub mod context;
 mod deadline;
@@ -145,7 +146,7 @@ pub use executor::{
 };
 pub use handle::{CodecError, Handle};
 pub use manager::Manager;
-pub use pool::{AsyncResult, Imap, MapWith, Pool, PoolBuilder, PoolError, StarFn};
+pub use pool::{AsyncResult, Imap, MapWith, Pool, PoolBuilder, PoolError, StarArgs};
 pub use process::{
     Builder, ChildInfo, Limit, LimitError, Limits, Location, ParentProcess, Process, ProcessError,
     ProcessInfo, RemotePanic, Run, StartMethod, active_children, allow_fork_with_threads,

@@ -528,6 +528,17 @@ fn submit_runs_the_call_in_a_worker_and_result_returns_its_value() {
 /// task whose argument does not fit there must wait in the parent (where it can still be
 /// cancelled), not block the thread that submits it.
 #[test]
+fn submit_macro_runs_a_closure_with_the_named_variables() {
+    let _g = common::guard();
+    let ex = executor_of(1);
+    let values = vec![1u64, 2, 3];
+    let factor = 10u64;
+    let future =
+        multiproc::submit!(ex, (values, factor) || values.iter().sum::<u64>() * factor).unwrap();
+    assert_eq!(resolve(future).unwrap(), 60);
+}
+
+#[test]
 fn submit_does_not_block_when_a_large_argument_does_not_fit_in_the_task_ring() {
     let _g = common::guard();
     let ex = Arc::new(executor_of(1));
@@ -1778,10 +1789,7 @@ fn terminate_releases_threads_blocked_in_as_completed_wait_and_result() {
 
 /// A task that ends its worker fails only its own future, with `WorkerDied` naming
 /// `signal_name`; the futures submitted before and after complete; the executor goes on.
-fn check_death_fails_only_its_future<F>(task: F, signal_name: &str)
-where
-    F: Fn(u64) -> u64 + Copy + Send + 'static,
-{
+fn check_death_fails_only_its_future(task: fn(u64) -> u64, signal_name: &str) {
     let _g = common::guard();
     let ex = executor_of(2);
     let before = ready_crew(&ex);

@@ -201,9 +201,8 @@ fn labelled(name: &str, pid: u32, message: &str) -> String {
 }
 
 /// Start `f(arg)` in a child named `name` with `method`.
-fn start<F, A, R>(method: StartMethod, name: &str, f: F, arg: A) -> Process<R>
+fn start<A, R>(method: StartMethod, name: &str, f: fn(A) -> R, arg: A) -> Process<R>
 where
-    F: Fn(A) -> R + Copy + 'static,
     A: serde::Serialize + serde::de::DeserializeOwned + 'static,
     R: serde::Serialize + serde::de::DeserializeOwned + 'static,
 {

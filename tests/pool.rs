@@ -315,6 +315,28 @@ fn map_returns_results_in_input_order() {
 }
 
 #[test]
+fn map_runs_an_unannotated_closure_that_captures_nothing() {
+    let _g = common::guard();
+    let pool = pool(2);
+    assert_eq!(
+        pool.map(|x| x * 2, 0..10u64).unwrap(),
+        (0..10u64).map(|x| x * 2).collect::<Vec<_>>()
+    );
+    close_and_join(pool);
+}
+
+#[test]
+fn apply_async_macro_runs_a_closure_with_the_named_variables() {
+    let _g = common::guard();
+    let pool = pool(1);
+    let text = String::from("ab");
+    let times = 3;
+    let pending = multiproc::apply_async!(pool, (text, times) || text.repeat(times)).unwrap();
+    assert_eq!(pending.get().unwrap(), "ababab");
+    close_and_join(pool);
+}
+
+#[test]
 fn map_runs_in_the_workers_not_in_the_parent() {
     let _g = common::guard();
     let pool = pool(2);
@@ -349,7 +371,11 @@ fn map_of_nothing_is_empty() {
     );
     assert_eq!(pool.imap(square, 0..0).unwrap().count(), 0);
     assert_eq!(pool.imap_unordered(square, 0..0).unwrap().count(), 0);
-    assert_eq!(pool.starmap(add, Vec::new()).unwrap(), Vec::<u64>::new());
+    assert_eq!(
+        pool.starmap(add as fn(u64, u64) -> u64, Vec::<(u64, u64)>::new())
+            .unwrap(),
+        Vec::<u64>::new()
+    );
     close_and_join(pool);
 }
 
@@ -403,24 +429,27 @@ fn starmap_calls_functions_of_two_and_three_arguments() {
     let _g = common::guard();
     let pool = pool(2);
     assert_eq!(
-        pool.starmap(add, (0..100u64).map(|i| (i, 1000 * i)))
+        pool.starmap(add as fn(_, _) -> _, (0..100u64).map(|i| (i, 1000 * i)))
             .unwrap(),
         (0..100u64).map(|i| 1001 * i).collect::<Vec<_>>()
     );
     assert_eq!(
         pool.chunksize(1)
             .starmap(
-                describe3,
+                describe3 as fn(String, u32, char) -> String,
                 [("ab".to_string(), 2, '!'), ("x".to_string(), 0, '?')]
             )
             .unwrap(),
         ["abab!", "?"]
     );
     assert_eq!(
-        pool.starmap_async(describe3, [("z".to_string(), 3, '.')])
-            .unwrap()
-            .get()
-            .unwrap(),
+        pool.starmap_async(
+            |name: String, times: u32, suffix| name.repeat(times as usize) + &suffix.to_string(),
+            [("z".to_string(), 3, '.')]
+        )
+        .unwrap()
+        .get()
+        .unwrap(),
         ["zzz."]
     );
     close_and_join(pool);
@@ -849,7 +878,10 @@ fn map_returns_the_error_of_the_first_failing_item() {
     }
     let err = pool.map(panics_on_three, 0..100).unwrap_err();
     assert!(err.to_string().contains(THREE_MESSAGE), "{err}");
-    assert!(pool.starmap(add, [(1, 2)]).is_ok(), "the pool goes on");
+    assert!(
+        pool.starmap(add as fn(u64, u64) -> u64, [(1, 2)]).is_ok(),
+        "the pool goes on"
+    );
     close_and_join(pool);
 }
 
@@ -860,10 +892,7 @@ fn map_returns_the_error_of_the_first_failing_item() {
 /// fails item 4 only, with a cause naming `signal_name`; items 3 and 5 (run again, or for
 /// the first time, by another worker) and the other chunks succeed; the dead worker is
 /// replaced and the pool goes on.
-fn check_death_fails_only_its_item<F>(task: F, signal_name: &str)
-where
-    F: Fn(u64) -> u64 + Copy + Send + 'static,
-{
+fn check_death_fails_only_its_item(task: fn(u64) -> u64, signal_name: &str) {
     let _g = common::guard();
     let pool = Arc::new(pool(2));
     let before = full_crew(&pool);
@@ -1593,7 +1622,7 @@ fn close_then_apply_is_closed() {
         Err(PoolError::Closed)
     ));
     assert!(matches!(
-        pool.starmap(add, [(1, 2)]),
+        pool.starmap(add as fn(u64, u64) -> u64, [(1, 2)]),
         Err(PoolError::Closed)
     ));
     assert!(matches!(pool.imap(square, 0..3), Err(PoolError::Closed)));
@@ -1874,7 +1903,10 @@ fn map_apply_and_initializer_work(method: StartMethod) {
         pool.map(square, 0..100).unwrap(),
         (0..100).map(|x| x * x).collect::<Vec<_>>()
     );
-    assert_eq!(pool.starmap(add, [(1, 2), (3, 4)]).unwrap(), [3, 7]);
+    assert_eq!(
+        pool.starmap(|a, b| a + b, [(1, 2), (3, 4)]).unwrap(),
+        [3, 7]
+    );
     let seen = pool.chunksize(1).map(init_state, 0..20).unwrap();
     assert!(seen.iter().all(|s| s.0 == 1 && s.1 == 5), "{seen:?}");
     assert_eq!(pool.apply(square, 11).unwrap(), 121);

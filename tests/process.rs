@@ -271,6 +271,35 @@ fn non_capturing_closure_runs_as_a_task(method: StartMethod) {
     assert_eq!(child.join().unwrap(), 42);
 }
 
+fn unannotated_closure_takes_its_types_from_the_argument(method: StartMethod) {
+    let _g = common::guard();
+    let child = builder(method).start(|x| x * 2, 21u64).unwrap();
+    assert_eq!(child.join().unwrap(), 42);
+}
+
+fn start_macro_sends_the_named_variables_to_the_child(method: StartMethod) {
+    let _g = common::guard();
+    let words = vec!["a".to_string(), "b".to_string()];
+    let separator = String::from("-");
+    let child = multiproc::start!(
+        builder(method),
+        (words, separator) || words.join(&separator)
+    )
+    .unwrap();
+    assert_eq!(child.join().unwrap(), "a-b");
+}
+
+fn start_macro_takes_mut_names_and_a_result_type(method: StartMethod) {
+    let _g = common::guard();
+    let count = 1u32;
+    let child = multiproc::start!(builder(method), (mut count) || -> u32 {
+        count += 1;
+        count
+    })
+    .unwrap();
+    assert_eq!(child.join().unwrap(), 2);
+}
+
 fn large_return_value_comes_back_on_join(method: StartMethod) {
     let _g = common::guard();
     let len = 20 << 20;
@@ -370,6 +399,15 @@ fn handle_reports_the_start_method(method: StartMethod) {
     let child = builder(method).start(square, 1).unwrap();
     assert_eq!(child.start_method(), method);
     child.join().unwrap();
+}
+
+#[test]
+fn start_macro_without_a_builder_uses_the_default_settings() {
+    let _g = common::guard();
+    let base = 40u64;
+    let child = multiproc::start!((base) || base + 2).unwrap();
+    assert_eq!(child.start_method(), get_start_method());
+    assert_eq!(child.join().unwrap(), 42);
 }
 
 #[test]
@@ -1069,6 +1107,9 @@ per_start_method!(
     join_returns_the_task_value,
     start_run_runs_a_type_implementing_run,
     non_capturing_closure_runs_as_a_task,
+    unannotated_closure_takes_its_types_from_the_argument,
+    start_macro_sends_the_named_variables_to_the_child,
+    start_macro_takes_mut_names_and_a_result_type,
     large_return_value_comes_back_on_join,
     handle_reports_the_start_method,
     a_child_defaults_to_its_own_start_method_and_so_do_its_children,

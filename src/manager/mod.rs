@@ -56,6 +56,7 @@ use serde_bytes::ByteBuf;
 use crate::connection::{Connection, ConnectionError};
 use crate::handle::{CodecError, Handle};
 use crate::listener::{Address, Client, IntoAddress};
+use crate::process::code::{Borrowing, CodeRef};
 use crate::process::{Builder, Process, ProcessError};
 use server::{Kind, Op, Reply, Request, ServerArgs};
 
@@ -1713,8 +1714,8 @@ fn custom<T: Shared>(initial: &T) -> Result<server::Custom, ManagerError> {
     let make: server::MakeFn = make_shared::<T>;
     let call: server::CallFn = call_shared::<T>;
     Ok(server::Custom {
-        make: crate::process::code::CodeRef::of(make),
-        call: crate::process::code::CodeRef::of(call),
+        make: CodeRef::of(Borrowing(make)),
+        call: CodeRef::of(Borrowing(call)),
         initial: encode(initial)?,
     })
 }

@@ -10,7 +10,7 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::process::code::CodeRef;
+use crate::process::code::{Borrowing, CodeRef};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -85,8 +85,8 @@ type Bytes = ByteBuf;
 /// executable).
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Custom {
-    pub make: CodeRef<MakeFn>,
-    pub call: CodeRef<CallFn>,
+    pub make: CodeRef<Borrowing<MakeFn>>,
+    pub call: CodeRef<Borrowing<CallFn>>,
     pub initial: Bytes,
 }
 
@@ -634,12 +634,12 @@ fn step(object: &mut Object, op: &Op, me: u64, pending: &mut Pending) -> Step {
     }
 }
 
-crate::process::code::code_fn!(MakeFn, CallFn);
+crate::process::code::code_fn!(borrowing MakeFn, CallFn);
 
 fn make_custom(custom: &Custom) -> Result<Object, String> {
     let refused = |e| format!("the manager cannot serve this type: {e}");
-    let make = custom.make.resolve().map_err(refused)?;
-    let call = custom.call.resolve().map_err(refused)?;
+    let Borrowing(make) = custom.make.resolve().map_err(refused)?;
+    let Borrowing(call) = custom.call.resolve().map_err(refused)?;
     Ok(Object::Custom(make(&custom.initial)?, call))
 }
 

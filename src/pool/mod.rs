@@ -28,8 +28,12 @@
 //!   terminating the pool.
 //!
 //! # Tasks
-//! A task is a function item or a non-capturing closure (checked at compile time); its
-//! data goes in the items, which like the results are any serde types.
+//! A task is a function pointer, `fn(A) -> R`: a function item or a closure that captures
+//! nothing (a worker is another process, which finds the function in its own copy of the
+//! program). A closure that captures a variable is refused where it is passed, by the type
+//! checker ("closures can only be coerced to `fn` types if they do not capture any
+//! variables"). The task's data goes in the items, which like the results are any serde
+//! types; [`apply_async!`](crate::apply_async!) puts named variables there for you.
 
 mod cell;
 mod engine;
@@ -48,8 +52,8 @@ use crate::process::{LimitError, Limits, RemotePanic, StartMethod};
 pub(crate) use cell::{ResultCell, Watch};
 pub(crate) use engine::{Delivery, Engine, EngineConfig, Sink, deliver};
 use progress::Progress;
-pub use worker::StarFn;
-use worker::{Apply, Call, ChunkOutput, Code, InitCode, ItemFailure, StarCall};
+pub use worker::StarArgs;
+use worker::{Apply, Call, ChunkOutput, Chunks, Code, InitCode, ItemFailure, StarCall};
 
 /// Why a pool task (or the pool) failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -267,14 +271,11 @@ impl PoolBuilder {
     /// assert_eq!(pool.map(add_base, [1, 2])?, [101, 102]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn initializer<F, A>(mut self, f: F, arg: A) -> Self
+    pub fn initializer<A>(mut self, f: fn(A), arg: A) -> Self
     where
-        F: Fn(A) + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
     {
-        let _ = f;
-        let code = InitCode::of(worker::run_init::<F, A>);
-        self.init = Some(encode_plain(&arg).map(|bytes| (code, bytes)));
+        self.init = Some(worker::initializer(f, &arg));
         self
     }
 
@@ -411,17 +412,19 @@ impl std::fmt::Debug for PoolBuilder {
 
 /// Submit the call `f(arg)` as a chunk of one item: its id and where its result lands
 /// (`apply_async` and the executor's `submit`).
-pub(crate) fn submit_one<F, A, R>(
+pub(crate) fn submit_one<A, R>(
     engine: &Engine,
-    _f: F,
+    f: fn(A) -> R,
     arg: A,
 ) -> Result<(u64, Arc<ResultCell<R>>), PoolError>
 where
-    F: Fn(A) -> R + Copy + 'static,
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + Send + 'static,
 {
-    let payload = encode_plain(std::slice::from_ref(&arg)).map_err(PoolError::Failed)?;
+    let task = Chunks::<Call<A, R>>::new(f);
+    let payload = task
+        .payload(std::slice::from_ref(&arg))
+        .map_err(PoolError::Failed)?;
     let cell = Arc::new(ResultCell::new());
     let done = cell.clone();
     let sink: Sink = Box::new(move |delivery| {
@@ -431,13 +434,15 @@ where
             .unwrap_or_else(|| Err(PoolError::Failed("a task's result is missing".into())));
         done.complete(result);
     });
-    let code = Code::of(worker::run_chunk::<Call<F, A>>);
-    let id = engine.submit(code, payload, 1, sink, false)?;
+    let id = engine.submit(task.code(), payload, 1, sink, false)?;
     Ok((id, cell))
 }
 
-/// Encode a value that must not carry OS handles (they cannot go through the rings).
-pub(crate) fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, String> {
+/// Encode a value holding `T`s, which must not carry OS handles (they cannot go through the
+/// rings; the error names `T`).
+pub(crate) fn encode_plain<T: ?Sized>(
+    value: &(impl Serialize + ?Sized),
+) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let fds = handle::encode(value, &mut out).map_err(|e| e.to_string())?;
     if !fds.is_empty() {
@@ -571,13 +576,12 @@ impl Pool {
     /// assert_eq!(pool.map(square, vec![1, 2, 3])?, [1, 4, 9]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map<F, A, R>(
+    pub fn map<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
     ) -> Result<Vec<R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -585,23 +589,27 @@ impl Pool {
     }
 
     /// Like [`map`](Pool::map), for functions of several arguments: each item is a tuple of
-    /// them (Python's `starmap`).
+    /// them (Python's `starmap`). `f` is a closure that captures nothing, or a named function
+    /// cast to its pointer type (`add as fn(i32, i32) -> i32`): Rust turns a function into a
+    /// pointer only where it knows the pointer's type, and here the number of arguments comes
+    /// from the items, which come after `f` (see [`StarArgs`]). The compiler's error for a
+    /// bare `add` says so.
     ///
     /// ```
     /// fn add(a: i32, b: i32) -> i32 { a + b }
     /// let pool = multiproc::Pool::new(2)?;
-    /// assert_eq!(pool.starmap(add, [(1, 2), (3, 4)])?, [3, 7]);
+    /// assert_eq!(pool.starmap(|a, b| add(a, b), [(1, 2), (3, 4)])?, [3, 7]);
+    /// assert_eq!(pool.starmap(add as fn(i32, i32) -> i32, [(5, 6)])?, [11]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn starmap<F, Args>(
+    pub fn starmap<Args, R>(
         &self,
-        f: F,
+        f: Args::Fn<R>,
         items: impl IntoIterator<Item = Args>,
-    ) -> Result<Vec<F::Output>, PoolError>
+    ) -> Result<Vec<R>, PoolError>
     where
-        F: StarFn<Args>,
-        Args: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + Send + 'static,
+        Args: StarArgs + Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
     {
         self.default_chunks().starmap(f, items)
     }
@@ -615,13 +623,12 @@ impl Pool {
     /// assert_eq!(pending.get()?, [0, 1, 4]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map_async<F, A, R>(
+    pub fn map_async<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
     ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -633,18 +640,17 @@ impl Pool {
     /// ```
     /// fn mul(a: u8, b: u8) -> u16 { a as u16 * b as u16 }
     /// let pool = multiproc::Pool::new(1)?;
-    /// assert_eq!(pool.starmap_async(mul, [(2, 3)])?.get()?, [6]);
+    /// assert_eq!(pool.starmap_async(|a, b| mul(a, b), [(2, 3)])?.get()?, [6]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn starmap_async<F, Args>(
+    pub fn starmap_async<Args, R>(
         &self,
-        f: F,
+        f: Args::Fn<R>,
         items: impl IntoIterator<Item = Args>,
-    ) -> Result<AsyncResult<Vec<F::Output>>, PoolError>
+    ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
-        F: StarFn<Args>,
-        Args: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + Send + 'static,
+        Args: StarArgs + Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
     {
         self.default_chunks().starmap_async(f, items)
     }
@@ -657,9 +663,8 @@ impl Pool {
     /// assert_ne!(pool.apply(pid, ())?, std::process::id());
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn apply<F, A, R>(&self, f: F, arg: A) -> Result<R, PoolError>
+    pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -676,9 +681,8 @@ impl Pool {
     /// assert_eq!(a.get()? + b.get()?, 25);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn apply_async<F, A, R>(&self, f: F, arg: A) -> Result<AsyncResult<R>, PoolError>
+    pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -704,13 +708,12 @@ impl Pool {
     /// assert_eq!(first, [0, 1, 4, 9]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn imap<'p, F, A, R>(
+    pub fn imap<'p, A, R>(
         &'p self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
     ) -> Result<Imap<'p, R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -727,13 +730,12 @@ impl Pool {
     /// assert_eq!(all, [0, 1, 4, 9, 16]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn imap_unordered<'p, F, A, R>(
+    pub fn imap_unordered<'p, A, R>(
         &'p self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
     ) -> Result<Imap<'p, R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -862,6 +864,7 @@ impl<'p> MapWith<'p> {
 
     fn run_map<C: Apply>(
         &self,
+        task: Chunks<C>,
         items: Vec<C::Item>,
     ) -> Result<AsyncResult<Vec<C::Output>>, PoolError>
     where
@@ -893,12 +896,12 @@ impl<'p> MapWith<'p> {
             first_error: None,
             left: chunks,
         }));
-        let code = Code::of(worker::run_chunk::<C>);
+        let code = task.code();
         // Each chunk is submitted as soon as it is encoded, so the workers start while the
         // rest is encoded. An item that cannot be encoded fails the call (the chunks already
         // submitted run for nothing, as in Python).
         for (index, chunk) in items.chunks(size).enumerate() {
-            let payload = encode_plain(chunk).map_err(PoolError::Failed)?;
+            let payload = task.payload(chunk).map_err(PoolError::Failed)?;
             let (start, n) = (index * size, chunk.len());
             let gather = gather.clone();
             let cell = cell.clone();
@@ -941,13 +944,12 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(pool.chunksize(2).map(inc, [1, 2, 3])?, [2, 3, 4]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map<F, A, R>(
+    pub fn map<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
     ) -> Result<Vec<R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -962,18 +964,16 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(pool.chunksize(1).map_async(inc, [1])?.get()?, [2]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map_async<F, A, R>(
+    pub fn map_async<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
     ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let _ = f;
-        self.run_map::<Call<F, A>>(items.into_iter().collect())
+        self.run_map(Chunks::<Call<A, R>>::new(f), items.into_iter().collect())
     }
 
     /// [`Pool::starmap`] with this chunk size.
@@ -981,18 +981,17 @@ impl<'p> MapWith<'p> {
     /// ```
     /// fn add(a: u8, b: u8) -> u8 { a + b }
     /// let pool = multiproc::Pool::new(1)?;
-    /// assert_eq!(pool.chunksize(1).starmap(add, [(1, 1)])?, [2]);
+    /// assert_eq!(pool.chunksize(1).starmap(|a, b| add(a, b), [(1, 1)])?, [2]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn starmap<F, Args>(
+    pub fn starmap<Args, R>(
         &self,
-        f: F,
+        f: Args::Fn<R>,
         items: impl IntoIterator<Item = Args>,
-    ) -> Result<Vec<F::Output>, PoolError>
+    ) -> Result<Vec<R>, PoolError>
     where
-        F: StarFn<Args>,
-        Args: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + Send + 'static,
+        Args: StarArgs + Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
     {
         self.starmap_async(f, items)?.get()
     }
@@ -1002,21 +1001,22 @@ impl<'p> MapWith<'p> {
     /// ```
     /// fn add(a: u8, b: u8) -> u8 { a + b }
     /// let pool = multiproc::Pool::new(1)?;
-    /// assert_eq!(pool.chunksize(1).starmap_async(add, [(1, 1)])?.get()?, [2]);
+    /// assert_eq!(pool.chunksize(1).starmap_async(|a, b| add(a, b), [(1, 1)])?.get()?, [2]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn starmap_async<F, Args>(
+    pub fn starmap_async<Args, R>(
         &self,
-        f: F,
+        f: Args::Fn<R>,
         items: impl IntoIterator<Item = Args>,
-    ) -> Result<AsyncResult<Vec<F::Output>>, PoolError>
+    ) -> Result<AsyncResult<Vec<R>>, PoolError>
     where
-        F: StarFn<Args>,
-        Args: Serialize + DeserializeOwned + 'static,
-        F::Output: Serialize + DeserializeOwned + Send + 'static,
+        Args: StarArgs + Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let _ = f;
-        self.run_map::<StarCall<F, Args>>(items.into_iter().collect())
+        self.run_map(
+            Chunks::<StarCall<Args, R>>::new(f),
+            items.into_iter().collect(),
+        )
     }
 
     /// [`Pool::imap`] with this chunk size.
@@ -1028,13 +1028,12 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(v, [1, 2, 3, 4, 5]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn imap<F, A, R>(
+    pub fn imap<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
     ) -> Result<Imap<'p, R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -1050,27 +1049,25 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(n, 5);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn imap_unordered<F, A, R>(
+    pub fn imap_unordered<A, R>(
         &self,
-        f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
     ) -> Result<Imap<'p, R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         self.lazy(f, items, false)
     }
 
-    fn lazy<F, A, R>(
+    fn lazy<A, R>(
         &self,
-        _f: F,
+        f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
         ordered: bool,
     ) -> Result<Imap<'p, R>, PoolError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
@@ -1081,18 +1078,20 @@ impl<'p> MapWith<'p> {
             (low, Some(high)) if low == high => Some(low as u64),
             _ => None,
         };
+        let task = Chunks::<Call<A, R>>::new(f);
+        let code = task.code();
         let next_chunk = Box::new(move || -> Option<(Result<Vec<u8>, PoolError>, u32)> {
             let chunk: Vec<A> = items.by_ref().take(size).collect();
             if chunk.is_empty() {
                 return None;
             }
             let n = chunk.len() as u32;
-            Some((encode_plain(&chunk).map_err(PoolError::Failed), n))
+            Some((task.payload(&chunk).map_err(PoolError::Failed), n))
         });
         Ok(Imap {
             pool: self.pool,
             lease: Some(lease),
-            code: Code::of(worker::run_chunk::<Call<F, A>>),
+            code,
             next_chunk,
             shared: Arc::new(ImapShared {
                 state: Mutex::new(ImapState {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::handle;
 use crate::process::child::{self, PanicReport};
-use crate::process::code::CodeRef;
+use crate::process::code::{Borrowing, CodeFn, CodeRef};
 use crate::queue::ring::Ring;
 use crate::shared::segment::{Shared, SharedState};
 
@@ -27,20 +27,22 @@ pub(crate) type ChunkFn = fn(
 /// An initializer trampoline: decode the argument and run the initializer.
 pub(crate) type InitFn = fn(payload: &[u8]) -> Result<Result<(), PanicReport>, String>;
 
-crate::process::code::code_fn!(ChunkFn, InitFn);
+crate::process::code::code_fn!(borrowing ChunkFn, InitFn);
 
 /// A chunk trampoline of this executable, found again in a worker (see `process::code`).
-pub(crate) type Code = CodeRef<ChunkFn>;
+pub(crate) type Code = CodeRef<Borrowing<ChunkFn>>;
 /// An initializer trampoline of this executable, found again in a worker.
-pub(crate) type InitCode = CodeRef<InitFn>;
+pub(crate) type InitCode = CodeRef<Borrowing<InitFn>>;
 
 fn resolve_chunk(code: Code) -> Result<ChunkFn, String> {
     code.resolve()
+        .map(|Borrowing(run)| run)
         .map_err(|e| format!("the pool worker cannot run this task: {e}"))
 }
 
 fn resolve_init(code: InitCode) -> Result<InitFn, String> {
     code.resolve()
+        .map(|Borrowing(run)| run)
         .map_err(|e| format!("the pool worker cannot run its initializer: {e}"))
 }
 
@@ -231,103 +233,119 @@ fn mark_panicked(status: usize) {
     status.mark_panicked();
 }
 
-/// How the items of a chunk are applied to the task function.
+/// How the items of a chunk are applied to the task function. A chunk's payload is the
+/// function's code reference followed by the items (see [`Chunks`]).
 pub(crate) trait Apply: 'static {
+    /// The task function's type: a function pointer.
+    type Func: CodeFn;
     type Item: Serialize + DeserializeOwned;
     type Output: Serialize + DeserializeOwned;
-    fn apply(item: Self::Item) -> Self::Output;
+    fn apply(f: Self::Func, item: Self::Item) -> Self::Output;
 }
 
-/// `f(item)` for a zero-sized function `F`.
-pub(crate) struct Call<F, A>(PhantomData<fn() -> (F, A)>);
+/// `f(item)` for a task function `f: fn(A) -> R`.
+pub(crate) struct Call<A, R>(PhantomData<fn() -> (A, R)>);
 
-impl<F, A, R> Apply for Call<F, A>
+impl<A, R> Apply for Call<A, R>
 where
-    F: Fn(A) -> R + Copy + 'static,
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
+    type Func = fn(A) -> R;
     type Item = A;
     type Output = R;
-    fn apply(item: A) -> R {
-        conjure::<F>()(item)
+    fn apply(f: fn(A) -> R, item: A) -> R {
+        f(item)
     }
 }
 
 /// `f(a, b, ...)` for an item `(a, b, ...)` (Python's `starmap`).
-pub(crate) struct StarCall<F, Args>(PhantomData<fn() -> (F, Args)>);
+pub(crate) struct StarCall<Args, R>(PhantomData<fn() -> (Args, R)>);
 
-/// Functions that can be called with the elements of a tuple: what
-/// [`Pool::starmap`](super::Pool::starmap) accepts.
-pub trait StarFn<Args>: Copy + 'static {
-    /// The function's return type.
-    type Output;
-    /// Call with the elements of `args` as arguments.
-    fn call_with(self, args: Args) -> Self::Output;
+/// The argument tuples of [`Pool::starmap`](super::Pool::starmap): `(A,)` to
+/// `(A, B, C, D, E, G)`. [`Fn<R>`](StarArgs::Fn) is the type of a function that takes
+/// the tuple's elements as its arguments: `fn(A, B) -> R` for `(A, B)`.
+///
+/// ```
+/// use multiproc::StarArgs;
+/// fn add(a: i32, b: i32) -> i32 { a + b }
+/// let f: <(i32, i32) as StarArgs>::Fn<i32> = add;
+/// assert_eq!(<(i32, i32)>::call(f, (2, 3)), 5);
+/// ```
+pub trait StarArgs: Sized + 'static {
+    /// `fn(A, B, ...) -> R` for the tuple `(A, B, ...)`: a function item or a closure that
+    /// captures nothing.
+    type Fn<R: 'static>: CodeFn;
+    /// Call `f` with the elements of `args` as arguments.
+    fn call<R: 'static>(f: Self::Fn<R>, args: Self) -> R;
 }
 
-macro_rules! star_fn {
+macro_rules! star_args {
     ($($a:ident),*) => {
-        impl<F, R, $($a),*> StarFn<($($a,)*)> for F
-        where
-            F: Fn($($a),*) -> R + Copy + 'static,
-        {
-            type Output = R;
+        impl<$($a: 'static),*> StarArgs for ($($a,)*) {
+            type Fn<R: 'static> = fn($($a),*) -> R;
             #[allow(non_snake_case)]
-            fn call_with(self, ($($a,)*): ($($a,)*)) -> R {
-                self($($a),*)
+            fn call<R: 'static>(f: Self::Fn<R>, ($($a,)*): Self) -> R {
+                f($($a),*)
             }
         }
     };
 }
-star_fn!(A);
-star_fn!(A, B);
-star_fn!(A, B, C);
-star_fn!(A, B, C, D);
-star_fn!(A, B, C, D, E);
-star_fn!(A, B, C, D, E, G);
+star_args!(A);
+star_args!(A, B);
+star_args!(A, B, C);
+star_args!(A, B, C, D);
+star_args!(A, B, C, D, E);
+star_args!(A, B, C, D, E, G);
 
-impl<F, Args> Apply for StarCall<F, Args>
+impl<Args, R> Apply for StarCall<Args, R>
 where
-    F: StarFn<Args>,
-    F::Output: Serialize + DeserializeOwned + 'static,
-    Args: Serialize + DeserializeOwned + 'static,
+    Args: StarArgs + Serialize + DeserializeOwned,
+    R: Serialize + DeserializeOwned + 'static,
 {
+    type Func = Args::Fn<R>;
     type Item = Args;
-    type Output = F::Output;
-    fn apply(item: Args) -> F::Output {
-        conjure::<F>().call_with(item)
+    type Output = R;
+    fn apply(f: Args::Fn<R>, item: Args) -> R {
+        Args::call(f, item)
     }
 }
 
-/// The one value of a zero-sized function type.
-fn conjure<F: Copy + 'static>() -> F {
-    const {
-        assert!(
-            std::mem::size_of::<F>() == 0,
-            "pool tasks must be function items or non-capturing closures (data goes in the \
-             items)"
-        )
-    };
-    // SAFETY: `F` is zero-sized (checked at compile time), and a value of `F` exists: the
-    // caller handed one to the pool call that submitted this task. `F: Copy` says a bitwise
-    // copy of a value is another valid value, and a bitwise copy of a zero-sized value is zero
-    // bytes, which is exactly what `zeroed` produces (nothing is read or written). So this is a
-    // copy of the caller's function value, sent to this process as the zero bytes it consists
-    // of (with fork, literally the same memory). A `Copy` type cannot rely on being constructed
-    // only once, and function pointers (not zero-sized) are excluded by the size check; in
-    // practice `F` is a function item or a closure whose captures are all zero-sized.
-    unsafe { std::mem::zeroed() }
+/// The chunks of a call of task function `func`: the trampoline that runs them and their
+/// payloads. Both come from this one value of type `Chunks<C>`, so a worker always decodes
+/// a payload (and the function reference at its start) as the `C` it was encoded with.
+pub(crate) struct Chunks<C: Apply> {
+    func: C::Func,
+}
+
+impl<C: Apply> Chunks<C> {
+    pub(crate) fn new(func: C::Func) -> Self {
+        Chunks { func }
+    }
+
+    /// The trampoline, `run_chunk::<C>`.
+    pub(crate) fn code(&self) -> Code {
+        CodeRef::of(Borrowing(run_chunk::<C> as ChunkFn))
+    }
+
+    /// A chunk's payload: the function's code reference, then the items.
+    pub(crate) fn payload(&self, items: &[C::Item]) -> Result<Vec<u8>, String> {
+        super::encode_plain::<C::Item>(&(CodeRef::of(self.func), items))
+    }
 }
 
 /// The chunk trampoline for `A`.
-pub(crate) fn run_chunk<A: Apply>(
+fn run_chunk<A: Apply>(
     payload: &[u8],
     skip: &[u32],
     status: &WorkerStatus,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let items: Vec<A::Item> = handle::decode(payload, Vec::new()).map_err(|e| e.to_string())?;
+    let (func, items): (CodeRef<A::Func>, Vec<A::Item>) =
+        handle::decode(payload, Vec::new()).map_err(|e| e.to_string())?;
+    let func = func
+        .resolve()
+        .map_err(|e| format!("the pool worker cannot find the task function: {e}"))?;
     let mut output = ChunkOutput {
         failures: Vec::new(),
         values: Vec::with_capacity(items.len()),
@@ -342,7 +360,7 @@ pub(crate) fn run_chunk<A: Apply>(
             continue;
         }
         status.start_item(index, timed);
-        match catching.run(|| A::apply(item)) {
+        match catching.run(|| A::apply(func, item)) {
             Ok(value) => output.values.push(value),
             Err(report) => output
                 .failures
@@ -354,14 +372,26 @@ pub(crate) fn run_chunk<A: Apply>(
         .map_err(|e| format!("a task's result could not be sent back: {e}"))
 }
 
-/// The initializer trampoline for `Call<F, A>`.
-pub(crate) fn run_init<F, A>(payload: &[u8]) -> Result<Result<(), PanicReport>, String>
+/// An initializer's trampoline, `run_init::<A>`, and payload: `f`'s code reference, then its
+/// argument.
+pub(crate) fn initializer<A>(f: fn(A), arg: &A) -> Result<(InitCode, Vec<u8>), String>
 where
-    F: Fn(A) + Copy + 'static,
-    A: DeserializeOwned + 'static,
+    A: Serialize + DeserializeOwned + 'static,
 {
-    let arg: A = handle::decode(payload, Vec::new()).map_err(|e| e.to_string())?;
-    Ok(child::catch_task(|| conjure::<F>()(arg)))
+    let code = CodeRef::of(Borrowing(run_init::<A> as InitFn));
+    Ok((code, super::encode_plain::<A>(&(CodeRef::of(f), arg))?))
+}
+
+/// The initializer trampoline for an initializer taking an `A`.
+fn run_init<A: DeserializeOwned + 'static>(
+    payload: &[u8],
+) -> Result<Result<(), PanicReport>, String> {
+    let (func, arg): (CodeRef<fn(A)>, A) =
+        handle::decode(payload, Vec::new()).map_err(|e| e.to_string())?;
+    let func = func
+        .resolve()
+        .map_err(|e| format!("the pool worker cannot find its initializer: {e}"))?;
+    Ok(child::catch_task(|| func(arg)))
 }
 
 /// Why a worker process returned.

@@ -20,6 +20,15 @@
 //! calling it with the type it was measured as ([`CodeRef<F>`] carries that type) is calling
 //! that function. The one `transmute` back to a function pointer is in [`code_fn!`], for the
 //! function-pointer types listed there.
+//!
+//! Two families of function types are named this way:
+//! - the user's task functions, `fn(A) -> R` (and `fn(A, B) -> R`, ... for `starmap`), for
+//!   every `A` and `R`: the public API takes function pointers, so a capturing closure is
+//!   refused by the type checker at the call site;
+//! - the library's own trampolines, which take borrowed arguments (`for<'a> fn(&'a [u8])`).
+//!   Their types would overlap with the generic `fn(A) -> R` (rustc's `coherence_leak_check`
+//!   treats `for<'a> fn(&'a T)` as a possible instance of `fn(A)`), so they are named through
+//!   [`Borrowing`].
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -83,35 +92,73 @@ pub(crate) enum CodeError {
 
 /// A function-pointer type a [`CodeRef`] can carry.
 ///
+/// Public only in name (this module is private to the crate), so that the public
+/// [`StarArgs`](crate::StarArgs) can require it of its function-pointer types; nothing outside
+/// the crate can name or implement it.
+///
 /// # Safety
 /// `from_address` must only be implemented as the inverse of `address` for a function-pointer
 /// type (done once, by [`code_fn!`]).
-pub(crate) unsafe trait CodeFn: Copy {
+pub unsafe trait CodeFn: Copy + 'static {
+    /// The function's address.
     fn address(self) -> usize;
     /// # Safety
     /// `address` must be the address of a function of exactly this type.
     unsafe fn from_address(address: usize) -> Self;
 }
 
-/// Implements [`CodeFn`] for function-pointer types.
+/// A library trampoline of function-pointer type `F`, which takes borrowed arguments, as a
+/// [`CodeRef`] carries it (see the module documentation for why it is wrapped).
+#[derive(Clone, Copy)]
+pub(crate) struct Borrowing<F>(pub F);
+
+/// Implements [`CodeFn`] for function-pointer types. Two forms, each of which can only name a
+/// function-pointer type:
+/// - `code_fn!(<A, R> fn(A) -> R; ...)`: generic function pointers, spelled out;
+/// - `code_fn!(borrowing Alias, ...)`: [`Borrowing<Alias>`] for a type alias of a
+///   function-pointer type whose arguments are borrowed.
 macro_rules! code_fn {
-    ($($t:ty),+ $(,)?) => {$(
-        // SAFETY: `$t` is a function-pointer type; `address` is its address, and
-        // `from_address` turns such an address back into the same type.
-        unsafe impl $crate::process::code::CodeFn for $t {
+    ($(<$($g:ident),+> fn($($a:ident),*) -> $r:ident);+ $(;)?) => {$(
+        // SAFETY: the implementing type is spelled as a function-pointer type; `address` is
+        // its address, and `from_address` turns such an address back into the same type.
+        unsafe impl<$($g: 'static),+> $crate::process::code::CodeFn for fn($($a),*) -> $r {
             fn address(self) -> usize {
                 self as usize
             }
             unsafe fn from_address(address: usize) -> Self {
+                // SAFETY: the caller promises `address` is a function of exactly this type.
+                unsafe { std::mem::transmute::<usize, fn($($a),*) -> $r>(address) }
+            }
+        }
+    )+};
+    (borrowing $($t:ty),+ $(,)?) => {$(
+        // SAFETY: every invocation names an alias of a function-pointer type (the
+        // `transmute` checks at least its size); `address` is its address, and
+        // `from_address` turns such an address back into the same type.
+        unsafe impl $crate::process::code::CodeFn for $crate::process::code::Borrowing<$t> {
+            fn address(self) -> usize {
+                self.0 as usize
+            }
+            unsafe fn from_address(address: usize) -> Self {
                 // SAFETY: the caller promises `address` is a function of type `$t`.
-                unsafe { std::mem::transmute::<usize, $t>(address) }
+                $crate::process::code::Borrowing(unsafe { std::mem::transmute::<usize, $t>(address) })
             }
         }
     )+};
 }
 pub(crate) use code_fn;
 
-code_fn!(fn());
+// The barrier action, and the user's task functions: one argument for `Process::start`,
+// `Pool::map` and the executor (a unit result for initializers), up to six for `starmap`.
+code_fn! {
+    <R> fn() -> R;
+    <A, R> fn(A) -> R;
+    <A, B, R> fn(A, B) -> R;
+    <A, B, C, R> fn(A, B, C) -> R;
+    <A, B, C, D, R> fn(A, B, C, D) -> R;
+    <A, B, C, D, E, R> fn(A, B, C, D, E) -> R;
+    <A, B, C, D, E, G, R> fn(A, B, C, D, E, G) -> R;
+}
 
 /// A function of type `F` of this executable, resolvable in another process of the same build.
 pub(crate) struct CodeRef<F> {

@@ -1,7 +1,8 @@
 //! Child processes: starting them, watching them, ending them, getting their results.
 //!
-//! A child runs a *task*: a function item with a serializable argument
-//! ([`Process::start`]), a value implementing [`Run`] ([`Builder::start_run`]), or, with the
+//! A child runs a *task*: a function (a function item, or a closure that captures nothing)
+//! with a serializable argument ([`Process::start`]; [`start!`](crate::start!) hands it
+//! named variables), a value implementing [`Run`] ([`Builder::start_run`]), or, with the
 //! fork start method only, any closure ([`Builder::fork`]). Its return value comes back on
 //! [`Process::join`]; a panic comes back as [`ProcessError::Panicked`] with the child's
 //! message, location and backtrace; death by a signal as [`ProcessError::Signaled`].
@@ -494,19 +495,34 @@ impl Builder {
         self
     }
 
-    /// Start a child that runs `f(arg)`. `f` must be a function item or a non-capturing
-    /// closure (checked at compile time); put the data it needs in `arg`, which may contain
-    /// [`Connection`]s and [`Handle`](crate::Handle)s.
+    /// Start a child that runs `f(arg)`. `f` is a function pointer: a function item or a
+    /// closure that captures nothing (a spawned child is a fresh copy of the program and
+    /// finds `f` there; captured variables would have no way to get there). Put the data
+    /// `f` needs in `arg`, which may contain [`Connection`]s and [`Handle`](crate::Handle)s;
+    /// the [`start!`](crate::start!) macro does that for named variables.
     ///
     /// ```
     /// fn add((a, b): (i64, i64)) -> i64 { a + b }
     /// let child = multiproc::Builder::new().start(add, (2, 3))?;
     /// assert_eq!(child.join()?, 5);
+    /// let child = multiproc::Builder::new().start(|name: String| name.len(), "abc".into())?;
+    /// assert_eq!(child.join()?, 3);
     /// # Ok::<(), multiproc::ProcessError>(())
     /// ```
-    pub fn start<F, A, R>(self, f: F, arg: A) -> Result<Process<R>, ProcessError>
+    ///
+    /// A closure that captures a variable is refused by the type checker where it is passed
+    /// ("expected fn pointer, found closure ... closures can only be coerced to `fn` types if
+    /// they do not capture any variables"):
+    ///
+    /// ```compile_fail,E0308
+    /// let greeting = String::from("hello");
+    /// let child = multiproc::Builder::new().start(|n: usize| greeting.len() + n, 1);
+    /// ```
+    ///
+    /// Pass the value instead, or name it in [`start!`](crate::start!), or use
+    /// [`fork`](Builder::fork), whose child has a copy of the parent's memory.
+    pub fn start<A, R>(self, f: fn(A) -> R, arg: A) -> Result<Process<R>, ProcessError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
@@ -685,17 +701,24 @@ impl<R> State<R> {
 
 impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     /// Start a child running `f(arg)` with the default settings (like `std::thread::spawn`,
-    /// in a new process). See [`Builder::start`].
+    /// in a new process). `f` is a function item or a closure that captures nothing; see
+    /// [`Builder::start`], and [`start!`](crate::start!) to hand variables to the child.
     ///
     /// ```
     /// fn square(x: u64) -> u64 { x * x }
     /// let child = multiproc::Process::start(square, 12)?;
     /// assert_eq!(child.join()?, 144);
+    /// let child = multiproc::Process::start(|x| x + 1, 41u64)?;
+    /// assert_eq!(child.join()?, 42);
     /// # Ok::<(), multiproc::ProcessError>(())
     /// ```
-    pub fn start<F, A>(f: F, arg: A) -> Result<Process<R>, ProcessError>
+    ///
+    /// ```compile_fail,E0308
+    /// let offset = 1u64;
+    /// let child = multiproc::Process::start(|x: u64| x + offset, 41); // captures `offset`
+    /// ```
+    pub fn start<A>(f: fn(A) -> R, arg: A) -> Result<Process<R>, ProcessError>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
     {
         Builder::new().start(f, arg)

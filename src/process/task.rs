@@ -6,16 +6,15 @@
 //! the task message and runs it.
 //!
 //! Two kinds of task exist: a user type implementing [`Run`] (the "class-style" process), and
-//! [`FnTask`], a function item or non-capturing closure together with its argument.
+//! [`FnTask`], a task function (`fn(A) -> R`) together with its argument.
 
-use std::marker::PhantomData;
 use std::os::fd::OwnedFd;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::child::{self, Outcome};
-use super::code::CodeRef;
+use super::code::{Borrowing, CodeRef};
 use crate::handle;
 
 /// A unit of work a child process can run: its data travels to the child, then `run` is
@@ -24,7 +23,7 @@ use crate::handle;
 ///
 /// ```
 /// use multiproc::{Process, Run};
-/// use serde::{Deserialize, Serialize};
+/// use serde::{Deserialize, Deserializer, Serialize, Serializer};
 ///
 /// #[derive(Serialize, Deserialize)]
 /// struct Countdown { from: u32 }
@@ -47,64 +46,44 @@ pub trait Run: Serialize + DeserializeOwned + 'static {
     fn run(self) -> Self::Output;
 }
 
-/// A function item (or non-capturing closure) and its argument, as one [`Run`] task.
-pub(crate) struct FnTask<F, A> {
+/// A task function and its argument, as one [`Run`] task. The function travels as a code
+/// reference (`process::code`), which decoding resolves, so a child of another build fails
+/// to decode its task (reported to the parent) instead of running anything.
+pub(crate) struct FnTask<A, R> {
+    func: fn(A) -> R,
     arg: A,
-    func: PhantomData<fn() -> F>,
 }
 
-impl<F, A> FnTask<F, A> {
-    pub(crate) fn new(_func: F, arg: A) -> Self {
-        // A capturing closure would need its captures serialized, which Rust cannot do; fail
-        // the build rather than run code without its data.
-        const {
-            assert!(
-                std::mem::size_of::<F>() == 0,
-                "Process::start needs a function item or a non-capturing closure (data goes in \
-                 the argument); for a capturing closure use Builder::fork"
-            )
-        };
-        FnTask {
-            arg,
-            func: PhantomData,
-        }
+impl<A, R> FnTask<A, R> {
+    pub(crate) fn new(func: fn(A) -> R, arg: A) -> Self {
+        FnTask { func, arg }
     }
 }
 
-impl<F, A, R> Run for FnTask<F, A>
+impl<A, R> Run for FnTask<A, R>
 where
-    F: Fn(A) -> R + Copy + 'static,
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
     type Output = R;
     fn run(self) -> R {
-        const { assert!(std::mem::size_of::<F>() == 0) };
-        // SAFETY: `F` is zero-sized (checked at compile time), and a value of `F` exists: the
-        // caller handed one to `Builder::start`. `F: Copy` says a bitwise copy of a value is
-        // another valid value, and a bitwise copy of a zero-sized value is zero bytes, which is
-        // exactly what `zeroed` produces (nothing is read or written). So this is a copy of the
-        // caller's function value, sent to this process as the zero bytes it consists of (with
-        // fork, literally the same memory). A `Copy` type cannot rely on being constructed only
-        // once, and function pointers (not zero-sized) are excluded by the size check; in
-        // practice `F` is a function item or a closure whose captures are all zero-sized.
-        let func: F = unsafe { std::mem::zeroed() };
-        func(self.arg)
+        (self.func)(self.arg)
     }
 }
 
-impl<F, A: Serialize> Serialize for FnTask<F, A> {
+impl<A: Serialize + 'static, R: 'static> Serialize for FnTask<A, R> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.arg.serialize(serializer)
+        (CodeRef::of(self.func), &self.arg).serialize(serializer)
     }
 }
 
-impl<'de, F, A: Deserialize<'de>> Deserialize<'de> for FnTask<F, A> {
+impl<'de, A: Deserialize<'de> + 'static, R: 'static> Deserialize<'de> for FnTask<A, R> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(FnTask {
-            arg: A::deserialize(deserializer)?,
-            func: PhantomData,
-        })
+        let (func, arg) = <(CodeRef<fn(A) -> R>, A)>::deserialize(deserializer)?;
+        let func = func.resolve().map_err(|e| {
+            serde::de::Error::custom(format_args!("the task function was not found: {e}"))
+        })?;
+        Ok(FnTask { func, arg })
     }
 }
 
@@ -118,21 +97,21 @@ fn run_task<T: Run>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<(), String> {
     child::report(&Outcome::Returned(&output))
 }
 
-super::code::code_fn!(Trampoline);
+super::code::code_fn!(borrowing Trampoline);
 
 /// Where a child finds the code to run: the trampoline `run_task::<T>` (see `process::code`).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
-pub(crate) struct EntryPoint(CodeRef<Trampoline>);
+pub(crate) struct EntryPoint(CodeRef<Borrowing<Trampoline>>);
 
 impl EntryPoint {
     /// The entry point that runs tasks of type `T`.
     pub(crate) fn of<T: Run>() -> EntryPoint {
-        EntryPoint(CodeRef::of(run_task::<T> as Trampoline))
+        EntryPoint(CodeRef::of(Borrowing(run_task::<T> as Trampoline)))
     }
 
     /// The trampoline this entry point designates in the running executable.
     pub(crate) fn resolve(self) -> Result<Trampoline, String> {
-        self.0.resolve().map_err(|e| {
+        self.0.resolve().map(|t| t.0).map_err(|e| {
             format!("the child could not find its task: {e} (it must run the same build of the executable as its parent)")
         })
     }

@@ -17,9 +17,8 @@ pub const PROCS: u64 = 4;
 pub const INCREMENTS: u64 = 20_000;
 
 /// Start `f(arg)` in a child with the given start method.
-pub fn start<F, A, R>(method: StartMethod, f: F, arg: A) -> Process<R>
+pub fn start<A, R>(method: StartMethod, f: fn(A) -> R, arg: A) -> Process<R>
 where
-    F: Fn(A) -> R + Copy + 'static,
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {

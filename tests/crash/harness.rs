@@ -283,9 +283,8 @@ impl Round {
 
     /// Start `f(arg)` in a child with this round's start method, known to the watchdog as
     /// `role`.
-    pub fn start<F, A, R>(&self, role: &str, f: F, arg: A) -> Process<R>
+    pub fn start<A, R>(&self, role: &str, f: fn(A) -> R, arg: A) -> Process<R>
     where
-        F: Fn(A) -> R + Copy + 'static,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
