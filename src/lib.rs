@@ -82,6 +82,8 @@ pub mod handle;
 pub mod listener;
 pub mod logging;
 pub mod manager;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod pickle;
 pub mod pool;
 pub mod process;
