@@ -31,7 +31,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ::mpi::environment::Threading;
 use ::mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
@@ -365,7 +365,12 @@ fn meet<C: Communicator>(comm: &C, ranks: &[Rank]) -> (Vec<Worker>, Option<MpiEr
     (workers, mismatch)
 }
 
-/// Tell every worker that is not lost to exit (a lost one may never read it).
+/// How long rank 0 waits at exit for a given-up rank to take its shut-down command.
+const LOST_GRACE: Duration = Duration::from_secs(5);
+
+/// Tell every worker to exit. A rank given up after a task timeout may be dead or still
+/// stuck in its task: if it has not taken the command within [`LOST_GRACE`], the job is
+/// ended with `MPI_Abort` (otherwise `MPI_Finalize` and `mpirun` would wait for it forever).
 fn shutdown<C: Communicator>(comm: &C, workers: &[Worker]) {
     let bye = wire::encode(&Command::Shutdown);
     for w in workers.iter().filter(|w| !w.lost) {
@@ -382,6 +387,36 @@ fn shutdown<C: Communicator>(comm: &C, workers: &[Worker]) {
                 .matched_receive_vec::<u8>();
         }
     }
+    let lost: Vec<Rank> = workers.iter().filter(|w| w.lost).map(|w| w.rank).collect();
+    if lost.is_empty() {
+        return;
+    }
+    let taken = ::mpi::request::scope(|scope| {
+        let mut waiting: Vec<_> = lost
+            .iter()
+            .map(|&rank| {
+                comm.process_at_rank(rank)
+                    .immediate_synchronous_send_with_tag(scope, &bye[..], wire::TAG_COMMAND)
+            })
+            .collect();
+        let deadline = Instant::now() + LOST_GRACE;
+        while !waiting.is_empty() && Instant::now() < deadline {
+            waiting = waiting
+                .into_iter()
+                .filter_map(|request| request.test().err())
+                .collect();
+            std::thread::yield_now();
+        }
+        if waiting.is_empty() {
+            return true;
+        }
+        eprintln!(
+            "multiproc: MPI rank(s) {lost:?}, given up after a task timeout, did not take the \
+             command to shut down within {LOST_GRACE:?}; ending the job with MPI_Abort"
+        );
+        comm.abort(1)
+    });
+    debug_assert!(taken);
 }
 
 struct Serving<'a, C> {
