@@ -314,6 +314,27 @@ fn build_mismatch() {
     }
 }
 
+fn hostname(_: u32) -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Run by tests/mpi/netns.sh on three "hosts" (network namespaces): the tasks run on the
+/// two other hosts.
+fn three_hosts() {
+    let pool = mpi_pool();
+    let hosts: HashSet<String> = pool
+        .chunksize(1)
+        .map(hostname, 0..50)
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(hosts.len(), 2, "{hosts:?}");
+    assert!(!hosts.contains(&hostname(0)), "{hosts:?}");
+}
+
 /// Run without a launcher: `MPI_Comm_spawn` two workers.
 fn spawn() {
     assert_eq!(multiproc::mpi::spawn_workers(2), Ok(2));
@@ -387,6 +408,7 @@ const NAMED: &[Case] = &[
     ("dead-rank", dead_rank),
     ("build-mismatch", build_mismatch),
     ("spawn", spawn),
+    ("three-hosts", three_hosts),
 ];
 
 fn main() {

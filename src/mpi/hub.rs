@@ -55,6 +55,9 @@ const DEPTH: usize = 2;
 /// with that rank's blocking send of its large result.
 const EAGER: usize = 2048;
 
+/// The longest the hub sleeps on an attached engine's ring without looking at requests.
+const IDLE_TICK: Duration = Duration::from_millis(20);
+
 /// A byte that is no `Order`: put into an attached engine's task ring to wake the hub.
 const WAKE: u8 = 0xff;
 
@@ -175,46 +178,56 @@ impl Hub {
     }
 }
 
-/// The hub as an engine's [`Remote`] transport.
-pub(crate) struct Transport(pub(crate) Arc<Hub>);
+/// The hub as one engine's [`Remote`] transport.
+pub(crate) struct Transport {
+    hub: Arc<Hub>,
+    /// This engine holds the ranks (only then may it detach them).
+    attached: AtomicBool,
+}
+
+impl Transport {
+    pub(crate) fn new(hub: Arc<Hub>) -> Transport {
+        Transport {
+            hub,
+            attached: AtomicBool::new(false),
+        }
+    }
+}
 
 impl Remote for Transport {
     fn attach(&self, link: RemoteLink) -> Result<Vec<(String, u32)>, PoolError> {
         {
-            let mut requests = self.0.lock();
+            let mut requests = self.hub.lock();
             if requests.busy {
                 return Err(PoolError::Mpi(MpiError::Busy));
             }
             requests.busy = true;
             requests.ring = Some(link.tasks.clone());
         }
+        self.attached.store(true, SeqCst);
         let (reply, answer) = mpsc::channel();
-        self.0.request(Request::Attach(link, reply));
+        self.hub.request(Request::Attach(link, reply));
         let answer = answer.recv().unwrap_or_else(|_| {
             Err(PoolError::Mpi(MpiError::Init(
                 "the MPI thread ended".into(),
             )))
         });
         if answer.is_err() {
-            let mut requests = self.0.lock();
-            requests.busy = false;
-            requests.ring = None;
+            self.detach();
         }
         answer
     }
 
     fn lost(&self, w: usize) {
-        self.0.request(Request::Lost(w));
+        self.hub.request(Request::Lost(w));
     }
 
     fn detach(&self) {
-        let mut requests = self.0.lock();
-        if !requests.busy {
+        if !self.attached.swap(false, SeqCst) {
             return;
         }
-        drop(requests);
-        self.0.request(Request::Detach);
-        requests = self.0.lock();
+        self.hub.request(Request::Detach);
+        let mut requests = self.hub.lock();
         requests.busy = false;
         requests.ring = None;
     }
@@ -273,20 +286,20 @@ fn serve(workers: Workers, ready: mpsc::Sender<Result<Arc<Hub>, MpiError>>) {
             }
         },
     };
-    // Finalize before answering the exit handler: the process ends once it returns.
+    // Finalize before answering: the process may end as soon as it has the answer.
     drop(universe);
     if let Some(done) = done {
-        let _ = done.send(());
+        done();
     }
 }
 
-/// Serve the workers `ranks` of `comm` (the world, or the spawned group); the exit
-/// handler's reply channel once shut down.
+/// Serve the workers `ranks` of `comm` (the world, or the spawned group); what to do once
+/// MPI is finalized (answer the exit handler, or report a build mismatch).
 fn run<C: Communicator>(
     comm: &C,
     ranks: Vec<Rank>,
     ready: mpsc::Sender<Result<Arc<Hub>, MpiError>>,
-) -> Option<mpsc::Sender<()>> {
+) -> Option<AfterFinalize> {
     let (mut workers, mismatch) = meet(comm, &ranks);
     let hub = Arc::new(Hub {
         requests: Mutex::new(Requests {
@@ -303,8 +316,8 @@ fn run<C: Communicator>(
     if let Some(error) = mismatch {
         shutdown(comm, &workers);
         hub.lock().finished = true;
-        let _ = ready.send(Err(error));
-        return None;
+        // Answered once MPI is finalized: the program may end as soon as it knows.
+        return Some(Box::new(move || drop(ready.send(Err(error)))));
     }
     let _ = ready.send(Ok(hub.clone()));
     let mut serving = Serving {
@@ -317,8 +330,11 @@ fn run<C: Communicator>(
     let done = serving.serve(&mut workers);
     shutdown(comm, &workers);
     hub.lock().finished = true;
-    done
+    done.map(|done| Box::new(move || drop(done.send(()))) as AfterFinalize)
 }
+
+/// What the hub thread does once MPI is finalized: tell whoever waits for it.
+type AfterFinalize = Box<dyn FnOnce() + Send>;
 
 /// Receive every worker's hello; welcome those of this build. The workers, and the
 /// first mismatch (every rank is then told to go: a pool on a mixed job is refused).
@@ -466,9 +482,13 @@ impl<C: Communicator> Serving<'_, C> {
                 && self.held.is_none()
                 && (out == 0 || (self.has_room(workers) && tasks.has_data()))
             {
-                // With nothing out, sleep on the ring until an order (or a request) comes.
-                let deadline = (out > 0).then(Instant::now);
-                if let Ok(Some(order)) = tasks.get(deadline, |bytes| bytes.to_vec()) {
+                // With nothing out, sleep on the ring until an order (or a request's wake-up
+                // byte) comes. The engine's shut-down drains its ring, so a wake-up byte can
+                // be taken by another thread: the sleep is bounded by `IDLE_TICK` to see
+                // requests anyway. Orders wake the hub at once.
+                let now = Instant::now();
+                let deadline = if out > 0 { now } else { now + IDLE_TICK };
+                if let Ok(Some(order)) = tasks.get(Some(deadline), |bytes| bytes.to_vec()) {
                     self.dispatch(workers, order);
                 }
                 continue;

@@ -174,5 +174,5 @@ pub(crate) fn remote_for(
         return Err(MpiError::Fork);
     }
     let workers = hub.workers();
-    Ok(Some((Arc::new(hub::Transport(hub)), workers)))
+    Ok(Some((Arc::new(hub::Transport::new(hub)), workers)))
 }
