@@ -317,7 +317,9 @@ fn run<C: Communicator>(
         shutdown(comm, &workers);
         hub.lock().finished = true;
         // Answered once MPI is finalized: the program may end as soon as it knows.
-        return Some(Box::new(move || drop(ready.send(Err(error)))));
+        return Some(Box::new(move || {
+            let _ = ready.send(Err(error));
+        }));
     }
     let _ = ready.send(Ok(hub.clone()));
     let mut serving = Serving {
@@ -330,7 +332,11 @@ fn run<C: Communicator>(
     let done = serving.serve(&mut workers);
     shutdown(comm, &workers);
     hub.lock().finished = true;
-    done.map(|done| Box::new(move || drop(done.send(()))) as AfterFinalize)
+    done.map(|done| {
+        Box::new(move || {
+            let _ = done.send(());
+        }) as AfterFinalize
+    })
 }
 
 /// What the hub thread does once MPI is finalized: tell whoever waits for it.
