@@ -12,7 +12,12 @@ use std::sync::OnceLock;
 
 /// The environment variable that switches the MPI backend off (`off`, `0`, `false` or
 /// `local`) for programs that use MPI themselves. It must reach every rank
-/// (`mpirun -x MULTIPROC_MPI=off`; `srun` passes the environment on).
+/// (`mpirun -x MULTIPROC_MPI=off`; `srun` passes the environment on), since worker ranks
+/// read it before `main`.
+///
+/// ```
+/// assert_eq!(multiproc::mpi::OPT_OUT_ENV, "MULTIPROC_MPI");
+/// ```
 pub const OPT_OUT_ENV: &str = "MULTIPROC_MPI";
 
 /// The argument `MPI_Comm_spawn` gives workers spawned by [`spawn_workers`](super::spawn_workers).

@@ -11,6 +11,7 @@
 //! callbacks, progress and task errors (message, location, backtrace) behave the same.
 //!
 //! Choosing the backend:
+//! - A pool on MPI uses every worker rank, or as many as its `processes` asks for if fewer.
 //! - [`Backend::Auto`] (the default): MPI ranks when the program runs under a launcher with
 //!   more than one rank (or after [`spawn_workers`]), local processes otherwise.
 //! - [`Backend::Mpi`] / [`Backend::Local`] on [`PoolBuilder::backend`](crate::PoolBuilder::backend)

@@ -86,7 +86,9 @@ pub(crate) trait Remote: Send + Sync {
     fn detach(&self);
 }
 
-/// What a [`Remote`] transport serves an engine with.
+/// What a [`Remote`] transport serves an engine with (read only by the transports, which
+/// exist only with the feature `mpi`).
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
 pub(crate) struct RemoteLink {
     pub tasks: Ring,
     pub results: Ring,

@@ -290,6 +290,7 @@ pub fn drain(read_end: &OwnedFd) {
 }
 
 /// This machine's host name (empty if it has none).
+#[cfg(feature = "mpi")]
 pub fn hostname() -> String {
     rustix::system::uname()
         .nodename()
