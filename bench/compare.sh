@@ -24,7 +24,59 @@
 # multiproc-only cases (no Python case of that name, EXTRA_CASES in multiproc-bench) are
 # compared with a Python case in a row "  [vs python <case>]"; asking for one in --cases runs
 # that Python case instead.
+#
+#   bench/compare.sh --mpi [RANKS]
+#
+# runs the MPI cases instead: benches/mpi-bench.rs (feature `mpi`) and
+# bench/mpi4py_baseline.py (mpi4py.futures), each under `mpirun -n RANKS` (default 3: rank 0
+# and two workers), and prints them side by side with the local pool's cost per task.
+# MPI_BENCH_SCALE scales mpi4py's workloads (default 0.25: it is ~40x slower per task).
 set -euo pipefail
+
+if [[ ${1-} == --mpi ]]; then
+    repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    ranks="${2:-3}"
+    python="${PYTHON:-python3}"
+    out="${COMPARE_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/multiproc-mpi-compare.XXXXXX")}"
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    export MPI_BENCH_SCALE="${MPI_BENCH_SCALE:-0.25}"
+    mpirun=(mpirun -n "$ranks" --oversubscribe --mca pml ob1 -x MPI_BENCH_SCALE)
+    exe="$(cd "$repo" && cargo bench --no-run --quiet --features mpi --bench mpi-bench \
+        --message-format=json-render-diagnostics | "$python" -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "mpi-bench":
+        print(m["executable"])')"
+    echo "== mpi4py: ${mpirun[*]} $python -m mpi4py.futures bench/mpi4py_baseline.py" >&2
+    (cd "$repo" && "${mpirun[@]}" "$python" -m mpi4py.futures bench/mpi4py_baseline.py) \
+        >"$out/mpi4py.jsonl"
+    echo "== multiproc: ${mpirun[*]} $exe" >&2
+    (cd "$repo" && "${mpirun[@]}" "$exe") >"$out/multiproc.jsonl"
+    "$python" - "$out" <<'EOF'
+import json, sys
+def load(name):
+    return {r["case"]: r for r in map(json.loads, open(f"{sys.argv[1]}/{name}.jsonl")) if "case" in r}
+py, rs = load("mpi4py"), load("multiproc")
+print(f"{'case':28} {'mpi4py':>12} {'multiproc':>12} {'better':>8} {'local pool':>12} {'mpi/local':>9}")
+for case, r in rs.items():
+    if not case.startswith("mpi_"):
+        continue
+    p = py.get(case)
+    local = rs.get("local_" + case[4:])
+    if p is None:
+        better = "-"
+    elif r["unit"] == "x":
+        better = f"{r['value'] / p['value']:.1f}x"
+    else:
+        better = f"{p['value'] / r['value']:.1f}x"
+    cell = lambda x: f"{x['value']:.4g} {x['unit']}" if x else "-"
+    ratio = f"{r['value'] / local['value']:.2f}x" if local else "-"
+    print(f"{case:28} {cell(p):>12} {cell(r):>12} {better:>8} {cell(local):>12} {ratio:>9}")
+print(f"raw results: {sys.argv[1]}/{{mpi4py,multiproc}}.jsonl")
+EOF
+    exit 0
+fi
 
 # multiproc-only case=the Python case it is compared with (keep in sync with EXTRA_CASES in
 # benches/multiproc-bench.rs).

@@ -171,6 +171,22 @@ impl ExecutorBuilder {
         self
     }
 
+    /// Where the workers run (feature `mpi`): MPI ranks or local processes; by default MPI
+    /// ranks under an MPI launcher with more than one rank (see [`crate::mpi`]).
+    ///
+    /// ```
+    /// use multiproc::mpi::Backend;
+    /// fn double(x: u64) -> u64 { 2 * x }
+    /// let ex = multiproc::ProcessPoolExecutor::builder().max_workers(1).backend(Backend::Local).build()?;
+    /// assert_eq!(ex.submit(double, 21)?.result()?, 42);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    #[cfg(feature = "mpi")]
+    pub fn backend(mut self, backend: crate::mpi::Backend) -> Self {
+        self.pool = self.pool.backend(backend);
+        self
+    }
+
     /// Start the workers.
     ///
     /// ```

@@ -127,6 +127,8 @@ pub mod handle;
 pub mod listener;
 pub mod logging;
 pub mod manager;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 #[cfg(feature = "pickle")]
 pub mod pickle;
 pub mod pool;

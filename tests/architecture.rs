@@ -111,6 +111,26 @@ fn unsafe_lives_only_where_the_architecture_says_and_states_its_argument() {
 }
 
 #[test]
+fn only_the_mpi_module_calls_mpi() {
+    let mut problems = Vec::new();
+    for (relative, text) in sources() {
+        if relative.starts_with("mpi/") {
+            continue;
+        }
+        for (i, line) in text.lines().enumerate() {
+            let code = code_of(line);
+            if code.contains("::mpi::")
+                && !code.contains("crate::mpi::")
+                && !code.contains("multiproc::mpi::")
+            {
+                problems.push(format!("{relative}:{}: MPI called outside src/mpi/", i + 1));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
 fn only_sys_calls_the_operating_system_directly() {
     let mut problems = Vec::new();
     for (relative, text) in sources() {

@@ -66,7 +66,42 @@ pub(crate) struct EngineConfig {
     pub window: usize,
     /// Worker names are `{prefix}-{n}`.
     pub prefix: &'static str,
+    /// Workers that are not children of this process (MPI ranks): `processes` of them
+    /// take the orders instead of local worker processes.
+    pub remote: Option<Arc<dyn Remote>>,
 }
+
+/// Workers that are not child processes of this one (the MPI ranks of `crate::mpi`). The
+/// engine works as with local workers: it puts orders into its task ring and reads reports
+/// from its result ring; the transport carries orders to the workers and puts their
+/// reports into the result ring as they are, writes each worker's `WorkerStatus` (the
+/// chunk it runs and since when), and reports a worker's end (`Report::Ended`, after the
+/// `Report::Returned` chunks it had not started) when it takes a `Stop` for it or was
+/// given up ([`Remote::lost`]).
+pub(crate) trait Remote: Send + Sync {
+    /// Connect the first `link.statuses.len()` workers to this engine: each one's name and
+    /// pid. Their initializer reports arrive later, as with local workers.
+    fn attach(&self, link: RemoteLink) -> Result<Vec<(String, u32)>, PoolError>;
+    /// The watcher gave up on worker `w` (its chunk ran past the task timeout): stop using
+    /// it, return its other chunks, report its end.
+    fn lost(&self, w: usize);
+    /// The engine is gone or terminated: forget its chunks (results still on their way are
+    /// dropped) and leave the workers free for the next engine.
+    fn detach(&self);
+}
+
+/// What a [`Remote`] transport serves an engine with (read only by the transports, which
+/// exist only with the feature `mpi`).
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) struct RemoteLink {
+    pub tasks: Ring,
+    pub results: Ring,
+    pub statuses: Vec<Shared<WorkerStatus>>,
+    pub init: Option<(InitCode, Vec<u8>)>,
+}
+
+/// The generation of a remote worker's slot (never replaced).
+pub(crate) const REMOTE_GENERATION: u64 = 1;
 
 /// What a chunk's job receives.
 pub(crate) enum Delivery<'a> {
@@ -122,6 +157,8 @@ struct Slot {
     timed_out: Option<(u64, u64)>,
     /// The watcher already reported its end.
     reported: bool,
+    /// A remote worker still in this engine's service (see [`Remote`]).
+    remote: bool,
 }
 
 /// How a worker ended, for [`PoolError::WorkerDied`] (or the limit error that replaces it).
@@ -244,10 +281,21 @@ impl Engine {
                     pid: 0,
                     timed_out: None,
                     reported: true,
+                    remote: false,
                 };
                 st.slots.push(slot);
             }
+            if let Some(remote) = &inner.config.remote
+                && let Err(e) = inner.attach_remote(&mut st, remote.as_ref())
+            {
+                drop(st);
+                engine.terminate();
+                return Err(e);
+            }
             for w in 0..processes {
+                if inner.config.remote.is_some() {
+                    break;
+                }
                 if let Err(e) = inner.start_worker(&mut st, w) {
                     drop(st);
                     engine.terminate();
@@ -447,10 +495,15 @@ impl Engine {
             p.killed = true;
             let mut found = false;
             for slot in &mut st.slots {
-                if let Some(process) = &slot.process
-                    && slot.status.read_fields().task == id + 1
-                {
+                if slot.status.read_fields().task != id + 1 {
+                    continue;
+                }
+                if let Some(process) = &slot.process {
                     let _ = process.kill();
+                    found = true;
+                } else if slot.remote {
+                    // A remote worker cannot be killed: its result, when it comes, is
+                    // dropped and the chunk fails with `Killed`.
                     found = true;
                 }
             }
@@ -528,8 +581,12 @@ impl Engine {
                 }
                 slot.pidfd = None;
                 slot.reported = true;
+                slot.remote = false;
             }
             st.live = 0;
+            if let Some(remote) = &self.inner.config.remote {
+                remote.detach();
+            }
             let sinks: Vec<Sink> = st.pending.drain().map(|(_, p)| p.sink).collect();
             self.inner.changed.notify_all();
             (sinks, workers)
@@ -558,6 +615,9 @@ impl Engine {
                 .unwrap_or_else(|e| e.into_inner());
         }
         drop(st);
+        if let Some(remote) = &self.inner.config.remote {
+            remote.detach();
+        }
         self.stop_threads();
     }
 
@@ -600,7 +660,7 @@ impl Engine {
         let st = self.inner.lock();
         st.slots
             .iter()
-            .filter(|s| s.process.is_some())
+            .filter(|s| s.process.is_some() || s.remote)
             .map(|s| s.pid)
             .collect()
     }
@@ -637,6 +697,28 @@ impl Inner {
 
     fn wake_watcher(&self) {
         let _ = sys::send_all(self.wake.0.as_fd(), &[&[1]], &[]);
+    }
+
+    /// Connect the remote workers to this engine, one per slot.
+    fn attach_remote(&self, st: &mut State, remote: &dyn Remote) -> Result<(), PoolError> {
+        for slot in &st.slots {
+            slot.status.reset(self.config.timeout.is_some());
+        }
+        let workers = remote.attach(RemoteLink {
+            tasks: self.tasks.clone(),
+            results: self.results.clone(),
+            statuses: st.slots.iter().map(|s| s.status.clone()).collect(),
+            init: self.config.init.clone(),
+        })?;
+        for (slot, (name, pid)) in st.slots.iter_mut().zip(workers) {
+            slot.name = name;
+            slot.pid = pid;
+            slot.generation = REMOTE_GENERATION;
+            slot.remote = true;
+            slot.reported = false;
+            st.live += 1;
+        }
+        Ok(())
     }
 
     fn start_worker(&self, st: &mut State, w: usize) -> Result<(), PoolError> {
@@ -813,6 +895,20 @@ impl Inner {
                 self.break_pool(PoolError::InitializerFailed(Box::new(remote)));
             }
             Report::Ended { worker, generation } => self.handle_end(worker as usize, generation),
+            Report::Returned { ids } => {
+                let mut st = self.lock();
+                for id in ids.into_iter().rev() {
+                    if let Some(p) = st.pending.get_mut(&id)
+                        && p.dispatched
+                    {
+                        p.dispatched = false;
+                        st.in_ring -= 1;
+                        st.backlog.push_front(id);
+                    }
+                }
+                self.dispatch_backlog(&mut st);
+                self.changed.notify_all();
+            }
             Report::Shutdown => return false,
         }
         true
@@ -843,7 +939,14 @@ impl Inner {
         let Some(slot) = st.slots.get_mut(w) else {
             return;
         };
-        if slot.generation != generation || slot.process.is_none() {
+        if slot.generation != generation {
+            return;
+        }
+        if slot.remote {
+            self.handle_remote_end(st, w);
+            return;
+        }
+        if slot.process.is_none() {
             return;
         }
         // The worker is dead: nothing writes its record any more.
@@ -1060,6 +1163,76 @@ impl Inner {
         }
     }
 
+    /// A remote worker's end: after a `Stop`, or given up (its chunk ran past the task
+    /// timeout, and the whole chunk fails with `Timeout`: a remote worker reports no
+    /// progress within a chunk). Remote workers are never replaced; once none is left, the
+    /// pool breaks instead of waiting forever.
+    fn handle_remote_end(&self, mut st: MutexGuard<'_, State>, w: usize) {
+        let slot = &mut st.slots[w];
+        slot.remote = false;
+        slot.reported = true;
+        let timed_out = slot.timed_out.take();
+        let at = slot.status.read_fields();
+        let (name, pid) = (slot.name.clone(), slot.pid);
+        st.live -= 1;
+        let mut delivery = None;
+        if timed_out.is_some() {
+            let after = self.config.timeout.unwrap_or_default();
+            crate::logging::event!(
+                log::Level::Warn,
+                "a task on worker '{name}' (pid {pid}) ran past its timeout of {after:?}; the \
+                 worker is no longer used"
+            );
+            let id = at.task.wrapping_sub(1);
+            if at.task != 0
+                && let Some(p) = st.pending.get_mut(&id)
+                && p.dispatched
+            {
+                p.dispatched = false;
+                let error = if p.killed {
+                    PoolError::Killed
+                } else {
+                    PoolError::Timeout {
+                        after,
+                        name: name.clone(),
+                        pid,
+                    }
+                };
+                for i in 0..p.items {
+                    if let Err(at) = p.skip.binary_search(&i) {
+                        p.skip.insert(at, i);
+                        p.failed.push((i, error.clone()));
+                    }
+                }
+                st.in_ring -= 1;
+                delivery = st.pending.remove(&id).map(|p| (p.sink, p.failed));
+            }
+        }
+        let stranded = st.live == 0
+            && st.phase != Phase::Terminated
+            && (st.phase == Phase::Running || !st.pending.is_empty() || st.leases > 0);
+        self.dispatch_backlog(&mut st);
+        self.changed.notify_all();
+        drop(st);
+        if let Some((sink, failed)) = delivery {
+            deliver(
+                sink,
+                Delivery::Done {
+                    bytes: None,
+                    failed,
+                    worker: (name, pid),
+                },
+            );
+        }
+        if stranded {
+            self.break_pool(PoolError::Failed(
+                "every remote worker of this pool was given up after a task timeout; start \
+                 a new pool (or a new MPI job) to go on"
+                    .into(),
+            ));
+        }
+    }
+
     /// The feeder thread: puts the backlog's next order into the task ring when it did not
     /// fit at once, waiting for room (which the others must never do: they hold the state
     /// lock, or are the collector that makes room).
@@ -1149,6 +1322,18 @@ impl Inner {
                         {
                             let _ = p.kill();
                         }
+                    }
+                    if slot.remote
+                        && slot.timed_out.is_none()
+                        && let (Some(limit), Some(at)) = (self.config.timeout, slot.status.read())
+                        && at.task != 0
+                        && at.started_ns != 0
+                        && now >= at.started_ns.saturating_add(limit.as_nanos() as u64)
+                        && let Some(remote) = &self.config.remote
+                    {
+                        // No process to kill: the transport gives the worker up.
+                        slot.timed_out = Some((at.task, at.item));
+                        remote.lost(w);
                     }
                     if let Some(fd) = &slot.pidfd {
                         watched.push((w, slot.generation, fd.clone()));

@@ -36,7 +36,7 @@
 //! types; [`apply_async!`](crate::apply_async!) puts named variables there for you.
 
 mod cell;
-mod engine;
+pub(crate) mod engine;
 pub(crate) mod progress;
 pub(crate) mod worker;
 
@@ -209,6 +209,10 @@ pub enum PoolError {
     /// pool could not start a worker.
     #[error("{0}")]
     Failed(String),
+    /// The MPI backend refused the pool or could not serve it (feature `mpi`).
+    #[cfg(feature = "mpi")]
+    #[error(transparent)]
+    Mpi(#[from] crate::mpi::MpiError),
 }
 
 /// Settings for a new [`Pool`]: see [`Pool::builder`].
@@ -228,9 +232,27 @@ pub struct PoolBuilder {
     max_memory: u64,
     limits: Limits,
     timeout: Option<Duration>,
+    #[cfg(feature = "mpi")]
+    backend: crate::mpi::Backend,
 }
 
 impl PoolBuilder {
+    /// Where the workers run (feature `mpi`): MPI ranks or local processes; by default MPI
+    /// ranks under an MPI launcher with more than one rank (see [`crate::mpi`]).
+    ///
+    /// ```
+    /// use multiproc::mpi::Backend;
+    /// fn square(x: u64) -> u64 { x * x }
+    /// let pool = multiproc::Pool::builder().processes(2).backend(Backend::Local).build()?;
+    /// assert_eq!(pool.map(square, 0..4)?, [0, 1, 4, 9]);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    #[cfg(feature = "mpi")]
+    pub fn backend(mut self, backend: crate::mpi::Backend) -> Self {
+        self.backend = backend;
+        self
+    }
+
     /// The number of worker processes (default: [`cpu_count`](crate::cpu_count)); 0 is an
     /// error at [`build`](PoolBuilder::build), as in Python.
     ///
@@ -382,6 +404,14 @@ impl PoolBuilder {
                 "the number of worker processes must be at least 1".into(),
             ));
         }
+        #[cfg(feature = "mpi")]
+        let (processes, remote) = match crate::mpi::remote_for(self.backend, self.start_method)? {
+            // On MPI the job's size decides: every worker rank, unless fewer were asked for.
+            Some((remote, ranks)) => (self.processes.map_or(ranks, |n| n.min(ranks)), Some(remote)),
+            None => (processes, None),
+        };
+        #[cfg(not(feature = "mpi"))]
+        let remote = None;
         Ok(EngineConfig {
             processes,
             start_method: self.start_method,
@@ -392,6 +422,7 @@ impl PoolBuilder {
             timeout: self.timeout,
             window: window.map_or(usize::MAX, |per_worker| per_worker * processes + 1),
             prefix,
+            remote,
         })
     }
 }

@@ -40,7 +40,7 @@ fn resolve_chunk(code: Code) -> Result<ChunkFn, String> {
         .map_err(|e| format!("the pool worker cannot run this task: {e}"))
 }
 
-fn resolve_init(code: InitCode) -> Result<InitFn, String> {
+pub(crate) fn resolve_init(code: InitCode) -> Result<InitFn, String> {
     code.resolve()
         .map(|Borrowing(run)| run)
         .map_err(|e| format!("the pool worker cannot run its initializer: {e}"))
@@ -62,8 +62,12 @@ pub(crate) enum Report {
     Failed { id: u64, reason: String },
     /// The initializer panicked in this worker.
     InitFailed { worker: u32, report: PanicReport },
-    /// The worker process ended (sent by the watcher thread).
+    /// The worker process ended (sent by the watcher thread; for a remote worker, by its
+    /// transport).
     Ended { worker: u32, generation: u64 },
+    /// A remote worker was given up: these chunks, sent to it but not started, go back to
+    /// the backlog (sent by its transport, before the worker's `Ended`).
+    Returned { ids: Vec<u64> },
     /// Stop the collector (sent by the pool when it shuts down).
     Shutdown,
 }
@@ -195,7 +199,7 @@ impl WorkerStatus {
         self.timed.store(timed as u64, SeqCst);
     }
 
-    fn claim(&self, id: u64) {
+    pub(crate) fn claim(&self, id: u64) {
         self.write(|s| {
             s.item.store(NOT_STARTED, Relaxed);
             s.started_ns.store(0, Relaxed);
@@ -204,7 +208,7 @@ impl WorkerStatus {
         });
     }
 
-    fn start_item(&self, index: usize, timed: bool) {
+    pub(crate) fn start_item(&self, index: usize, timed: bool) {
         let now = if timed { monotonic_ns() } else { 0 };
         self.write(|s| {
             s.item.store(index as u64, Relaxed);
@@ -220,7 +224,7 @@ impl WorkerStatus {
         self.write(|s| s.panicked_ns.store(now, Relaxed));
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         self.write(|s| s.task.store(0, Relaxed));
     }
 }
@@ -426,6 +430,26 @@ fn send(results: &Ring, report: &Report) {
     let _ = results.put(&out, None);
 }
 
+/// Run one chunk for worker `index`: the encoded report for the parent's collector
+/// (`Done` and the chunk's output, or `Failed`). Shared with the MPI worker ranks.
+pub(crate) fn run_order(
+    index: u32,
+    id: u64,
+    code: Code,
+    skip: &[u32],
+    payload: &[u8],
+    status: &WorkerStatus,
+) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Encoding our own enum into a Vec cannot fail.
+    let _ = handle::encode(&Report::Done { id, worker: index }, &mut out);
+    if let Err(reason) = resolve_chunk(code).and_then(|run| run(payload, skip, status, &mut out)) {
+        out.clear();
+        let _ = handle::encode(&Report::Failed { id, reason }, &mut out);
+    }
+    out
+}
+
 /// The worker process: run the initializer, then orders until `Stop` or `max_tasks`.
 pub(crate) fn worker_main(args: WorkerArgs) -> Result<WorkerExit, String> {
     let WorkerArgs {
@@ -475,15 +499,8 @@ pub(crate) fn worker_main(args: WorkerArgs) -> Result<WorkerExit, String> {
         let Order::Run { id, code, skip } = order else {
             return Ok(WorkerExit::Stopped);
         };
-        let mut out = Vec::new();
-        let _ = handle::encode(&Report::Done { id, worker: index }, &mut out);
-        let ran = resolve_chunk(code).and_then(|run| run(&payload, &skip, &status, &mut out));
-        match ran {
-            Ok(()) => {
-                let _ = results.put(&out, None);
-            }
-            Err(reason) => send(&results, &Report::Failed { id, reason }),
-        }
+        let out = run_order(index, id, code, &skip, &payload, &status);
+        let _ = results.put(&out, None);
         status.finish();
         done += 1;
         if max_tasks != 0 && done >= max_tasks {

@@ -49,7 +49,7 @@ fn distance(address: usize) -> i64 {
 /// Identifies this build of the executable: its ELF build-id, mixed with the distance between
 /// two of its functions. Without a build-id (a linker told not to write one) the executable
 /// file's size, modification time and inode stand in for it.
-fn fingerprint() -> i64 {
+pub(crate) fn fingerprint() -> i64 {
     static FINGERPRINT: OnceLock<i64> = OnceLock::new();
     *FINGERPRINT.get_or_init(|| {
         let layout = distance(fingerprint as fn() -> i64 as usize);

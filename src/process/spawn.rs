@@ -69,6 +69,9 @@ static BOOT_HOOK: extern "C" fn() = boot_hook;
 /// Runs before `main` in every process of an executable that links multiproc.
 extern "C" fn boot_hook() {
     let Some(value) = std::env::var_os(BOOT_ENV) else {
+        // Not a child this crate started: maybe a rank of an MPI job.
+        #[cfg(feature = "mpi")]
+        crate::mpi::boot();
         return;
     };
     // SAFETY: this runs from `.init_array`, before `main` and before any thread exists, so

@@ -867,7 +867,7 @@ impl Ring {
 
     /// Whether a chunk is published that no consumer has freed yet (racy: a hint for
     /// choosing how to wait, never for deciding anything).
-    #[cfg(feature = "async")]
+    #[cfg(any(feature = "async", feature = "mpi"))]
     pub(crate) fn has_data(&self) -> bool {
         self.state.producer.0.head.load(SeqCst) > self.state.consumer.0.tail.load(SeqCst)
     }

@@ -297,6 +297,15 @@ pub fn drain(read_end: &OwnedFd) {
     let _ = rustix::io::read(read_end, &mut buf);
 }
 
+/// This machine's host name (empty if it has none).
+#[cfg(feature = "mpi")]
+pub fn hostname() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
 pub fn getpid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
