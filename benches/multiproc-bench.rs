@@ -42,8 +42,8 @@ use multiproc::aio::AsyncConnection;
 use multiproc::executor::{self, ReturnWhen};
 use multiproc::manager::DictProxy;
 use multiproc::{
-    Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Lock, Manager, Pool,
-    Process, ProcessPoolExecutor, Queue, QueueError, RawValue, SharedMemory, SimpleQueue,
+    Array, Barrier, Condition, Connection, ConnectionError, Event, Lock, Manager, Pool, Process,
+    ProcessBuilder, ProcessPoolExecutor, Queue, QueueError, RawValue, SharedMemory, SimpleQueue,
     StartMethod, SyncError, Value, pipe,
 };
 use rayon::prelude::*;
@@ -511,7 +511,7 @@ impl Worker {
             other_end: parent_end.as_raw_fd(),
             args,
         };
-        let process = Builder::new()
+        let process = ProcessBuilder::new()
             .start_method(StartMethod::Fork)
             .daemon(true)
             .start(f, wargs)?;
@@ -980,7 +980,7 @@ fn spawn_join(ctx: &Ctx, method: StartMethod) -> CaseResult {
     let run = |k: usize| -> Measured<f64> {
         let t0 = Instant::now();
         for _ in 0..k {
-            let p = Builder::new().start_method(method).start(noop, ())?;
+            let p = ProcessBuilder::new().start_method(method).start(noop, ())?;
             p.join()?; // an error for a non-zero exit, a signal or a panic
         }
         Ok(t0.elapsed().as_secs_f64() / k as f64 * 1e3)
@@ -1870,7 +1870,7 @@ fn case_log_records_from_children(ctx: &Ctx) -> CaseResult {
         let t0 = Instant::now();
         let children = (0..2)
             .map(|_| {
-                Builder::new()
+                ProcessBuilder::new()
                     .start_method(StartMethod::Fork)
                     .start(log_burst, (k / 2) as u64)
             })

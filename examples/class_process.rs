@@ -26,14 +26,14 @@
 //!
 //! Rust has no inheritance. The task is a plain struct holding the child's data, and
 //! implementing [`multiproc::Run`] is what makes it runnable in a child. The *process* settings
-//! (name, daemon flag, start method) live on the [`Builder`], not on the task, and what `run`
+//! (name, daemon flag, start method) live on the [`ProcessBuilder`], not on the task, and what `run`
 //! returns comes back from `join`.
 //!
 //! Run with `cargo run --release --example class_process`.
 
 use std::time::{Duration, Instant};
 
-use multiproc::{Builder, Run, current_process};
+use multiproc::{ProcessBuilder, Run, current_process};
 use serde::{Deserialize, Serialize};
 
 /// The fields are what `__init__` stored on `self`. They are sent to the child, so the type
@@ -74,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rounds: 3,
     };
     // `p.daemon = True; p.start()`: `start_run` starts a child that calls `task.run()`.
-    let p = Builder::new()
+    let p = ProcessBuilder::new()
         .name("Myprocess")
         .daemon(true)
         .start_run(task)?;

@@ -25,7 +25,7 @@
 use std::error::Error;
 use std::time::{Duration, SystemTime};
 
-use multiproc::{Builder, Condition, Process, RawValue, current_process};
+use multiproc::{Condition, Process, ProcessBuilder, RawValue, current_process};
 use serde::{Deserialize, Serialize};
 
 const CONSUMERS: u32 = 3;
@@ -85,7 +85,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     };
     let consumers = (1..=CONSUMERS)
         .map(|i| {
-            Builder::new()
+            ProcessBuilder::new()
                 .name(format!("consumer-{i}"))
                 .start(consumer, shared.clone())
         })

@@ -33,7 +33,7 @@
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use multiproc::{Builder, current_process};
+use multiproc::{ProcessBuilder, current_process};
 
 fn run_proc(w_time: Duration) {
     for _ in 0..3 {
@@ -45,7 +45,7 @@ fn run_proc(w_time: Duration) {
 /// One scenario, in a program of its own.
 fn scenario(daemon: bool, join: bool) -> Result<(), multiproc::ProcessError> {
     // Python sets `p.daemon = True` on the object before `start`; here it is a builder option.
-    let p = Builder::new()
+    let p = ProcessBuilder::new()
         .daemon(daemon)
         .start(run_proc, Duration::from_millis(200))?;
     let pid = p.pid();

@@ -32,7 +32,7 @@
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use multiproc::{Builder, Event, current_process};
+use multiproc::{Event, ProcessBuilder, current_process};
 
 /// One unit of the worker's work.
 const UNIT: Duration = Duration::from_millis(50);
@@ -67,12 +67,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     let stop = Event::new()?;
     let workers = (1..=2)
         .map(|i| {
-            Builder::new()
+            ProcessBuilder::new()
                 .name(format!("worker-{i}"))
                 .start(worker, stop.clone())
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let ticker = Builder::new().name("ticker").start(ticker, stop.clone())?;
+    let ticker = ProcessBuilder::new()
+        .name("ticker")
+        .start(ticker, stop.clone())?;
 
     // "Do other things".
     std::thread::sleep(Duration::from_millis(300));

@@ -37,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manager = Manager::builder()
         .address("127.0.0.1:0")
         .authkey(KEY)
-        .start()?;
+        .build()?;
     let address = manager.address().to_string();
     println!("server (pid {}): serving on {address}", std::process::id());
     let jobs = manager.dict_named::<String, u32>("jobs")?;

@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 use std::error::Error;
 use std::time::{Duration, Instant};
 
-use multiproc::{Builder, JoinableQueue, Process, SimpleQueue, current_process};
+use multiproc::{JoinableQueue, Process, ProcessBuilder, SimpleQueue, current_process};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -116,7 +116,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let results = SimpleQueue::new()?;
     let consumers = (0..CONSUMERS)
         .map(|i| {
-            Builder::new()
+            ProcessBuilder::new()
                 .name(format!("consumer-{i}"))
                 .start(consumer, (queue.clone(), results.clone()))
         })

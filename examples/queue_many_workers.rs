@@ -37,7 +37,7 @@
 use std::collections::BTreeMap;
 use std::error::Error;
 
-use multiproc::{Builder, Process, Queue, current_process};
+use multiproc::{Process, ProcessBuilder, Queue, current_process};
 
 fn producer(q: Queue<String>) {
     // A `Queue<String>` takes a `String` or a `&String`; a `&str` needs `.to_string()`.
@@ -87,7 +87,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let q = Queue::new()?;
     let consumers = (0..CONSUMERS)
         .map(|i| {
-            Builder::new()
+            ProcessBuilder::new()
                 .name(format!("consumer-{i}"))
                 .start(take_items, q.clone())
         })

@@ -14,11 +14,11 @@ use std::time::{Duration, Instant};
 
 use multiproc::manager::{DictProxy, ListProxy};
 use multiproc::{
-    Array, Barrier, Builder, Condition, Connection, ConnectionError, Event, Handle, JoinableQueue,
-    Lock, Pool, PoolError, Process, ProcessError, ProcessPoolExecutor, Queue, QueueError, RLock,
-    RawArray, RawValue, Semaphore, SharedMemory, SimpleQueue, StartMethod, Value, active_children,
-    cpu_count, current_process, forkserver_pid, get_start_method, parent_process, pipe,
-    pipe_oneway, wait,
+    Array, Barrier, Condition, Connection, ConnectionError, Event, Handle, JoinableQueue, Lock,
+    Pool, PoolError, Process, ProcessBuilder, ProcessError, ProcessPoolExecutor, Queue, QueueError,
+    RLock, RawArray, RawValue, Semaphore, SharedMemory, SimpleQueue, StartMethod, Value,
+    active_children, cpu_count, current_process, forkserver_pid, get_start_method, parent_process,
+    pipe, pipe_oneway, wait,
 };
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -139,8 +139,8 @@ fn start_and_result() -> Result {
     assert_eq!(sum, 42);
     println!("a non-capturing closure with a tuple argument returned {sum}");
 
-    // A name and other settings go on a Builder (Python's keyword arguments).
-    let p = Builder::new()
+    // A name and other settings go on a ProcessBuilder (Python's keyword arguments).
+    let p = ProcessBuilder::new()
         .name("shouter")
         .start(shout, "hi".to_string())?;
     let name = p.name().to_string(); // `join` consumes the handle
@@ -149,8 +149,8 @@ fn start_and_result() -> Result {
     // Only the fork start method can run a closure that captures its environment: the child
     // is a copy of this process, captures included.
     let note = format!("written by pid {} before the fork", std::process::id());
-    let seen =
-        Builder::new().fork(move || format!("{note}, read by pid {}", std::process::id()))?;
+    let seen = ProcessBuilder::new()
+        .fork(move || format!("{note}, read by pid {}", std::process::id()))?;
     println!("a forked closure returned {:?}", seen.join()?);
     Ok(())
 }
@@ -167,14 +167,14 @@ fn start_methods() -> Result {
     const N: u32 = 20;
     for &method in StartMethod::all() {
         let start = Instant::now();
-        Builder::new()
+        ProcessBuilder::new()
             .start_method(method)
             .start(square, 3)?
             .join()?;
         let first = start.elapsed();
         let start = Instant::now();
         for i in 0..N {
-            let p = Builder::new()
+            let p = ProcessBuilder::new()
                 .start_method(method)
                 .start(square, u64::from(i))?;
             assert_eq!(p.join()?, u64::from(i * i));
@@ -469,7 +469,7 @@ fn who_is_who() -> Result {
         me.pid,
         parent_process().map(|p| p.pid())
     );
-    let (name, pid, daemon, parent) = Builder::new()
+    let (name, pid, daemon, parent) = ProcessBuilder::new()
         .name("inspector")
         .daemon(true)
         .start(introspect, ())?
@@ -480,8 +480,10 @@ fn who_is_who() -> Result {
     assert_eq!(parent, Some(("MainProcess".to_string(), me.pid, true)));
 
     let sleepers = [
-        Builder::new().name("sleeper-a").start(sleep_ms, 60_000)?,
-        Builder::new()
+        ProcessBuilder::new()
+            .name("sleeper-a")
+            .start(sleep_ms, 60_000)?,
+        ProcessBuilder::new()
             .name("sleeper-b")
             .daemon(true)
             .start(sleep_ms, 60_000)?,
@@ -1240,7 +1242,7 @@ fn fail(_: ()) {
 fn logging() -> Result {
     // Any logger will do; installed through multiproc, fork children forward to it too.
     multiproc::logging::install(TourLogger, log::LevelFilter::Info)?;
-    let child = Builder::new().name("greeter").start(say_hello, 1)?;
+    let child = ProcessBuilder::new().name("greeter").start(say_hello, 1)?;
     child.join()?; // its records are out before join returns
 
     // Pool workers' records, labelled; the library's own events are quieted first.
@@ -1252,12 +1254,14 @@ fn logging() -> Result {
 
     // What children print can carry their name too (off by default).
     multiproc::logging::prefix_child_output(true);
-    let printer = Builder::new().name("printer").start(print_two_lines, ())?;
+    let printer = ProcessBuilder::new()
+        .name("printer")
+        .start(print_two_lines, ())?;
     printer.join()?;
     multiproc::logging::prefix_child_output(false);
 
     // A panic: one error record naming the child; the full report comes back from join.
-    let crash = Builder::new().name("crasher").start(fail, ())?;
+    let crash = ProcessBuilder::new().name("crasher").start(fail, ())?;
     let err = crash.join().unwrap_err();
     println!("join: {err}");
     Ok(())

@@ -18,7 +18,7 @@
 //!
 //! Run with `cargo run --release --example worker_pid`.
 
-use multiproc::{Builder, current_process, parent_process};
+use multiproc::{ProcessBuilder, current_process, parent_process};
 
 fn task(name: String) -> u32 {
     // `current_process()` is a snapshot (name, pid, daemon flag) rather than a live object.
@@ -38,8 +38,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let me = current_process();
     println!("Parent process {:?} has pid {}", me.name, me.pid);
 
-    // `Builder` is the spelled-out form of `Process(target=..., name=...)`.
-    let p = Builder::new()
+    // `ProcessBuilder` is the spelled-out form of `Process(target=..., name=...)`.
+    let p = ProcessBuilder::new()
         .name("worker")
         .start(task, "worker".to_string())?;
     let pid = p.pid();

@@ -38,7 +38,7 @@ macro_rules! __call_with_captures {
 /// `start!((a, b) || body)` moves `a` and `b` to the child (they are serialized, like any
 /// argument of [`Process::start`](crate::Process::start)) and gives the result of `body`
 /// back on [`join`](crate::Process::join). `start!(builder, (a, b) || body)` starts it with a
-/// [`Builder`](crate::Builder) (or a [`Context`](crate::Context)). Evaluates to the
+/// [`ProcessBuilder`](crate::ProcessBuilder) (or a [`Context`](crate::Context)). Evaluates to the
 /// `Result<Process<R>, ProcessError>` of the start.
 ///
 /// Each name may be written `mut name`; `-> Type { body }` gives the result type. The names
@@ -46,7 +46,7 @@ macro_rules! __call_with_captures {
 /// variable of the caller is refused by the compiler where the variable is used.
 ///
 /// ```
-/// use multiproc::{Builder, StartMethod};
+/// use multiproc::{ProcessBuilder, StartMethod};
 ///
 /// let words = vec!["fork".to_string(), "spawn".to_string()];
 /// let separator = '+';
@@ -54,7 +54,7 @@ macro_rules! __call_with_captures {
 /// assert_eq!(child.join()?, "fork+spawn");
 ///
 /// let total = 40u64;
-/// let builder = Builder::new().name("adder").start_method(StartMethod::Spawn);
+/// let builder = ProcessBuilder::new().name("adder").start_method(StartMethod::Spawn);
 /// let child = multiproc::start!(builder, (mut total) || -> u64 {
 ///     total += 2;
 ///     total

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::process::{Builder, Process, ProcessError, StartMethod};
+use crate::process::{Process, ProcessBuilder, ProcessError, StartMethod};
 
 /// A start method chosen once for everything created through it, without changing the
 /// program-wide default (Python's `multiprocessing.get_context(method)`).
@@ -45,7 +45,7 @@ impl Context {
         self.method
     }
 
-    /// A process [`Builder`] using this context's start method.
+    /// A process [`ProcessBuilder`] using this context's start method.
     ///
     /// ```
     /// let ctx = multiproc::get_context(multiproc::StartMethod::Fork);
@@ -53,8 +53,8 @@ impl Context {
     /// assert_eq!(child.join()?, 7);
     /// # Ok::<(), multiproc::ProcessError>(())
     /// ```
-    pub fn process(&self) -> Builder {
-        Builder::new().start_method(self.method)
+    pub fn process(&self) -> ProcessBuilder {
+        ProcessBuilder::new().start_method(self.method)
     }
 
     /// Start `f(arg)` in a child with this context's start method (see [`Process::start`]).

@@ -40,7 +40,7 @@
 //! calls live in one private module (`sys`), the only part a port would replace.
 //!
 //! ## Map
-//! - [`process`]: [`Process`], [`Builder`], [`StartMethod`], [`current_process`],
+//! - [`process`]: [`Process`], [`ProcessBuilder`], [`StartMethod`], [`current_process`],
 //!   [`parent_process`], [`active_children`], [`cpu_count`].
 //! - [`context`]: [`Context`], [`get_context`]: a start method chosen per group of objects.
 //! - [`connection`]: [`pipe`], [`pipe_oneway`], [`Connection`], [`wait`].
@@ -149,10 +149,13 @@ pub use executor::{
 pub use handle::{CodecError, Handle};
 pub use manager::Manager;
 pub use pool::{AsyncResult, Imap, MapWith, Pool, PoolBuilder, PoolError, StarArgs};
+#[allow(deprecated)]
+pub use process::Builder;
 pub use process::{
-    Builder, ChildInfo, Limit, LimitError, Limits, Location, ParentProcess, Process, ProcessError,
-    ProcessInfo, RemotePanic, Run, StartMethod, active_children, allow_fork_with_threads,
-    cpu_count, current_process, forkserver_pid, get_start_method, parent_process, set_start_method,
+    ChildInfo, Limit, LimitError, Limits, Location, ParentProcess, Process, ProcessBuilder,
+    ProcessError, ProcessInfo, RemotePanic, Run, StartMethod, active_children,
+    allow_fork_with_threads, cpu_count, current_process, forkserver_pid, get_start_method,
+    parent_process, set_start_method,
 };
 pub use queue::{DEFAULT_BUFFER_SIZE, JoinableQueue, Queue, QueueBuilder, QueueError, SimpleQueue};
 pub use shared::{

@@ -21,8 +21,8 @@ use std::time::Duration;
 use multiproc::aio::{AsyncConnection, AsyncListener};
 use multiproc::listener::{Address, Client, Listener};
 use multiproc::{
-    Builder, Connection, ConnectionError, Event, Lock, Process, ProcessError, Queue, SimpleQueue,
-    StartMethod, pipe,
+    Connection, ConnectionError, Event, Lock, Process, ProcessBuilder, ProcessError, Queue,
+    SimpleQueue, StartMethod, pipe,
 };
 
 /// A short wait for something that must *not* happen (the future stays pending).
@@ -57,7 +57,7 @@ async fn connection_roundtrips_with_every_start_method() {
         StartMethod::ForkServer,
     ] {
         let (here, there) = pipe().unwrap();
-        let child = Builder::new()
+        let child = ProcessBuilder::new()
             .start_method(method)
             .start(echo_upper, there)
             .unwrap();
@@ -346,9 +346,12 @@ async fn join_async_returns_values_errors_and_can_be_cancelled() {
         StartMethod::Spawn,
         StartMethod::ForkServer,
     ] {
-        let quick = Builder::new().start_method(method).start(nap, 1).unwrap();
+        let quick = ProcessBuilder::new()
+            .start_method(method)
+            .start(nap, 1)
+            .unwrap();
         assert_eq!(bounded(quick.join_async()).await.unwrap(), 1);
-        let slow = Builder::new()
+        let slow = ProcessBuilder::new()
             .start_method(method)
             .start(nap, 60_000)
             .unwrap();

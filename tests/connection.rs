@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use multiproc::{
-    Builder, CodecError, Connection, ConnectionError, DEFAULT_MAX_MESSAGE_SIZE, StartMethod, pipe,
-    pipe_oneway, wait,
+    CodecError, Connection, ConnectionError, DEFAULT_MAX_MESSAGE_SIZE, ProcessBuilder, StartMethod,
+    pipe, pipe_oneway, wait,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -882,7 +882,7 @@ fn send_to_a_closed_peer_does_not_raise_sigpipe() {
     let _g = common::guard();
     // In a child that restores SIGPIPE's default action (which would end it), unlike this
     // test process, where the Rust runtime ignores SIGPIPE.
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .fork(|| {
             // SAFETY: restoring a default signal action has no preconditions.
             unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
@@ -903,7 +903,7 @@ fn say_bye(mut conn: Connection) {
 fn recv_after_a_child_peer_exited_is_eof(method: StartMethod) {
     let _g = common::guard();
     let (mut here, there) = pipe().unwrap();
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .start_method(method)
         .start(say_bye, there)
         .unwrap();
@@ -915,7 +915,7 @@ fn recv_after_a_child_peer_exited_is_eof(method: StartMethod) {
 fn send_to_a_child_peer_that_exited_is_peer_closed(method: StartMethod) {
     let _g = common::guard();
     let (mut here, there) = pipe().unwrap();
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .start_method(method)
         .start(say_bye, there)
         .unwrap();

@@ -11,10 +11,10 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use multiproc::{Builder, Connection, ConnectionError, Handle, StartMethod, pipe};
+use multiproc::{Connection, ConnectionError, Handle, ProcessBuilder, StartMethod, pipe};
 
-fn builder(method: StartMethod) -> Builder {
-    Builder::new().start_method(method)
+fn builder(method: StartMethod) -> ProcessBuilder {
+    ProcessBuilder::new().start_method(method)
 }
 
 /// A new, already unlinked, read-write file in the temporary directory.

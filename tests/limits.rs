@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use multiproc::{
-    Builder, Limit, LimitError, Limits, Pool, PoolError, ProcessError, ProcessPoolExecutor,
+    Limit, LimitError, Limits, Pool, PoolError, ProcessBuilder, ProcessError, ProcessPoolExecutor,
     StartMethod,
 };
 
@@ -18,8 +18,8 @@ use multiproc::{
 const MEMORY: u64 = 512 << 20;
 const ONE_SECOND: Duration = Duration::from_secs(1);
 
-fn builder(method: StartMethod) -> Builder {
-    Builder::new().start_method(method)
+fn builder(method: StartMethod) -> ProcessBuilder {
+    ProcessBuilder::new().start_method(method)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ fn a_process_runs_with_its_nice_value(method: StartMethod) {
 #[test]
 fn a_forked_closure_runs_under_its_limits() {
     let _g = common::guard();
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .limits(Limits::new().open_files(33).nice(19))
         .fork(|| (own_limit("Max open files".into()), own_nice(())))
         .unwrap();
@@ -147,7 +147,7 @@ fn a_limit_above_the_hard_limit_is_refused_at_start() {
     let Ok(hard) = hard.parse::<u64>() else {
         return; // unlimited: nothing is above it
     };
-    match Builder::new()
+    match ProcessBuilder::new()
         .limits(Limits::new().open_files(hard + 1))
         .start(double, 1)
     {
@@ -163,7 +163,7 @@ fn a_limit_above_the_hard_limit_is_refused_at_start() {
 #[test]
 fn a_nice_value_out_of_range_is_refused_at_start() {
     let _g = common::guard();
-    match Builder::new()
+    match ProcessBuilder::new()
         .limits(Limits::new().nice(20))
         .start(double, 1)
     {
@@ -180,7 +180,7 @@ fn a_process_under_a_memory_limit_that_panics_is_a_panic() {
     fn boom(_: ()) {
         panic!("not about memory")
     }
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .limits(Limits::new().memory(MEMORY))
         .start(boom, ())
         .unwrap();
@@ -193,7 +193,7 @@ fn an_abort_under_a_memory_limit_is_not_a_memory_limit() {
     fn abort(_: ()) {
         std::process::abort()
     }
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .limits(Limits::new().memory(MEMORY))
         .start(abort, ())
         .unwrap();

@@ -483,7 +483,7 @@ fn serve_until_killed(mut parent: multiproc::Connection) {
 fn default_addresses_leave_no_socket_file_when_the_owner_is_killed() {
     let _g = common::guard();
     let (mut ours, theirs) = multiproc::pipe().unwrap();
-    let child = multiproc::Builder::new()
+    let child = multiproc::ProcessBuilder::new()
         .start(serve_until_killed, theirs)
         .unwrap();
     let pid = child.pid();

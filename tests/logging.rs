@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use log::{Level, LevelFilter};
 use multiproc::logging::{self, LoggingError};
 use multiproc::{
-    Builder, Lock, Pool, PoolError, Process, ProcessError, ProcessPoolExecutor, StartMethod,
+    Lock, Pool, PoolError, Process, ProcessBuilder, ProcessError, ProcessPoolExecutor, StartMethod,
 };
 
 use common::children::{LONG, within};
@@ -206,7 +206,7 @@ where
     A: serde::Serialize + serde::de::DeserializeOwned + 'static,
     R: serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
-    Builder::new()
+    ProcessBuilder::new()
         .name(name)
         .start_method(method)
         .start(f, arg)
@@ -378,15 +378,15 @@ fn leaf(marker: String) {
 /// Starts three unnamed grandchildren that log (by spawn, fork and forkserver); their names
 /// and pids.
 fn middle(marker: String) -> Vec<(String, u32)> {
-    let spawned = Builder::new()
+    let spawned = ProcessBuilder::new()
         .start_method(StartMethod::Spawn)
         .start(leaf, format!("{marker} spawned"))
         .expect("starting a spawned grandchild");
     let forked_marker = format!("{marker} forked");
-    let forked = Builder::new()
+    let forked = ProcessBuilder::new()
         .fork(move || leaf(forked_marker))
         .expect("starting a forked grandchild");
-    let served = Builder::new()
+    let served = ProcessBuilder::new()
         .start_method(StartMethod::ForkServer)
         .start(leaf, format!("{marker} served"))
         .expect("starting a fork server grandchild");
@@ -853,7 +853,7 @@ fn lifecycle_lock_owner_died() {
     capture();
     let lock = Lock::new().unwrap();
     let held = lock.clone();
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .name(unique("lock-owner"))
         .fork(move || {
             std::mem::forget(held.acquire().expect("the child takes the lock"));

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use multiproc::listener::Address;
 use multiproc::manager::{DictProxy, ListProxy, ManagerError, NamespaceProxy, ValueProxy};
-use multiproc::{Builder, Manager, StartMethod};
+use multiproc::{Manager, ProcessBuilder, StartMethod};
 
 const METHODS: [StartMethod; 3] = [
     StartMethod::Spawn,
@@ -42,7 +42,7 @@ fn proxies_used_from_many_processes_give_exact_results() {
     let ns = manager.namespace().unwrap();
     let children: Vec<_> = (0..6u32)
         .map(|who| {
-            Builder::new()
+            ProcessBuilder::new()
                 .start_method(METHODS[who as usize % 3])
                 .start(work, (who, d.clone(), l.clone(), ns.clone()))
                 .unwrap()
@@ -87,13 +87,13 @@ fn a_tcp_manager_is_reachable_from_another_program_with_the_key() {
     let manager = Manager::builder()
         .address("127.0.0.1:0")
         .authkey(b"team key")
-        .start()
+        .build()
         .unwrap();
     let jobs = manager.dict_named::<String, u64>("jobs").unwrap();
     jobs.insert(&"from the server's owner".to_string(), &41)
         .unwrap();
     let address = manager.address().to_string();
-    let other = Builder::new()
+    let other = ProcessBuilder::new()
         .start_method(StartMethod::Spawn)
         .start(remote_program, (address.clone(), b"team key".to_vec()))
         .unwrap();
@@ -103,7 +103,7 @@ fn a_tcp_manager_is_reachable_from_another_program_with_the_key() {
         Some(7)
     );
 
-    let wrong = Builder::new()
+    let wrong = ProcessBuilder::new()
         .start_method(StartMethod::Spawn)
         .start(remote_program, (address, b"guess".to_vec()))
         .unwrap();
@@ -130,7 +130,9 @@ fn a_killed_manager_gives_errors_not_hangs() {
     let manager = Manager::start().unwrap();
     let v = manager.value(&5u64).unwrap();
     let d = manager.dict::<u8, u8>().unwrap();
-    let reader = Builder::new().start(keep_reading, v.clone()).unwrap();
+    let reader = ProcessBuilder::new()
+        .start(keep_reading, v.clone())
+        .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let pid = manager.server_pid().unwrap();
     common::kill_exact(&common::proc_stat(pid).unwrap(), libc::SIGKILL);
@@ -169,7 +171,7 @@ fn shutdown_and_drop_stop_the_server() {
     let path = std::env::temp_dir().join(format!("multiproc-test-{}.sock", std::process::id()));
     let manager = Manager::builder()
         .address(path.to_str().unwrap())
-        .start()
+        .build()
         .unwrap();
     assert_eq!(manager.address(), &Address::Unix(path.clone()));
     assert!(path.exists());
@@ -196,7 +198,7 @@ fn refused_operations_say_why() {
 
 fn produce((q, n): (multiproc::manager::QueueProxy<u32>, u32)) {
     for i in 0..n {
-        q.put(&i).unwrap();
+        q.put(i).unwrap();
     }
 }
 
@@ -218,7 +220,7 @@ fn queue_and_lock_proxies_work_across_processes() {
     let producers: Vec<_> = METHODS
         .iter()
         .map(|&m| {
-            Builder::new()
+            ProcessBuilder::new()
                 .start_method(m)
                 .start(produce, (q.clone(), 200))
                 .unwrap()
@@ -237,7 +239,7 @@ fn queue_and_lock_proxies_work_across_processes() {
     let v = manager.value(&0u64).unwrap();
     let adders: Vec<_> = (0..4)
         .map(|i| {
-            Builder::new()
+            ProcessBuilder::new()
                 .start_method(METHODS[i % 3])
                 .start(add_under_lock, (lock.clone(), v.clone(), 50))
                 .unwrap()
@@ -269,7 +271,7 @@ fn lock_of_a_killed_holder_is_released_and_event_and_semaphore_behave() {
     let manager = Manager::start().unwrap();
     let lock = manager.lock().unwrap();
     let held = manager.event().unwrap();
-    let holder = Builder::new()
+    let holder = ProcessBuilder::new()
         .start(hold_and_die, (lock.clone(), held.clone()))
         .unwrap();
     assert!(held.wait_timeout(Duration::from_secs(10)).unwrap());
@@ -305,7 +307,7 @@ enum LedgerAsk {
     Explode,
 }
 
-impl multiproc::manager::Shared for Ledger {
+impl multiproc::manager::Managed for Ledger {
     type Request = LedgerAsk;
     type Reply = i64;
     fn handle(&mut self, ask: LedgerAsk) -> i64 {
@@ -318,7 +320,7 @@ impl multiproc::manager::Shared for Ledger {
     }
 }
 
-fn record((who, ledger): (u32, multiproc::manager::SharedProxy<Ledger>)) {
+fn record((who, ledger): (u32, multiproc::manager::ManagedProxy<Ledger>)) {
     for amount in 1..=100 {
         ledger.call(&LedgerAsk::Record(who, amount)).unwrap();
     }
@@ -333,7 +335,7 @@ fn user_types_are_served_to_many_processes() {
     let ledger = manager.create(Ledger::default()).unwrap();
     let writers: Vec<_> = (0..3u32)
         .map(|who| {
-            Builder::new()
+            ProcessBuilder::new()
                 .start_method(METHODS[who as usize])
                 .start(record, (who, ledger.clone()))
                 .unwrap()
@@ -386,7 +388,7 @@ fn barrier_condition_and_array_proxies_work_across_processes() {
     let parties: Vec<_> = METHODS
         .iter()
         .map(|&m| {
-            Builder::new()
+            ProcessBuilder::new()
                 .start_method(m)
                 .start(meet, b.clone())
                 .unwrap()
@@ -406,7 +408,7 @@ fn barrier_condition_and_array_proxies_work_across_processes() {
     let ns = manager.namespace().unwrap();
     let waiters: Vec<_> = (0..2)
         .map(|i| {
-            Builder::new()
+            ProcessBuilder::new()
                 .start_method(METHODS[i])
                 .start(await_ready, (cond.clone(), ns.clone()))
                 .unwrap()
@@ -425,7 +427,7 @@ fn barrier_condition_and_array_proxies_work_across_processes() {
     let a = manager.array(&[0u64; 6]).unwrap();
     let fillers: Vec<_> = (0..6)
         .map(|i| {
-            Builder::new()
+            ProcessBuilder::new()
                 .start_method(METHODS[i as usize % 3])
                 .start(fill_slot, (a.clone(), i))
                 .unwrap()
@@ -470,11 +472,11 @@ fn a_refused_acquire_by_the_holder_releases_nothing() {
         lock.locked().unwrap(),
         "a refused acquire released the lock"
     );
-    let other = Builder::new().start(try_take, lock.clone()).unwrap();
+    let other = ProcessBuilder::new().start(try_take, lock.clone()).unwrap();
     assert!(!other.join().unwrap(), "another process took a held lock");
     drop(held);
     assert!(!lock.locked().unwrap());
-    let other = Builder::new().start(try_take, lock.clone()).unwrap();
+    let other = ProcessBuilder::new().start(try_take, lock.clone()).unwrap();
     assert!(other.join().unwrap());
 
     let rlock = manager.rlock().unwrap();
@@ -486,7 +488,9 @@ fn a_refused_acquire_by_the_holder_releases_nothing() {
         rlock.locked().unwrap(),
         "one release of two levels freed the RLock"
     );
-    let other = Builder::new().start(try_take, rlock.clone()).unwrap();
+    let other = ProcessBuilder::new()
+        .start(try_take, rlock.clone())
+        .unwrap();
     assert!(!other.join().unwrap(), "another process took a held RLock");
     drop(outer);
     assert!(!rlock.locked().unwrap());

@@ -9,7 +9,7 @@ use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use multiproc::{
-    Builder, Connection, ProcessError, Run, StartMethod, active_children, cpu_count,
+    Connection, ProcessBuilder, ProcessError, Run, StartMethod, active_children, cpu_count,
     current_process, get_start_method, parent_process, pipe, set_start_method, wait,
 };
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -17,8 +17,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// Generous bound for things that take milliseconds, so a loaded machine does not fail them.
 const PROMPTLY: Duration = Duration::from_secs(5);
 
-fn builder(method: StartMethod) -> Builder {
-    Builder::new().start_method(method)
+fn builder(method: StartMethod) -> ProcessBuilder {
+    ProcessBuilder::new().start_method(method)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -110,7 +110,9 @@ fn own_default_start_method(_: ()) -> String {
 /// (this child's default start method, the method its child got without choosing one, what
 /// that grandchild says its default is).
 fn default_start_methods_down_two_generations(_: ()) -> (String, String, String) {
-    let grandchild = Builder::new().start(own_default_start_method, ()).unwrap();
+    let grandchild = ProcessBuilder::new()
+        .start(own_default_start_method, ())
+        .unwrap();
     let used = grandchild.start_method().to_string();
     (
         get_start_method().to_string(),
@@ -154,8 +156,8 @@ fn try_to_start_children(_: ()) -> (String, String) {
         }
     }
     (
-        describe(Builder::new().start(square, 2)),
-        describe(Builder::new().fork(|| 1)),
+        describe(ProcessBuilder::new().start(square, 2)),
+        describe(ProcessBuilder::new().fork(|| 1)),
     )
 }
 
@@ -415,14 +417,16 @@ fn builder_fork_runs_a_capturing_closure() {
     let _g = common::guard();
     let words = ["a".to_string(), "b".to_string(), "c".to_string()];
     let separator = String::from("-");
-    let child = Builder::new().fork(move || words.join(&separator)).unwrap();
+    let child = ProcessBuilder::new()
+        .fork(move || words.join(&separator))
+        .unwrap();
     assert_eq!(child.join().unwrap(), "a-b-c");
 }
 
 #[test]
 fn builder_fork_uses_fork_whatever_method_was_chosen() {
     let _g = common::guard();
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .start_method(StartMethod::Spawn)
         .fork(|| 7)
         .unwrap();
@@ -452,7 +456,7 @@ fn set_start_method_changes_the_default_for_builders() {
     let _restore = Restore;
     set_start_method(StartMethod::Spawn);
     assert_eq!(get_start_method(), StartMethod::Spawn);
-    let child = Builder::new().start(square, 4).unwrap();
+    let child = ProcessBuilder::new().start(square, 4).unwrap();
     assert_eq!(child.start_method(), StartMethod::Spawn);
     assert_eq!(child.join().unwrap(), 16);
 }
@@ -829,7 +833,7 @@ fn panicking_child_exits_with_code_one(method: StartMethod) {
 #[test]
 fn panic_in_a_forked_closure_is_reported() {
     let _g = common::guard();
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .name("closure")
         .fork(|| -> u32 { panic!("deliberate panic on line {}", line!()) })
         .unwrap();
@@ -882,7 +886,7 @@ fn argument_that_cannot_be_encoded_is_a_start_error(method: StartMethod) {
 #[test]
 fn return_value_that_cannot_be_encoded_gives_task_failed() {
     let _g = common::guard();
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .start(return_value_that_fails_to_encode, ())
         .unwrap();
     assert!(child.join_timeout(PROMPTLY).unwrap());
@@ -900,7 +904,7 @@ fn return_value_that_cannot_be_encoded_gives_task_failed() {
             with \"Serde Serialization Error\", so CodecError loses the reason"]
 fn codec_errors_carry_the_custom_message_of_the_failing_impl() {
     let _g = common::guard();
-    let encode = Builder::new()
+    let encode = ProcessBuilder::new()
         .start_method(StartMethod::Spawn)
         .start(takes_unencodable, FailsToEncode)
         .unwrap_err();
@@ -908,7 +912,7 @@ fn codec_errors_carry_the_custom_message_of_the_failing_impl() {
         encode.to_string().contains("refuses to be encoded"),
         "{encode}"
     );
-    let decode = Builder::new()
+    let decode = ProcessBuilder::new()
         .start_method(StartMethod::Spawn)
         .start(takes_undecodable, FailsToDecode)
         .unwrap()
@@ -958,7 +962,7 @@ fn daemonic_grandchild_dies_when_its_parent_is_killed(method: StartMethod) {
     let _g = common::guard();
     let (mut from_parent, to_test) = pipe().unwrap();
     let (mut from_grandchild, to_grandchild) = pipe().unwrap();
-    let parent = Builder::new()
+    let parent = ProcessBuilder::new()
         .name("intermediate")
         .fork(move || {
             let mut to_test = to_test;
@@ -1018,7 +1022,7 @@ fn panic_with_stderr_closed(_: ()) -> u8 {
 
 fn panic_report_survives_a_closed_stderr(method: StartMethod) {
     let _g = common::guard();
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .start_method(method)
         .start(panic_with_stderr_closed, ())
         .unwrap();
@@ -1040,7 +1044,7 @@ fn args_and_name(_: ()) -> (Vec<String>, String) {
 /// multiproc name.
 fn child_sees_the_parents_arguments_and_is_named_after_itself(method: StartMethod) {
     let _g = common::guard();
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .start_method(method)
         .name("argsy-worker")
         .start(args_and_name, ())
@@ -1080,7 +1084,7 @@ fn write_through_a_bad_pointer(_: ()) {
 /// the start method, and any other fault still ends the child with SIGSEGV.
 fn a_stack_overflow_aborts_and_a_bad_pointer_segfaults(method: StartMethod) {
     let _g = common::guard();
-    let overflowed = Builder::new()
+    let overflowed = ProcessBuilder::new()
         .start_method(method)
         .start(overflow_the_stack, ())
         .unwrap()
@@ -1089,7 +1093,7 @@ fn a_stack_overflow_aborts_and_a_bad_pointer_segfaults(method: StartMethod) {
         matches!(overflowed, Err(ProcessError::Signaled { signal, .. }) if signal == libc::SIGABRT),
         "{overflowed:?}"
     );
-    let faulted = Builder::new()
+    let faulted = ProcessBuilder::new()
         .start_method(method)
         .start(write_through_a_bad_pointer, ())
         .unwrap()

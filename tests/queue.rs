@@ -27,8 +27,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use multiproc::{
-    Builder, Connection, ConnectionError, Event, JoinableQueue, Lock, Process, Queue, QueueError,
-    SimpleQueue, StartMethod, pipe,
+    Connection, ConnectionError, Event, JoinableQueue, Lock, Process, ProcessBuilder, Queue,
+    QueueError, SimpleQueue, StartMethod, pipe,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -1454,7 +1454,7 @@ fn descriptors_and_mappings() -> (usize, usize, usize) {
 fn dropped_queues_leave_no_descriptor_or_mapping_behind() {
     let _g = common::guard();
     // In a forked child: one thread, nothing else opening descriptors meanwhile.
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .fork(|| {
             let before = descriptors_and_mappings();
             for i in 0..50u32 {
@@ -1531,7 +1531,7 @@ fn items_put_just_before_the_producer_is_killed_are_all_there() {
         Queue::builder().buffer_size(MIB).build().unwrap(),
         Event::new().unwrap(),
     );
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .fork({
             let (q, done) = (q.clone(), done.clone());
             move || {

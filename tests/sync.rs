@@ -19,7 +19,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use multiproc::{
-    Barrier, BoundedSemaphore, Builder, Condition, Event, Lock, RLock, RawValue, Semaphore,
+    Barrier, BoundedSemaphore, Condition, Event, Lock, ProcessBuilder, RLock, RawValue, Semaphore,
     StartMethod, SyncError, Value,
 };
 
@@ -344,7 +344,7 @@ fn lock_dropped_while_held_without_a_guard_does_not_break_other_locks() {
     let _g = common::guard();
     // In a child, so that a crash (a dangling entry on glibc's robust list) would be observed
     // instead of ending the test binary.
-    let child = Builder::new()
+    let child = ProcessBuilder::new()
         .fork(|| {
             let other = Lock::new().unwrap();
             let dropped = Lock::new().unwrap();

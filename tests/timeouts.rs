@@ -101,7 +101,7 @@ fn managers_and_listeners_take_huge_timeouts() {
     let manager = Manager::start().unwrap();
     for t in HUGE {
         let q = manager.queue::<u32>(0).unwrap();
-        q.put(&3).unwrap();
+        q.put(3).unwrap();
         assert_eq!(q.get_timeout(t).unwrap(), Some(3));
         let lock = manager.lock().unwrap();
         assert!(lock.acquire_timeout(t).unwrap().is_some());

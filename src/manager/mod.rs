@@ -37,10 +37,11 @@
 //! whose equal values encode equally (integers, strings, tuples of them: anything but floats).
 //! Objects live as long as the manager. If the server dies, every proxy operation returns
 //! [`ManagerError::Disconnected`] instead of hanging. Your own types are served too: implement
-//! [`Shared`] and use [`Manager::create`].
+//! [`Managed`] and use [`Manager::create`].
 
 mod server;
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
@@ -57,7 +58,7 @@ use crate::connection::{Connection, ConnectionError};
 use crate::handle::{CodecError, Handle};
 use crate::listener::{Address, Client, IntoAddress};
 use crate::process::code::{Borrowing, CodeRef};
-use crate::process::{Builder, Process, ProcessError};
+use crate::process::{Process, ProcessBuilder, ProcessError};
 use server::{Kind, Op, Reply, Request, ServerArgs};
 
 /// What can go wrong with a manager or a proxy.
@@ -215,7 +216,7 @@ impl fmt::Debug for Manager {
 /// let manager = multiproc::Manager::builder()
 ///     .address("127.0.0.1:0")
 ///     .authkey(b"team secret")
-///     .start()?;
+///     .build()?;
 /// println!("serving on {}", manager.address());
 /// # Ok::<(), multiproc::manager::ManagerError>(())
 /// ```
@@ -249,13 +250,28 @@ impl ManagerBuilder {
         self
     }
 
-    /// Start the server process.
+    /// Start the server process (renamed from `start`: every builder of the crate ends
+    /// with `build`).
     ///
     /// ```
-    /// let manager = multiproc::Manager::builder().start()?;
+    /// let manager = multiproc::Manager::builder().build()?;
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
+    #[deprecated(
+        since = "0.2.0",
+        note = "renamed to `build`, like every builder of the crate"
+    )]
     pub fn start(self) -> Result<Manager, ManagerError> {
+        self.build()
+    }
+
+    /// Start the server process and return the manager connected to it.
+    ///
+    /// ```
+    /// let manager = multiproc::Manager::builder().authkey(b"secret").build()?;
+    /// # Ok::<(), multiproc::manager::ManagerError>(())
+    /// ```
+    pub fn build(self) -> Result<Manager, ManagerError> {
         let authkey = match self.authkey {
             Some(key) => key,
             None => {
@@ -275,7 +291,7 @@ impl ManagerBuilder {
             address: address.clone(),
             authkey: ByteBuf::from(authkey.clone()),
         };
-        let server = Builder::new()
+        let server = ProcessBuilder::new()
             .name("SyncManager")
             .daemon(true)
             .start(server::serve, args)?;
@@ -300,13 +316,13 @@ impl Manager {
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
     pub fn start() -> Result<Manager, ManagerError> {
-        ManagerBuilder::default().start()
+        ManagerBuilder::default().build()
     }
 
     /// Settings for the server: [`ManagerBuilder`].
     ///
     /// ```
-    /// let manager = multiproc::Manager::builder().authkey(b"k").start()?;
+    /// let manager = multiproc::Manager::builder().authkey(b"k").build()?;
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
     pub fn builder() -> ManagerBuilder {
@@ -317,7 +333,7 @@ impl Manager {
     /// .connect()`); the connection is checked (and authenticated) at once.
     ///
     /// ```
-    /// let server = multiproc::Manager::builder().address("127.0.0.1:0").authkey(b"k").start()?;
+    /// let server = multiproc::Manager::builder().address("127.0.0.1:0").authkey(b"k").build()?;
     /// let remote = multiproc::Manager::connect(server.address(), b"k")?;
     /// remote.dict_named::<u8, u8>("shared")?.insert(&1, &2)?;
     /// assert_eq!(server.dict_named::<u8, u8>("shared")?.get(&1)?, Some(2));
@@ -465,8 +481,8 @@ impl Manager {
     /// assert_eq!(q.get()?, "job");
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
-    pub fn queue<T>(&self, maxsize: u64) -> Result<QueueProxy<T>, ManagerError> {
-        self.proxy(Kind::Queue(maxsize), None)
+    pub fn queue<T>(&self, maxsize: usize) -> Result<QueueProxy<T>, ManagerError> {
+        self.proxy(Kind::Queue(maxsize as u64), None)
     }
 
     /// The queue called `name`, created (unbounded) on first use.
@@ -634,19 +650,19 @@ impl Manager {
         )
     }
 
-    /// Put a value of your own [`Shared`] type into the manager and get a proxy for it
+    /// Put a value of your own [`Managed`] type into the manager and get a proxy for it
     /// (Python's `BaseManager.register(typeid, callable)` and the proxy it returns). The
-    /// state lives in the server; every [`SharedProxy::call`] runs
-    /// [`Shared::handle`] there, one request at a time.
+    /// state lives in the server; every [`ManagedProxy::call`] runs
+    /// [`Managed::handle`] there, one request at a time.
     ///
     /// ```
-    /// use multiproc::manager::Shared;
+    /// use multiproc::manager::Managed;
     /// use serde::{Deserialize, Serialize};
     ///
     /// #[derive(Serialize, Deserialize)]
     /// struct Tally { total: i64 }
     ///
-    /// impl Shared for Tally {
+    /// impl Managed for Tally {
     ///     type Request = i64;  // add this
     ///     type Reply = i64;    // the new total
     ///     fn handle(&mut self, add: i64) -> i64 {
@@ -660,7 +676,7 @@ impl Manager {
     /// assert_eq!(tally.call(&5)?, 15);
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
-    pub fn create<T: Shared>(&self, initial: T) -> Result<SharedProxy<T>, ManagerError> {
+    pub fn create<T: Managed>(&self, initial: T) -> Result<ManagedProxy<T>, ManagerError> {
         self.proxy(Kind::Custom(custom::<T>(&initial)?), None)
     }
 
@@ -668,10 +684,10 @@ impl Manager {
     /// callers' `initial` is ignored).
     ///
     /// ```
-    /// # use multiproc::manager::Shared;
+    /// # use multiproc::manager::Managed;
     /// # #[derive(serde::Serialize, serde::Deserialize)]
     /// # struct Tally { total: i64 }
-    /// # impl Shared for Tally {
+    /// # impl Managed for Tally {
     /// #     type Request = i64;
     /// #     type Reply = i64;
     /// #     fn handle(&mut self, add: i64) -> i64 { self.total += add; self.total }
@@ -681,11 +697,11 @@ impl Manager {
     /// assert_eq!(manager.create_named("score", Tally { total: 99 })?.call(&0)?, 2);
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
-    pub fn create_named<T: Shared>(
+    pub fn create_named<T: Managed>(
         &self,
         name: &str,
         initial: T,
-    ) -> Result<SharedProxy<T>, ManagerError> {
+    ) -> Result<ManagedProxy<T>, ManagerError> {
         self.proxy(Kind::Custom(custom::<T>(&initial)?), Some(name))
     }
 
@@ -1337,8 +1353,12 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// m.queue::<u8>(0)?.put(&1)?;
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
-    pub fn put(&self, item: &T) -> Result<(), ManagerError> {
-        flag(self.remote.call(Op::QueuePut(encode(item)?, None))?).map(drop)
+    pub fn put(&self, item: impl Borrow<T>) -> Result<(), ManagerError> {
+        flag(
+            self.remote
+                .call(Op::QueuePut(encode(item.borrow())?, None))?,
+        )
+        .map(drop)
     }
 
     /// Put `item`, waiting at most `timeout` for room; `false` if the queue stayed full.
@@ -1348,10 +1368,15 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// assert!(m.queue::<u8>(0)?.put_timeout(&1, std::time::Duration::ZERO)?);
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
-    pub fn put_timeout(&self, item: &T, timeout: Duration) -> Result<bool, ManagerError> {
+    #[must_use = "`false` means the item was not put"]
+    pub fn put_timeout(
+        &self,
+        item: impl Borrow<T>,
+        timeout: Duration,
+    ) -> Result<bool, ManagerError> {
         flag(
             self.remote
-                .call(Op::QueuePut(encode(item)?, millis(Some(timeout))))?,
+                .call(Op::QueuePut(encode(item.borrow())?, millis(Some(timeout))))?,
         )
     }
 
@@ -1655,7 +1680,7 @@ impl SemaphoreProxy {
 /// whatever the handler had done before panicking.
 ///
 /// ```
-/// use multiproc::manager::Shared;
+/// use multiproc::manager::Managed;
 /// use serde::{Deserialize, Serialize};
 ///
 /// #[derive(Default, Serialize, Deserialize)]
@@ -1664,7 +1689,7 @@ impl SemaphoreProxy {
 /// #[derive(Serialize, Deserialize)]
 /// enum Ask { Add(String), Count }
 ///
-/// impl Shared for Inventory {
+/// impl Managed for Inventory {
 ///     type Request = Ask;
 ///     type Reply = usize;
 ///     fn handle(&mut self, ask: Ask) -> usize {
@@ -1681,7 +1706,7 @@ impl SemaphoreProxy {
 /// assert_eq!(inventory.call(&Ask::Count)?, 1);
 /// # Ok::<(), multiproc::manager::ManagerError>(())
 /// ```
-pub trait Shared: Serialize + DeserializeOwned + Send + 'static {
+pub trait Managed: Serialize + DeserializeOwned + Send + 'static {
     /// What a proxy sends.
     type Request: Serialize + DeserializeOwned;
     /// What the server answers.
@@ -1691,13 +1716,13 @@ pub trait Shared: Serialize + DeserializeOwned + Send + 'static {
 }
 
 /// Decode the initial state of a `T` (runs in the server).
-fn make_shared<T: Shared>(bytes: &[u8]) -> Result<Box<dyn std::any::Any + Send>, String> {
+fn make_managed<T: Managed>(bytes: &[u8]) -> Result<Box<dyn std::any::Any + Send>, String> {
     let value: T = decode(bytes).map_err(|e| e.to_string())?;
     Ok(Box::new(value))
 }
 
 /// Serve one request to a `T` (runs in the server).
-fn call_shared<T: Shared>(
+fn call_managed<T: Managed>(
     state: &mut (dyn std::any::Any + Send),
     request: &[u8],
 ) -> Result<Vec<u8>, String> {
@@ -1710,9 +1735,9 @@ fn call_shared<T: Shared>(
 }
 
 /// How the server finds `T`'s code, and its initial state.
-fn custom<T: Shared>(initial: &T) -> Result<server::Custom, ManagerError> {
-    let make: server::MakeFn = make_shared::<T>;
-    let call: server::CallFn = call_shared::<T>;
+fn custom<T: Managed>(initial: &T) -> Result<server::Custom, ManagerError> {
+    let make: server::MakeFn = make_managed::<T>;
+    let call: server::CallFn = call_managed::<T>;
     Ok(server::Custom {
         make: CodeRef::of(Borrowing(make)),
         call: CodeRef::of(Borrowing(call)),
@@ -1720,13 +1745,13 @@ fn custom<T: Shared>(initial: &T) -> Result<server::Custom, ManagerError> {
     })
 }
 
-/// A proxy for a [`Shared`] value of your own type; see [`Manager::create`].
+/// A proxy for a [`Managed`] value of your own type; see [`Manager::create`].
 ///
 /// ```
-/// # use multiproc::manager::Shared;
+/// # use multiproc::manager::Managed;
 /// # #[derive(serde::Serialize, serde::Deserialize)]
 /// # struct Echo;
-/// # impl Shared for Echo {
+/// # impl Managed for Echo {
 /// #     type Request = String;
 /// #     type Reply = String;
 /// #     fn handle(&mut self, s: String) -> String { s }
@@ -1736,21 +1761,21 @@ fn custom<T: Shared>(initial: &T) -> Result<server::Custom, ManagerError> {
 /// assert_eq!(echo.call(&"hi".to_string())?, "hi");
 /// # Ok::<(), multiproc::manager::ManagerError>(())
 /// ```
-pub struct SharedProxy<T> {
+pub struct ManagedProxy<T> {
     remote: Remote,
     types: PhantomData<fn() -> T>,
 }
 
-proxy_basics!(SharedProxy<T>);
+proxy_basics!(ManagedProxy<T>);
 
-impl<T: Shared> SharedProxy<T> {
+impl<T: Managed> ManagedProxy<T> {
     /// Send `request` to the value in the server and return its reply.
     ///
     /// ```
-    /// # use multiproc::manager::Shared;
+    /// # use multiproc::manager::Managed;
     /// # #[derive(serde::Serialize, serde::Deserialize)]
     /// # struct Double;
-    /// # impl Shared for Double {
+    /// # impl Managed for Double {
     /// #     type Request = u32;
     /// #     type Reply = u32;
     /// #     fn handle(&mut self, x: u32) -> u32 { x * 2 }

@@ -53,7 +53,7 @@ pub(super) enum Kind {
         value: u64,
         bounded: bool,
     },
-    /// A user type (`manager::Shared`): its initial state and its two functions.
+    /// A user type (`manager::Managed`): its initial state and its two functions.
     Custom(Custom),
 }
 

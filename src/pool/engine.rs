@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::PoolError;
 use super::worker::{self, Code, InitCode, Order, Report, WorkerArgs, WorkerExit, WorkerStatus};
 use crate::handle;
-use crate::process::{Builder, Limits, Process, ProcessError, StartMethod};
+use crate::process::{Limits, Process, ProcessBuilder, ProcessError, StartMethod};
 use crate::queue::ring::{Ring, RingConfig};
 use crate::shared::segment::Shared;
 use crate::sys;
@@ -740,7 +740,7 @@ impl Inner {
             max_memory: self.config.max_memory,
         };
         let name = format!("{}-{number}", self.config.prefix);
-        let mut builder = Builder::new()
+        let mut builder = ProcessBuilder::new()
             .name(name.clone())
             .daemon(true)
             .limits(self.config.limits.clone());

@@ -10,7 +10,7 @@
 //! async-signal-safe calls until it execs. So the safe entry points refuse to fork while a
 //! thread other than the caller and the library's own exists
 //! ([`ProcessError::ForkWithThreads`]); [`allow_fork_with_threads`] and
-//! `Builder::fork_unchecked` are the `unsafe` ways for a caller who knows those threads hold
+//! `ProcessBuilder::fork_unchecked` are the `unsafe` ways for a caller who knows those threads hold
 //! nothing the child touches. The library's threads are told apart by name (`multiproc-*`,
 //! all started through [`spawn_library_thread`]): they never hold a lock across `fork` that
 //! this module does not take first.
@@ -65,7 +65,7 @@ fn foreign_threads() -> Vec<String> {
     names
 }
 
-/// Allow the fork start method and [`Builder::fork`](super::Builder::fork) in a process that
+/// Allow the fork start method and [`ProcessBuilder::fork`](super::ProcessBuilder::fork) in a process that
 /// runs other threads, for the rest of the program (Python's behaviour, which only warns).
 ///
 /// Without it, forking while a thread other than the caller and the library's own exists
@@ -83,7 +83,7 @@ fn foreign_threads() -> Vec<String> {
 /// // SAFETY: the other threads of this program hold nothing a forked child uses.
 /// unsafe { multiproc::allow_fork_with_threads() };
 /// let t = std::thread::spawn(|| std::thread::park());
-/// let child = multiproc::Builder::new().fork(|| 7)?;
+/// let child = multiproc::ProcessBuilder::new().fork(|| 7)?;
 /// assert_eq!(child.join()?, 7);
 /// # drop(t);
 /// # Ok::<(), multiproc::ProcessError>(())

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sys::limits::{self as sys_limits, Rlim};
 
-/// Resource limits for a child process ([`Builder::limits`](super::Builder::limits)) or for
+/// Resource limits for a child process ([`ProcessBuilder::limits`](super::ProcessBuilder::limits)) or for
 /// every worker of a pool ([`PoolBuilder::limits`](crate::PoolBuilder::limits),
 /// [`ExecutorBuilder::limits`](crate::ExecutorBuilder::limits)).
 ///
@@ -36,7 +36,7 @@ use crate::sys::limits::{self as sys_limits, Rlim};
 ///
 /// ```
 /// use std::time::Duration;
-/// use multiproc::{Builder, Limits};
+/// use multiproc::{ProcessBuilder, Limits};
 ///
 /// fn open_file_limit(_: ()) -> String {
 ///     let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
@@ -48,7 +48,7 @@ use crate::sys::limits::{self as sys_limits, Rlim};
 ///     .cpu_time(Duration::from_secs(60))
 ///     .open_files(256)
 ///     .nice(10);
-/// let child = Builder::new().limits(limits).start(open_file_limit, ())?;
+/// let child = ProcessBuilder::new().limits(limits).start(open_file_limit, ())?;
 /// assert!(child.join()?.split_whitespace().any(|w| w == "256"));
 /// # Ok::<(), multiproc::ProcessError>(())
 /// ```
@@ -88,9 +88,9 @@ impl fmt::Display for Limit {
 /// Why a child's [`Limits`] could not be put in place.
 ///
 /// ```
-/// use multiproc::{Builder, Limit, LimitError, Limits, ProcessError};
+/// use multiproc::{ProcessBuilder, Limit, LimitError, Limits, ProcessError};
 /// fn noop(_: ()) {}
-/// match Builder::new().limits(Limits::new().nice(42)).start(noop, ()) {
+/// match ProcessBuilder::new().limits(Limits::new().nice(42)).start(noop, ()) {
 ///     Err(ProcessError::Limits(LimitError::OutOfRange { limit: Limit::Nice, .. })) => {}
 ///     other => panic!("expected a refusal, got {other:?}"),
 /// }
@@ -165,7 +165,7 @@ impl Limits {
     ///     let mut kept: Vec<Vec<u8>> = Vec::new();
     ///     loop { kept.push(vec![0; 1 << 20]) }
     /// }
-    /// let child = multiproc::Builder::new()
+    /// let child = multiproc::ProcessBuilder::new()
     ///     .limits(multiproc::Limits::new().memory(512 << 20))
     ///     .start(grow, ())?;
     /// assert!(matches!(child.join(), Err(multiproc::ProcessError::MemoryLimit { .. })));
@@ -213,7 +213,7 @@ impl Limits {
     ///     // Field 19, counted after the parenthesised command name.
     ///     stat.rsplit(')').next().unwrap().split_whitespace().nth(16).unwrap().to_string()
     /// }
-    /// let child = multiproc::Builder::new()
+    /// let child = multiproc::ProcessBuilder::new()
     ///     .limits(multiproc::Limits::new().nice(19))
     ///     .start(my_nice, ())?;
     /// assert_eq!(child.join()?, "19");

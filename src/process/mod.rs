@@ -2,12 +2,12 @@
 //!
 //! A child runs a *task*: a function (a function item, or a closure that captures nothing)
 //! with a serializable argument ([`Process::start`]; [`start!`](crate::start!) hands it
-//! named variables), a value implementing [`Run`] ([`Builder::start_run`]), or, with the
-//! fork start method only, any closure ([`Builder::fork`]). Its return value comes back on
+//! named variables), a value implementing [`Run`] ([`ProcessBuilder::start_run`]), or, with the
+//! fork start method only, any closure ([`ProcessBuilder::fork`]). Its return value comes back on
 //! [`Process::join`]; a panic comes back as [`ProcessError::Panicked`] with the child's
 //! message, location and backtrace; death by a signal as [`ProcessError::Signaled`].
 //!
-//! [`Builder::limits`] runs the child under resource [`Limits`] (memory, CPU time, open
+//! [`ProcessBuilder::limits`] runs the child under resource [`Limits`] (memory, CPU time, open
 //! files, nice value); going past the memory or CPU limit ends it with
 //! [`ProcessError::MemoryLimit`] or [`ProcessError::CpuLimit`].
 //!
@@ -135,7 +135,7 @@ impl FromStr for StartMethod {
 
 static DEFAULT_METHOD: AtomicU8 = AtomicU8::new(2);
 
-/// Set the start method used when a [`Builder`] does not choose one (Python's
+/// Set the start method used when a [`ProcessBuilder`] does not choose one (Python's
 /// `set_start_method`).
 ///
 /// ```
@@ -153,7 +153,7 @@ pub fn set_start_method(method: StartMethod) {
     DEFAULT_METHOD.store(code, Ordering::Relaxed);
 }
 
-/// The start method used when a [`Builder`] does not choose one ([`StartMethod::ForkServer`]
+/// The start method used when a [`ProcessBuilder`] does not choose one ([`StartMethod::ForkServer`]
 /// unless changed with [`set_start_method`]).
 ///
 /// In a child, it starts as the method that child was started with, as in Python (whose
@@ -260,9 +260,9 @@ pub enum ProcessError {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use multiproc::{Builder, Limits, ProcessError};
+    /// use multiproc::{ProcessBuilder, Limits, ProcessError};
     /// fn spin(_: ()) { loop { std::hint::spin_loop() } }
-    /// let child = Builder::new().limits(Limits::new().cpu_time(Duration::from_secs(1))).start(spin, ())?;
+    /// let child = ProcessBuilder::new().limits(Limits::new().cpu_time(Duration::from_secs(1))).start(spin, ())?;
     /// match child.join() {
     ///     Err(ProcessError::CpuLimit { limit, .. }) => assert_eq!(limit, Duration::from_secs(1)),
     ///     other => panic!("{other:?}"),
@@ -285,9 +285,9 @@ pub enum ProcessError {
     /// the child aborted.
     ///
     /// ```
-    /// use multiproc::{Builder, Limits, ProcessError};
+    /// use multiproc::{ProcessBuilder, Limits, ProcessError};
     /// fn hoard(_: ()) { let mut v: Vec<Vec<u8>> = Vec::new(); loop { v.push(vec![7; 1 << 20]) } }
-    /// let child = Builder::new().limits(Limits::new().memory(512 << 20)).start(hoard, ())?;
+    /// let child = ProcessBuilder::new().limits(Limits::new().memory(512 << 20)).start(hoard, ())?;
     /// match child.join() {
     ///     Err(ProcessError::MemoryLimit { limit, .. }) => assert_eq!(limit, 512 << 20),
     ///     other => panic!("{other:?}"),
@@ -330,23 +330,23 @@ pub enum ProcessError {
     /// The process could not be started.
     #[error("could not start process: {0}")]
     Start(String),
-    /// The fork start method (or [`Builder::fork`]) was refused because other threads run in
+    /// The fork start method (or [`ProcessBuilder::fork`]) was refused because other threads run in
     /// this process: a forked child gets a copy of their locks, held forever. Use the fork
     /// server or spawn start method, or, if those threads hold nothing the child uses,
-    /// [`allow_fork_with_threads`] or [`Builder::fork_unchecked`].
+    /// [`allow_fork_with_threads`] or [`ProcessBuilder::fork_unchecked`].
     ///
     /// ```
-    /// use multiproc::{Builder, ProcessError};
+    /// use multiproc::{ProcessBuilder, ProcessError};
     /// let (tx, rx) = std::sync::mpsc::channel::<()>();
     /// let other = std::thread::Builder::new().name("busy".into()).spawn(move || rx.recv())?;
-    /// match Builder::new().fork(|| 1) {
+    /// match ProcessBuilder::new().fork(|| 1) {
     ///     Err(ProcessError::ForkWithThreads { threads }) => assert_eq!(threads.len(), 1),
     ///     other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
     /// }
     /// drop(tx);
     /// other.join().unwrap().unwrap_err();
     /// // Without the other thread, fork is allowed again.
-    /// assert_eq!(Builder::new().fork(|| 1)?.join()?, 1);
+    /// assert_eq!(ProcessBuilder::new().fork(|| 1)?.join()?, 1);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     #[error(
@@ -407,15 +407,26 @@ pub(crate) struct Started {
     pub ours: bool,
 }
 
+/// The old name of [`ProcessBuilder`], renamed so that every builder of the crate is named
+/// after what it builds (`PoolBuilder`, `QueueBuilder`, `ExecutorBuilder`, ...).
+///
+/// ```
+/// #[allow(deprecated)]
+/// let builder = multiproc::Builder::new().name("old-style");
+/// # let _ = builder;
+/// ```
+#[deprecated(since = "0.2.0", note = "renamed to `ProcessBuilder`")]
+pub type Builder = ProcessBuilder;
+
 /// Configures and starts a child process (Python's `Process(...)` + `start()`).
 ///
 /// ```
-/// use multiproc::{Builder, StartMethod};
+/// use multiproc::{ProcessBuilder, StartMethod};
 ///
 /// fn shout(s: String) -> String { s.to_uppercase() }
 ///
 /// # fn main() -> Result<(), multiproc::ProcessError> {
-/// let child = Builder::new()
+/// let child = ProcessBuilder::new()
 ///     .name("shouter")
 ///     .start_method(StartMethod::Spawn)
 ///     .start(shout, "hi".to_string())?;
@@ -425,30 +436,30 @@ pub(crate) struct Started {
 /// # }
 /// ```
 #[derive(Clone, Debug, Default)]
-#[must_use = "a Builder does nothing until one of its start methods is called"]
-pub struct Builder {
+#[must_use = "a ProcessBuilder does nothing until one of its start methods is called"]
+pub struct ProcessBuilder {
     name: Option<String>,
     daemon: bool,
     method: Option<StartMethod>,
     limits: Limits,
 }
 
-impl Builder {
+impl ProcessBuilder {
     /// A builder with the defaults: name `Process-N`, not daemonic, the default start method.
     ///
     /// ```
-    /// let _ = multiproc::Builder::new();
+    /// let _ = multiproc::ProcessBuilder::new();
     /// ```
-    pub fn new() -> Builder {
-        Builder::default()
+    pub fn new() -> ProcessBuilder {
+        ProcessBuilder::default()
     }
 
     /// Name the child (default `Process-N`, numbered per parent as in Python).
     ///
     /// ```
-    /// let b = multiproc::Builder::new().name("worker-1");
+    /// let b = multiproc::ProcessBuilder::new().name("worker-1");
     /// ```
-    pub fn name(mut self, name: impl Into<String>) -> Builder {
+    pub fn name(mut self, name: impl Into<String>) -> ProcessBuilder {
         self.name = Some(name.into());
         self
     }
@@ -456,9 +467,9 @@ impl Builder {
     /// Make the child daemonic: terminated when the parent exits, killed if it dies.
     ///
     /// ```
-    /// let b = multiproc::Builder::new().daemon(true);
+    /// let b = multiproc::ProcessBuilder::new().daemon(true);
     /// ```
-    pub fn daemon(mut self, daemon: bool) -> Builder {
+    pub fn daemon(mut self, daemon: bool) -> ProcessBuilder {
         self.daemon = daemon;
         self
     }
@@ -466,9 +477,9 @@ impl Builder {
     /// Choose the start method for this child.
     ///
     /// ```
-    /// let b = multiproc::Builder::new().start_method(multiproc::StartMethod::Fork);
+    /// let b = multiproc::ProcessBuilder::new().start_method(multiproc::StartMethod::Fork);
     /// ```
-    pub fn start_method(mut self, method: StartMethod) -> Builder {
+    pub fn start_method(mut self, method: StartMethod) -> ProcessBuilder {
         self.method = Some(method);
         self
     }
@@ -480,17 +491,17 @@ impl Builder {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use multiproc::{Builder, Limits, ProcessError};
+    /// use multiproc::{ProcessBuilder, Limits, ProcessError};
     ///
     /// fn spin(_: ()) { loop { std::hint::spin_loop() } }
     ///
-    /// let child = Builder::new()
+    /// let child = ProcessBuilder::new()
     ///     .limits(Limits::new().cpu_time(Duration::from_secs(1)))
     ///     .start(spin, ())?;
     /// assert!(matches!(child.join(), Err(ProcessError::CpuLimit { .. })));
     /// # Ok::<(), ProcessError>(())
     /// ```
-    pub fn limits(mut self, limits: Limits) -> Builder {
+    pub fn limits(mut self, limits: Limits) -> ProcessBuilder {
         self.limits = limits;
         self
     }
@@ -503,9 +514,9 @@ impl Builder {
     ///
     /// ```
     /// fn add((a, b): (i64, i64)) -> i64 { a + b }
-    /// let child = multiproc::Builder::new().start(add, (2, 3))?;
+    /// let child = multiproc::ProcessBuilder::new().start(add, (2, 3))?;
     /// assert_eq!(child.join()?, 5);
-    /// let child = multiproc::Builder::new().start(|name: String| name.len(), "abc".into())?;
+    /// let child = multiproc::ProcessBuilder::new().start(|name: String| name.len(), "abc".into())?;
     /// assert_eq!(child.join()?, 3);
     /// # Ok::<(), multiproc::ProcessError>(())
     /// ```
@@ -516,11 +527,11 @@ impl Builder {
     ///
     /// ```compile_fail,E0308
     /// let greeting = String::from("hello");
-    /// let child = multiproc::Builder::new().start(|n: usize| greeting.len() + n, 1);
+    /// let child = multiproc::ProcessBuilder::new().start(|n: usize| greeting.len() + n, 1);
     /// ```
     ///
     /// Pass the value instead, or name it in [`start!`](crate::start!), or use
-    /// [`fork`](Builder::fork), whose child has a copy of the parent's memory.
+    /// [`fork`](ProcessBuilder::fork), whose child has a copy of the parent's memory.
     pub fn start<A, R>(self, f: fn(A) -> R, arg: A) -> Result<Process<R>, ProcessError>
     where
         A: Serialize + DeserializeOwned + 'static,
@@ -539,7 +550,7 @@ impl Builder {
     ///     type Output = u32;
     ///     fn run(self) -> u32 { self.0 * 2 }
     /// }
-    /// assert_eq!(multiproc::Builder::new().start_run(Double(21))?.join()?, 42);
+    /// assert_eq!(multiproc::ProcessBuilder::new().start_run(Double(21))?.join()?, 42);
     /// # Ok::<(), multiproc::ProcessError>(())
     /// ```
     pub fn start_run<T: Run>(self, task: T) -> Result<Process<T::Output>, ProcessError> {
@@ -581,7 +592,7 @@ impl Builder {
     ///
     /// ```
     /// let words = vec!["a", "b", "c"];
-    /// let child = multiproc::Builder::new().fork(move || words.join("-"))?;
+    /// let child = multiproc::ProcessBuilder::new().fork(move || words.join("-"))?;
     /// assert_eq!(child.join()?, "a-b-c");
     /// # Ok::<(), multiproc::ProcessError>(())
     /// ```
@@ -596,7 +607,7 @@ impl Builder {
         self.fork_checked(fork::Check::Threads, f)
     }
 
-    /// [`fork`](Builder::fork) without the multithreading check (it only logs a warning).
+    /// [`fork`](ProcessBuilder::fork) without the multithreading check (it only logs a warning).
     ///
     /// # Safety
     /// As for [`allow_fork_with_threads`]: no other thread of this process may, at the moment
@@ -604,13 +615,13 @@ impl Builder {
     ///
     /// ```
     /// // SAFETY: no other thread runs in this doctest.
-    /// let child = unsafe { multiproc::Builder::new().fork_unchecked(|| 2 + 2)? };
+    /// let child = unsafe { multiproc::ProcessBuilder::new().fork_unchecked(|| 2 + 2)? };
     /// assert_eq!(child.join()?, 4);
     /// # Ok::<(), multiproc::ProcessError>(())
     /// ```
     ///
     /// ```compile_fail,E0133
-    /// let child = multiproc::Builder::new().fork_unchecked(|| 1); // needs `unsafe`
+    /// let child = multiproc::ProcessBuilder::new().fork_unchecked(|| 1); // needs `unsafe`
     /// ```
     pub unsafe fn fork_unchecked<F, R>(self, f: F) -> Result<Process<R>, ProcessError>
     where
@@ -702,7 +713,7 @@ impl<R> State<R> {
 impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     /// Start a child running `f(arg)` with the default settings (like `std::thread::spawn`,
     /// in a new process). `f` is a function item or a closure that captures nothing; see
-    /// [`Builder::start`], and [`start!`](crate::start!) to hand variables to the child.
+    /// [`ProcessBuilder::start`], and [`start!`](crate::start!) to hand variables to the child.
     ///
     /// ```
     /// fn square(x: u64) -> u64 { x * x }
@@ -721,20 +732,20 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     where
         A: Serialize + DeserializeOwned + 'static,
     {
-        Builder::new().start(f, arg)
+        ProcessBuilder::new().start(f, arg)
     }
 }
 
 impl Process<()> {
-    /// A [`Builder`] for a child process.
+    /// A [`ProcessBuilder`] for a child process.
     ///
     /// ```
     /// let child = multiproc::Process::builder().name("x").fork(|| 1 + 1)?;
     /// assert_eq!(child.join()?, 2);
     /// # Ok::<(), multiproc::ProcessError>(())
     /// ```
-    pub fn builder() -> Builder {
-        Builder::new()
+    pub fn builder() -> ProcessBuilder {
+        ProcessBuilder::new()
     }
 }
 

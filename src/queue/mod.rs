@@ -593,7 +593,7 @@ impl<T> fmt::Debug for Queue<T> {
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let q = JoinableQueue::new()?;
-/// let w = multiproc::Builder::new().daemon(true).start(worker, q.clone())?;
+/// let w = multiproc::ProcessBuilder::new().daemon(true).start(worker, q.clone())?;
 /// for n in 0..10 {
 ///     q.put(n)?;
 /// }

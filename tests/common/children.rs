@@ -4,7 +4,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use multiproc::{Builder, Process, ProcessError, StartMethod};
+use multiproc::{Process, ProcessBuilder, ProcessError, StartMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -22,7 +22,7 @@ where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + 'static,
 {
-    Builder::new()
+    ProcessBuilder::new()
         .start_method(method)
         .start(f, arg)
         .unwrap_or_else(|e| panic!("starting a child with {method}: {e}"))

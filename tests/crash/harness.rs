@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
-use multiproc::{Builder, Event, Process, ProcessError, StartMethod};
+use multiproc::{Event, Process, ProcessBuilder, ProcessError, StartMethod};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -288,7 +288,7 @@ impl Round {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let p = Builder::new()
+        let p = ProcessBuilder::new()
             .name(role)
             .start_method(self.method)
             .start(f, arg)
