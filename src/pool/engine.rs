@@ -690,6 +690,19 @@ pub(crate) fn deliver(sink: Sink, delivery: Delivery<'_>) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(delivery)));
 }
 
+/// Tell a chunk's sink that it is done with no more results (its worker ended after the
+/// last one was delivered).
+fn deliver_empty_done(sink: Sink, failed: Vec<(u32, PoolError)>, worker: (String, u32)) {
+    deliver(
+        sink,
+        Delivery::Done {
+            bytes: None,
+            failed,
+            worker,
+        },
+    );
+}
+
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -1149,14 +1162,7 @@ impl Inner {
         self.changed.notify_all();
         drop(st);
         if let Some((sink, failed)) = delivery {
-            deliver(
-                sink,
-                Delivery::Done {
-                    bytes: None,
-                    failed,
-                    worker: (name, pid),
-                },
-            );
+            deliver_empty_done(sink, failed, (name, pid));
         }
         if let Some(error) = broken {
             self.break_pool(error);
@@ -1215,14 +1221,7 @@ impl Inner {
         self.changed.notify_all();
         drop(st);
         if let Some((sink, failed)) = delivery {
-            deliver(
-                sink,
-                Delivery::Done {
-                    bytes: None,
-                    failed,
-                    worker: (name, pid),
-                },
-            );
+            deliver_empty_done(sink, failed, (name, pid));
         }
         if stranded {
             self.break_pool(PoolError::Failed(
