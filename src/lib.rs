@@ -159,8 +159,8 @@ pub use process::{
 };
 pub use queue::{DEFAULT_BUFFER_SIZE, JoinableQueue, Queue, QueueBuilder, QueueError, SimpleQueue};
 pub use shared::{
-    Array, ArrayGuard, AtomicInt, RawArray, RawValue, SharedMemory, Value, ValueGuard,
-    resource_tracker_pid,
+    Array, ArrayGuard, AtomicInt, RawArray, RawValue, ShareableItem, ShareableList,
+    ShareableListError, SharedMemory, SharedMemoryManager, Value, ValueGuard, resource_tracker_pid,
 };
 pub use sync::{
     Barrier, BoundedSemaphore, CondGuard, Condition, Event, Lock, LockGuard, RLock, RLockGuard,

@@ -41,6 +41,9 @@
 
 mod server;
 
+/// Python has it in `multiprocessing.managers`; it lives in [`crate::shared`] (no server here).
+pub use crate::shared::SharedMemoryManager;
+
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;

@@ -1,5 +1,6 @@
 //! Shared state: [`Value`], [`Array`], [`RawValue`], [`RawArray`] in anonymous shared memory,
-//! and named [`SharedMemory`] (Python's `multiprocessing.shared_memory`).
+//! and named [`SharedMemory`] and [`ShareableList`] (Python's
+//! `multiprocessing.shared_memory`), with [`SharedMemoryManager`] to unlink a group of them.
 //!
 //! Anonymous memory (`memfd`) backs everything that needs no name: it is freed by the kernel
 //! with its last descriptor and mapping, so it cannot leak, even after a crash. Named
@@ -8,12 +9,16 @@
 //! did not unlink once the creator is gone, whether it exited or was killed.
 
 mod atomic;
+mod memory_manager;
 pub(crate) mod segment;
+mod shareable_list;
 mod shm;
 pub(crate) mod tracker;
 mod value;
 
 pub use atomic::AtomicInt;
+pub use memory_manager::SharedMemoryManager;
+pub use shareable_list::{ShareableItem, ShareableList, ShareableListError};
 pub use shm::SharedMemory;
 pub use tracker::resource_tracker_pid;
 pub use value::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};

@@ -277,10 +277,16 @@ impl SharedMemory {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn unlink(&self) -> io::Result<()> {
-        let result = memory::shm_unlink(&self.name);
-        tracker::unregister(&self.name);
-        result
+        unlink_name(&self.name)
     }
+}
+
+/// Remove `name` from `/dev/shm` and tell the resource tracker (for owners that keep names,
+/// not mappings: `SharedMemoryManager`).
+pub(crate) fn unlink_name(name: &str) -> io::Result<()> {
+    let result = memory::shm_unlink(name);
+    tracker::unregister(name);
+    result
 }
 
 impl fmt::Debug for SharedMemory {
