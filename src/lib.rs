@@ -55,7 +55,8 @@
 //!   values, used through proxies, also over TCP.
 //! - [`pickle`]: Python's pickle for plain data ([`Connection::send_pickle`],
 //!   [`Connection::recv_pickle`]; feature `pickle`, on by default).
-//! - [`shared`]: [`Value`], [`Array`], [`RawValue`], [`RawArray`], [`SharedMemory`].
+//! - [`shared`]: [`Value`], [`Array`], [`RawValue`], [`RawArray`], [`SharedMemory`],
+//!   [`ShareableList`], [`SharedMemoryManager`].
 //!
 //! ## Timeouts
 //! One rule for every blocking call: **running out of time is not an error.** The timed form

@@ -412,7 +412,7 @@ impl Layout {
 
 fn read_i64(shm: &SharedMemory, offset: usize) -> io::Result<i64> {
     let mut bytes = [0; 8];
-    shm.read_at(offset, &mut bytes)?;
+    shm.load_at(offset, &mut bytes)?;
     Ok(i64::from_ne_bytes(bytes))
 }
 
@@ -427,8 +427,9 @@ fn read_i64(shm: &SharedMemory, offset: usize) -> io::Result<i64> {
 ///
 /// **Not synchronized**, exactly like Python's: `set` writes the item's format, its type code
 /// and then its bytes, with no lock, so a process that reads an item while another writes it
-/// can see a mix of old and new (an error, or a wrong value, never undefined behaviour). When
-/// several processes write, guard the list with a [`Lock`](crate::Lock).
+/// can see a mix of old and new (an error, or a wrong value, never undefined behaviour: every
+/// byte is copied with a relaxed atomic access, then checked). When several processes write,
+/// guard the list with a [`Lock`](crate::Lock).
 ///
 /// The segment is a [`SharedMemory`], with the same lifetime rules: [`unlink`](Self::unlink)
 /// removes the name, the resource tracker does it if the creator forgets or dies, and
@@ -514,13 +515,13 @@ impl ShareableList {
         items: &[ShareableItem],
     ) -> Result<ShareableList, ShareableListError> {
         let write = || -> Result<(), ShareableListError> {
-            shm.write_at(0, &layout.header())?;
+            shm.store_at(0, &layout.header())?;
             for (index, item) in items.iter().enumerate() {
                 let (offset, slot) = layout.slot(index);
                 let packed = item.pack(index, slot)?;
-                shm.write_at(layout.formats_start() + index * 8, &packed.format)?;
-                shm.write_at(layout.codes_start() + index, &[packed.code])?;
-                shm.write_at(offset, &packed.value)?;
+                shm.store_at(layout.formats_start() + index * 8, &packed.format)?;
+                shm.store_at(layout.codes_start() + index, &[packed.code])?;
+                shm.store_at(offset, &packed.value)?;
             }
             Ok(())
         };
@@ -617,10 +618,10 @@ impl ShareableList {
         self.check_index(index)?;
         let mut format = [0; 8];
         self.shm
-            .read_at(self.layout.formats_start() + index * 8, &mut format)?;
+            .load_at(self.layout.formats_start() + index * 8, &mut format)?;
         let mut code = [0];
         self.shm
-            .read_at(self.layout.codes_start() + index, &mut code)?;
+            .load_at(self.layout.codes_start() + index, &mut code)?;
         let format = trim_nuls(&format);
         let (offset, slot) = self.layout.slot(index);
         let corrupt = |what: &str| ShareableListError::Corrupt {
@@ -633,7 +634,7 @@ impl ShareableList {
         };
         let scalar = || -> Result<[u8; 8], ShareableListError> {
             let mut value = [0; 8];
-            self.shm.read_at(offset, &mut value)?;
+            self.shm.load_at(offset, &mut value)?;
             Ok(value)
         };
         match code[0] {
@@ -654,7 +655,7 @@ impl ShareableList {
                     .filter(|&size| size <= slot)
                     .ok_or_else(|| corrupt("a format that is not a string that fits its slot"))?;
                 let mut value = vec![0; size];
-                self.shm.read_at(offset, &mut value)?;
+                self.shm.load_at(offset, &mut value)?;
                 value.truncate(trim_nuls(&value).len());
                 if code[0] == CODE_BYTES {
                     return Ok(ShareableItem::Bytes(value));
@@ -692,10 +693,10 @@ impl ShareableList {
         let packed = value.into().pack(index, slot)?;
         // Python's order: format and type code first, then the value.
         self.shm
-            .write_at(self.layout.formats_start() + index * 8, &packed.format)?;
+            .store_at(self.layout.formats_start() + index * 8, &packed.format)?;
         self.shm
-            .write_at(self.layout.codes_start() + index, &[packed.code])?;
-        self.shm.write_at(offset, &packed.value)?;
+            .store_at(self.layout.codes_start() + index, &[packed.code])?;
+        self.shm.store_at(offset, &packed.value)?;
         Ok(())
     }
 
@@ -739,7 +740,7 @@ impl ShareableList {
     pub fn format(&self) -> Result<String, ShareableListError> {
         let mut formats = vec![0; self.len() * 8];
         self.shm
-            .read_at(self.layout.formats_start(), &mut formats)?;
+            .load_at(self.layout.formats_start(), &mut formats)?;
         let mut all = String::new();
         for (index, field) in formats.chunks_exact(8).enumerate() {
             let format =

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -194,6 +194,32 @@ impl SharedMemory {
                 buf.len(),
             )
         };
+        Ok(())
+    }
+
+    /// [`read_at`](Self::read_at) with relaxed atomic byte loads, for structures that other
+    /// processes may write at any moment (`ShareableList`): a plain copy racing with a write
+    /// would be a data race, an atomic one only reads old or new bytes.
+    pub(crate) fn load_at(&self, offset: usize, buf: &mut [u8]) -> io::Result<()> {
+        self.check(offset, buf.len())?;
+        for (k, byte) in buf.iter_mut().enumerate() {
+            // SAFETY: byte `offset + k` is inside the mapping (checked), which lives as long as
+            // `self`; `AtomicU8` has alignment 1, and an atomic may alias concurrent writes.
+            let cell = unsafe { AtomicU8::from_ptr(self.segment.as_ptr().add(offset + k)) };
+            *byte = cell.load(Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// [`write_at`](Self::write_at) with relaxed atomic byte stores (see
+    /// [`load_at`](Self::load_at)).
+    pub(crate) fn store_at(&self, offset: usize, data: &[u8]) -> io::Result<()> {
+        self.check(offset, data.len())?;
+        for (k, &byte) in data.iter().enumerate() {
+            // SAFETY: as in `load_at`.
+            let cell = unsafe { AtomicU8::from_ptr(self.segment.as_ptr().add(offset + k)) };
+            cell.store(byte, Ordering::Relaxed);
+        }
         Ok(())
     }
 
