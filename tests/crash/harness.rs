@@ -514,7 +514,16 @@ fn run_rounds(test: &'static str, default_rounds: u64, body: fn(&mut Round)) {
     );
     let mut totals: BTreeMap<&'static str, (u64, Stats)> = BTreeMap::new();
     let started = Instant::now();
-    for &round in &cfg.rounds {
+    for (done, &round) in cfg.rounds.iter().enumerate() {
+        // A long run says how far it got (every 1,000 rounds), so an operator can tell a
+        // slow run from a stuck one (the watchdog bounds each round anyway).
+        if done > 0 && done % 1000 == 0 {
+            eprintln!(
+                "crash {test}: {done} of {} rounds passed after {:.0?}",
+                cfg.rounds.len(),
+                started.elapsed()
+            );
+        }
         let method = cfg.methods[(round % cfg.methods.len() as u64) as usize];
         let replay = format!(
             "MULTIPROC_CRASH_SEED={} MULTIPROC_CRASH_ROUND={round} MULTIPROC_CRASH_METHODS={} \
