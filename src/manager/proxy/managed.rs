@@ -6,10 +6,10 @@ use std::marker::PhantomData;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::code::{Borrowing, CodeRef};
 use crate::manager::ManagerError;
 use crate::manager::server::{self, Op};
 use crate::manager::session::{FromRemote, Remote, decode, encode, required};
-use crate::process::code::{Borrowing, CodeRef};
 
 /// A type of your own that a manager can hold (Python's `BaseManager.register`): its state
 /// lives in the manager's server process and proxies send it requests. The server runs the
