@@ -79,7 +79,7 @@ EOF
 fi
 
 # multiproc-only case=the Python case it is compared with (keep in sync with EXTRA_CASES in
-# benches/multiproc-bench.rs).
+# benches/multiproc-bench/).
 extra_cases="queue_throughput_1mb=pipe_throughput_1mb rayon_map_noop=pool_map_noop
 rayon_cpu_bound_speedup=cpu_bound_speedup log_records_from_children=queue_throughput_small
 pool_map_noop_logging_on=pool_map_noop pool_task_panic_report=pool_apply_async_latency

@@ -7,7 +7,7 @@ bench/compare.sh when the fuller baseline of ../shared/bench is not there.
 Each case prints one JSON line on stdout,
     {"case": name, "value": number, "unit": unit, "params": {...}}
 with the same name, unit and unit of work as the multiproc-bench case of that name (see
-benches/multiproc-bench.rs), the median of REPS timed runs after one warm-up run. Progress goes
+benches/multiproc-bench/), the median of REPS timed runs after one warm-up run. Progress goes
 to stderr. Cases of multiproc-bench missing here show as "-" in compare.sh's table.
 """
 

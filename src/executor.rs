@@ -1,3 +1,4 @@
+// long file: several concepts (executor, builder, futures, as_completed/wait, maps); to split like pool/ (issue 16)
 //! [`ProcessPoolExecutor`] (Python's `concurrent.futures.ProcessPoolExecutor`): submit a
 //! function call, get a [`PoolFuture`]; wait for many with [`as_completed`] and [`wait`], or
 //! `.await` them from any async runtime. (`multiproc::wait` at the crate root is

@@ -118,6 +118,7 @@ pub use bytemuck;
 #[cfg(feature = "async")]
 pub mod aio;
 mod capture;
+pub(crate) mod code;
 pub mod connection;
 pub mod context;
 mod deadline;

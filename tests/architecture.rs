@@ -154,3 +154,167 @@ fn only_sys_calls_the_operating_system_directly() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Files longer than this must say why in their first line (`// long file: <reason>`).
+const LONG_FILE: usize = 800;
+
+#[test]
+fn no_source_file_is_long_without_stating_why() {
+    let mut problems = Vec::new();
+    for (relative, text) in sources() {
+        let lines = text.lines().count();
+        let stated = text
+            .lines()
+            .next()
+            .is_some_and(|first| first.starts_with("// long file: "));
+        if lines > LONG_FILE && !stated {
+            problems.push(format!(
+                "{relative}: {lines} lines; split it into one concept per file, or start it \
+                 with `// long file: <why it is one concept>`"
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// The top-level modules (the first path segment under `src/`: `sys`, `deadline`, ...).
+fn top_level_modules() -> Vec<String> {
+    let mut modules: Vec<String> = std::fs::read_dir(root().join("src"))
+        .expect("reading src/")
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let name = name
+                .strip_suffix(".rs")
+                .map_or(name.clone(), str::to_string);
+            (name != "lib" && name != "main").then_some(name)
+        })
+        .collect();
+    modules.sort();
+    modules
+}
+
+/// Edges `from -> to` between top-level modules, read from the `crate::to` paths in the
+/// code of the files of `from` (comments, and so doc links, are not code), each with the
+/// first place that makes it.
+fn module_graph() -> std::collections::BTreeMap<(String, String), String> {
+    let modules = top_level_modules();
+    let mut edges = std::collections::BTreeMap::new();
+    for (relative, text) in sources() {
+        let first = relative.split('/').next().unwrap_or_default();
+        let from = first.strip_suffix(".rs").unwrap_or(first);
+        if !modules.iter().any(|m| m == from) {
+            continue; // lib.rs: the crate root re-exports everything.
+        }
+        for (i, line) in text.lines().enumerate() {
+            let code = code_of(line);
+            for (at, _) in code.match_indices("crate::") {
+                if code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == ':') {
+                    continue; // `multiproc_crate::`, `$crate::`-like or a longer path.
+                }
+                let rest = &code[at + "crate::".len()..];
+                let to: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if to != from && modules.contains(&to) {
+                    edges
+                        .entry((from.to_string(), to))
+                        .or_insert_with(|| format!("{relative}:{}", i + 1));
+                }
+            }
+        }
+    }
+    edges
+}
+
+/// Upward references that still close a circle, each a known debt (issue 16): a new one must
+/// not appear, and an entry must go when its reference does. The layers, bottom up: sys ->
+/// handle/codec -> connection -> shared memory and sync -> queue -> process -> logging ->
+/// pool/executor/manager (mpi above pool).
+const KNOWN_UPWARD: &[(&str, &str, &str)] = &[
+    (
+        "process",
+        "logging",
+        "children set up and flush logging; fork locks it",
+    ),
+    ("process", "mpi", "a spawned child boots MPI first"),
+    (
+        "shared",
+        "process",
+        "the resource tracker runs as a helper process",
+    ),
+    ("shared", "sync", "shared values hold an RLock"),
+    ("sync", "logging", "a lock logs a dead owner's recovery"),
+    ("pool", "mpi", "the MPI backend of a pool"),
+];
+
+/// A circle in `edges`, as the modules along it, if there is one.
+fn find_cycle(edges: &[(String, String)]) -> Option<Vec<String>> {
+    fn visit(
+        node: &str,
+        edges: &[(String, String)],
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|p| p == node) {
+            let mut cycle = path[at..].to_vec();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if done.contains(node) {
+            return None;
+        }
+        path.push(node.to_string());
+        for (from, to) in edges {
+            if from == node
+                && let Some(cycle) = visit(to, edges, path, done)
+            {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(node.to_string());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    for (from, _) in edges {
+        if let Some(cycle) = visit(from, edges, &mut Vec::new(), &mut done) {
+            return Some(cycle);
+        }
+    }
+    None
+}
+
+#[test]
+fn top_level_modules_form_no_circle_beyond_the_known_ones() {
+    let graph = module_graph();
+    let mut problems = Vec::new();
+    for (from, to, why) in KNOWN_UPWARD {
+        if !graph.contains_key(&(from.to_string(), to.to_string())) {
+            problems.push(format!(
+                "{from} -> {to} ({why}) is gone: remove it from KNOWN_UPWARD"
+            ));
+        }
+    }
+    let edges: Vec<(String, String)> = graph
+        .keys()
+        .filter(|(from, to)| !KNOWN_UPWARD.iter().any(|(f, t, _)| f == from && t == to))
+        .cloned()
+        .collect();
+    if let Some(cycle) = find_cycle(&edges) {
+        let steps: Vec<String> = cycle
+            .windows(2)
+            .map(|w| {
+                format!(
+                    "{} -> {} ({})",
+                    w[0],
+                    w[1],
+                    graph[&(w[0].clone(), w[1].clone())]
+                )
+            })
+            .collect();
+        problems.push(format!("a circle of modules:\n  {}", steps.join("\n  ")));
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

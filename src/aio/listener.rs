@@ -3,13 +3,17 @@
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::AsyncConnection;
 use crate::connection::{Connection, Result};
-use crate::listener::{Address, Listener};
+use crate::listener::{
+    Address, FAILURE, Listener, MAX_HANDSHAKE_MESSAGE, WELCOME, challenge_message, check_response,
+    check_verdict, new_challenge, respond, step_result,
+};
 
 /// The listener, as tokio's reactor sees it.
 struct Registered(Listener);
@@ -131,8 +135,7 @@ impl AsyncListener {
         let mut conn = AsyncConnection::new(Connection::new(fd))?;
         let listener = &self.io.get_ref().0;
         if let Some(key) = listener.authkey() {
-            crate::listener::accept_handshake_async(&mut conn, key, listener.handshake_timeout())
-                .await?;
+            accept_handshake_async(&mut conn, key, listener.handshake_timeout()).await?;
         }
         Ok(conn)
     }
@@ -161,4 +164,32 @@ impl fmt::Debug for AsyncListener {
             .field("listener", &self.io.get_ref().0)
             .finish()
     }
+}
+
+/// The listener's side of the handshake over an async connection: the steps of
+/// [`server_handshake`](crate::listener::server_handshake), each receive limited to `step` (a tokio timer).
+async fn accept_handshake_async(
+    conn: &mut AsyncConnection,
+    key: &[u8],
+    step: Duration,
+) -> Result<()> {
+    async fn recv(conn: &mut AsyncConnection, step: Duration) -> Result<Vec<u8>> {
+        let received =
+            match tokio::time::timeout(step, conn.recv_bytes_max(MAX_HANDSHAKE_MESSAGE)).await {
+                Ok(r) => r.map(Some),
+                Err(_elapsed) => Ok(None),
+            };
+        step_result(received)
+    }
+    let (challenge, message) = challenge_message(&new_challenge()?);
+    conn.send_bytes(&challenge).await?;
+    let response = recv(conn, step).await?;
+    if let Err(e) = check_response(key, &message, &response) {
+        let _ = conn.send_bytes(FAILURE).await;
+        return Err(e);
+    }
+    conn.send_bytes(WELCOME).await?;
+    let challenge = recv(conn, step).await?;
+    conn.send_bytes(&respond(key, &challenge)?).await?;
+    check_verdict(&recv(conn, step).await?)
 }

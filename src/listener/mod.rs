@@ -499,14 +499,14 @@ impl Client {
 // expect a raw 16-byte HMAC-MD5. Each side tells the forms apart by length, as CPython does.
 
 const CHALLENGE: &[u8] = b"#CHALLENGE#";
-const WELCOME: &[u8] = b"#WELCOME#";
-const FAILURE: &[u8] = b"#FAILURE#";
+pub(crate) const WELCOME: &[u8] = b"#WELCOME#";
+pub(crate) const FAILURE: &[u8] = b"#FAILURE#";
 /// Random bytes in a challenge (CPython's `MESSAGE_LENGTH`).
 const MESSAGE_LENGTH: usize = 40;
 /// The length of a legacy challenge, and of a legacy (raw HMAC-MD5) reply.
 const LEGACY_LENGTHS: [usize; 2] = [20, 16];
 /// The most any handshake message may be (CPython reads at most 256 bytes).
-const MAX_HANDSHAKE_MESSAGE: u64 = 256;
+pub(crate) const MAX_HANDSHAKE_MESSAGE: u64 = 256;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Digest {
@@ -598,7 +598,7 @@ fn recv_step(conn: &mut Connection, deadline: Option<Instant>) -> Result<Vec<u8>
 }
 
 /// What a handshake step's receive (`Ok(None)`: not in time) means for the handshake.
-fn step_result(received: Result<Option<Vec<u8>>>) -> Result<Vec<u8>> {
+pub(crate) fn step_result(received: Result<Option<Vec<u8>>>) -> Result<Vec<u8>> {
     match received {
         Ok(Some(bytes)) => Ok(bytes),
         Ok(None) => Err(auth_error(
@@ -617,7 +617,7 @@ fn step_result(received: Result<Option<Vec<u8>>>) -> Result<Vec<u8>> {
 /// The random part of a challenge this side sends.
 pub(crate) type Challenge = [u8; MESSAGE_LENGTH];
 
-fn new_challenge() -> Result<Challenge> {
+pub(crate) fn new_challenge() -> Result<Challenge> {
     let mut random = [0u8; MESSAGE_LENGTH];
     sys::random_bytes(&mut random)?;
     Ok(random)
@@ -676,14 +676,14 @@ fn handshake(
 // the async listener's (`accept_handshake_async`).
 
 /// The challenge message for `random`: what is sent, and the part the response's MAC covers.
-fn challenge_message(random: &Challenge) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn challenge_message(random: &Challenge) -> (Vec<u8>, Vec<u8>) {
     let mut message = format!("{{{}}}", Digest::Sha256.name()).into_bytes();
     message.extend_from_slice(random);
     ([CHALLENGE, &message].concat(), message)
 }
 
 /// Check the peer's response to our challenge `message`.
-fn check_response(key: &[u8], message: &[u8], response: &[u8]) -> Result<()> {
+pub(crate) fn check_response(key: &[u8], message: &[u8], response: &[u8]) -> Result<()> {
     let verified = digest_and_payload(response)
         .map(|(digest, mac)| digest.unwrap_or(Digest::Md5).verify(key, message, mac))?;
     if verified {
@@ -694,7 +694,7 @@ fn check_response(key: &[u8], message: &[u8], response: &[u8]) -> Result<()> {
 }
 
 /// Our response to the peer's `challenge`.
-fn respond(key: &[u8], challenge: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn respond(key: &[u8], challenge: &[u8]) -> Result<Vec<u8>> {
     let Some(message) = challenge.strip_prefix(CHALLENGE) else {
         return Err(auth_error("protocol error: expected a challenge"));
     };
@@ -716,7 +716,7 @@ fn respond(key: &[u8], challenge: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// The peer's verdict on our response.
-fn check_verdict(verdict: &[u8]) -> Result<()> {
+pub(crate) fn check_verdict(verdict: &[u8]) -> Result<()> {
     if verdict != WELCOME {
         return Err(auth_error("digest sent was rejected (wrong authkey?)"));
     }
@@ -754,35 +754,6 @@ fn answer_challenge(
     let challenge = recv_step(conn, deadline())?;
     conn.send_bytes(&respond(key, &challenge)?)?;
     check_verdict(&recv_step(conn, deadline())?)
-}
-
-/// The listener's side of the handshake over an async connection: the steps of
-/// [`server_handshake`], each receive limited to `step` (a tokio timer).
-#[cfg(feature = "async")]
-pub(crate) async fn accept_handshake_async(
-    conn: &mut crate::aio::AsyncConnection,
-    key: &[u8],
-    step: Duration,
-) -> Result<()> {
-    async fn recv(conn: &mut crate::aio::AsyncConnection, step: Duration) -> Result<Vec<u8>> {
-        let received =
-            match tokio::time::timeout(step, conn.recv_bytes_max(MAX_HANDSHAKE_MESSAGE)).await {
-                Ok(r) => r.map(Some),
-                Err(_elapsed) => Ok(None),
-            };
-        step_result(received)
-    }
-    let (challenge, message) = challenge_message(&new_challenge()?);
-    conn.send_bytes(&challenge).await?;
-    let response = recv(conn, step).await?;
-    if let Err(e) = check_response(key, &message, &response) {
-        let _ = conn.send_bytes(FAILURE).await;
-        return Err(e);
-    }
-    conn.send_bytes(WELCOME).await?;
-    let challenge = recv(conn, step).await?;
-    conn.send_bytes(&respond(key, &challenge)?).await?;
-    check_verdict(&recv(conn, step).await?)
 }
 
 #[cfg(test)]

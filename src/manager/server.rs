@@ -1,3 +1,4 @@
+// long file: the server's request loop and the one `match` that applies every operation to its object; the match is the server's whole contract, kept in one place
 //! The manager's server process: it owns the shared objects and answers one request at a
 //! time per connection, each connection on its own thread.
 //!
@@ -10,7 +11,7 @@ use std::os::fd::OwnedFd;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::process::code::{Borrowing, CodeRef};
+use crate::code::{Borrowing, CodeRef};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -634,7 +635,7 @@ fn step(object: &mut Object, op: &Op, me: u64, pending: &mut Pending) -> Step {
     }
 }
 
-crate::process::code::code_fn!(borrowing MakeFn, CallFn);
+crate::code::code_fn!(borrowing MakeFn, CallFn);
 
 fn make_custom(custom: &Custom) -> Result<Object, String> {
     let refused = |e| format!("the manager cannot serve this type: {e}");

@@ -345,7 +345,7 @@ type AfterFinalize = Box<dyn FnOnce() + Send>;
 /// Receive every worker's hello; welcome those of this build. The workers, and the
 /// first mismatch (every rank is then told to go: a pool on a mixed job is refused).
 fn meet<C: Communicator>(comm: &C, ranks: &[Rank]) -> (Vec<Worker>, Option<MpiError>) {
-    let fingerprint = crate::process::code::fingerprint();
+    let fingerprint = crate::code::fingerprint();
     let expected = wire::build_id();
     let mut workers = Vec::with_capacity(ranks.len());
     let mut mismatch = None;

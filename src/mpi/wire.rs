@@ -25,7 +25,7 @@ pub(crate) const TAG_INIT: i32 = 5;
 /// Who a worker rank is, for the build check and for names in errors.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Hello {
-    /// `process::code::fingerprint()`: equal only in the same build.
+    /// `code::fingerprint()`: equal only in the same build.
     pub fingerprint: i64,
     /// The build-id in hex, for the error message.
     pub build_id: String,
@@ -68,6 +68,6 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 pub(crate) fn build_id() -> String {
     match &crate::sys::image::main_image().build_id {
         Some(id) => id.iter().map(|b| format!("{b:02x}")).collect(),
-        None => format!("fingerprint {:x}", crate::process::code::fingerprint()),
+        None => format!("fingerprint {:x}", crate::code::fingerprint()),
     }
 }

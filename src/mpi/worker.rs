@@ -56,7 +56,7 @@ fn run<C: Communicator>(comm: &C, rank: i32) -> i32 {
     });
     let main = comm.process_at_rank(0);
     let hello = Hello {
-        fingerprint: crate::process::code::fingerprint(),
+        fingerprint: crate::code::fingerprint(),
         build_id: wire::build_id(),
         pid: sys::getpid(),
         host: sys::hostname(),

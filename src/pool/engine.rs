@@ -1,3 +1,4 @@
+// long file: one state machine (the engine: rings, collector, watcher) whose invariants span all of it; to split by thread next (issue 16)
 //! The parent side of a pool, shared by [`Pool`](super::Pool) and
 //! [`ProcessPoolExecutor`](crate::ProcessPoolExecutor): workers, the task and result rings,
 //! the collector thread (results, deaths, replacements) and the watcher thread (process

@@ -9,9 +9,9 @@ use std::sync::atomic::{AtomicU64, fence};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::code::{Borrowing, CodeFn, CodeRef};
 use crate::handle;
 use crate::process::child::{self, PanicReport};
-use crate::process::code::{Borrowing, CodeFn, CodeRef};
 use crate::queue::ring::Ring;
 use crate::shared::segment::{Shared, SharedState};
 
@@ -27,9 +27,9 @@ pub(crate) type ChunkFn = fn(
 /// An initializer trampoline: decode the argument and run the initializer.
 pub(crate) type InitFn = fn(payload: &[u8]) -> Result<Result<(), PanicReport>, String>;
 
-crate::process::code::code_fn!(borrowing ChunkFn, InitFn);
+crate::code::code_fn!(borrowing ChunkFn, InitFn);
 
-/// A chunk trampoline of this executable, found again in a worker (see `process::code`).
+/// A chunk trampoline of this executable, found again in a worker (see `code`).
 pub(crate) type Code = CodeRef<Borrowing<ChunkFn>>;
 /// An initializer trampoline of this executable, found again in a worker.
 pub(crate) type InitCode = CodeRef<Borrowing<InitFn>>;

@@ -1,3 +1,4 @@
+// long file: several concepts (Process, ProcessBuilder, errors, start methods); to split like manager/ (issue 16)
 //! Child processes: starting them, watching them, ending them, getting their results.
 //!
 //! A child runs a *task*: a function (a function item, or a closure that captures nothing)
@@ -35,7 +36,6 @@
 //!   the parent, so this caveat does not apply).
 
 pub(crate) mod child;
-pub(crate) mod code;
 pub(crate) mod fork;
 mod forkserver;
 pub(crate) mod helper;

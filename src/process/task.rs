@@ -2,7 +2,7 @@
 //!
 //! A child started by *spawn* or by the *fork server* is a fresh copy of the same executable,
 //! so it cannot receive a closure. It receives an [`EntryPoint`]: a code reference
-//! (`process::code`) to a monomorphised trampoline `run_task::<T>`, which decodes a `T` from
+//! (`code`) to a monomorphised trampoline `run_task::<T>`, which decodes a `T` from
 //! the task message and runs it.
 //!
 //! Two kinds of task exist: a user type implementing [`Run`] (the "class-style" process), and
@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::child::{self, Outcome};
-use super::code::{Borrowing, CodeRef};
+use crate::code::{Borrowing, CodeRef};
 use crate::handle;
 
 /// A unit of work a child process can run: its data travels to the child, then `run` is
@@ -47,7 +47,7 @@ pub trait Run: Serialize + DeserializeOwned + 'static {
 }
 
 /// A task function and its argument, as one [`Run`] task. The function travels as a code
-/// reference (`process::code`), which decoding resolves, so a child of another build fails
+/// reference (`code`), which decoding resolves, so a child of another build fails
 /// to decode its task (reported to the parent) instead of running anything.
 pub(crate) struct FnTask<A, R> {
     func: fn(A) -> R,
@@ -97,9 +97,9 @@ fn run_task<T: Run>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<(), String> {
     child::report(&Outcome::Returned(&output))
 }
 
-super::code::code_fn!(borrowing Trampoline);
+crate::code::code_fn!(borrowing Trampoline);
 
-/// Where a child finds the code to run: the trampoline `run_task::<T>` (see `process::code`).
+/// Where a child finds the code to run: the trampoline `run_task::<T>` (see `code`).
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub(crate) struct EntryPoint(CodeRef<Borrowing<Trampoline>>);
 

@@ -1,3 +1,4 @@
+// long file: `Queue` and the two thin types built on it (`SimpleQueue`, `JoinableQueue`) share one implementation and its docs
 //! Process-safe FIFO queues: [`Queue`], [`SimpleQueue`] and [`JoinableQueue`] (Python's
 //! `multiprocessing.Queue` and friends).
 //!

@@ -1,3 +1,4 @@
+// long file: one data structure (the ring) with its layout, its crash recovery and its tests (the last ~100 lines)
 //! The shared-memory ring behind every queue.
 //!
 //! Why by hand: no crate offers a multi-process, crash-tolerant byte queue in shared memory

@@ -1,3 +1,4 @@
+// long file: one type, ShareableList, with CPython's byte layout (header, formats, packing) and the checks that keep a corrupt segment from a peer an error
 //! `ShareableList`: a fixed-length list of small values in named shared memory, byte for byte
 //! the layout of Python's `multiprocessing.shared_memory.ShareableList`, so a Python process
 //! attaches to a list made here by name (`ShareableList(name=...)`) and the other way round.

@@ -1,3 +1,4 @@
+// long file: Value, Array, RawValue and RawArray share one segment layout and its tests (the last ~140 lines); to split per type (issue 16)
 //! `Value`, `Array`, `RawValue`, `RawArray`: plain data in shared memory.
 //!
 //! Layout of a segment: `[LockState (Value/Array only)][padding to 64 bytes][data]`. The data

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{SyncError, deadline};
-use crate::process::code::CodeRef;
+use crate::code::CodeRef;
 use crate::shared::segment::{Shared, SharedState};
 use crate::sys::memory;
 

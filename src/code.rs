@@ -121,7 +121,7 @@ macro_rules! code_fn {
     ($(<$($g:ident),+> fn($($a:ident),*) -> $r:ident);+ $(;)?) => {$(
         // SAFETY: the implementing type is spelled as a function-pointer type; `address` is
         // its address, and `from_address` turns such an address back into the same type.
-        unsafe impl<$($g: 'static),+> $crate::process::code::CodeFn for fn($($a),*) -> $r {
+        unsafe impl<$($g: 'static),+> $crate::code::CodeFn for fn($($a),*) -> $r {
             fn address(self) -> usize {
                 self as usize
             }
@@ -135,13 +135,13 @@ macro_rules! code_fn {
         // SAFETY: every invocation names an alias of a function-pointer type (the
         // `transmute` checks at least its size); `address` is its address, and
         // `from_address` turns such an address back into the same type.
-        unsafe impl $crate::process::code::CodeFn for $crate::process::code::Borrowing<$t> {
+        unsafe impl $crate::code::CodeFn for $crate::code::Borrowing<$t> {
             fn address(self) -> usize {
                 self.0 as usize
             }
             unsafe fn from_address(address: usize) -> Self {
                 // SAFETY: the caller promises `address` is a function of type `$t`.
-                $crate::process::code::Borrowing(unsafe { std::mem::transmute::<usize, $t>(address) })
+                $crate::code::Borrowing(unsafe { std::mem::transmute::<usize, $t>(address) })
             }
         }
     )+};

@@ -1,0 +1,490 @@
+//! The map plumbing shared by pools and executors: [`MapWith`] (maps with options), chunk
+//! submission, and the decoding of a chunk's results.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::engine::{Delivery, Engine, Sink};
+use super::imap::{ImapShared, ImapState};
+use super::progress::Progress;
+use super::worker::{Apply, Call, ChunkOutput, Chunks, ItemFailure, StarArgs, StarCall};
+use super::{AsyncResult, Imap, Pool, PoolError, ResultCell, Tasks, zero_chunksize};
+use crate::handle;
+
+/// Submit the call `f(arg)` as a chunk of one item: its id and where its result lands
+/// (`apply_async` and the executor's `submit`).
+pub(crate) fn submit_one<A, R>(
+    engine: &Engine,
+    f: fn(A) -> R,
+    arg: A,
+) -> Result<(u64, Arc<ResultCell<R>>), PoolError>
+where
+    A: Serialize + DeserializeOwned + 'static,
+    R: Serialize + DeserializeOwned + Send + 'static,
+{
+    let task = Chunks::<Call<A, R>>::new(f);
+    let payload = task
+        .payload(std::slice::from_ref(&arg))
+        .map_err(PoolError::Failed)?;
+    let cell = Arc::new(ResultCell::new());
+    let done = cell.clone();
+    let sink: Sink = Box::new(move |delivery| {
+        let result = decode_chunk::<R>(delivery, 1)
+            .into_items(1)
+            .pop()
+            .unwrap_or_else(|| Err(PoolError::Failed("a task's result is missing".into())));
+        done.complete(result);
+    });
+    let id = engine.submit(task.code(), payload, 1, sink, false)?;
+    Ok((id, cell))
+}
+
+/// Encode a value holding `T`s, which must not carry OS handles (they cannot go through the
+/// rings; the error names `T`).
+pub(crate) fn encode_plain<T: ?Sized>(
+    value: &(impl Serialize + ?Sized),
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let fds = handle::encode(value, &mut out).map_err(|e| e.to_string())?;
+    if !fds.is_empty() {
+        return Err(format!(
+            "a value of type {} carries OS handles, which cannot be sent to pool workers",
+            std::any::type_name::<T>()
+        ));
+    }
+    Ok(out)
+}
+
+/// A [`Pool`]'s map functions with options: a fixed chunk size ([`Pool::chunksize`]) or a
+/// progress bar ([`Pool::progress`]).
+#[derive(Clone, Copy, Debug)]
+pub struct MapWith<'p> {
+    pub(super) pool: &'p Pool,
+    pub(super) chunksize: Option<usize>,
+    pub(super) progress: bool,
+}
+
+impl<'p> MapWith<'p> {
+    /// Send `chunksize` items per task instead of the default (Python's heuristic for
+    /// `map`: about four chunks per worker; 1 for `imap`).
+    ///
+    /// ```
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// let pool = multiproc::Pool::new(1)?;
+    /// assert_eq!(pool.progress().chunksize(2).map(inc, [1, 2, 3])?, [2, 3, 4]);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    ///
+    /// A chunk size of 0 makes the map fail with [`PoolError::InvalidArgument`], as Python
+    /// rejects a `chunksize` below 1.
+    ///
+    /// ```
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// let pool = multiproc::Pool::new(1)?;
+    /// let e = pool.chunksize(0).map(inc, [1]);
+    /// assert!(matches!(e, Err(multiproc::PoolError::InvalidArgument(_))));
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn chunksize(mut self, chunksize: usize) -> Self {
+        self.chunksize = Some(chunksize);
+        self
+    }
+
+    /// The chunk size if it was set, checked.
+    fn checked_chunksize(&self) -> Result<Option<usize>, PoolError> {
+        match self.chunksize {
+            Some(0) => Err(zero_chunksize()),
+            size => Ok(size),
+        }
+    }
+
+    /// Draw a progress bar (items done, rate, ETA) on stderr, if it is a terminal.
+    ///
+    /// Needs the `progress` feature (on by default).
+    ///
+    /// ```
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// let pool = multiproc::Pool::new(1)?;
+    /// assert_eq!(pool.chunksize(1).progress().map(inc, [1])?, [2]);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    #[cfg(feature = "progress")]
+    pub fn progress(mut self) -> Self {
+        self.progress = true;
+        self
+    }
+
+    /// Python's default: four chunks per worker.
+    fn size_for(&self, len: usize) -> usize {
+        self.chunksize.unwrap_or_else(|| {
+            let parts = 4 * self.pool.processes();
+            len.div_ceil(parts).max(1)
+        })
+    }
+
+    fn run_map<C: Apply>(
+        &self,
+        task: Chunks<C>,
+        items: Vec<C::Item>,
+    ) -> Result<AsyncResult<Vec<C::Output>>, PoolError>
+    where
+        C::Output: Send,
+    {
+        self.checked_chunksize()?;
+        if !self.pool.engine.is_running() {
+            return Err(PoolError::Closed);
+        }
+        let len = items.len();
+        let cell = Arc::new(ResultCell::new());
+        let mut tasks = Tasks {
+            engine: Arc::downgrade(&self.pool.engine),
+            ids: Vec::new(),
+        };
+        if len == 0 {
+            cell.complete(Ok(Vec::new()));
+            return Ok(AsyncResult { cell, tasks });
+        }
+        let size = self.size_for(len);
+        let chunks = len.div_ceil(size);
+        let bar = if self.progress {
+            Progress::new(Some(len as u64))
+        } else {
+            Progress::default()
+        };
+        let gather = Arc::new(Mutex::new(Gather {
+            chunks: (0..chunks).map(|_| None).collect(),
+            first_error: None,
+            left: chunks,
+        }));
+        let code = task.code();
+        // Each chunk is submitted as soon as it is encoded, so the workers start while the
+        // rest is encoded. An item that cannot be encoded fails the call (the chunks already
+        // submitted run for nothing, as in Python).
+        for (index, chunk) in items.chunks(size).enumerate() {
+            let payload = task.payload(chunk).map_err(PoolError::Failed)?;
+            let (start, n) = (index * size, chunk.len());
+            let gather = gather.clone();
+            let cell = cell.clone();
+            let bar = bar.clone();
+            let sink: Sink = Box::new(move |delivery| {
+                let results = decode_chunk::<C::Output>(delivery, n);
+                bar.inc(n as u64);
+                let mut g = gather.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((i, e)) = results.errors.into_iter().next()
+                    && g.first_error.as_ref().is_none_or(|(at, _)| start + i < *at)
+                {
+                    g.first_error = Some((start + i, e));
+                }
+                g.chunks[index] = Some(results.values);
+                g.left -= 1;
+                if g.left == 0 {
+                    bar.finish();
+                    let outcome = match g.first_error.take() {
+                        Some((_, e)) => Err(e),
+                        None => Ok(g.chunks.drain(..).flatten().flatten().collect()),
+                    };
+                    drop(g);
+                    cell.complete(outcome);
+                }
+            });
+            let id = self
+                .pool
+                .engine
+                .submit(code, payload, n as u32, sink, false)?;
+            tasks.ids.push(id);
+        }
+        Ok(AsyncResult { cell, tasks })
+    }
+
+    /// [`Pool::map`] with this chunk size.
+    ///
+    /// ```
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// let pool = multiproc::Pool::new(2)?;
+    /// assert_eq!(pool.chunksize(2).map(inc, [1, 2, 3])?, [2, 3, 4]);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn map<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<Vec<R>, PoolError>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_async(f, items)?.get()
+    }
+
+    /// [`Pool::map_async`] with this chunk size.
+    ///
+    /// ```
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// let pool = multiproc::Pool::new(2)?;
+    /// assert_eq!(pool.chunksize(1).map_async(inc, [1])?.get()?, [2]);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn map_async<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>, PoolError>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.run_map(Chunks::<Call<A, R>>::new(f), items.into_iter().collect())
+    }
+
+    /// [`Pool::starmap`] with this chunk size.
+    ///
+    /// ```
+    /// fn add(a: u8, b: u8) -> u8 { a + b }
+    /// let pool = multiproc::Pool::new(1)?;
+    /// assert_eq!(pool.chunksize(1).starmap(|a, b| add(a, b), [(1, 1)])?, [2]);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn starmap<Args, R>(
+        &self,
+        f: Args::Fn<R>,
+        items: impl IntoIterator<Item = Args>,
+    ) -> Result<Vec<R>, PoolError>
+    where
+        Args: StarArgs + Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.starmap_async(f, items)?.get()
+    }
+
+    /// [`Pool::starmap_async`] with this chunk size.
+    ///
+    /// ```
+    /// fn add(a: u8, b: u8) -> u8 { a + b }
+    /// let pool = multiproc::Pool::new(1)?;
+    /// assert_eq!(pool.chunksize(1).starmap_async(|a, b| add(a, b), [(1, 1)])?.get()?, [2]);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn starmap_async<Args, R>(
+        &self,
+        f: Args::Fn<R>,
+        items: impl IntoIterator<Item = Args>,
+    ) -> Result<AsyncResult<Vec<R>>, PoolError>
+    where
+        Args: StarArgs + Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.run_map(
+            Chunks::<StarCall<Args, R>>::new(f),
+            items.into_iter().collect(),
+        )
+    }
+
+    /// [`Pool::imap`] with this chunk size.
+    ///
+    /// ```
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// let pool = multiproc::Pool::new(2)?;
+    /// let v: Vec<u8> = pool.chunksize(3).imap(inc, 0..5)?.collect::<Result<_, _>>()?;
+    /// assert_eq!(v, [1, 2, 3, 4, 5]);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn imap<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+    ) -> Result<Imap<'p, R>, PoolError>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.lazy(f, items, true)
+    }
+
+    /// [`Pool::imap_unordered`] with this chunk size.
+    ///
+    /// ```
+    /// fn inc(x: u8) -> u8 { x + 1 }
+    /// let pool = multiproc::Pool::new(2)?;
+    /// let n = pool.chunksize(2).imap_unordered(inc, 0..5)?.count();
+    /// assert_eq!(n, 5);
+    /// # Ok::<(), multiproc::PoolError>(())
+    /// ```
+    pub fn imap_unordered<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+    ) -> Result<Imap<'p, R>, PoolError>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.lazy(f, items, false)
+    }
+
+    fn lazy<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A> + 'p,
+        ordered: bool,
+    ) -> Result<Imap<'p, R>, PoolError>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let size = self.checked_chunksize()?.unwrap_or(1);
+        let lease = self.pool.engine.lease()?;
+        let mut items = items.into_iter();
+        let len = match items.size_hint() {
+            (low, Some(high)) if low == high => Some(low as u64),
+            _ => None,
+        };
+        let task = Chunks::<Call<A, R>>::new(f);
+        let code = task.code();
+        let next_chunk = Box::new(move || -> Option<(Result<Vec<u8>, PoolError>, u32)> {
+            let chunk: Vec<A> = items.by_ref().take(size).collect();
+            if chunk.is_empty() {
+                return None;
+            }
+            let n = chunk.len() as u32;
+            Some((task.payload(&chunk).map_err(PoolError::Failed), n))
+        });
+        Ok(Imap {
+            pool: self.pool,
+            lease: Some(lease),
+            code,
+            next_chunk,
+            shared: Arc::new(ImapShared {
+                state: Mutex::new(ImapState {
+                    chunks: HashMap::new(),
+                    arrived: VecDeque::new(),
+                }),
+                cv: Condvar::new(),
+            }),
+            ordered,
+            submitted: 0,
+            yielded: 0,
+            exhausted: false,
+            window: (8 * self.pool.processes()).max(64),
+            buffer: VecDeque::new(),
+            progress: if self.progress {
+                Progress::new(len)
+            } else {
+                Progress::default()
+            },
+            len,
+        })
+    }
+}
+
+pub(super) struct Gather<R> {
+    pub(super) chunks: Vec<Option<Vec<R>>>,
+    pub(super) first_error: Option<(usize, PoolError)>,
+    pub(super) left: usize,
+}
+
+/// A chunk's outcome in the parent: the values of the items that succeeded (in order) and
+/// the errors of the others, by index.
+pub(crate) struct ChunkResults<R> {
+    pub(super) values: Vec<R>,
+    pub(super) errors: Vec<(usize, PoolError)>,
+}
+
+impl<R> ChunkResults<R> {
+    /// One result per item.
+    pub(crate) fn into_items(self, n: usize) -> Vec<Result<R, PoolError>> {
+        let mut values = self.values.into_iter();
+        let mut errors = self.errors.into_iter().peekable();
+        (0..n)
+            .map(|i| match errors.next_if(|(at, _)| *at == i) {
+                Some((_, e)) => Err(e),
+                None => values
+                    .next()
+                    .ok_or_else(|| PoolError::Failed("a task's result is missing".into())),
+            })
+            .collect()
+    }
+}
+
+/// Turn a chunk's delivery into its values and errors.
+pub(crate) fn decode_chunk<R: DeserializeOwned>(
+    delivery: Delivery<'_>,
+    n: usize,
+) -> ChunkResults<R> {
+    let all_failed = |e: PoolError| ChunkResults {
+        values: Vec::new(),
+        errors: (0..n).map(|i| (i, e.clone())).collect(),
+    };
+    match delivery {
+        Delivery::Failed(e) => all_failed(e),
+        Delivery::Done {
+            bytes,
+            failed,
+            worker,
+        } => {
+            let earlier = |i: usize| {
+                failed
+                    .iter()
+                    .find(|(at, _)| *at as usize == i)
+                    .map(|(_, e)| e.clone())
+                    .unwrap_or_else(|| PoolError::Failed("the item's result was lost".into()))
+            };
+            let Some(bytes) = bytes else {
+                return ChunkResults {
+                    values: Vec::new(),
+                    errors: (0..n).map(|i| (i, earlier(i))).collect(),
+                };
+            };
+            // The user's `Deserialize` runs here, in the collector thread: a panic in it fails
+            // this chunk, never the thread (every later result would hang).
+            let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                handle::decode::<ChunkOutput<R>>(bytes, Vec::new())
+            }));
+            let output: ChunkOutput<R> = match decoded {
+                Ok(Ok(d)) => d,
+                Ok(Err(e)) => {
+                    return all_failed(PoolError::ResultDecode {
+                        message: e.to_string(),
+                    });
+                }
+                Err(payload) => {
+                    return all_failed(PoolError::ResultDecode {
+                        message: format!(
+                            "decoding panicked: {}",
+                            crate::process::child::payload_message(payload.as_ref())
+                        ),
+                    });
+                }
+            };
+            let mut errors: Vec<(usize, PoolError)> = output
+                .failures
+                .into_iter()
+                .map(|(i, failure)| {
+                    let i = i as usize;
+                    let e = match failure {
+                        ItemFailure::Panicked(report) => {
+                            let remote = report.into_remote(worker.0.clone(), worker.1);
+                            crate::logging::event!(
+                                log::Level::Warn,
+                                "a task failed in pool worker '{}' (pid {}): {}",
+                                remote.process_name,
+                                remote.pid,
+                                remote.message
+                            );
+                            PoolError::Panicked(Box::new(remote))
+                        }
+                        ItemFailure::Skipped => earlier(i),
+                    };
+                    (i, e)
+                })
+                .collect();
+            errors.sort_by_key(|(i, _)| *i);
+            ChunkResults {
+                values: output.values,
+                errors,
+            }
+        }
+    }
+}
