@@ -44,7 +44,7 @@ use multiproc::manager::DictProxy;
 use multiproc::{
     Array, Barrier, Condition, Connection, ConnectionError, Event, Lock, Manager, Pool, Process,
     ProcessBuilder, ProcessPoolExecutor, Queue, QueueError, RawValue, SharedMemory, SimpleQueue,
-    StartMethod, SyncError, Value, pipe,
+    StartMethod, Value, pipe,
 };
 use rayon::prelude::*;
 use serde::de::DeserializeOwned;

@@ -175,7 +175,7 @@ pub(crate) fn serve<A, C: serde::de::DeserializeOwned>(
 pub(crate) fn w_counter_explicit(w: WorkerArgs<(RawValue<i32>, Lock)>) -> WorkerExit {
     serve(w, |conn, (v, lock), n: u64| {
         for _ in 0..n {
-            let _g = lock.acquire().map_err(SyncError::from)?;
+            let _g = lock.acquire()?;
             v.set(v.get() + 1);
         }
         Ok(conn.send(&true)?)
@@ -209,7 +209,7 @@ pub(crate) fn w_event(w: WorkerArgs<(Event, Event)>) -> WorkerExit {
 pub(crate) fn w_condition(w: WorkerArgs<(Condition, RawValue<i32>)>) -> WorkerExit {
     serve(w, |conn, (cond, turn), n: u64| {
         {
-            let mut g = cond.acquire().map_err(SyncError::from)?;
+            let mut g = cond.acquire()?;
             for _ in 0..n {
                 while turn.get() != 1 {
                     g.wait();

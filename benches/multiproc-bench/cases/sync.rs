@@ -9,7 +9,7 @@ pub(crate) fn case_lock_uncontended(ctx: &Ctx) -> CaseResult {
         let t0 = Instant::now();
         for _ in 0..k {
             // acquire() + release() (the guard's drop)
-            drop(lock.acquire().map_err(SyncError::from)?);
+            drop(lock.acquire()?);
         }
         Ok(t0.elapsed().as_secs_f64() / k as f64 * 1e9)
     };
@@ -238,7 +238,7 @@ pub(crate) fn case_condition_pingpong(ctx: &Ctx) -> CaseResult {
         let t0 = Instant::now();
         conn.send(&Some(k as u64))?;
         {
-            let mut g = cond.acquire().map_err(SyncError::from)?;
+            let mut g = cond.acquire()?;
             for _ in 0..k {
                 turn.set(1);
                 g.notify(1);
