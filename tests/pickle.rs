@@ -5,49 +5,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use multiproc::pickle::{self, PyKey, PyValue};
 
-/// How long one python3 run may take.
-const LONG: Duration = Duration::from_secs(30);
-
-/// Run `python3 -c script` with `input` on its standard input; its standard output, or
-/// `None` when python3 is not available.
+/// Run `python3 -c script` with `input` on its standard input; its output, or `None`
+/// without python3.
 fn python(script: &str, input: &[u8]) -> Option<Vec<u8>> {
-    let mut child = match Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(e) => panic!("starting python3: {e}"),
-    };
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    stdin.write_all(input).expect("writing to python3");
-    drop(stdin);
-    let finished = common::wait_until(Instant::now() + LONG, || {
-        child.try_wait().expect("waiting for python3").is_some()
-    });
-    if !finished {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("python3 did not finish within {LONG:?}");
-    }
-    let output = child.wait_with_output().expect("reading python3's output");
-    assert!(
-        output.status.success(),
-        "python3 failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(output.stdout)
+    common::python::run(script, &[], input)
 }
 
 /// The value both sides build: `{"name": "tea", 3: (1.5, None, b"x"), ("k", 2): [True, (1, "a")],

@@ -11,7 +11,6 @@ mod common;
 use common::children::{LONG, join, kill, start};
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -59,43 +58,9 @@ fn every_type() -> Vec<ShareableItem> {
     ]
 }
 
-/// Run `python3 -c script args...` (at most `LONG`); its standard output, or `None` when
-/// python3 (with `multiprocessing.shared_memory`) is not available.
+/// Run `python3 -c script args...`; its output, or `None` without python3.
 fn python(script: &str, args: &[&str]) -> Option<String> {
-    let available = Command::new("python3")
-        .args(["-c", "import multiprocessing.shared_memory"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !available {
-        return None;
-    }
-    let mut child = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .env("PYTHONIOENCODING", "utf-8")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting python3");
-    let finished = common::wait_until(Instant::now() + LONG, || {
-        child.try_wait().expect("waiting for python3").is_some()
-    });
-    if !finished {
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("python3 did not finish within {LONG:?}");
-    }
-    let output = child.wait_with_output().expect("reading python3's output");
-    assert!(
-        output.status.success(),
-        "python3 failed ({}): {}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Some(String::from_utf8(output.stdout).expect("python3 printed UTF-8"))
+    common::python::run_shared_memory(script, args)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod children;
+pub mod python;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fmt::Write as _;
