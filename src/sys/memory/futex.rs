@@ -34,6 +34,14 @@ pub fn futex_wake(word: &AtomicU32, n: u32) {
     let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::empty(), n);
 }
 
+/// Release a priority-inheritance futex `word` that the calling thread owns and that has
+/// waiters: the kernel writes the first waiter's id into the word and wakes it. The futex
+/// is shared, as glibc's robust mutexes are.
+pub fn futex_unlock_pi(word: &AtomicU32) -> std::io::Result<()> {
+    rustix::thread::futex::unlock_pi(word, rustix::thread::futex::Flags::empty())
+        .map_err(std::io::Error::from)
+}
+
 #[cfg(feature = "async")]
 /// Sleep until one of `words` no longer holds its expected value, a wake-up on one of them,
 /// or `deadline` (`futex_waitv`, Linux 5.16+; at most 128 words). Returns at once if a word

@@ -26,6 +26,7 @@ thread_local! {
 
 /// `(pid, tid)` of the calling thread, cached per thread without system calls (the cache is
 /// invalidated in a forked child, whose ids differ).
+#[inline]
 pub fn current_ids() -> (u32, u32) {
     ATFORK.call_once(|| {
         // SAFETY: registering a plain extern "C" function as the atfork child handler.

@@ -2,7 +2,8 @@
 //! memory, futexes and robust process-shared mutexes.
 //!
 //! One file per primitive: `mapping.rs` (memfd segments and their mappings), `shm.rs` (POSIX
-//! named shared memory), `futex.rs`, `mutex.rs` (the robust PI mutex), `ids.rs` (cached
+//! named shared memory), `futex.rs`, `mutex.rs` (the robust PI mutex), `robust_list.rs` (the
+//! thread's robust list, for the mutex's inline paths), `ids.rs` (cached
 //! process and thread ids), `spin.rs` (the poll-before-sleep policy) and `clock.rs`
 //! (deadlines as absolute kernel times).
 
@@ -11,6 +12,7 @@ mod futex;
 mod ids;
 mod mapping;
 mod mutex;
+mod robust_list;
 mod shm;
 mod spin;
 

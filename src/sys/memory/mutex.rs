@@ -2,10 +2,11 @@
 
 use std::cell::UnsafeCell;
 use std::io;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::clock::{monotonic_deadline, realtime_deadline};
+use super::robust_list::{NEXT_OFFSET, PI_BIT, PREV_OFFSET, ThreadList};
 
 // glibc's values on Linux (the libc crate does not export all of them for every target).
 pub(super) const PTHREAD_PROCESS_SHARED: libc::c_int = 1;
@@ -52,8 +53,21 @@ unsafe extern "C" {
 /// load compared with our own thread id ([`RobustMutex::owner_tid`]): a dead owner's id is
 /// cleared by the kernel before that id can be reused.
 ///
-/// The uncontended path is a userspace compare-and-swap in glibc; the kernel is entered only
-/// to sleep and hand over. Timed waits use `CLOCK_MONOTONIC` (`FUTEX_LOCK_PI2`, Linux 5.14+),
+/// # Ordering
+/// Every unlock acts as a `SeqCst` operation on the lock word: inline it is a `SeqCst`
+/// compare-and-swap; through glibc or the kernel it is followed by a `SeqCst` fence. The
+/// inline lock reads the word with a `SeqCst` load before its `SeqCst` compare-and-swap. So
+/// a releaser that unlocks and then reads another word `w` with `SeqCst`, and an acquirer
+/// that writes `w` with a `SeqCst` read-modify-write and then tries the lock, cannot both
+/// miss each other (the store-buffering pattern): `LockState::notify_released` relies on it
+/// to wake async acquirers without a lost wake-up.
+///
+/// The uncontended paths run inline (see `robust_list.rs`): the same steps as glibc's, in the
+/// same order, on glibc's own robust list, without the call and the dispatch on the mutex
+/// kind; anything else (a taken lock, waiters, a dead owner, a thread whose robust list is
+/// not in glibc's format) goes through the pthread functions, which find the mutex in the
+/// state they themselves would have left it in. The kernel is entered only to sleep and
+/// hand over. Timed waits use `CLOCK_MONOTONIC` (`FUTEX_LOCK_PI2`, Linux 5.14+),
 /// so a step of the wall clock changes no timeout.
 #[repr(C)]
 pub struct RobustMutex {
@@ -66,6 +80,36 @@ pub struct RobustMutex {
 unsafe impl Sync for RobustMutex {}
 // SAFETY: as above; it contains no thread-affine pointers.
 unsafe impl Send for RobustMutex {}
+
+/// glibc's `struct __pthread_mutex_s` on 64-bit Linux (sysdeps/nptl/bits/struct_mutex.h),
+/// the fields the inline paths read and write. Every field is an atomic so that a reference
+/// to it is sound while glibc (holding the mutex) or the kernel (the lock word) changes it;
+/// apart from the lock word, each field is written only by the mutex's holder, so the lock
+/// word's acquire/release orders those accesses between holders (glibc's plain accesses
+/// included).
+#[repr(C)]
+struct GlibcMutex {
+    /// The futex word: owner's thread id, `FUTEX_WAITERS`, `FUTEX_OWNER_DIED`.
+    lock: AtomicU32,
+    /// Recursion depth (1 for an error-checking mutex while held).
+    count: AtomicU32,
+    /// The owner's thread id, or glibc's markers for an inconsistent or unrecoverable mutex.
+    owner: AtomicI32,
+    /// How many lock calls hold it (glibc uses it only in `pthread_mutex_destroy`).
+    nusers: AtomicU32,
+    /// The mutex kind (never read here: the inline paths serve only our own robust PI
+    /// error-checking mutexes).
+    _kind: AtomicI32,
+    _spins: AtomicI32,
+    prev: AtomicUsize,
+    next: AtomicUsize,
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<GlibcMutex>() == std::mem::size_of::<libc::pthread_mutex_t>());
+    assert!(std::mem::offset_of!(GlibcMutex, prev) == PREV_OFFSET);
+    assert!(std::mem::offset_of!(GlibcMutex, next) == NEXT_OFFSET);
+};
 
 /// What an attempt to lock a [`RobustMutex`] produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,8 +163,109 @@ impl RobustMutex {
         }
     }
 
+    /// glibc's fields, for the inline paths.
+    fn glibc(&self) -> &GlibcMutex {
+        // SAFETY: `GlibcMutex` has the size and field offsets of glibc's `pthread_mutex_t`
+        // on the targets where the inline paths run (checked at compile time above; they
+        // are only used where `ThreadList::current` found glibc's format), and a
+        // `pthread_mutex_t` is at least 8-aligned. Every field is an atomic, so a shared
+        // reference permits the concurrent changes glibc and the kernel make.
+        unsafe { &*self.inner.get().cast::<GlibcMutex>() }
+    }
+
+    /// The uncontended lock, inline: `true` if it took the mutex; `false` if the mutex is
+    /// not free (or this thread's robust list is not glibc's), and nothing was changed.
+    ///
+    /// Order, as glibc's: announce the entry in `list_op_pending`, take the word with a
+    /// compare-and-swap, link the entry, withdraw the announcement, record the owner. A
+    /// death before the swap leaves the word untouched; after it, the entry is announced or
+    /// linked (or both), so the kernel finds the word holding the dead thread's id, marks it
+    /// `OWNER_DIED` and hands it to the next waiter.
+    #[inline]
+    fn lock_inline(&self) -> bool {
+        let Some(list) = ThreadList::current() else {
+            return false;
+        };
+        let m = self.glibc();
+        // Taken, marked OWNER_DIED, or held by us (EDEADLK): glibc's path decides. SeqCst
+        // (a plain load on x86): see "Ordering" on `RobustMutex`.
+        if m.lock.load(Ordering::SeqCst) != 0 {
+            return false;
+        }
+        let entry = &raw const m.next as usize;
+        list.set_pending(entry | PI_BIT);
+        // SeqCst: see "Ordering" on `RobustMutex`.
+        if m.lock
+            .compare_exchange(0, list.tid, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            list.set_pending(0);
+            return false;
+        }
+        m.count.store(1, Ordering::Relaxed);
+        // SAFETY: we hold the mutex now, so its entry is on no list; the caller keeps the
+        // mapping alive while it holds the lock (the same rule as for glibc's own paths).
+        unsafe { list.link(entry) };
+        list.set_pending(0);
+        m.owner.store(list.tid as i32, Ordering::Relaxed);
+        let users = m.nusers.load(Ordering::Relaxed);
+        m.nusers.store(users.wrapping_add(1), Ordering::Relaxed);
+        true
+    }
+
+    /// The unlock, inline, when this thread holds the mutex in the plain state (its id in
+    /// the word, recorded as owner); `None` otherwise, and nothing was changed.
+    ///
+    /// Order, as glibc's: announce the entry, unlink it, clear the owner, release the word
+    /// (a compare-and-swap of our id to 0, or `FUTEX_UNLOCK_PI` when the kernel has marked
+    /// waiters: it then hands the lock to the first of them), withdraw the announcement. A
+    /// death before the word is released leaves the entry announced, so the kernel finds the
+    /// dead thread's id in the word and hands the lock on; after it, the word no longer holds
+    /// our id and the kernel leaves it alone.
+    #[inline]
+    fn unlock_inline(&self) -> Option<io::Result<()>> {
+        let list = ThreadList::current()?;
+        let m = self.glibc();
+        if m.lock.load(Ordering::Relaxed) & FUTEX_TID_MASK != list.tid
+            || m.owner.load(Ordering::Relaxed) != list.tid as i32
+        {
+            return None;
+        }
+        let entry = &raw const m.next as usize;
+        list.set_pending(entry | PI_BIT);
+        // SAFETY: we hold the mutex with `owner` recorded, so it was linked into this
+        // thread's list when it was taken (inline or by glibc) and is still there.
+        unsafe { list.unlink(entry) };
+        m.owner.store(0, Ordering::Relaxed);
+        let users = m.nusers.load(Ordering::Relaxed);
+        m.nusers.store(users.wrapping_sub(1), Ordering::Relaxed);
+        let released = m
+            .lock
+            .compare_exchange(list.tid, 0, Ordering::SeqCst, Ordering::Relaxed)
+            .is_ok();
+        let r = if released {
+            Ok(())
+        } else {
+            // FUTEX_WAITERS is set: the kernel hands the lock to the first waiter.
+            let r = super::futex::futex_unlock_pi(&m.lock);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            r
+        };
+        list.set_pending(0);
+        Some(r)
+    }
+
     /// Lock, waiting at most until `deadline` (`None`: forever).
+    #[inline]
     pub fn lock(&self, deadline: Option<Instant>) -> io::Result<MutexLock> {
+        if self.lock_inline() {
+            return Ok(MutexLock::Acquired);
+        }
+        self.lock_slow(deadline)
+    }
+
+    #[cold]
+    fn lock_slow(&self, deadline: Option<Instant>) -> io::Result<MutexLock> {
         let m = self.inner.get();
         // SAFETY: `m` points to a mutex initialised by `init` (type invariant of the shared
         // structures that contain it); `ts` outlives the call.
@@ -160,10 +305,23 @@ impl RobustMutex {
     }
 
     /// Unlock; `EPERM` if the calling thread does not hold it.
+    #[inline]
     pub fn unlock(&self) -> io::Result<()> {
+        match self.unlock_inline() {
+            Some(r) => r,
+            None => self.unlock_slow(),
+        }
+    }
+
+    #[cold]
+    fn unlock_slow(&self) -> io::Result<()> {
         // SAFETY: initialised mutex (see `lock`); unlocking a mutex we do not hold is reported
         // as EPERM by an error-checking mutex, not undefined behaviour.
-        check(unsafe { libc::pthread_mutex_unlock(self.inner.get()) })
+        let r = check(unsafe { libc::pthread_mutex_unlock(self.inner.get()) });
+        // glibc's release is its own atomic (or the kernel's): the fence gives it the
+        // SeqCst contract of the inline path (see "Ordering" on `RobustMutex`).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        r
     }
 
     /// The kernel thread id of the owner (0: free). For a PI mutex glibc and the kernel keep
@@ -184,5 +342,65 @@ pub(super) fn check(rc: libc::c_int) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::from_raw_os_error(rc))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MutexLock, RobustMutex};
+
+    /// Mutexes at stable addresses, as they would be in shared memory.
+    fn mutexes(n: usize) -> Vec<Box<RobustMutex>> {
+        (0..n)
+            .map(|_| {
+                // SAFETY: a zeroed pthread_mutex_t is valid memory for `init` to initialise.
+                let mut m: Box<RobustMutex> = Box::new(unsafe { std::mem::zeroed() });
+                // SAFETY: `m` is writable, unused memory for a RobustMutex.
+                unsafe { RobustMutex::init(&raw mut *m) }.expect("init");
+                m
+            })
+            .collect()
+    }
+
+    #[test]
+    fn inline_and_glibc_paths_share_one_robust_list_in_any_release_order() {
+        let m = mutexes(4);
+        // Taken inline and through glibc, interleaved, then released out of order by the
+        // other path: every step must leave glibc's list consistent.
+        assert_eq!(m[0].lock(None).expect("lock"), MutexLock::Acquired);
+        assert_eq!(m[1].lock_slow(None).expect("lock"), MutexLock::Acquired);
+        assert_eq!(m[2].lock(None).expect("lock"), MutexLock::Acquired);
+        assert_eq!(m[3].lock_slow(None).expect("lock"), MutexLock::Acquired);
+        assert_eq!(m[2].lock(None).expect("relock"), MutexLock::WouldDeadlock);
+        m[1].unlock().expect("unlock 1 inline (taken by glibc)");
+        m[2].unlock_slow().expect("unlock 2 by glibc (taken inline)");
+        m[0].unlock().expect("unlock 0");
+        assert!(m[0].unlock().is_err(), "a second unlock is EPERM");
+        m[3].unlock().expect("unlock 3");
+        for x in &m {
+            assert_eq!(x.owner_tid(), 0);
+        }
+    }
+
+    #[test]
+    fn a_thread_that_ends_holding_inline_locks_hands_each_on_as_owner_died() {
+        let m = mutexes(3);
+        let addrs: Vec<usize> = m.iter().map(|x| &raw const **x as usize).collect();
+        std::thread::spawn(move || {
+            // SAFETY: the boxes outlive the thread (joined below).
+            let x = |i: usize| unsafe { &*(addrs[i] as *const RobustMutex) };
+            for i in 0..3 {
+                assert_eq!(x(i).lock(None).expect("lock"), MutexLock::Acquired);
+            }
+            // The middle one released: the list must stay whole for the other two.
+            x(1).unlock().expect("unlock");
+        })
+        .join()
+        .expect("thread");
+        let expected = [MutexLock::OwnerDied, MutexLock::Acquired, MutexLock::OwnerDied];
+        for (x, want) in m.iter().zip(expected) {
+            assert_eq!(x.lock(None).expect("lock"), want);
+            x.unlock().expect("unlock");
+        }
     }
 }
