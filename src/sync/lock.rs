@@ -120,16 +120,17 @@ impl LockState {
     ///
     /// No lost wake-up: an async acquirer sets the waiters bit (a `SeqCst` read-modify-write)
     /// and *then* tries the mutex once more before it sleeps on `released`; a releaser
-    /// unlocks the mutex, then a `SeqCst` fence, then reads `released`. The fence orders the
-    /// unlock (glibc's own atomic on the mutex word) before the read, so either the releaser
-    /// sees the bit (and bumps the word, which wakes the sleeper or makes its futex wait
-    /// fail at once), or the acquirer's retry comes after the unlock and finds the mutex
-    /// free. Cost when no async acquirer exists: the fence and one load.
+    /// unlocks the mutex (a `SeqCst` operation on the mutex word, see "Ordering" on
+    /// [`RobustMutex`]), then reads `released` with `SeqCst`. In the single order of `SeqCst`
+    /// operations either the releaser's read comes after the bit was set (it sees the bit,
+    /// and bumps the word, which wakes the sleeper or makes its futex wait fail at once), or
+    /// the bit was set after the read, so the acquirer's retry comes after the unlock and
+    /// finds the mutex free (or taken by a later holder, whose release notifies in turn).
+    /// Cost when no async acquirer exists: one load.
     ///
     /// A holder that dies never gets here; async acquirers therefore also look at the lock
     /// every 20 ms while they wait (see `aio::sync`), as queue waiters do for a dead producer.
     fn notify_released(&self) {
-        std::sync::atomic::fence(Ordering::SeqCst);
         let seen = self.released.load(Ordering::SeqCst);
         if seen & super::waiters::WAITERS != 0 {
             let old = self.released.swap(
