@@ -15,6 +15,9 @@
 #   ROUNDS           run both benchmarks this many times, alternating (default 1); the table
 #                    then shows the median over rounds and the per-round ratios, since one
 #                    run on a noisy VM can be far off
+#   HOG              start this many CPU hogs (busy loops at the same priority) for the whole
+#                    run, Python's, multiproc's and the C floor's alike (default 0): how each
+#                    side's waiting holds up on a busy machine
 #
 # "better" is how many times better multiproc is than Python: python/multiproc for times
 # (us, ms, ns, s: lower is better), multiproc/python for rates (MB/s, GB/s, msg/s, x: higher
@@ -149,6 +152,15 @@ if [[ -z "$bench_exe" || ! -x "$bench_exe" ]]; then
     echo "compare.sh: could not build or find the multiproc-bench executable" >&2
     exit 2
 fi
+
+hogs=()
+stop_hogs() { [[ ${#hogs[@]} -eq 0 ]] || kill "${hogs[@]}" 2>/dev/null || true; }
+trap stop_hogs EXIT
+for ((h = 0; h < ${HOG:-0}; h++)); do
+    "$python" -c 'while True: pass' &
+    hogs+=("$!")
+done
+[[ ${HOG:-0} -eq 0 ]] || echo "== ${HOG} CPU hog(s) running: pids ${hogs[*]}" >&2
 
 rounds="${ROUNDS:-1}"
 py_rc=0
