@@ -4,10 +4,32 @@
 //!
 //! Values are stored as their encoded bytes (postcard), exactly as proxies send them: the
 //! server never needs the Rust types, and equal keys have equal encodings.
+//!
+//! # The locks of a connection that ends
+//! A lock belongs to the connection that took it (one per client thread), and is released
+//! when that connection ends, as a robust lock is when its owner dies. But a client process
+//! has several connections (one per thread, and per proxy handle it received), and the
+//! requests it sent on them are served by other threads, each at its own pace. A client
+//! killed right after `v.set(x + 1)` under a lock has that request in the server's socket
+//! buffer, or being served, when its lock connection ends: releasing the lock at once would
+//! let another client take it and read `v` before that `set` lands, and the late `set` then
+//! undoes the other client's work (a lost update under the lock, found by the crash suite).
+//!
+//! So [`release_after_peer`] releases only after every request the same client process had
+//! already sent on its other connections has been served: it notes how many requests each
+//! of them has served, and waits until each has ended, served one more, sits in a blocking
+//! wait (its one request in flight is that wait), or is idle with nothing to read. Connections
+//! are registered with the client's process id (`SO_PEERCRED`) when accepted, *before* their
+//! handshake, and a client sends nothing before its handshake ends, so no connection that
+//! can carry a request escapes the count. The wait is bounded: each connection is waited for
+//! at most one request, and a dead client's connections all read their end promptly. Every
+//! change that can end the wait (a request served, a connection ending or starting to wait)
+//! notifies `changed` while a release is waiting. Over TCP the kernel names no process, and a
+//! connection's locks are released at once, as before.
 
 use std::any::Any;
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -16,7 +38,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::connection::{Connection, ConnectionError};
+use crate::connection::Connection;
 use crate::handle::Handle;
 use crate::listener::{Address, Listener};
 
@@ -204,10 +226,52 @@ enum Object {
 
 #[derive(Default)]
 struct Objects {
+    /// The live connections, for [`release_after_peer`].
+    conns: HashMap<u64, Conn>,
+    /// Releases waiting in [`release_after_peer`] (connection changes notify `changed` then).
+    draining: usize,
     next: u64,
     /// Each object with the name of its kind (for a named object asked for again).
     all: HashMap<u64, (&'static str, Object)>,
     names: HashMap<String, u64>,
+}
+
+/// What the server knows of a live connection.
+struct Conn {
+    /// The client's process id (`None` over TCP).
+    peer: Option<u32>,
+    phase: Phase,
+    /// Requests served so far.
+    served: u64,
+    /// The socket (a duplicate), to see whether something is waiting to be read.
+    socket: Option<OwnedFd>,
+}
+
+/// Where a connection's thread is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Authenticating the client: nothing served yet, a request may follow at once.
+    Handshake,
+    /// Waiting for the next request.
+    Idle,
+    /// Serving a request.
+    Serving,
+    /// In a blocking wait (a lock, a queue...): the request in flight is that wait.
+    Waiting,
+}
+
+impl Conn {
+    /// Whether a request the client sent before now may still be unserved.
+    fn may_have_a_request(&self) -> bool {
+        match self.phase {
+            Phase::Handshake | Phase::Serving => true,
+            Phase::Waiting => false,
+            Phase::Idle => self.socket.as_ref().is_none_or(|s| {
+                crate::sys::wait_readable(&[s.as_fd()], Some(Duration::ZERO))
+                    .map_or(true, |ready| ready[0])
+            }),
+        }
+    }
 }
 
 /// What the server process starts with.
@@ -227,25 +291,43 @@ pub(super) fn serve(args: ServerArgs) {
         objects: Mutex::new(Objects::default()),
         changed: Condvar::new(),
     });
+    let key: Arc<[u8]> = Arc::from(args.authkey.as_slice());
+    let timeout = listener.handshake_timeout();
     let mut next_conn = 0u64;
     loop {
-        let conn = match listener.accept() {
-            Ok(conn) => conn,
-            // A peer that failed the handshake or went away during it: serve the others.
-            Err(ConnectionError::Io(e)) if !crate::sys::is_transient_accept_error(&e) => {
-                crate::sys::exit_now(1)
-            }
+        let socket = match listener.accept_socket() {
+            Ok(socket) => socket,
+            Err(e) if !crate::sys::is_transient_accept_error(&e) => crate::sys::exit_now(1),
             Err(_) => continue,
         };
-        let objects = objects.clone();
         next_conn += 1;
         let me = next_conn;
+        // Registered before the handshake: see "The locks of a connection that ends".
+        lock(&objects).conns.insert(
+            me,
+            Conn {
+                peer: crate::sys::peer_pid(socket.as_fd()),
+                phase: Phase::Handshake,
+                served: 0,
+                socket: socket.try_clone().ok(),
+            },
+        );
+        let state = objects.clone();
+        let key = key.clone();
         let spawned =
             crate::process::fork::spawn_library_thread("multiproc-manager-conn", move || {
-                serve_connection(conn, &objects, me)
+                // A peer that fails the handshake or goes away during it: serve the others.
+                let mut conn = Connection::new(socket);
+                let authenticated = crate::listener::new_challenge().and_then(|random| {
+                    crate::listener::server_handshake(&mut conn, &key, &random, timeout)
+                });
+                match authenticated {
+                    Ok(()) => serve_connection(conn, &state, me),
+                    Err(_) => release_after_peer(&state, me),
+                }
             });
         if spawned.is_err() {
-            continue;
+            release_after_peer(&objects, me);
         }
     }
 }
@@ -261,12 +343,32 @@ fn lock(state: &State) -> MutexGuard<'_, Objects> {
     state.objects.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Move connection `me` to `phase` (counting a request served when it goes idle again).
+fn set_phase(state: &State, me: u64, phase: Phase) {
+    let mut objects = lock(state);
+    set_phase_locked(&mut objects, state, me, phase);
+}
+
+fn set_phase_locked(objects: &mut Objects, state: &State, me: u64, phase: Phase) {
+    if let Some(conn) = objects.conns.get_mut(&me) {
+        if phase == Phase::Idle && conn.phase == Phase::Serving {
+            conn.served += 1;
+        }
+        conn.phase = phase;
+    }
+    if objects.draining > 0 {
+        state.changed.notify_all();
+    }
+}
+
 fn serve_connection(mut conn: Connection, state: &State, me: u64) {
     loop {
+        set_phase(state, me, Phase::Idle);
         let request = match conn.recv::<Request>() {
             Ok(request) => request,
-            Err(_) => return release_all(state, me),
+            Err(_) => return release_after_peer(state, me),
         };
+        set_phase(state, me, Phase::Serving);
         let reply = match request {
             Request::Shutdown => {
                 let _ = conn.send(&Reply::Done);
@@ -276,15 +378,39 @@ fn serve_connection(mut conn: Connection, state: &State, me: u64) {
             Request::Call { id, op } => call(state, id, op, me),
         };
         if conn.send(&reply).is_err() {
-            return release_all(state, me);
+            return release_after_peer(state, me);
         }
     }
 }
 
 /// A connection that goes away releases the locks it held (even one granted after its
-/// process died waiting), like a process that dies holding a robust lock.
-fn release_all(state: &State, me: u64) {
+/// process died waiting), like a process that dies holding a robust lock; but only once the
+/// requests its process sent on its other connections have been served (see "The locks of
+/// a connection that ends").
+fn release_after_peer(state: &State, me: u64) {
     let mut objects = lock(state);
+    let peer = objects.conns.remove(&me).and_then(|c| c.peer);
+    if let Some(pid) = peer {
+        let before: Vec<(u64, u64)> = objects
+            .conns
+            .iter()
+            .filter(|(_, c)| c.peer == Some(pid))
+            .map(|(&id, c)| (id, c.served))
+            .collect();
+        objects.draining += 1;
+        while before.iter().any(|(id, served)| {
+            objects
+                .conns
+                .get(id)
+                .is_some_and(|c| c.served == *served && c.may_have_a_request())
+        }) {
+            objects = state
+                .changed
+                .wait(objects)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+        objects.draining -= 1;
+    }
     for (_, object) in objects.all.values_mut() {
         let held = match object {
             Object::Lock(held) | Object::Condition { held, .. } => held,
@@ -348,11 +474,13 @@ fn call(state: &State, id: u64, op: Op, me: u64) -> Reply {
             },
             None => Duration::from_secs(3600),
         };
+        set_phase_locked(&mut objects, state, me, Phase::Waiting);
         objects = state
             .changed
             .wait_timeout(objects, timeout)
             .unwrap_or_else(|e| e.into_inner())
             .0;
+        set_phase_locked(&mut objects, state, me, Phase::Serving);
     }
 }
 

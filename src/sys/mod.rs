@@ -675,6 +675,14 @@ pub fn random_bytes(buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// The process at the other end of a local (Unix) socket, as the kernel recorded it when
+/// the connection was made (`SO_PEERCRED`); `None` for other sockets.
+pub fn peer_pid(fd: BorrowedFd<'_>) -> Option<u32> {
+    rustix::net::sockopt::socket_peercred(fd)
+        .ok()
+        .map(|cred| cred.pid.as_raw_nonzero().get() as u32)
+}
+
 /// Whether an `accept` error is worth retrying (a peer that reset its connection, running out
 /// of descriptors or memory for a moment) rather than a broken listening socket.
 pub fn is_transient_accept_error(e: &io::Error) -> bool {
