@@ -5,8 +5,9 @@
 //! calls MPI), checks that every worker runs this build, and then serves one engine at a
 //! time (an *attachment*, numbered by an epoch): it takes orders from the engine's task
 //! ring, sends each to the least busy rank (at most [`DEPTH`] per rank, so a rank has its
-//! next chunk at hand when it finishes one; a large order only to an idle rank, see
-//! [`EAGER`]), and puts every report into the engine's
+//! next chunk at hand when it finishes one, or [`QUICK_DEPTH`] for a rank whose orders take
+//! less than [`QUICK`]; a large order only to an idle rank, see [`EAGER`]), and puts every
+//! report into the engine's
 //! result ring untouched. The engine's collector then does all the rest, exactly as for
 //! local workers.
 //!
@@ -47,6 +48,15 @@ use crate::queue::ring::Ring;
 
 /// Most orders out to one rank at once.
 const DEPTH: usize = 2;
+
+/// Most orders out to a rank whose last order took less than [`QUICK`]: tiny tasks (a chunk
+/// size of 1) are bound by the round trip between ranks, so more of them travel at once.
+/// Slow orders stay at [`DEPTH`], so that a rank that finishes early does not wait while
+/// work sits queued at a busy one.
+const QUICK_DEPTH: usize = 8;
+
+/// See [`QUICK_DEPTH`]: from when an order became its rank's oldest to its answer.
+const QUICK: Duration = Duration::from_micros(100);
 
 /// Orders up to this size are sent to a rank that is busy: MPI libraries send messages this
 /// small *eagerly* (Open MPI's shared-memory limit is 4 KiB, TCP's 64 KiB), so the send
@@ -240,8 +250,19 @@ struct Worker {
     host: String,
     /// Orders sent and not answered: `(epoch, id)`, oldest first.
     out: VecDeque<(u64, u64)>,
+    /// When the oldest order in `out` became the oldest (the rank started on it).
+    front_since: Option<Instant>,
+    /// The rank's last order took less than [`QUICK`].
+    quick: bool,
     /// Given up after a task timeout: never used again.
     lost: bool,
+}
+
+impl Worker {
+    /// Whether the rank may take one more order (see [`DEPTH`] and [`QUICK_DEPTH`]).
+    fn has_room(&self) -> bool {
+        !self.lost && self.out.len() < if self.quick { QUICK_DEPTH } else { DEPTH }
+    }
 }
 
 /// The engine being served.
@@ -380,6 +401,8 @@ fn meet<C: Communicator>(comm: &C, ranks: &[Rank]) -> (Vec<Worker>, Option<MpiEr
                 pid: hello.pid,
                 host: hello.host,
                 out: VecDeque::new(),
+                front_since: None,
+                quick: false,
                 lost: false,
             });
         }
@@ -576,7 +599,7 @@ impl<C: Communicator> Serving<'_, C> {
             a.ranks
                 .iter()
                 .zip(&a.done)
-                .any(|(&w, done)| !done && workers[w].out.len() < DEPTH)
+                .any(|(&w, done)| !done && workers[w].has_room())
         })
     }
 
@@ -597,8 +620,10 @@ impl<C: Communicator> Serving<'_, C> {
         };
         match order_head {
             Order::Run { id, .. } => {
+                // The least busy rank with room (`has_room` let this order in, so there is
+                // one unless every rank is gone).
                 let best = (0..a.ranks.len())
-                    .filter(|&i| !a.done[i])
+                    .filter(|&i| !a.done[i] && workers[a.ranks[i]].has_room())
                     .min_by_key(|&i| workers[a.ranks[i]].out.len());
                 if order.len() > EAGER && best.is_some_and(|i| !workers[a.ranks[i]].out.is_empty())
                 {
@@ -615,6 +640,7 @@ impl<C: Communicator> Serving<'_, C> {
                     .send_with_tag(&order[..], wire::TAG_ORDER);
                 worker.out.push_back((a.epoch, id));
                 if worker.out.len() == 1 {
+                    worker.front_since = Some(Instant::now());
                     let status = &a.link.statuses[i];
                     status.claim(id);
                     status.start_item(0, true);
@@ -651,6 +677,9 @@ impl<C: Communicator> Serving<'_, C> {
                 let Some((epoch, _)) = workers[w].out.pop_front() else {
                     return;
                 };
+                let worker = &mut workers[w];
+                worker.quick = worker.front_since.is_some_and(|t| t.elapsed() < QUICK);
+                worker.front_since = (!worker.out.is_empty()).then(Instant::now);
                 let (Some(a), Some(i)) = (attached, index) else {
                     return;
                 };
