@@ -935,3 +935,63 @@ fn apply(object: &mut Object, op: Op) -> Reply {
         (_, op) => Reply::Failed(format!("operation {op:?} does not apply to this object")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(peer: u32, phase: Phase, socket: Option<OwnedFd>) -> Conn {
+        Conn {
+            peer: Some(peer),
+            phase,
+            served: 0,
+            socket,
+        }
+    }
+
+    fn owner(state: &State, id: u64) -> Option<u64> {
+        match &lock(state).all[&id].1 {
+            Object::Lock(held) => held.owner,
+            _ => panic!("not a lock"),
+        }
+    }
+
+    #[test]
+    fn a_closed_connection_keeps_its_locks_until_its_process_requests_in_flight_are_served() {
+        let state = Arc::new(State {
+            objects: Mutex::new(Objects::default()),
+            changed: Condvar::new(),
+        });
+        // Connection 1 holds lock 10; connection 2 of the same process is serving a request
+        // (say the `set` made under that lock), connection 3 of another process too.
+        let (quiet, _other_end) = crate::sys::socketpair().expect("socketpair");
+        {
+            let mut objects = lock(&state);
+            let held = Held {
+                owner: Some(1),
+                levels: 1,
+                recursive: false,
+            };
+            objects.all.insert(10, ("Lock", Object::Lock(held)));
+            objects.conns.insert(1, conn(7, Phase::Idle, None));
+            objects
+                .conns
+                .insert(2, conn(7, Phase::Serving, Some(quiet)));
+            objects.conns.insert(3, conn(8, Phase::Serving, None));
+        }
+        let releasing = {
+            let state = state.clone();
+            std::thread::spawn(move || release_after_peer(&state, 1))
+        };
+        // Once the release is waiting (or, wrongly, done), the lock must still be held.
+        while lock(&state).draining == 0 && !releasing.is_finished() {
+            std::thread::yield_now();
+        }
+        assert_eq!(owner(&state, 10), Some(1));
+        // Connection 2 finishes its request and waits for the next (nothing to read).
+        set_phase(&state, 2, Phase::Idle);
+        releasing.join().expect("release");
+        assert_eq!(owner(&state, 10), None);
+        assert_eq!(lock(&state).draining, 0);
+    }
+}
