@@ -349,17 +349,16 @@ pub(super) fn check(rc: libc::c_int) -> io::Result<()> {
 mod tests {
     use super::{MutexLock, RobustMutex};
 
-    /// Mutexes at stable addresses, as they would be in shared memory.
-    fn mutexes(n: usize) -> Vec<Box<RobustMutex>> {
-        (0..n)
-            .map(|_| {
-                // SAFETY: a zeroed pthread_mutex_t is valid memory for `init` to initialise.
-                let mut m: Box<RobustMutex> = Box::new(unsafe { std::mem::zeroed() });
-                // SAFETY: `m` is writable, unused memory for a RobustMutex.
-                unsafe { RobustMutex::init(&raw mut *m) }.expect("init");
-                m
-            })
-            .collect()
+    /// Mutexes initialised in place, as they would be in shared memory (the vector is never
+    /// resized afterwards, so they do not move).
+    fn mutexes(n: usize) -> Vec<RobustMutex> {
+        // SAFETY: a zeroed pthread_mutex_t is valid memory for `init` to initialise.
+        let mut all: Vec<RobustMutex> = (0..n).map(|_| unsafe { std::mem::zeroed() }).collect();
+        for m in &mut all {
+            // SAFETY: `m` is writable, unused memory for a RobustMutex.
+            unsafe { RobustMutex::init(m) }.expect("init");
+        }
+        all
     }
 
     #[test]
@@ -386,9 +385,9 @@ mod tests {
     #[test]
     fn a_thread_that_ends_holding_inline_locks_hands_each_on_as_owner_died() {
         let m = mutexes(3);
-        let addrs: Vec<usize> = m.iter().map(|x| &raw const **x as usize).collect();
+        let addrs: Vec<usize> = m.iter().map(|x| x as *const RobustMutex as usize).collect();
         std::thread::spawn(move || {
-            // SAFETY: the boxes outlive the thread (joined below).
+            // SAFETY: the mutexes outlive the thread (joined below) and do not move.
             let x = |i: usize| unsafe { &*(addrs[i] as *const RobustMutex) };
             for i in 0..3 {
                 assert_eq!(x(i).lock(None).expect("lock"), MutexLock::Acquired);
