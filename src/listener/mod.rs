@@ -378,6 +378,20 @@ impl Listener {
     }
 }
 
+/// For servers that authenticate each peer on a thread of their own (the manager's).
+impl Listener {
+    /// Accept a peer's socket (a `WouldBlock` error when none waits and the socket is
+    /// non-blocking); no handshake.
+    pub(crate) fn accept_socket(&self) -> std::io::Result<OwnedFd> {
+        self.accept_peer()
+    }
+
+    /// How long a peer's handshake may take.
+    pub(crate) fn handshake_timeout(&self) -> Duration {
+        self.handshake_timeout
+    }
+}
+
 #[cfg(feature = "async")]
 impl Listener {
     /// Switch the listening socket's blocking mode (the async listener makes it
@@ -391,12 +405,6 @@ impl Listener {
         Ok(sys::set_nonblocking(fd, nonblocking)?)
     }
 
-    /// Accept a peer's socket (a `WouldBlock` error when none waits and the socket is
-    /// non-blocking); no handshake.
-    pub(crate) fn accept_socket(&self) -> std::io::Result<OwnedFd> {
-        self.accept_peer()
-    }
-
     /// The listening socket's descriptor number.
     pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;
@@ -408,10 +416,6 @@ impl Listener {
 
     pub(crate) fn authkey(&self) -> Option<&[u8]> {
         self.authkey.as_deref()
-    }
-
-    pub(crate) fn handshake_timeout(&self) -> Duration {
-        self.handshake_timeout
     }
 }
 
