@@ -68,6 +68,10 @@ pub struct Connection {
     pub(super) scratch: Vec<u8>,
     /// Whether OS handles that arrive are taken (see [`Connection::accept_handles`]).
     pub(super) accepts_handles: bool,
+    /// Whether a blocking receive polls briefly before it sleeps (see
+    /// `sys::memory::spin_until`); off where every answer takes longer than that (the fork
+    /// server's: a `fork`), so that waiting costs no CPU the other processes could use.
+    pub(super) spins: bool,
 }
 
 /// A duplex pipe: two connected [`Connection`]s that can both send and receive
@@ -129,6 +133,11 @@ impl Connection {
         let mut conn = Connection::from_fd(fd, true, true);
         conn.accepts_handles = false;
         conn
+    }
+
+    /// Whether a blocking receive polls briefly before it sleeps (on by default).
+    pub(crate) fn set_spinning(&mut self, on: bool) {
+        self.spins = on;
     }
 
     /// Accept OS handles (locks, queues, shared memory, connections, files) sent by the peer.
@@ -195,6 +204,7 @@ impl Connection {
             frame_fds: 0,
             scratch: Vec::new(),
             accepts_handles: true,
+            spins: true,
         }
     }
 

@@ -102,10 +102,12 @@ impl Connection {
     pub(super) fn read_more_unrecorded(&mut self) -> io::Result<usize> {
         let fd = self.fd.as_fd();
         let mut got = Ok(None);
-        sys::memory::spin_until(None, || {
-            got = sys::try_recv_some(fd, &mut self.rbuf[self.rend..], &mut self.fds);
-            !matches!(got, Ok(None))
-        });
+        if self.spins {
+            sys::memory::spin_until(None, || {
+                got = sys::try_recv_some(fd, &mut self.rbuf[self.rend..], &mut self.fds);
+                !matches!(got, Ok(None))
+            });
+        }
         if let Some(n) = got? {
             return Ok(n);
         }

@@ -75,7 +75,10 @@ pub(crate) fn start(header: &BootHeader, task: &TaskMessage) -> Result<Started, 
     let mut guard = lock();
     for attempt in 0..2 {
         if guard.is_none() {
-            *guard = Some(helper::launch("forkserver", "multiproc-forkserver")?);
+            let mut server = helper::launch("forkserver", "multiproc-forkserver")?;
+            // Every answer comes after a `fork`: longer than polling could pay for.
+            server.control.set_spinning(false);
+            *guard = Some(server);
         }
         let Some(server) = guard.as_mut() else {
             continue;
@@ -128,6 +131,8 @@ struct Child {
 
 /// The server's loop; runs in the spawned server process and never returns.
 pub(crate) fn serve(mut control: Connection) -> ! {
+    // Requests come when the user starts a process: no use polling for them.
+    control.set_spinning(false);
     // Ctrl-C reaches the whole process group; the user process decides what happens to the
     // children, the server just keeps serving until its control connection closes.
     sys::ignore_sigint(true);
