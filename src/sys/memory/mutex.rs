@@ -97,13 +97,19 @@ struct GlibcMutex {
     owner: AtomicI32,
     /// How many lock calls hold it (glibc uses it only in `pthread_mutex_destroy`).
     nusers: AtomicU32,
-    /// The mutex kind (never read here: the inline paths serve only our own robust PI
-    /// error-checking mutexes).
-    _kind: AtomicI32,
+    /// The mutex kind glibc set at `init` ([`INLINE_KIND`] for ours; never changed).
+    kind: AtomicI32,
     _spins: AtomicI32,
     prev: AtomicUsize,
     next: AtomicUsize,
 }
+
+/// glibc's `__kind` of the mutexes `init` makes: `PTHREAD_MUTEX_ERRORCHECK_NP` (2) |
+/// `PTHREAD_MUTEX_ROBUST_NORMAL_NP` (16) | `PTHREAD_MUTEX_PRIO_INHERIT_NP` (32) |
+/// `PTHREAD_MUTEX_PSHARED_BIT` (128). The inline paths serve only mutexes of exactly this
+/// kind: any other value (another glibc's encoding, or memory someone overwrote) goes to glibc,
+/// which decides (and refuses a kind it does not know with `EINVAL`).
+const INLINE_KIND: i32 = 2 | 16 | 32 | 128;
 
 const _: () = {
     assert!(std::mem::size_of::<GlibcMutex>() == std::mem::size_of::<libc::pthread_mutex_t>());
@@ -187,6 +193,9 @@ impl RobustMutex {
             return false;
         };
         let m = self.glibc();
+        if m.kind.load(Ordering::Relaxed) != INLINE_KIND {
+            return false;
+        }
         // Taken, marked OWNER_DIED, or held by us (EDEADLK): glibc's path decides. SeqCst
         // (a plain load on x86): see "Ordering" on `RobustMutex`.
         if m.lock.load(Ordering::SeqCst) != 0 {
@@ -226,7 +235,8 @@ impl RobustMutex {
     fn unlock_inline(&self) -> Option<io::Result<()>> {
         let list = ThreadList::current()?;
         let m = self.glibc();
-        if m.lock.load(Ordering::Relaxed) & FUTEX_TID_MASK != list.tid
+        if m.kind.load(Ordering::Relaxed) != INLINE_KIND
+            || m.lock.load(Ordering::Relaxed) & FUTEX_TID_MASK != list.tid
             || m.owner.load(Ordering::Relaxed) != list.tid as i32
         {
             return None;
@@ -348,6 +358,7 @@ pub(super) fn check(rc: libc::c_int) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::{MutexLock, RobustMutex};
+    use std::sync::atomic::Ordering;
 
     /// Mutexes initialised in place, as they would be in shared memory (the vector is never
     /// resized afterwards, so they do not move).
@@ -359,6 +370,13 @@ mod tests {
             unsafe { RobustMutex::init(m) }.expect("init");
         }
         all
+    }
+
+    #[test]
+    fn init_makes_the_kind_the_inline_paths_serve() {
+        for m in &mutexes(1) {
+            assert_eq!(m.glibc().kind.load(Ordering::Relaxed), super::INLINE_KIND);
+        }
     }
 
     #[test]
