@@ -122,6 +122,7 @@ pub(crate) mod code;
 pub mod connection;
 pub mod context;
 mod deadline;
+mod event;
 pub mod executor;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

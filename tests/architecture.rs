@@ -245,7 +245,6 @@ const KNOWN_UPWARD: &[(&str, &str, &str)] = &[
         "the resource tracker runs as a helper process",
     ),
     ("shared", "sync", "shared values hold an RLock"),
-    ("sync", "logging", "a lock logs a dead owner's recovery"),
     ("pool", "mpi", "the MPI backend of a pool"),
 ];
 

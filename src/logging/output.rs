@@ -103,7 +103,7 @@ pub(super) fn prepare(name: &str) -> Option<Pipes> {
     match add_streams(name) {
         Ok(pipes) => Some(pipes),
         Err(e) => {
-            super::event!(
+            crate::event::event!(
                 log::Level::Warn,
                 "output of '{name}' is not prefixed: no pipe for it ({e})"
             );

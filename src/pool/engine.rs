@@ -1069,7 +1069,7 @@ impl Inner {
             } else if !innocent {
                 let error = match (timed_out, self.config.timeout) {
                     (Some(_), Some(after)) => {
-                        crate::logging::event!(
+                        crate::event::event!(
                             log::Level::Warn,
                             "a task in pool worker '{name}' (pid {pid}) ran past its timeout of \
                              {after:?}; the worker was killed"
@@ -1145,12 +1145,12 @@ impl Inner {
             };
             match &cause {
                 Some(cause) if !matches!(st.phase, Phase::Terminated) => {
-                    crate::logging::event!(
+                    crate::event::event!(
                         log::Level::Warn,
                         "pool worker '{name}' (pid {pid}) {cause}; {after}"
                     );
                 }
-                None if !stopped => crate::logging::event!(
+                None if !stopped => crate::event::event!(
                     log::Level::Info,
                     "pool worker '{name}' (pid {pid}) {retired}; {after}"
                 ),
@@ -1185,7 +1185,7 @@ impl Inner {
         let mut delivery = None;
         if timed_out.is_some() {
             let after = self.config.timeout.unwrap_or_default();
-            crate::logging::event!(
+            crate::event::event!(
                 log::Level::Warn,
                 "a task on worker '{name}' (pid {pid}) ran past its timeout of {after:?}; the \
                  worker is no longer used"

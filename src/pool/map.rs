@@ -466,7 +466,7 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(
                     let e = match failure {
                         ItemFailure::Panicked(report) => {
                             let remote = report.into_remote(worker.0.clone(), worker.1);
-                            crate::logging::event!(
+                            crate::event::event!(
                                 log::Level::Warn,
                                 "a task failed in pool worker '{}' (pid {}): {}",
                                 remote.process_name,

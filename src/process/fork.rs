@@ -118,13 +118,13 @@ pub(crate) fn start<R: Serialize>(
 ) -> Result<Started, ProcessError> {
     let must_refuse = check == Check::Threads && !FORK_WITH_THREADS.load(Ordering::SeqCst);
     // Reading the thread list costs tens of microseconds: only when it can change something.
-    if must_refuse || crate::logging::library_enabled(log::Level::Warn) {
+    if must_refuse || crate::event::library_enabled(log::Level::Warn) {
         let foreign = foreign_threads();
         if !foreign.is_empty() {
             if must_refuse {
                 return Err(ProcessError::ForkWithThreads { threads: foreign });
             }
-            crate::logging::event!(
+            crate::event::event!(
                 log::Level::Warn,
                 "forking a multithreaded process: locks held by other threads stay locked in \
                  the child; prefer the forkserver or spawn start method"

@@ -764,7 +764,7 @@ impl<R: DeserializeOwned> Process<R> {
             started.ours,
         ));
         registry::register(record.clone());
-        crate::logging::event!(
+        crate::event::event!(
             log::Level::Info,
             "started process '{}' (pid {}) with {method}",
             record.name,

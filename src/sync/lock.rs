@@ -92,7 +92,7 @@ impl LockState {
     fn note(&self, obtained: Obtained) {
         if obtained == Obtained::OwnerDied {
             let dead = self.owner_pid.load(Ordering::Relaxed);
-            crate::logging::event!(
+            crate::event::event!(
                 log::Level::Warn,
                 "the owner of a lock (pid {dead}) died holding it; the lock was recovered and \
                  the data it guards may be inconsistent"

@@ -373,7 +373,8 @@ mod tests {
         assert_eq!(m[3].lock_slow(None).expect("lock"), MutexLock::Acquired);
         assert_eq!(m[2].lock(None).expect("relock"), MutexLock::WouldDeadlock);
         m[1].unlock().expect("unlock 1 inline (taken by glibc)");
-        m[2].unlock_slow().expect("unlock 2 by glibc (taken inline)");
+        m[2].unlock_slow()
+            .expect("unlock 2 by glibc (taken inline)");
         m[0].unlock().expect("unlock 0");
         assert!(m[0].unlock().is_err(), "a second unlock is EPERM");
         m[3].unlock().expect("unlock 3");
@@ -397,7 +398,11 @@ mod tests {
         })
         .join()
         .expect("thread");
-        let expected = [MutexLock::OwnerDied, MutexLock::Acquired, MutexLock::OwnerDied];
+        let expected = [
+            MutexLock::OwnerDied,
+            MutexLock::Acquired,
+            MutexLock::OwnerDied,
+        ];
         for (x, want) in m.iter().zip(expected) {
             assert_eq!(x.lock(None).expect("lock"), want);
             x.unlock().expect("unlock");

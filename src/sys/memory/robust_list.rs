@@ -171,14 +171,7 @@ fn look_up_head() -> usize {
     let mut len: libc::size_t = 0;
     // SAFETY: `get_robust_list` for the calling thread (pid 0) writes the head's address and
     // length into the two out-parameters, which are valid for writes.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_get_robust_list,
-            0,
-            &raw mut head,
-            &raw mut len,
-        )
-    };
+    let rc = unsafe { libc::syscall(libc::SYS_get_robust_list, 0, &raw mut head, &raw mut len) };
     if rc != 0 || head.is_null() || len != std::mem::size_of::<Head>() {
         return 0;
     }
