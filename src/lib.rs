@@ -127,11 +127,14 @@ pub mod executor;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod handle;
+mod identity;
+mod library_thread;
 pub mod listener;
 pub mod logging;
 pub mod manager;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+mod panic_report;
 #[cfg(feature = "pickle")]
 pub mod pickle;
 pub mod pool;

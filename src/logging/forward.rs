@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{LoggingError, TARGET, hub, output};
 use crate::event::{event, level_filter};
-use crate::process::child::PanicReport;
+use crate::panic_report::PanicReport;
 use crate::queue::ring::Ring;
 use crate::sys;
 

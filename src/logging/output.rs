@@ -118,9 +118,7 @@ fn add_streams(name: &str) -> std::io::Result<Pipes> {
     let mut relay = lock();
     if relay.is_none() {
         let (wake_read, wake_write) = sys::output_pipe()?;
-        crate::process::fork::spawn_library_thread("multiproc-output", move || {
-            relay_loop(wake_read)
-        })?;
+        crate::library_thread::spawn("multiproc-output", move || relay_loop(wake_read))?;
         *relay = Some(Relay {
             owner: sys::getpid(),
             streams: Vec::new(),

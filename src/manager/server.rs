@@ -240,10 +240,9 @@ pub(super) fn serve(args: ServerArgs) {
         let objects = objects.clone();
         next_conn += 1;
         let me = next_conn;
-        let spawned =
-            crate::process::fork::spawn_library_thread("multiproc-manager-conn", move || {
-                serve_connection(conn, &objects, me)
-            });
+        let spawned = crate::library_thread::spawn("multiproc-manager-conn", move || {
+            serve_connection(conn, &objects, me)
+        });
         if spawned.is_err() {
             continue;
         }

@@ -306,19 +306,15 @@ impl Engine {
         }
         let collector = {
             let inner = inner.clone();
-            crate::process::fork::spawn_library_thread("multiproc-pool-results", move || {
-                inner.collect()
-            })
+            crate::library_thread::spawn("multiproc-pool-results", move || inner.collect())
         };
         let watcher = {
             let inner = inner.clone();
-            crate::process::fork::spawn_library_thread("multiproc-pool-watcher", move || {
-                inner.watch()
-            })
+            crate::library_thread::spawn("multiproc-pool-watcher", move || inner.watch())
         };
         let feeder = {
             let inner = inner.clone();
-            crate::process::fork::spawn_library_thread(FEEDER, move || inner.feed())
+            crate::library_thread::spawn(FEEDER, move || inner.feed())
         };
         let started: Vec<_> = [collector, watcher, feeder].into_iter().collect();
         let failed = started.iter().any(|t| t.is_err());
@@ -1106,7 +1102,7 @@ impl Inner {
             st.init_deaths += 1;
             if st.init_deaths >= LOST_LIMIT && st.broken.is_none() {
                 broken = Some(PoolError::InitializerFailed(Box::new(
-                    crate::process::child::PanicReport {
+                    crate::panic_report::PanicReport {
                         message: format!(
                             "{LOST_LIMIT} workers in a row died during initialization, the \
                              last one '{name}' (pid {pid}): {}",

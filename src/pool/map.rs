@@ -453,7 +453,7 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(
                     return all_failed(PoolError::ResultDecode {
                         message: format!(
                             "decoding panicked: {}",
-                            crate::process::child::payload_message(payload.as_ref())
+                            crate::panic_report::payload_message(payload.as_ref())
                         ),
                     });
                 }

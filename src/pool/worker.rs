@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::code::{Borrowing, CodeFn, CodeRef};
 use crate::handle;
-use crate::process::child::{self, PanicReport};
+use crate::panic_report::PanicReport;
+use crate::process::child;
 use crate::queue::ring::Ring;
 use crate::shared::segment::{Shared, SharedState};
 

@@ -227,7 +227,7 @@ pub(crate) fn active_children() -> Vec<ChildInfo> {
 
 fn start_reaper() -> io::Result<OwnedFd> {
     let (read, write) = sys::wake_pipe()?;
-    crate::process::fork::spawn_library_thread("multiproc-reaper", move || reaper_loop(read))?;
+    crate::library_thread::spawn("multiproc-reaper", move || reaper_loop(read))?;
     Ok(write)
 }
 

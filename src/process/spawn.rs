@@ -19,12 +19,13 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use serde::{Deserialize, Serialize};
 
-use super::child::{self, Identity};
+use super::child;
 use super::helper::{self, Helper};
 use super::limits::Limits;
 use super::task::EntryPoint;
 use super::{ProcessError, Started};
 use crate::connection::Connection;
+use crate::identity::Identity;
 use crate::sys;
 
 /// The environment variable that turns a starting copy of the executable into a child.
@@ -35,6 +36,8 @@ pub(crate) const BOOT_ENV: &str = "MULTIPROC_BOOT";
 pub(crate) struct BootHeader {
     pub entry: EntryPoint,
     pub identity: Identity,
+    /// How it was started (spawn or forkserver): its default start method.
+    pub start_method: super::StartMethod,
     /// Where its log records go and whether its output is relayed (see `crate::logging`).
     pub logging: Option<crate::logging::ChildSetup>,
     /// Set in the child before its task runs.
@@ -138,7 +141,7 @@ pub(crate) fn run_boot(
     let name = header.identity.name.clone();
     // std's runtime start-up, which would install this, never runs in this process.
     sys::overflow::report_stack_overflow(&name);
-    child::become_child(header.identity);
+    child::become_child(header.identity, header.start_method);
     crate::logging::become_child(header.logging, &name);
     let entry = header.entry;
     child::run_and_exit(status, &header.limits, move || {
