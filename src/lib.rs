@@ -140,6 +140,7 @@ pub mod pickle;
 pub mod pool;
 pub mod process;
 pub mod queue;
+mod segment;
 pub mod shared;
 pub mod sync;
 mod sys;

@@ -231,8 +231,8 @@ fn module_graph() -> std::collections::BTreeMap<(String, String), String> {
 /// Upward references that still close a circle, each a known debt (issue 16): a new one must
 /// not appear, and an entry must go when its reference does. The layers, bottom up: sys ->
 /// leaves (handle/codec, code, event, identity, panic_report, library_thread) -> connection
-/// -> shared memory and sync -> queue -> logging -> process -> pool/executor/manager (mpi
-/// above pool).
+/// -> segment -> sync -> shared memory -> queue -> logging -> process ->
+/// pool/executor/manager (mpi above pool).
 const KNOWN_UPWARD: &[(&str, &str, &str)] = &[
     ("process", "mpi", "a spawned child boots MPI first"),
     (
@@ -240,7 +240,6 @@ const KNOWN_UPWARD: &[(&str, &str, &str)] = &[
         "process",
         "the resource tracker runs as a helper process",
     ),
-    ("shared", "sync", "shared values hold an RLock"),
     ("pool", "mpi", "the MPI backend of a pool"),
 ];
 

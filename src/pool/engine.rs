@@ -25,7 +25,7 @@ use super::worker::{self, Code, InitCode, Order, Report, WorkerArgs, WorkerExit,
 use crate::handle;
 use crate::process::{Limits, Process, ProcessBuilder, ProcessError, StartMethod};
 use crate::queue::ring::{Ring, RingConfig};
-use crate::shared::segment::Shared;
+use crate::segment::Shared;
 use crate::sys;
 
 /// How many times a chunk may be lost with its worker before it has started (or workers

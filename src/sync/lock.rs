@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{SyncError, deadline};
-use crate::shared::segment::{Shared, SharedState};
+use crate::segment::{Shared, SharedState};
 use crate::sys::memory::{self, MutexLock, RobustMutex};
 
 /// The shared part of a `Lock` or `RLock` (also embedded in `Value`, `Array`, `Barrier`).
