@@ -117,6 +117,7 @@ pub use bytemuck;
 
 #[cfg(feature = "async")]
 pub mod aio;
+mod boot;
 mod capture;
 pub(crate) mod code;
 pub mod connection;

@@ -235,11 +235,6 @@ fn module_graph() -> std::collections::BTreeMap<(String, String), String> {
 /// pool/executor/manager (mpi above pool).
 const KNOWN_UPWARD: &[(&str, &str, &str)] = &[
     ("process", "mpi", "a spawned child boots MPI first"),
-    (
-        "shared",
-        "process",
-        "the resource tracker runs as a helper process",
-    ),
     ("pool", "mpi", "the MPI backend of a pool"),
 ];
 

@@ -38,7 +38,6 @@
 pub(crate) mod child;
 pub(crate) mod fork;
 mod forkserver;
-pub(crate) mod helper;
 mod limits;
 mod registry;
 mod spawn;
