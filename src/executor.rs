@@ -497,10 +497,8 @@ impl Drop for ProcessPoolExecutor {
             // wait for itself. The work still finishes; a helper thread waits for it.
             self.engine.close();
             let engine = self.engine.clone();
-            let waiter = crate::process::fork::spawn_library_thread(
-                "multiproc-executor-shutdown",
-                move || engine.join(),
-            );
+            let waiter =
+                crate::library_thread::spawn("multiproc-executor-shutdown", move || engine.join());
             if waiter.is_ok() {
                 return;
             }

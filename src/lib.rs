@@ -117,25 +117,31 @@ pub use bytemuck;
 
 #[cfg(feature = "async")]
 pub mod aio;
+mod boot;
 mod capture;
 pub(crate) mod code;
 pub mod connection;
 pub mod context;
 mod deadline;
+mod event;
 pub mod executor;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod handle;
+mod identity;
+mod library_thread;
 pub mod listener;
 pub mod logging;
 pub mod manager;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+mod panic_report;
 #[cfg(feature = "pickle")]
 pub mod pickle;
 pub mod pool;
 pub mod process;
 pub mod queue;
+mod segment;
 pub mod shared;
 pub mod sync;
 mod sys;

@@ -98,8 +98,7 @@ fn watcher() -> io::Result<&'static Watcher> {
         }
         // SAFETY: just published and leaked, see above.
         let w: &'static Watcher = unsafe { &*fresh };
-        if let Err(e) = crate::process::fork::spawn_library_thread("multiproc-aio", move || run(w))
-        {
+        if let Err(e) = crate::library_thread::spawn("multiproc-aio", move || run(w)) {
             // Nobody serves it: unpublish it (leaked; registrations that raced in fail later).
             let _ = WATCHER.compare_exchange(fresh, current, SeqCst, SeqCst);
             return Err(e);

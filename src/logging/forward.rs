@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use log::{Level, LevelFilter, Log};
 use serde::{Deserialize, Serialize};
 
-use super::{LIBRARY_LEVEL, LoggingError, TARGET, hub, output};
-use crate::process::child::PanicReport;
+use super::{LoggingError, TARGET, hub, output};
+use crate::event::{event, level_filter};
+use crate::panic_report::PanicReport;
 use crate::queue::ring::Ring;
 use crate::sys;
 
@@ -72,10 +73,7 @@ struct LogSetup {
 impl std::fmt::Debug for ChildSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChildSetup")
-            .field(
-                "level",
-                &self.log.as_ref().map(|l| super::level_filter(l.level)),
-            )
+            .field("level", &self.log.as_ref().map(|l| level_filter(l.level)))
             .field("output", &self.output.is_some())
             .finish()
     }
@@ -138,7 +136,7 @@ fn log_setup() -> Option<LogSetup> {
     if level == LevelFilter::Off {
         return None;
     }
-    let library_level = LIBRARY_LEVEL.load(Ordering::Relaxed);
+    let library_level = crate::event::library_level() as usize;
     // A child that forwards passes its root's ring on: grandchildren write to the root too.
     if let Some(s) = sink().filter(|s| !s.dead.load(Ordering::Relaxed)) {
         return Some(LogSetup {
@@ -155,7 +153,7 @@ fn log_setup() -> Option<LogSetup> {
             root_pid: sys::getpid(),
         }),
         Err(e) => {
-            super::event!(
+            event!(
                 Level::Warn,
                 "children's log records cannot be forwarded (no log ring: {e})"
             );
@@ -178,8 +176,8 @@ pub(crate) fn become_child(setup: Option<ChildSetup>, name: &str) {
         SINK.store(std::ptr::null_mut(), Ordering::Release);
         return;
     };
-    let level = super::level_filter(setup.level);
-    LIBRARY_LEVEL.store(setup.library_level, Ordering::Relaxed);
+    let level = level_filter(setup.level);
+    crate::event::set_library_level(level_filter(setup.library_level));
     let sink = Sink {
         level,
         name: name.to_string(),

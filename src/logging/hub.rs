@@ -58,7 +58,7 @@ pub(super) fn ring() -> io::Result<Ring> {
         joinable: false,
     })?;
     let drained = ring.clone();
-    crate::process::fork::spawn_library_thread("multiproc-log", move || drain(drained))?;
+    crate::library_thread::spawn("multiproc-log", move || drain(drained))?;
     *hub = Some(Hub {
         owner: sys::getpid(),
         ring: ring.clone(),

@@ -63,8 +63,6 @@ mod stderr;
 #[cfg(feature = "tracing")]
 mod tracing_forward;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use log::LevelFilter;
 
 pub(crate) use forward::{ChildSetup, become_child, forward_panic, prepare_child};
@@ -90,13 +88,7 @@ pub(crate) fn flush_records() {
     hub::flush_quietly();
 }
 
-/// The `log` target of multiproc's own records (Python's `multiprocessing` logger name).
-///
-/// ```
-/// assert_eq!(multiproc::logging::TARGET, "multiproc");
-/// // With env_logger: RUST_LOG=multiproc=debug shows the library's lifecycle events.
-/// ```
-pub const TARGET: &str = "multiproc";
+pub use crate::event::TARGET;
 
 /// Why a logger could not be installed.
 #[derive(Debug, thiserror::Error)]
@@ -214,10 +206,6 @@ pub struct LibraryLogger {
     _private: (),
 }
 
-/// The library's own level: an extra filter on its records, below whatever the installed
-/// logger allows (`Trace`, i.e. no extra filter, by default). Children inherit it.
-static LIBRARY_LEVEL: AtomicUsize = AtomicUsize::new(LevelFilter::Trace as usize);
-
 impl LibraryLogger {
     /// The `log` target of the library's records, [`TARGET`].
     ///
@@ -237,7 +225,7 @@ impl LibraryLogger {
     /// multiproc::logging::get_logger().set_level(log::LevelFilter::Trace);
     /// ```
     pub fn set_level(&self, level: LevelFilter) {
-        LIBRARY_LEVEL.store(level as usize, Ordering::Relaxed);
+        crate::event::set_library_level(level);
     }
 
     /// The level set with [`set_level`](Self::set_level).
@@ -246,7 +234,7 @@ impl LibraryLogger {
     /// assert_eq!(multiproc::logging::get_logger().level(), log::LevelFilter::Trace);
     /// ```
     pub fn level(&self) -> LevelFilter {
-        level_filter(LIBRARY_LEVEL.load(Ordering::Relaxed))
+        crate::event::library_level()
     }
 
     /// Whether a library record at `level` would be emitted (by the library's level and the
@@ -257,31 +245,6 @@ impl LibraryLogger {
     /// assert_eq!(logger.enabled(log::Level::Error), log::max_level() >= log::Level::Error);
     /// ```
     pub fn enabled(&self, level: log::Level) -> bool {
-        library_enabled(level)
+        crate::event::library_enabled(level)
     }
 }
-
-/// Whether the library should emit a record at `level` (cheap: two relaxed loads).
-pub(crate) fn library_enabled(level: log::Level) -> bool {
-    level <= log::max_level() && level as usize <= LIBRARY_LEVEL.load(Ordering::Relaxed)
-}
-
-fn level_filter(n: usize) -> LevelFilter {
-    LevelFilter::iter()
-        .find(|l| *l as usize == n)
-        .unwrap_or(LevelFilter::Trace)
-}
-
-/// Emit one of the library's own records (target [`TARGET`]) if its level is enabled.
-macro_rules! event {
-    ($level:expr, $($arg:tt)+) => {
-        if $crate::logging::library_enabled($level) {
-            // A logger that panics loses this record, never the caller (often a pool's
-            // collector thread).
-            let _ = ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| {
-                ::log::log!(target: $crate::logging::TARGET, $level, $($arg)+);
-            }));
-        }
-    };
-}
-pub(crate) use event;

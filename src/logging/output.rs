@@ -103,7 +103,7 @@ pub(super) fn prepare(name: &str) -> Option<Pipes> {
     match add_streams(name) {
         Ok(pipes) => Some(pipes),
         Err(e) => {
-            super::event!(
+            crate::event::event!(
                 log::Level::Warn,
                 "output of '{name}' is not prefixed: no pipe for it ({e})"
             );
@@ -118,9 +118,7 @@ fn add_streams(name: &str) -> std::io::Result<Pipes> {
     let mut relay = lock();
     if relay.is_none() {
         let (wake_read, wake_write) = sys::output_pipe()?;
-        crate::process::fork::spawn_library_thread("multiproc-output", move || {
-            relay_loop(wake_read)
-        })?;
+        crate::library_thread::spawn("multiproc-output", move || relay_loop(wake_read))?;
         *relay = Some(Relay {
             owner: sys::getpid(),
             streams: Vec::new(),

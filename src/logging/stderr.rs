@@ -9,8 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use log::{Level, Log};
 
-use crate::process::current_process;
-
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 pub(super) fn is_installed() -> bool {
@@ -32,13 +30,18 @@ impl Log for StderrLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let me = current_process();
         let fields = super::forward::key_values(record);
         let message = match record.args().as_str() {
             Some(s) => Cow::Borrowed(s),
             None => Cow::Owned(record.args().to_string()),
         };
-        write(record.level(), &me.name, me.pid, &message, &fields);
+        write(
+            record.level(),
+            &crate::identity::name(),
+            crate::sys::getpid(),
+            &message,
+            &fields,
+        );
     }
 
     fn flush(&self) {

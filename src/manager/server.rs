@@ -314,18 +314,17 @@ pub(super) fn serve(args: ServerArgs) {
         );
         let state = objects.clone();
         let key = key.clone();
-        let spawned =
-            crate::process::fork::spawn_library_thread("multiproc-manager-conn", move || {
-                // A peer that fails the handshake or goes away during it: serve the others.
-                let mut conn = Connection::new(socket);
-                let authenticated = crate::listener::new_challenge().and_then(|random| {
-                    crate::listener::server_handshake(&mut conn, &key, &random, timeout)
-                });
-                match authenticated {
-                    Ok(()) => serve_connection(conn, &state, me),
-                    Err(_) => release_after_peer(&state, me),
-                }
+        let spawned = crate::library_thread::spawn("multiproc-manager-conn", move || {
+            // A peer that fails the handshake or goes away during it: serve the others.
+            let mut conn = Connection::new(socket);
+            let authenticated = crate::listener::new_challenge().and_then(|random| {
+                crate::listener::server_handshake(&mut conn, &key, &random, timeout)
             });
+            match authenticated {
+                Ok(()) => serve_connection(conn, &state, me),
+                Err(_) => release_after_peer(&state, me),
+            }
+        });
         if spawned.is_err() {
             release_after_peer(&objects, me);
         }

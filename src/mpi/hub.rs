@@ -127,8 +127,7 @@ pub(crate) fn started() -> Option<Result<Arc<Hub>, MpiError>> {
 
 fn start(workers: Workers) -> Result<Arc<Hub>, MpiError> {
     let (ready, started) = mpsc::channel();
-    let thread =
-        crate::process::fork::spawn_library_thread("multiproc-mpi", move || serve(workers, ready));
+    let thread = crate::library_thread::spawn("multiproc-mpi", move || serve(workers, ready));
     if let Err(e) = thread {
         return Err(MpiError::Init(format!(
             "could not start the MPI thread: {e}"
@@ -709,7 +708,7 @@ impl<C: Communicator> Serving<'_, C> {
                 match reply.result {
                     Ok(()) => a.link.statuses[i].ready.store(1, SeqCst),
                     Err(report) => {
-                        let report = report.unwrap_or(crate::process::child::PanicReport {
+                        let report = report.unwrap_or(crate::panic_report::PanicReport {
                             message: "the initializer could not run".into(),
                             location: None,
                             backtrace: String::new(),

@@ -8,8 +8,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::panic_report::PanicReport;
 use crate::pool::worker::InitCode;
-use crate::process::child::PanicReport;
 
 /// Worker → hub, once after `MPI_Init`: [`Hello`].
 pub(crate) const TAG_HELLO: i32 = 1;

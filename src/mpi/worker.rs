@@ -12,8 +12,10 @@ use ::mpi::point_to_point::{Destination, MatchedReceiveVec, Source};
 use ::mpi::topology::Communicator;
 
 use super::wire::{self, Command, Hello, InitReply};
+use crate::identity::Identity;
+use crate::panic_report::PanicReport;
 use crate::pool::worker::{self as pool_worker, Order, WorkerStatus};
-use crate::process::child::{self, Identity};
+use crate::process::child;
 use crate::shared::segment::Shared;
 use crate::sys;
 
@@ -45,15 +47,17 @@ pub(crate) fn serve(spawned: bool) -> ! {
 fn run<C: Communicator>(comm: &C, rank: i32) -> i32 {
     let name = format!("MpiWorker-{rank}");
     sys::overflow::report_stack_overflow(&name);
-    child::become_child(Identity {
-        name: name.clone(),
-        daemon: true,
-        path: vec![rank.max(0) as u32],
-        parent_pid: 0,
-        parent_name: "MainProcess".into(),
+    child::become_child(
+        Identity {
+            name: name.clone(),
+            daemon: true,
+            path: vec![rank.max(0) as u32],
+            parent_pid: 0,
+            parent_name: "MainProcess".into(),
+        },
         // A rank is started by the launcher, a fresh program: as a spawned child.
-        start_method: crate::StartMethod::Spawn,
-    });
+        crate::StartMethod::Spawn,
+    );
     let main = comm.process_at_rank(0);
     let hello = Hello {
         fingerprint: crate::code::fingerprint(),
@@ -112,7 +116,7 @@ fn run<C: Communicator>(comm: &C, rank: i32) -> i32 {
                             match pool_worker::resolve_init(code).and_then(|run| run(&arg)) {
                                 Ok(Ok(())) => Ok(()),
                                 Ok(Err(report)) => Err(Some(report)),
-                                Err(reason) => Err(Some(child::PanicReport {
+                                Err(reason) => Err(Some(PanicReport {
                                     message: reason,
                                     location: None,
                                     backtrace: String::new(),

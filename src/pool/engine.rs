@@ -25,7 +25,7 @@ use super::worker::{self, Code, InitCode, Order, Report, WorkerArgs, WorkerExit,
 use crate::handle;
 use crate::process::{Limits, Process, ProcessBuilder, ProcessError, StartMethod};
 use crate::queue::ring::{Ring, RingConfig};
-use crate::shared::segment::Shared;
+use crate::segment::Shared;
 use crate::sys;
 
 /// How many times a chunk may be lost with its worker before it has started (or workers
@@ -306,19 +306,15 @@ impl Engine {
         }
         let collector = {
             let inner = inner.clone();
-            crate::process::fork::spawn_library_thread("multiproc-pool-results", move || {
-                inner.collect()
-            })
+            crate::library_thread::spawn("multiproc-pool-results", move || inner.collect())
         };
         let watcher = {
             let inner = inner.clone();
-            crate::process::fork::spawn_library_thread("multiproc-pool-watcher", move || {
-                inner.watch()
-            })
+            crate::library_thread::spawn("multiproc-pool-watcher", move || inner.watch())
         };
         let feeder = {
             let inner = inner.clone();
-            crate::process::fork::spawn_library_thread(FEEDER, move || inner.feed())
+            crate::library_thread::spawn(FEEDER, move || inner.feed())
         };
         let started: Vec<_> = [collector, watcher, feeder].into_iter().collect();
         let failed = started.iter().any(|t| t.is_err());
@@ -1069,7 +1065,7 @@ impl Inner {
             } else if !innocent {
                 let error = match (timed_out, self.config.timeout) {
                     (Some(_), Some(after)) => {
-                        crate::logging::event!(
+                        crate::event::event!(
                             log::Level::Warn,
                             "a task in pool worker '{name}' (pid {pid}) ran past its timeout of \
                              {after:?}; the worker was killed"
@@ -1106,7 +1102,7 @@ impl Inner {
             st.init_deaths += 1;
             if st.init_deaths >= LOST_LIMIT && st.broken.is_none() {
                 broken = Some(PoolError::InitializerFailed(Box::new(
-                    crate::process::child::PanicReport {
+                    crate::panic_report::PanicReport {
                         message: format!(
                             "{LOST_LIMIT} workers in a row died during initialization, the \
                              last one '{name}' (pid {pid}): {}",
@@ -1145,12 +1141,12 @@ impl Inner {
             };
             match &cause {
                 Some(cause) if !matches!(st.phase, Phase::Terminated) => {
-                    crate::logging::event!(
+                    crate::event::event!(
                         log::Level::Warn,
                         "pool worker '{name}' (pid {pid}) {cause}; {after}"
                     );
                 }
-                None if !stopped => crate::logging::event!(
+                None if !stopped => crate::event::event!(
                     log::Level::Info,
                     "pool worker '{name}' (pid {pid}) {retired}; {after}"
                 ),
@@ -1185,7 +1181,7 @@ impl Inner {
         let mut delivery = None;
         if timed_out.is_some() {
             let after = self.config.timeout.unwrap_or_default();
-            crate::logging::event!(
+            crate::event::event!(
                 log::Level::Warn,
                 "a task on worker '{name}' (pid {pid}) ran past its timeout of {after:?}; the \
                  worker is no longer used"

@@ -453,7 +453,7 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(
                     return all_failed(PoolError::ResultDecode {
                         message: format!(
                             "decoding panicked: {}",
-                            crate::process::child::payload_message(payload.as_ref())
+                            crate::panic_report::payload_message(payload.as_ref())
                         ),
                     });
                 }
@@ -466,7 +466,7 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(
                     let e = match failure {
                         ItemFailure::Panicked(report) => {
                             let remote = report.into_remote(worker.0.clone(), worker.1);
-                            crate::logging::event!(
+                            crate::event::event!(
                                 log::Level::Warn,
                                 "a task failed in pool worker '{}' (pid {}): {}",
                                 remote.process_name,

@@ -11,9 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::code::{Borrowing, CodeFn, CodeRef};
 use crate::handle;
-use crate::process::child::{self, PanicReport};
+use crate::panic_report::PanicReport;
+use crate::process::child;
 use crate::queue::ring::Ring;
-use crate::shared::segment::{Shared, SharedState};
+use crate::segment::{Shared, SharedState};
 
 /// A chunk trampoline: decode the items in `payload`, run the task on each one not listed
 /// in `skip` (publishing progress in `status`), append the encoded results to `out`.

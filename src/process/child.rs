@@ -1,4 +1,4 @@
-//! The child side: who this process is, and how its outcome reaches the parent.
+//! The child side: how its outcome reaches the parent (who it is: `crate::identity`).
 //!
 //! Every child owns a *status connection* to whoever started it. Exactly one [`Outcome`]
 //! travels on it: the task's return value, or the panic that ended it (message, location and
@@ -8,15 +8,17 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::Write;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Once, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, Once};
 
 use serde::{Deserialize, Serialize};
 
 use super::limits::{Limit, Limits};
 use crate::connection::Connection;
+use crate::identity::{self, Identity};
+use crate::panic_report::{PanicReport, payload_message};
 use crate::sys::{self, ExitStatus};
 
 /// The one message a child's status connection carries (plus, from the fork server, how the
@@ -38,27 +40,7 @@ pub(crate) enum Outcome<R> {
     MemoryLimit,
 }
 
-/// A panic as the child saw it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct PanicReport {
-    pub message: String,
-    pub location: Option<(String, u32, u32)>,
-    pub backtrace: String,
-    pub thread: Option<String>,
-}
-
 impl PanicReport {
-    fn of(info: &panic::PanicHookInfo<'_>) -> PanicReport {
-        PanicReport {
-            message: payload_message(info.payload()),
-            location: info
-                .location()
-                .map(|l| (l.file().to_string(), l.line(), l.column())),
-            backtrace: backtrace(),
-            thread: std::thread::current().name().map(str::to_string),
-        }
-    }
-
     /// The public form, naming the process it happened in.
     pub(crate) fn into_remote(self, process_name: String, pid: u32) -> super::RemotePanic {
         super::RemotePanic {
@@ -76,22 +58,6 @@ impl PanicReport {
     }
 }
 
-/// Who this process is, as Python's `current_process()` knows it.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Identity {
-    pub name: String,
-    pub daemon: bool,
-    /// Python's `_identity`: the child counter at each level (`Process-2:1` is `[2, 1]`).
-    pub path: Vec<u32>,
-    pub parent_pid: u32,
-    pub parent_name: String,
-    /// How this process was started: its default start method (Python's `_bootstrap`).
-    pub start_method: super::StartMethod,
-}
-
-/// This process's identity and a pidfd of its parent; `None` in the main process.
-static CURRENT: RwLock<Option<Current>> = RwLock::new(None);
-static NEXT_CHILD: AtomicU32 = AtomicU32::new(1);
 static STATUS: Mutex<Option<Connection>> = Mutex::new(None);
 static REPORTED: AtomicBool = AtomicBool::new(false);
 static HOOK: Once = Once::new();
@@ -103,18 +69,6 @@ thread_local! {
     static CATCHING: Cell<bool> = const { Cell::new(false) };
     /// Called first by the hook when a caught task panics: `(f, context)`.
     static ON_TASK_PANIC: Cell<Option<PanicMark>> = const { Cell::new(None) };
-}
-
-/// The backtrace of a panic as `RUST_LIB_BACKTRACE`/`RUST_BACKTRACE` ask (std's
-/// `Backtrace::capture` rules): empty unless enabled. Capturing is cheap; resolving symbols
-/// (the first time in a process, reading the executable's debug information: 100+ ms) is
-/// done only for a captured backtrace.
-fn backtrace() -> String {
-    let bt = std::backtrace::Backtrace::capture();
-    match bt.status() {
-        std::backtrace::BacktraceStatus::Captured => bt.to_string(),
-        _ => String::new(),
-    }
 }
 
 /// What a caught panic calls first: `(f, context)`.
@@ -172,55 +126,6 @@ pub(crate) fn catch_task<R>(f: impl FnOnce() -> R) -> Result<R, PanicReport> {
     catching().run(f)
 }
 
-struct Current {
-    identity: Identity,
-    parent_pidfd: Option<Arc<OwnedFd>>,
-}
-
-/// This process's identity; `None` in the main process.
-pub(crate) fn identity() -> Option<Identity> {
-    let current = CURRENT.read().unwrap_or_else(|e| e.into_inner());
-    current.as_ref().map(|c| c.identity.clone())
-}
-
-/// A pidfd of the parent, opened when this child started (`None` in the main process or if
-/// the parent was already gone).
-pub(crate) fn parent_pidfd() -> Option<Arc<OwnedFd>> {
-    let current = CURRENT.read().unwrap_or_else(|e| e.into_inner());
-    current.as_ref().and_then(|c| c.parent_pidfd.clone())
-}
-
-/// Hold the identity exclusively across `fork`, so the child's copy is never left locked by
-/// a reader in a thread that does not exist there.
-pub(crate) fn lock_for_fork() -> impl Drop {
-    CURRENT.write().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Identity for the next child this process starts (name `Process-N`, or `Process-N:M` in a
-/// child, as in Python).
-pub(crate) fn next_child_identity(
-    name: Option<String>,
-    daemon: bool,
-    start_method: super::StartMethod,
-) -> Identity {
-    let n = NEXT_CHILD.fetch_add(1, Ordering::Relaxed);
-    let me = identity();
-    let mut path = me.as_ref().map(|i| i.path.clone()).unwrap_or_default();
-    path.push(n);
-    let name = name.unwrap_or_else(|| {
-        let parts: Vec<String> = path.iter().map(u32::to_string).collect();
-        format!("Process-{}", parts.join(":"))
-    });
-    Identity {
-        name,
-        daemon,
-        path,
-        parent_pid: sys::getpid(),
-        parent_name: me.map_or_else(|| "MainProcess".to_string(), |i| i.name),
-        start_method,
-    }
-}
-
 /// The longest name the kernel keeps for a process (`comm`), in bytes.
 const COMM_LEN: usize = 15;
 
@@ -243,17 +148,13 @@ fn short_name(name: &str) -> String {
     format!("{}{suffix}", &name[..keep])
 }
 
-/// Make this (new) process the child described by `identity`.
-pub(crate) fn become_child(identity: Identity) {
+/// Make this (new) process the child described by `identity`, started by `start_method`
+/// (which becomes its default, as Python's `_bootstrap` forces it).
+pub(crate) fn become_child(identity: Identity, start_method: super::StartMethod) {
     // Seen in `ps`/`top` under its multiproc name (`Process-3`, `PoolWorker-2`, ...).
     sys::set_process_name(&short_name(&identity.name));
-    super::set_start_method(identity.start_method);
-    let parent_pidfd = sys::pidfd_open(identity.parent_pid).ok().map(Arc::new);
-    *CURRENT.write().unwrap_or_else(|e| e.into_inner()) = Some(Current {
-        identity,
-        parent_pidfd,
-    });
-    NEXT_CHILD.store(1, Ordering::Relaxed);
+    super::set_start_method(start_method);
+    crate::identity::assume(identity);
     REPORTED.store(false, Ordering::Relaxed);
 }
 
@@ -332,16 +233,6 @@ pub(crate) fn run_and_exit(
     sys::exit_now(code)
 }
 
-pub(crate) fn payload_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "Box<dyn Any>".to_string()
-    }
-}
-
 fn install_panic_hook() {
     HOOK.call_once(|| {
         let previous = panic::take_hook();
@@ -356,7 +247,7 @@ fn install_panic_hook() {
             if !IS_TASK_THREAD.get() || REPORTED.load(Ordering::Relaxed) {
                 // Another thread of a child: shown once, with the child's name, by the
                 // parent when it forwards; as Rust always does otherwise.
-                if identity().is_none()
+                if identity::identity().is_none()
                     || !crate::logging::forward_panic(&PanicReport::of(info), false)
                 {
                     previous(info);
@@ -366,7 +257,7 @@ fn install_panic_hook() {
             let report_ = PanicReport::of(info);
             // Shown once: forwarded to the parent's logger, or else printed here.
             if !crate::logging::forward_panic(&report_, true) {
-                let name = identity().map_or_else(|| "MainProcess".into(), |i| i.name);
+                let name = identity::name();
                 let at = report_
                     .location
                     .as_ref()

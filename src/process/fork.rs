@@ -12,58 +12,23 @@
 //! ([`ProcessError::ForkWithThreads`]); [`allow_fork_with_threads`] and
 //! `ProcessBuilder::fork_unchecked` are the `unsafe` ways for a caller who knows those threads hold
 //! nothing the child touches. The library's threads are told apart by name (`multiproc-*`,
-//! all started through [`spawn_library_thread`]): they never hold a lock across `fork` that
+//! all started through `library_thread::spawn`): they never hold a lock across `fork` that
 //! this module does not take first.
 
-use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
 
-use super::child::{self, Identity, Outcome};
+use super::child::{self, Outcome};
 use super::limits::Limits;
 use super::{ProcessError, Started, forkserver, registry};
 use crate::connection::Connection;
+use crate::identity::Identity;
 use crate::sys;
-
-/// The prefix of every thread this library starts.
-const LIBRARY_THREAD_PREFIX: &str = "multiproc";
-
-/// Library threads spawned whose name may not be set yet (std names a thread from inside it,
-/// just before its body runs): a fork in that instant must not count them as foreign.
-static STARTING: AtomicUsize = AtomicUsize::new(0);
 
 /// Set once by [`allow_fork_with_threads`].
 static FORK_WITH_THREADS: AtomicBool = AtomicBool::new(false);
-
-/// Start one of the library's own threads, named `name` (which starts with `multiproc`).
-pub(crate) fn spawn_library_thread<T: Send + 'static>(
-    name: &str,
-    body: impl FnOnce() -> T + Send + 'static,
-) -> io::Result<std::thread::JoinHandle<T>> {
-    debug_assert!(name.starts_with(LIBRARY_THREAD_PREFIX));
-    STARTING.fetch_add(1, Ordering::SeqCst);
-    let spawned = std::thread::Builder::new()
-        .name(name.into())
-        .spawn(move || {
-            STARTING.fetch_sub(1, Ordering::SeqCst);
-            body()
-        });
-    if spawned.is_err() {
-        STARTING.fetch_sub(1, Ordering::SeqCst);
-    }
-    spawned
-}
-
-/// The names of this process's threads that are neither the caller nor the library's own.
-fn foreign_threads() -> Vec<String> {
-    let mut names = sys::other_thread_names();
-    names.retain(|n| !n.starts_with(LIBRARY_THREAD_PREFIX));
-    // A library thread being born still carries its creator's name.
-    let starting = STARTING.load(Ordering::SeqCst);
-    names.truncate(names.len().saturating_sub(starting));
-    names
-}
 
 /// Allow the fork start method and [`ProcessBuilder::fork`](super::ProcessBuilder::fork) in a process that
 /// runs other threads, for the rest of the program (Python's behaviour, which only warns).
@@ -118,13 +83,13 @@ pub(crate) fn start<R: Serialize>(
 ) -> Result<Started, ProcessError> {
     let must_refuse = check == Check::Threads && !FORK_WITH_THREADS.load(Ordering::SeqCst);
     // Reading the thread list costs tens of microseconds: only when it can change something.
-    if must_refuse || crate::logging::library_enabled(log::Level::Warn) {
-        let foreign = foreign_threads();
+    if must_refuse || crate::event::library_enabled(log::Level::Warn) {
+        let foreign = crate::library_thread::foreign_threads();
         if !foreign.is_empty() {
             if must_refuse {
                 return Err(ProcessError::ForkWithThreads { threads: foreign });
             }
-            crate::logging::event!(
+            crate::event::event!(
                 log::Level::Warn,
                 "forking a multithreaded process: locks held by other threads stay locked in \
                  the child; prefer the forkserver or spawn start method"
@@ -140,7 +105,7 @@ pub(crate) fn start<R: Serialize>(
     let registry_guard = registry::lock_for_fork();
     let mut server_guard = forkserver::lock_for_fork();
     let mut tracker_guard = crate::shared::tracker::lock_for_fork();
-    let identity_guard = child::lock_for_fork();
+    let identity_guard = crate::identity::lock_for_fork();
     // SAFETY: see the module documentation: this crate's locks are held by this thread across
     // the call; the child only runs the user's closure and exits with `_exit`.
     let forked = unsafe { sys::fork() };
@@ -160,7 +125,7 @@ pub(crate) fn start<R: Serialize>(
                 sys::exit_now(1);
             }
             let name = identity.name.clone();
-            child::become_child(identity);
+            child::become_child(identity, super::StartMethod::Fork);
             crate::logging::become_child(logging, &name);
             child::run_and_exit(Connection::from_fd_trusted(theirs), limits, move || {
                 let output = body();

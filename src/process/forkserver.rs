@@ -21,9 +21,9 @@ use std::sync::{Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 use super::child::Outcome;
-use super::helper::{self, Helper};
 use super::spawn::{self, BootHeader, TaskMessage};
 use super::{ProcessError, Started};
+use crate::boot::{self, Helper};
 use crate::connection::{Connection, ConnectionError};
 use crate::handle::Handle;
 use crate::sys;
@@ -75,7 +75,7 @@ pub(crate) fn start(header: &BootHeader, task: &TaskMessage) -> Result<Started, 
     let mut guard = lock();
     for attempt in 0..2 {
         if guard.is_none() {
-            let mut server = helper::launch("forkserver", "multiproc-forkserver")?;
+            let mut server = spawn::launch("forkserver", "multiproc-forkserver")?;
             // Every answer comes after a `fork`: longer than polling could pay for.
             server.control.set_spinning(false);
             *guard = Some(server);
@@ -107,7 +107,7 @@ pub(crate) fn start(header: &BootHeader, task: &TaskMessage) -> Result<Started, 
             Err(ConnectionError::Eof | ConnectionError::PeerClosed) if attempt == 0 => {
                 // The server died (killed by someone?): reap it and start a new one.
                 if let Some(dead) = guard.take() {
-                    helper::stop(dead);
+                    boot::stop(dead);
                 }
             }
             Err(e) => return Err(e.into()),
@@ -120,7 +120,7 @@ pub(crate) fn start(header: &BootHeader, task: &TaskMessage) -> Result<Started, 
 pub(crate) fn shutdown() {
     let server = lock().take();
     if let Some(server) = server {
-        helper::stop(server);
+        boot::stop(server);
     }
 }
 

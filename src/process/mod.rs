@@ -38,7 +38,6 @@
 pub(crate) mod child;
 pub(crate) mod fork;
 mod forkserver;
-pub(crate) mod helper;
 mod limits;
 mod registry;
 mod spawn;
@@ -58,8 +57,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::connection::{Connection, ConnectionError};
 use crate::handle::{self, CodecError};
+use crate::identity::{self, Identity};
+use crate::panic_report::PanicReport;
 use crate::sys::{self, ExitStatus};
-use child::{Identity, Outcome, PanicReport};
+use child::Outcome;
 use registry::ChildRecord;
 use spawn::{BootHeader, TaskMessage};
 use task::{EntryPoint, FnTask};
@@ -556,7 +557,7 @@ impl ProcessBuilder {
     pub fn start_run<T: Run>(self, task: T) -> Result<Process<T::Output>, ProcessError> {
         let method = self.method.unwrap_or_else(get_start_method);
         self.limits.check()?;
-        let identity = self.identity(method)?;
+        let identity = self.identity()?;
         let logging = crate::logging::prepare_child(&identity.name);
         let started = match method {
             StartMethod::Fork => fork::start(
@@ -570,6 +571,7 @@ impl ProcessBuilder {
                 let header = BootHeader {
                     entry: EntryPoint::of::<T>(),
                     identity: identity.clone(),
+                    start_method: method,
                     logging,
                     limits: self.limits.clone(),
                 };
@@ -637,7 +639,7 @@ impl ProcessBuilder {
         R: Serialize + DeserializeOwned,
     {
         self.limits.check()?;
-        let identity = self.identity(StartMethod::Fork)?;
+        let identity = self.identity()?;
         let logging = crate::logging::prepare_child(&identity.name);
         let started = fork::start(identity.clone(), logging, &self.limits, check, f)?;
         Ok(Process::new(
@@ -648,15 +650,11 @@ impl ProcessBuilder {
         ))
     }
 
-    fn identity(&self, method: StartMethod) -> Result<Identity, ProcessError> {
-        if child::identity().is_some_and(|me| me.daemon) {
+    fn identity(&self) -> Result<Identity, ProcessError> {
+        if identity::identity().is_some_and(|me| me.daemon) {
             return Err(ProcessError::DaemonCannotHaveChildren);
         }
-        Ok(child::next_child_identity(
-            self.name.clone(),
-            self.daemon,
-            method,
-        ))
+        Ok(identity::next_child(self.name.clone(), self.daemon))
     }
 }
 
@@ -764,7 +762,7 @@ impl<R: DeserializeOwned> Process<R> {
             started.ours,
         ));
         registry::register(record.clone());
-        crate::logging::event!(
+        crate::event::event!(
             log::Level::Info,
             "started process '{}' (pid {}) with {method}",
             record.name,
@@ -1139,7 +1137,7 @@ pub struct ProcessInfo {
 /// assert_eq!(me.name, "MainProcess");
 /// ```
 pub fn current_process() -> ProcessInfo {
-    match child::identity() {
+    match identity::identity() {
         Some(identity) => ProcessInfo {
             name: identity.name,
             pid: sys::getpid(),
@@ -1164,11 +1162,11 @@ pub fn current_process() -> ProcessInfo {
 /// # Ok::<(), multiproc::ProcessError>(())
 /// ```
 pub fn parent_process() -> Option<ParentProcess> {
-    let identity = child::identity()?;
+    let identity = identity::identity()?;
     Some(ParentProcess {
         pid: identity.parent_pid,
         name: identity.parent_name,
-        pidfd: child::parent_pidfd(),
+        pidfd: identity::parent_pidfd(),
     })
 }
 

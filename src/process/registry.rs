@@ -80,18 +80,18 @@ impl ChildRecord {
     /// The library's lifecycle event for the end of a child (once: the status is recorded
     /// once).
     fn log_exit(&self, status: ExitStatus) {
-        if !crate::logging::library_enabled(log::Level::Info) {
+        if !crate::event::library_enabled(log::Level::Info) {
             return;
         }
         // The child's own last records come first.
         crate::logging::flush_records();
         let (name, pid) = (&self.name, self.pid);
         match status {
-            ExitStatus::Code(code) => crate::logging::event!(
+            ExitStatus::Code(code) => crate::event::event!(
                 log::Level::Info,
                 "process '{name}' (pid {pid}) exited with code {code}"
             ),
-            ExitStatus::Signal { signal, .. } => crate::logging::event!(
+            ExitStatus::Signal { signal, .. } => crate::event::event!(
                 log::Level::Info,
                 "process '{name}' (pid {pid}) was killed by {} (exit code -{signal})",
                 sys::signal_name(signal)
@@ -227,7 +227,7 @@ pub(crate) fn active_children() -> Vec<ChildInfo> {
 
 fn start_reaper() -> io::Result<OwnedFd> {
     let (read, write) = sys::wake_pipe()?;
-    crate::process::fork::spawn_library_thread("multiproc-reaper", move || reaper_loop(read))?;
+    crate::library_thread::spawn("multiproc-reaper", move || reaper_loop(read))?;
     Ok(write)
 }
 

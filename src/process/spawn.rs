@@ -19,22 +19,23 @@ use std::os::fd::{AsFd, OwnedFd};
 
 use serde::{Deserialize, Serialize};
 
-use super::child::{self, Identity};
-use super::helper::{self, Helper};
+use super::child;
 use super::limits::Limits;
 use super::task::EntryPoint;
 use super::{ProcessError, Started};
+use crate::boot::{self, Helper};
 use crate::connection::Connection;
+use crate::identity::Identity;
+use crate::shared::tracker;
 use crate::sys;
-
-/// The environment variable that turns a starting copy of the executable into a child.
-pub(crate) const BOOT_ENV: &str = "MULTIPROC_BOOT";
 
 /// What a spawned or fork-server child learns before its task message.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct BootHeader {
     pub entry: EntryPoint,
     pub identity: Identity,
+    /// How it was started (spawn or forkserver): its default start method.
+    pub start_method: super::StartMethod,
     /// Where its log records go and whether its output is relayed (see `crate::logging`).
     pub logging: Option<crate::logging::ChildSetup>,
     /// Set in the child before its task runs.
@@ -68,38 +69,27 @@ static BOOT_HOOK: extern "C" fn() = boot_hook;
 
 /// Runs before `main` in every process of an executable that links multiproc.
 extern "C" fn boot_hook() {
-    let Some(value) = std::env::var_os(BOOT_ENV) else {
-        // Not a child this crate started: maybe a rank of an MPI job.
-        #[cfg(feature = "mpi")]
-        crate::mpi::boot();
+    match boot::mode() {
+        None => {
+            // Not a child this crate started: maybe a rank of an MPI job.
+            #[cfg(feature = "mpi")]
+            crate::mpi::boot();
+            return;
+        }
+        // The resource tracker's own `.init_array` entry takes that mode.
+        Some(mode) if mode == tracker::MODE => return,
+        Some(_) => {}
+    }
+    // SAFETY: this runs from `.init_array`, before `main` and before any thread exists, and
+    // is the only entry that takes the modes other than the tracker's.
+    let Some((mode, conn)) = (unsafe { boot::take() }) else {
         return;
     };
-    // SAFETY: this runs from `.init_array`, before `main` and before any thread exists, so
-    // nothing can read the environment concurrently.
-    unsafe { std::env::remove_var(BOOT_ENV) };
-    let value = value.to_string_lossy().into_owned();
-    let parsed = value
-        .split_once(':')
-        .and_then(|(mode, fd)| fd.parse::<i32>().ok().map(|fd| (mode.to_string(), fd)));
-    let Some((mode, raw_fd)) = parsed.filter(|(_, fd)| *fd >= 0 && sys::fd_is_open(*fd)) else {
-        eprintln!("multiproc: ignoring malformed {BOOT_ENV}={value:?}");
-        return;
-    };
-    sys::ignore_sigpipe();
-    // SAFETY: the parent opened this descriptor for this process alone and named it in the
-    // environment variable just removed; nothing else in this fresh process owns it.
-    let fd = unsafe { sys::adopt_fd(raw_fd) };
-    let _ = sys::set_cloexec(fd.as_fd());
-    let conn = Connection::from_fd_trusted(fd);
     match mode.as_str() {
         "spawn" => spawned_child(conn),
         "forkserver" => {
             sys::set_process_name("multiproc-fork");
             super::forkserver::serve(conn)
-        }
-        "tracker" => {
-            sys::set_process_name("multiproc-track");
-            crate::shared::tracker::serve(conn)
         }
         other => {
             eprintln!("multiproc: unknown boot mode {other:?}");
@@ -138,7 +128,7 @@ pub(crate) fn run_boot(
     let name = header.identity.name.clone();
     // std's runtime start-up, which would install this, never runs in this process.
     sys::overflow::report_stack_overflow(&name);
-    child::become_child(header.identity);
+    child::become_child(header.identity, header.start_method);
     crate::logging::become_child(header.logging, &name);
     let entry = header.entry;
     child::run_and_exit(status, &header.limits, move || {
@@ -147,10 +137,12 @@ pub(crate) fn run_boot(
     })
 }
 
-/// Refer to the `.init_array` entry so the linker keeps it in every executable that can
+/// Start a copy of the executable in the boot mode `mode` (`spawn` or `forkserver`),
+/// referring to the `.init_array` entry so the linker keeps it in every executable that can
 /// spawn (see the module documentation).
-pub(crate) fn keep_boot_hook() {
+pub(super) fn launch(mode: &str, argv0: &str) -> Result<Helper, ProcessError> {
     std::hint::black_box(&BOOT_HOOK);
+    Ok(boot::launch(mode, argv0)?)
 }
 
 /// Start a spawned child for `header` + `task`.
@@ -164,7 +156,7 @@ pub(crate) fn start(header: &BootHeader, task: &TaskMessage) -> Result<Started, 
         pidfd,
         control: mut status,
         ..
-    } = helper::launch("spawn", &argv0)?;
+    } = launch("spawn", &argv0)?;
     // If the child died before reading, the caller still gets a handle whose join reports
     // how it ended; only a failure to write for another reason is a start error.
     match status

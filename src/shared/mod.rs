@@ -10,11 +10,14 @@
 
 mod atomic;
 mod memory_manager;
-pub(crate) mod segment;
 mod shareable_list;
 mod shm;
 pub(crate) mod tracker;
 mod value;
+
+/// The anonymous segments under their former path, which the queue ring and the MPI worker
+/// still name.
+pub(crate) use crate::segment;
 
 pub use atomic::AtomicInt;
 pub use memory_manager::SharedMemoryManager;

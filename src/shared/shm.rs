@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::segment::Segment;
 use super::tracker;
+use crate::segment::Segment;
 use crate::sys::{self, memory};
 
 static NEXT: AtomicU64 = AtomicU64::new(0);

@@ -1,7 +1,7 @@
 //! The resource tracker: unlinks named shared memory whose creator is gone.
 //!
-//! A spawned helper process (boot mode `tracker`, see `process::spawn`) keeps the set of
-//! names its creator registered and not yet unregistered. When its connection to the creator
+//! A spawned helper process (boot mode `tracker`, see `crate::boot`) keeps the set of names
+//! its creator registered and not yet unregistered. When its connection to the creator
 //! reaches end of file (normal exit, crash, `SIGKILL` alike) it unlinks them all and exits.
 
 use std::collections::BTreeSet;
@@ -9,9 +9,35 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::{Deserialize, Serialize};
 
+use crate::boot::{self, Helper};
 use crate::connection::Connection;
-use crate::process::helper::{self, Helper};
 use crate::sys::{self, memory};
+
+/// The tracker's boot mode.
+pub(crate) const MODE: &str = "tracker";
+
+// SAFETY (of placing a function in `.init_array`): as for `process::spawn`'s entry, the
+// loader calls it once, on the main thread, before `main` and before any other thread exists,
+// after the C library and std's own start-up entry. In an ordinary run, and in a copy started
+// in another boot mode, `boot_hook` reads one environment variable and returns; in the
+// tracker it serves and ends the process with `_exit`, never returning into `main`.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static BOOT_HOOK: extern "C" fn() = boot_hook;
+
+/// Runs before `main` in every process of an executable that can start a tracker: takes the
+/// `tracker` boot mode (the other modes are `process::spawn`'s).
+extern "C" fn boot_hook() {
+    if boot::mode().as_deref() != Some(MODE) {
+        return;
+    }
+    // SAFETY: this runs from `.init_array`, before `main` and before any thread exists, and
+    // is the only entry that takes the tracker's mode.
+    if let Some((_, conn)) = unsafe { boot::take() } {
+        sys::set_process_name("multiproc-track");
+        serve(conn)
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 enum Message {
@@ -33,7 +59,10 @@ fn send(message: Message) {
     let mut tracker = lock();
     for _ in 0..2 {
         if tracker.is_none() {
-            match helper::launch("tracker", "multiproc-tracker") {
+            // Refer to the `.init_array` entry, so the linker keeps it wherever a tracker
+            // can be started.
+            std::hint::black_box(&BOOT_HOOK);
+            match boot::launch(MODE, "multiproc-tracker") {
                 Ok(h) => *tracker = Some(h),
                 Err(e) => {
                     log::warn!(target: "multiproc", "could not start the resource tracker: {e}");
@@ -47,7 +76,7 @@ fn send(message: Message) {
             return;
         }
         if let Some(dead) = tracker.take() {
-            helper::stop(dead);
+            boot::stop(dead);
         }
     }
 }
@@ -85,12 +114,12 @@ pub fn resource_tracker_pid() -> Option<u32> {
 /// Stop the tracker at exit (it unlinks what is left).
 pub(crate) fn shutdown() {
     if let Some(t) = lock().take() {
-        helper::stop(t);
+        boot::stop(t);
     }
 }
 
 /// The tracker's loop; runs in the spawned helper and never returns.
-pub(crate) fn serve(mut control: Connection) -> ! {
+fn serve(mut control: Connection) -> ! {
     sys::ignore_sigint(true);
     let mut names = BTreeSet::new();
     loop {

@@ -54,7 +54,7 @@ use bytemuck::Pod;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::atomic::AtomicInt;
-use super::segment::{Segment, Shared, SharedState};
+use crate::segment::{Segment, Shared, SharedState};
 use crate::sync::{LockState, RLock, RLockGuard, SyncError};
 
 const DATA_OFFSET: usize = 64;

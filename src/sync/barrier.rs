@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{SyncError, deadline};
 use crate::code::CodeRef;
-use crate::shared::segment::{Shared, SharedState};
+use crate::segment::{Shared, SharedState};
 use crate::sys::memory;
 
 /// Bits of the generation word holding the outcomes of the latest generations.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lock::{LockState, Obtained};
 use super::{Lock, RLock, SyncError, deadline};
-use crate::shared::segment::{Shared, SharedState};
+use crate::segment::{Shared, SharedState};
 use crate::sys::memory;
 
 /// The shared part of a condition.

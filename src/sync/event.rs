@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::waiters;
 use super::{SyncError, deadline};
-use crate::shared::segment::{Shared, SharedState};
+use crate::segment::{Shared, SharedState};
 use crate::sys::memory;
 
 /// The shared part: one futex word, [`SET`] or not, plus the waiters bit (see

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::{SyncError, deadline};
-use crate::shared::segment::{Shared, SharedState};
+use crate::segment::{Shared, SharedState};
 use crate::sys::memory::{self, MutexLock, RobustMutex};
 
 /// The shared part of a `Lock` or `RLock` (also embedded in `Value`, `Array`, `Barrier`).
@@ -92,7 +92,7 @@ impl LockState {
     fn note(&self, obtained: Obtained) {
         if obtained == Obtained::OwnerDied {
             let dead = self.owner_pid.load(Ordering::Relaxed);
-            crate::logging::event!(
+            crate::event::event!(
                 log::Level::Warn,
                 "the owner of a lock (pid {dead}) died holding it; the lock was recovered and \
                  the data it guards may be inconsistent"

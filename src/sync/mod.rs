@@ -1,7 +1,7 @@
 //! Synchronization between processes: [`Lock`], [`RLock`], [`Semaphore`],
 //! [`BoundedSemaphore`], [`Event`], [`Condition`] and [`Barrier`].
 //!
-//! Each primitive lives in an anonymous shared memory segment (see `shared::segment`) and is
+//! Each primitive lives in an anonymous shared memory segment (see `crate::segment`) and is
 //! a handle: clone it to use it from several threads, pass it to a child process as (part of)
 //! an argument, or send it over a [`Connection`](crate::Connection). Every blocking call has a
 //! timeout variant, and guards release on drop (the Rust form of `with lock:`).

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::waiters::{self, WAITERS};
 use super::{SyncError, deadline};
-use crate::shared::segment::{Shared, SharedState};
+use crate::segment::{Shared, SharedState};
 use crate::sys::memory;
 
 /// The shared part: the count in the low 31 bits of one futex word, plus the
