@@ -173,7 +173,7 @@ impl ExecutorBuilder {
     }
 
     /// Where the workers run (feature `mpi`): MPI ranks or local processes; by default MPI
-    /// ranks under an MPI launcher with more than one rank (see [`crate::mpi`]).
+    /// ranks under an MPI launcher with more than one rank (see [`mpi`](crate::mpi)).
     ///
     /// ```
     /// use multiproc::mpi::Backend;
@@ -183,7 +183,7 @@ impl ExecutorBuilder {
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
     #[cfg(feature = "mpi")]
-    pub fn backend(mut self, backend: crate::mpi::Backend) -> Self {
+    pub fn backend(mut self, backend: crate::pool::mpi::Backend) -> Self {
         self.pool = self.pool.backend(backend);
         self
     }

@@ -134,7 +134,7 @@ pub mod listener;
 pub mod logging;
 pub mod manager;
 #[cfg(feature = "mpi")]
-pub mod mpi;
+pub use pool::mpi;
 mod panic_report;
 #[cfg(feature = "pickle")]
 pub mod pickle;

@@ -30,12 +30,12 @@ pub struct PoolBuilder {
     pub(super) limits: Limits,
     pub(super) timeout: Option<Duration>,
     #[cfg(feature = "mpi")]
-    pub(super) backend: crate::mpi::Backend,
+    pub(super) backend: super::mpi::Backend,
 }
 
 impl PoolBuilder {
     /// Where the workers run (feature `mpi`): MPI ranks or local processes; by default MPI
-    /// ranks under an MPI launcher with more than one rank (see [`crate::mpi`]).
+    /// ranks under an MPI launcher with more than one rank (see [`mpi`](crate::mpi)).
     ///
     /// ```
     /// use multiproc::mpi::Backend;
@@ -45,7 +45,7 @@ impl PoolBuilder {
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
     #[cfg(feature = "mpi")]
-    pub fn backend(mut self, backend: crate::mpi::Backend) -> Self {
+    pub fn backend(mut self, backend: super::mpi::Backend) -> Self {
         self.backend = backend;
         self
     }
@@ -202,7 +202,7 @@ impl PoolBuilder {
             ));
         }
         #[cfg(feature = "mpi")]
-        let (processes, remote) = match crate::mpi::remote_for(self.backend, self.start_method)? {
+        let (processes, remote) = match super::mpi::remote_for(self.backend, self.start_method)? {
             // On MPI the job's size decides: every worker rank, unless fewer were asked for.
             Some((remote, ranks)) => (self.processes.map_or(ranks, |n| n.min(ranks)), Some(remote)),
             None => (processes, None),

@@ -72,7 +72,7 @@ pub(crate) struct EngineConfig {
     pub remote: Option<Arc<dyn Remote>>,
 }
 
-/// Workers that are not child processes of this one (the MPI ranks of `crate::mpi`). The
+/// Workers that are not child processes of this one (the MPI ranks of `pool::mpi`). The
 /// engine works as with local workers: it puts orders into its task ring and reads reports
 /// from its result ring; the transport carries orders to the workers and puts their
 /// reports into the result ring as they are, writes each worker's `WorkerStatus` (the

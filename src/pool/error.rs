@@ -161,7 +161,7 @@ pub enum PoolError {
     /// The MPI backend refused the pool or could not serve it (feature `mpi`).
     #[cfg(feature = "mpi")]
     #[error(transparent)]
-    Mpi(#[from] crate::mpi::MpiError),
+    Mpi(#[from] super::mpi::MpiError),
 }
 
 pub(crate) fn zero_chunksize() -> PoolError {

@@ -42,6 +42,8 @@ pub(crate) mod engine;
 mod error;
 mod imap;
 mod map;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub(crate) mod progress;
 mod result;
 pub(crate) mod worker;

@@ -70,12 +70,8 @@ static BOOT_HOOK: extern "C" fn() = boot_hook;
 /// Runs before `main` in every process of an executable that links multiproc.
 extern "C" fn boot_hook() {
     match boot::mode() {
-        None => {
-            // Not a child this crate started: maybe a rank of an MPI job.
-            #[cfg(feature = "mpi")]
-            crate::mpi::boot();
-            return;
-        }
+        // Not a child this crate started (an MPI rank is the MPI backend's entry's).
+        None => return,
         // The resource tracker's own `.init_array` entry takes that mode.
         Some(mode) if mode == tracker::MODE => return,
         Some(_) => {}

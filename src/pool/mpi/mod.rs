@@ -107,6 +107,7 @@ pub fn is_active() -> bool {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn spawn_workers(n: usize) -> Result<usize, MpiError> {
+    keep_boot_hook();
     match launch::role() {
         Role::Alone => {}
         Role::Disabled => return Err(MpiError::Disabled),
@@ -128,10 +129,31 @@ pub fn spawn_workers(n: usize) -> Result<usize, MpiError> {
     Ok(hub.workers())
 }
 
-/// Runs in the `.init_array` boot hook of every process (not in children this crate
-/// starts): a worker rank serves and never returns; rank 0 arranges to release the workers
-/// at exit. Single-threaded, before `main`.
-pub(crate) fn boot() {
+// SAFETY (of placing a function in `.init_array`): as for `process::spawn`'s entry, the
+// loader calls it once, on the main thread, before `main` and before any other thread exists,
+// after the C library and std's own start-up entry. In a child this crate started (a boot
+// mode is set) and in an ordinary run without an MPI launcher it returns at once; in a worker
+// rank it serves and ends the process, never returning into `main`.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static BOOT_HOOK: extern "C" fn() = boot_hook;
+
+/// Runs before `main` in every process of an executable that can use the MPI backend (the
+/// pool's backend choice refers to this entry, so the linker keeps it there).
+extern "C" fn boot_hook() {
+    if crate::boot::mode().is_none() {
+        boot();
+    }
+}
+
+/// Keep the `.init_array` entry in every executable that reaches this backend.
+fn keep_boot_hook() {
+    std::hint::black_box(&BOOT_HOOK);
+}
+
+/// A worker rank serves and never returns; rank 0 arranges to release the workers at exit.
+/// Single-threaded, before `main` (see [`boot_hook`]).
+fn boot() {
     let role = launch::role();
     if matches!(role, Role::Worker | Role::Spawned | Role::Main { .. })
         && std::env::var_os("OMPI_MCA_mpi_yield_when_idle").is_none()
@@ -156,6 +178,7 @@ pub(crate) fn remote_for(
     backend: Backend,
     start_method: Option<StartMethod>,
 ) -> Result<Option<RemoteWorkers>, MpiError> {
+    keep_boot_hook();
     let role = launch::role();
     let hub = match (backend, role) {
         (Backend::Local, _) => return Ok(None),
