@@ -47,6 +47,34 @@
 //!   them can leave `qsize` off by one until the next item passes, never a waiter without a
 //!   waker.
 //!
+//! # Orderings, field by field
+//! Every access is `SeqCst`. That is more than most fields need; what each one needs, and why:
+//! - `Config` (`capacity`, `soft_wrap`, `max_chunk`, `maxsize`, `joinable`): written once
+//!   before the segment's handle leaves the creating process (sending the handle orders it);
+//!   any ordering would do.
+//! - `head` (producer, under the put lock): its store publishes the chunk bytes written
+//!   before it, so a consumer's load of `head` must be at least `Acquire` and the store at
+//!   least `Release`. It is also the store a producer makes before reading `data`'s word to
+//!   decide whether to wake: store then load of *another* word is the store-buffering
+//!   pattern, which only `SeqCst` on both sides (here: the store of `head` and the read of the
+//!   signal word; the sleeper's read-modify-write of the word and its re-read of `head`)
+//!   forbids. So `head` needs `SeqCst`.
+//! - `tail` (consumer, under the get lock): the mirror image. Its store frees bytes the
+//!   consumer finished reading (`Release`, paired with the producer's `Acquire` load before it
+//!   overwrites them), and precedes the read of `space`'s word: `SeqCst` for the same reason.
+//! - `tail_seen`, `head_seen`, `high_water`: each side's private cache, read and written only
+//!   under that side's lock (the mutex orders them between holders); `Relaxed` would do.
+//! - `put_seq` / `get_seq`: under their side's lock; the other side reads them only for
+//!   `qsize` and the `maxsize` check, where a stale value errs towards "full" or "empty" and
+//!   is corrected by the next wake-up of the `space` / `data` signal (whose argument is the
+//!   one above, with `get_seq` / `put_seq` as the stored condition): `SeqCst` for that pairing.
+//! - `open_item`, `last_chunk`: written by the producer under the put lock, read by the next
+//!   holder (ordered by the lock) and by a consumer healing a dead producer's item without
+//!   that lock: `last_chunk` is stored before `head` and read after it, so `Release`/`Acquire`
+//!   through `head` would do.
+//! - `Signal::seq` and `TaskCount::word`: read-modify-writes and the loads of the
+//!   store-buffering argument (see [`Signal`] and [`TaskCount`]): `SeqCst`.
+//!
 //! Known limit: the consumer waiting for the rest of a dead producer's item learns of the
 //! death by looking every `HEAL_INTERVAL` (20 ms) while an item is open, because a sleeper on
 //! the data word cannot also sleep on the put lock's PI futex, the only word the kernel
