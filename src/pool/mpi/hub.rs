@@ -53,7 +53,7 @@ const DEPTH: usize = 2;
 /// size of 1) are bound by the round trip between ranks, so more of them travel at once.
 /// Slow orders stay at [`DEPTH`], so that a rank that finishes early does not wait while
 /// work sits queued at a busy one.
-const QUICK_DEPTH: usize = 8;
+const QUICK_DEPTH: usize = 32;
 
 /// See [`QUICK_DEPTH`]: from when an order became its rank's oldest to its answer.
 const QUICK: Duration = Duration::from_micros(100);
