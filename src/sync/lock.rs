@@ -61,16 +61,17 @@ impl LockState {
     }
 
     /// Take the mutex; `Ok(None)` if `deadline` passed first.
+    #[inline]
     fn take(&self, deadline: Option<Instant>) -> Result<Option<Obtained>, SyncError> {
-        let obtained = match self.mutex.lock(deadline)? {
+        let (pid, tid) = memory::current_ids();
+        let obtained = match self.mutex.lock_as(tid, deadline)? {
             MutexLock::Acquired => Obtained::Clean,
             MutexLock::OwnerDied => Obtained::OwnerDied,
             MutexLock::TimedOut => return Ok(None),
             MutexLock::WouldDeadlock => return Err(SyncError::WouldDeadlock),
         };
         self.note(obtained);
-        self.owner_pid
-            .store(memory::current_ids().0, Ordering::Relaxed);
+        self.owner_pid.store(pid, Ordering::Relaxed);
         Ok(Some(obtained))
     }
 
@@ -101,6 +102,7 @@ impl LockState {
     }
 
     /// Take the mutex without depth bookkeeping (`Lock`, internal locks).
+    #[inline]
     pub(crate) fn lock_plain(
         &self,
         deadline: Option<Instant>,
@@ -110,6 +112,7 @@ impl LockState {
 
     /// Release a mutex taken with `lock_plain`; `NotOwner` if this thread does not hold it
     /// (the error-checking mutex refuses, and nothing shared was written on the way).
+    #[inline]
     pub(crate) fn unlock_plain(&self) -> Result<(), SyncError> {
         self.mutex.unlock().map_err(|_| SyncError::NotOwner)?;
         self.notify_released();
@@ -130,6 +133,7 @@ impl LockState {
     ///
     /// A holder that dies never gets here; async acquirers therefore also look at the lock
     /// every 20 ms while they wait (see `aio::sync`), as queue waiters do for a dead producer.
+    #[inline]
     fn notify_released(&self) {
         let seen = self.released.load(Ordering::SeqCst);
         if seen & super::waiters::WAITERS != 0 {
@@ -213,6 +217,7 @@ impl LockState {
 }
 
 /// Turn what the mutex said into a guard (`None`: timed out).
+#[inline]
 fn wrap<G>(
     r: Result<Option<Obtained>, SyncError>,
     guard: impl FnOnce(bool) -> G,
@@ -221,6 +226,7 @@ fn wrap<G>(
 }
 
 /// [`wrap`] for a wait without a deadline, which cannot time out.
+#[inline]
 fn wrap_untimed<G>(
     r: Result<Option<Obtained>, SyncError>,
     guard: impl FnOnce(bool) -> G,
@@ -283,6 +289,7 @@ impl Lock {
     /// drop(guard);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn acquire(&self) -> Result<LockGuard<'_>, SyncError> {
         wrap_untimed(self.state.lock_plain(None), |died| self.guard(died))
     }
@@ -416,6 +423,7 @@ impl fmt::Debug for LockGuard<'_> {
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         let _ = self.state.unlock_plain();
     }

@@ -70,6 +70,12 @@ impl ThreadList {
     /// documentation): then the caller uses the pthread functions.
     #[inline]
     pub(super) fn current() -> Option<ThreadList> {
+        Self::of(super::current_ids().1)
+    }
+
+    /// [`ThreadList::current`] for a caller that knows its thread id `tid` already.
+    #[inline]
+    pub(super) fn of(tid: u32) -> Option<ThreadList> {
         if !cfg!(all(target_env = "gnu", target_pointer_width = "64")) {
             return None;
         }
@@ -83,7 +89,7 @@ impl ThreadList {
         }
         Some(ThreadList {
             head: head as *mut Head,
-            tid: super::current_ids().1,
+            tid,
         })
     }
 
