@@ -348,6 +348,7 @@ fn run<C: Communicator>(
         attached: None,
         next_epoch: 1,
         held: None,
+        batch: Vec::new(),
     };
     let done = serving.serve(&mut workers);
     shutdown(comm, &workers);
@@ -470,6 +471,9 @@ struct Serving<'a, C> {
     next_epoch: u64,
     /// A large order taken from the ring, waiting for an idle rank.
     held: Option<Vec<u8>>,
+    /// Orders dispatched and not sent yet: `(worker, order)`, sent by [`Serving::flush`] as
+    /// one message per rank (several orders waiting in the ring travel together).
+    batch: Vec<(usize, Vec<u8>)>,
 }
 
 impl<C: Communicator> Serving<'_, C> {
@@ -501,6 +505,7 @@ impl<C: Communicator> Serving<'_, C> {
             if let Some(order) = self.held.take() {
                 if self.idle_rank(workers).is_some() {
                     self.dispatch(workers, order);
+                    self.flush(workers);
                     progressed = true;
                 } else {
                     self.held = Some(order);
@@ -518,6 +523,14 @@ impl<C: Communicator> Serving<'_, C> {
                 let deadline = if out > 0 { now } else { now + IDLE_TICK };
                 if let Ok(Some(order)) = tasks.get(Some(deadline), |bytes| bytes.to_vec()) {
                     self.dispatch(workers, order);
+                    // Whatever else is waiting goes out with it, while ranks have room.
+                    while self.held.is_none() && self.has_room(workers) && tasks.has_data() {
+                        match tasks.get(Some(Instant::now()), |bytes| bytes.to_vec()) {
+                            Ok(Some(order)) => self.dispatch(workers, order),
+                            _ => break,
+                        }
+                    }
+                    self.flush(workers);
                 }
                 continue;
             }
@@ -633,10 +646,9 @@ impl<C: Communicator> Serving<'_, C> {
                     // Every worker is gone: the engine fails the chunk when it learns that.
                     return;
                 };
-                let worker = &mut workers[a.ranks[i]];
-                self.comm
-                    .process_at_rank(worker.rank)
-                    .send_with_tag(&order[..], wire::TAG_ORDER);
+                let w = a.ranks[i];
+                self.batch.push((w, order));
+                let worker = &mut workers[w];
                 worker.out.push_back((a.epoch, id));
                 if worker.out.len() == 1 {
                     worker.front_since = Some(Instant::now());
@@ -658,6 +670,35 @@ impl<C: Communicator> Serving<'_, C> {
                     );
                 }
             }
+        }
+    }
+
+    /// Send the dispatched orders, grouped per rank: a message holds as many orders as fit
+    /// in [`EAGER`] bytes (`TAG_ORDERS`; one order alone is a `TAG_ORDER`), so that no send to
+    /// a busy rank can block the hub (see [`EAGER`]); a rank answers them in order.
+    fn flush(&mut self, workers: &[Worker]) {
+        let mut batch = std::mem::take(&mut self.batch);
+        while let Some(&(w, _)) = batch.first() {
+            let (mine, rest): (Vec<_>, Vec<_>) = batch.into_iter().partition(|(x, _)| *x == w);
+            batch = rest;
+            let rank = self.comm.process_at_rank(workers[w].rank);
+            let mut message: Vec<Vec<u8>> = Vec::new();
+            let mut size = 0;
+            let send = |message: &mut Vec<Vec<u8>>| match message.len() {
+                0 => {}
+                1 => rank.send_with_tag(&message[0][..], wire::TAG_ORDER),
+                _ => rank.send_with_tag(&wire::encode_orders(message)[..], wire::TAG_ORDERS),
+            };
+            for (_, order) in mine {
+                if !message.is_empty() && size + order.len() + 4 > EAGER {
+                    send(&mut message);
+                    message.clear();
+                    size = 0;
+                }
+                size += order.len() + 4;
+                message.push(order);
+            }
+            send(&mut message);
         }
     }
 

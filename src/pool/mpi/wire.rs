@@ -21,6 +21,33 @@ pub(crate) const TAG_ORDER: i32 = 3;
 pub(crate) const TAG_DONE: i32 = 4;
 /// Worker → hub: how an [`Command::Attach`]'s initializer went, an [`InitReply`].
 pub(crate) const TAG_INIT: i32 = 5;
+/// Hub → worker: several orders in one message, each as the task ring holds it, run in turn
+/// and answered one `TAG_DONE` each (see [`encode_orders`]).
+pub(crate) const TAG_ORDERS: i32 = 6;
+
+/// Several orders as one message: each as a length (`u32`, little-endian) and its bytes.
+pub(crate) fn encode_orders(orders: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(orders.iter().map(|o| o.len() + 4).sum());
+    for order in orders {
+        out.extend_from_slice(&(order.len() as u32).to_le_bytes());
+        out.extend_from_slice(order);
+    }
+    out
+}
+
+/// The orders of a [`TAG_ORDERS`] message (a malformed tail is dropped).
+pub(crate) fn decode_orders(mut bytes: &[u8]) -> Vec<&[u8]> {
+    let mut orders = Vec::new();
+    while let Some((len, rest)) = bytes.split_first_chunk::<4>() {
+        let len = u32::from_le_bytes(*len) as usize;
+        let Some((order, rest)) = rest.split_at_checked(len) else {
+            break;
+        };
+        orders.push(order);
+        bytes = rest;
+    }
+    orders
+}
 
 /// Who a worker rank is, for the build check and for names in errors.
 #[derive(Debug, Serialize, Deserialize)]

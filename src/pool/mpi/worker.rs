@@ -76,21 +76,28 @@ fn run<C: Communicator>(comm: &C, rank: i32) -> i32 {
     let mut epoch = 0u64;
     loop {
         let (bytes, info) = main.matched_probe().matched_receive_vec::<u8>();
+        // Run one order and answer it.
+        let run_one = |bytes: &[u8]| {
+            let Ok((Order::Run { id, code, skip }, payload)) =
+                postcard::take_from_bytes::<Order>(bytes)
+            else {
+                return;
+            };
+            let report = if failed_epoch == Some(epoch) {
+                refused(id)
+            } else {
+                let report = pool_worker::run_order(index, id, code, &skip, payload, &status);
+                status.finish();
+                report
+            };
+            main.send_with_tag(&report[..], wire::TAG_DONE);
+        };
         match info.tag() {
-            wire::TAG_ORDER => {
-                let Ok((Order::Run { id, code, skip }, payload)) =
-                    postcard::take_from_bytes::<Order>(&bytes)
-                else {
-                    continue;
-                };
-                let report = if failed_epoch == Some(epoch) {
-                    refused(id)
-                } else {
-                    let report = pool_worker::run_order(index, id, code, &skip, payload, &status);
-                    status.finish();
-                    report
-                };
-                main.send_with_tag(&report[..], wire::TAG_DONE);
+            wire::TAG_ORDER => run_one(&bytes),
+            wire::TAG_ORDERS => {
+                for order in wire::decode_orders(&bytes) {
+                    run_one(order);
+                }
             }
             wire::TAG_COMMAND => match postcard::from_bytes::<Command>(&bytes) {
                 Ok(Command::Welcome) => {}
