@@ -53,7 +53,7 @@ impl<R> std::fmt::Debug for PoolFuture<R> {
 
 impl<R> PoolFuture<R> {
     /// The task's number in its executor (in submission order; tells futures apart, e.g.
-    /// those [`as_completed`](super::as_completed) hands back).
+    /// those [`as_completed`](fn@super::as_completed) hands back).
     ///
     /// ```
     /// fn one(_: ()) -> u8 { 1 }

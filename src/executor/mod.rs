@@ -1,7 +1,8 @@
 //! [`ProcessPoolExecutor`] (Python's `concurrent.futures.ProcessPoolExecutor`): submit a
-//! function call, get a [`PoolFuture`]; wait for many with [`as_completed`] and [`wait`], or
-//! `.await` them from any async runtime. (`multiproc::wait` at the crate root is
-//! `multiprocessing.connection.wait`; this module's [`wait`] is the futures one.)
+//! function call, get a [`PoolFuture`]; wait for many with [`as_completed`](fn@as_completed)
+//! and [`wait`](fn@wait), or `.await` them from any async runtime. (`multiproc::wait` at the
+//! crate root is `multiprocessing.connection.wait`; this module's [`wait`](fn@wait) is the
+//! futures one.)
 //!
 //! It runs on the same engine as [`Pool`](crate::Pool) (workers, shared-memory rings, a
 //! collector thread), with one difference: only a few tasks (one per worker, plus one, as in Python) are
