@@ -8,8 +8,11 @@
 //! small *resource tracker* process (started on first use) that unlinks whatever its creator
 //! did not unlink once the creator is gone, whether it exited or was killed.
 
+mod array;
 mod atomic;
+mod cells;
 mod memory_manager;
+mod raw;
 mod shareable_list;
 mod shm;
 pub(crate) mod tracker;
@@ -19,9 +22,11 @@ mod value;
 /// still name.
 pub(crate) use crate::segment;
 
+pub use array::{Array, ArrayGuard};
 pub use atomic::AtomicInt;
 pub use memory_manager::SharedMemoryManager;
+pub use raw::{RawArray, RawValue};
 pub use shareable_list::{ShareableItem, ShareableList, ShareableListError};
 pub use shm::SharedMemory;
 pub use tracker::resource_tracker_pid;
-pub use value::{Array, ArrayGuard, RawArray, RawValue, Value, ValueGuard};
+pub use value::{Value, ValueGuard};
