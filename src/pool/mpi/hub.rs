@@ -40,23 +40,24 @@ use ::mpi::topology::{Communicator, Rank};
 
 use super::error::MpiError;
 use super::launch::{self, Role};
-use super::wire::{self, Command, Hello, InitReply};
+use super::ranks::{Worker, meet, shutdown};
+use super::wire::{self, Command, InitReply};
 use crate::pool::PoolError;
 use crate::pool::engine::{REMOTE_GENERATION, Remote, RemoteLink};
 use crate::pool::worker::{Order, Report};
 use crate::queue::ring::Ring;
 
 /// Most orders out to one rank at once.
-const DEPTH: usize = 2;
+pub(super) const DEPTH: usize = 2;
 
 /// Most orders out to a rank whose last order took less than [`QUICK`]: tiny tasks (a chunk
 /// size of 1) are bound by the round trip between ranks, so more of them travel at once.
 /// Slow orders stay at [`DEPTH`], so that a rank that finishes early does not wait while
 /// work sits queued at a busy one.
-const QUICK_DEPTH: usize = 32;
+pub(super) const QUICK_DEPTH: usize = 32;
 
 /// See [`QUICK_DEPTH`]: from when an order became its rank's oldest to its answer.
-const QUICK: Duration = Duration::from_micros(100);
+pub(super) const QUICK: Duration = Duration::from_micros(100);
 
 /// Orders up to this size are sent to a rank that is busy: MPI libraries send messages this
 /// small *eagerly* (Open MPI's shared-memory limit is 4 KiB, TCP's 64 KiB), so the send
@@ -242,28 +243,6 @@ impl Remote for Transport {
     }
 }
 
-/// One worker rank as the hub knows it.
-struct Worker {
-    rank: Rank,
-    pid: u32,
-    host: String,
-    /// Orders sent and not answered: `(epoch, id)`, oldest first.
-    out: VecDeque<(u64, u64)>,
-    /// When the oldest order in `out` became the oldest (the rank started on it).
-    front_since: Option<Instant>,
-    /// The rank's last order took less than [`QUICK`].
-    quick: bool,
-    /// Given up after a task timeout: never used again.
-    lost: bool,
-}
-
-impl Worker {
-    /// Whether the rank may take one more order (see [`DEPTH`] and [`QUICK_DEPTH`]).
-    fn has_room(&self) -> bool {
-        !self.lost && self.out.len() < if self.quick { QUICK_DEPTH } else { DEPTH }
-    }
-}
-
 /// The engine being served.
 struct Attachment {
     epoch: u64,
@@ -362,107 +341,6 @@ fn run<C: Communicator>(
 
 /// What the hub thread does once MPI is finalized: tell whoever waits for it.
 type AfterFinalize = Box<dyn FnOnce() + Send>;
-
-/// Receive every worker's hello; welcome those of this build. The workers, and the
-/// first mismatch (every rank is then told to go: a pool on a mixed job is refused).
-fn meet<C: Communicator>(comm: &C, ranks: &[Rank]) -> (Vec<Worker>, Option<MpiError>) {
-    let fingerprint = crate::code::fingerprint();
-    let expected = wire::build_id();
-    let mut workers = Vec::with_capacity(ranks.len());
-    let mut mismatch = None;
-    for &rank in ranks {
-        let process = comm.process_at_rank(rank);
-        let (bytes, _) = process
-            .matched_probe_with_tag(wire::TAG_HELLO)
-            .matched_receive_vec::<u8>();
-        let hello = postcard::from_bytes::<Hello>(&bytes).unwrap_or(Hello {
-            fingerprint: !fingerprint,
-            build_id: "unreadable".into(),
-            pid: 0,
-            host: String::new(),
-        });
-        let command = if hello.fingerprint == fingerprint {
-            Command::Welcome
-        } else {
-            mismatch.get_or_insert(MpiError::BuildMismatch {
-                rank,
-                host: hello.host.clone(),
-                expected: expected.clone(),
-                found: hello.build_id.clone(),
-            });
-            Command::Mismatch {
-                expected: expected.clone(),
-            }
-        };
-        process.send_with_tag(&wire::encode(&command)[..], wire::TAG_COMMAND);
-        if matches!(command, Command::Welcome) {
-            workers.push(Worker {
-                rank,
-                pid: hello.pid,
-                host: hello.host,
-                out: VecDeque::new(),
-                front_since: None,
-                quick: false,
-                lost: false,
-            });
-        }
-    }
-    (workers, mismatch)
-}
-
-/// How long rank 0 waits at exit for a given-up rank to take its shut-down command.
-const LOST_GRACE: Duration = Duration::from_secs(5);
-
-/// Tell every worker to exit. A rank given up after a task timeout may be dead or still
-/// stuck in its task: if it has not taken the command within [`LOST_GRACE`], the job is
-/// ended with `MPI_Abort` (otherwise `MPI_Finalize` and `mpirun` would wait for it forever).
-fn shutdown<C: Communicator>(comm: &C, workers: &[Worker]) {
-    let bye = wire::encode(&Command::Shutdown);
-    for w in workers.iter().filter(|w| !w.lost) {
-        comm.process_at_rank(w.rank)
-            .send_with_tag(&bye[..], wire::TAG_COMMAND);
-    }
-    // Answers still on their way to orders of a detached engine: drained, so that no
-    // worker waits for rank 0 to receive them.
-    for w in workers.iter().filter(|w| !w.lost) {
-        for _ in 0..w.out.len() {
-            let _ = comm
-                .process_at_rank(w.rank)
-                .matched_probe_with_tag(wire::TAG_DONE)
-                .matched_receive_vec::<u8>();
-        }
-    }
-    let lost: Vec<Rank> = workers.iter().filter(|w| w.lost).map(|w| w.rank).collect();
-    if lost.is_empty() {
-        return;
-    }
-    let taken = ::mpi::request::scope(|scope| {
-        let mut waiting: Vec<_> = lost
-            .iter()
-            .map(|&rank| {
-                comm.process_at_rank(rank)
-                    .immediate_synchronous_send_with_tag(scope, &bye[..], wire::TAG_COMMAND)
-            })
-            .collect();
-        let deadline = Instant::now() + LOST_GRACE;
-        while !waiting.is_empty() && Instant::now() < deadline {
-            waiting = waiting
-                .into_iter()
-                .filter_map(|request| request.test().err())
-                .collect();
-            std::thread::yield_now();
-        }
-        if waiting.is_empty() {
-            return true;
-        }
-        eprintln!(
-            "multiproc: MPI rank(s) {lost:?}, given up after a task timeout, did not take the \
-             command to shut down within {LOST_GRACE:?}; ending the job with MPI_Abort"
-        );
-        comm.abort(1)
-    });
-    debug_assert!(taken);
-}
 
 struct Serving<'a, C> {
     comm: &'a C,

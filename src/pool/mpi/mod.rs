@@ -49,6 +49,7 @@
 mod error;
 pub(crate) mod hub;
 pub(crate) mod launch;
+mod ranks;
 mod wire;
 mod worker;
 
