@@ -521,6 +521,12 @@ impl Connection {
         Ok(sys::wait_readable(&[self.fd.as_fd()], timeout)?[0])
     }
 
+    /// Whether received bytes wait in this end's buffer (read from the socket, not yet
+    /// consumed by a receive): then the socket itself may have nothing left to read.
+    pub(crate) fn has_buffered(&self) -> bool {
+        self.rpos < self.rend
+    }
+
     /// Close this end now (dropping it does the same).
     ///
     /// ```

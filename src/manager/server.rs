@@ -18,7 +18,8 @@
 //! So [`release_after_peer`] releases only after every request the same client process had
 //! already sent on its other connections has been served: it notes how many requests each
 //! of them has served, and waits until each has ended, served one more, sits in a blocking
-//! wait (its one request in flight is that wait), or is idle with nothing to read. Connections
+//! wait (its one request in flight is that wait), or is idle with nothing to read (a connection
+//! is idle only while nothing of its next request has been read, even into its buffer). Connections
 //! are registered with the client's process id (`SO_PEERCRED`) when accepted, *before* their
 //! handshake, and a client sends nothing before its handshake ends, so no connection that
 //! can carry a request escapes the count. The wait is bounded: each connection is waited for
@@ -342,7 +343,8 @@ fn lock(state: &State) -> MutexGuard<'_, Objects> {
     state.objects.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Move connection `me` to `phase` (counting a request served when it goes idle again).
+/// Move connection `me` to `phase` (counting a request served when it leaves `Serving` for
+/// the next request or for `Idle`).
 fn set_phase(state: &State, me: u64, phase: Phase) {
     let mut objects = lock(state);
     set_phase_locked(&mut objects, state, me, phase);
@@ -350,7 +352,8 @@ fn set_phase(state: &State, me: u64, phase: Phase) {
 
 fn set_phase_locked(objects: &mut Objects, state: &State, me: u64, phase: Phase) {
     if let Some(conn) = objects.conns.get_mut(&me) {
-        if phase == Phase::Idle && conn.phase == Phase::Serving {
+        // Leaving a request for the next one, or for waiting between requests.
+        if conn.phase == Phase::Serving && matches!(phase, Phase::Idle | Phase::Serving) {
             conn.served += 1;
         }
         conn.phase = phase;
@@ -362,12 +365,23 @@ fn set_phase_locked(objects: &mut Objects, state: &State, me: u64, phase: Phase)
 
 fn serve_connection(mut conn: Connection, state: &State, me: u64) {
     loop {
-        set_phase(state, me, Phase::Idle);
+        // `Idle` only while nothing of the next request has been read: a release waiting on
+        // this connection then finds the request in the socket, or sees it being served,
+        // never neither (see "The locks of a connection that ends"). Errors are reported by
+        // the receive.
+        if !conn.has_buffered() {
+            set_phase(state, me, Phase::Idle);
+            // Polled briefly first, as a receive would: clients send their next request soon.
+            let ready = || conn.poll(Some(Duration::ZERO)).unwrap_or(true);
+            if !crate::sys::memory::spin_until(None, ready) {
+                let _ = conn.poll(None);
+            }
+        }
+        set_phase(state, me, Phase::Serving);
         let request = match conn.recv::<Request>() {
             Ok(request) => request,
             Err(_) => return release_after_peer(state, me),
         };
-        set_phase(state, me, Phase::Serving);
         let reply = match request {
             Request::Shutdown => {
                 let _ = conn.send(&Reply::Done);
