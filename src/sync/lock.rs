@@ -60,10 +60,14 @@ impl LockState {
         self.mutex.owner_tid() == memory::current_ids().1
     }
 
-    /// Take the mutex; `Ok(None)` if `deadline` passed first.
+    /// Take the mutex as the thread `(pid, tid)` (the caller's cached ids, looked up once);
+    /// `Ok(None)` if `deadline` passed first.
     #[inline]
-    fn take(&self, deadline: Option<Instant>) -> Result<Option<Obtained>, SyncError> {
-        let (pid, tid) = memory::current_ids();
+    fn take(
+        &self,
+        (pid, tid): (u32, u32),
+        deadline: Option<Instant>,
+    ) -> Result<Option<Obtained>, SyncError> {
         let obtained = match self.mutex.lock_as(tid, deadline)? {
             MutexLock::Acquired => Obtained::Clean,
             MutexLock::OwnerDied => Obtained::OwnerDied,
@@ -81,7 +85,17 @@ impl LockState {
         deadline: Option<Instant>,
         count: u32,
     ) -> Result<Option<Obtained>, SyncError> {
-        let obtained = self.take(deadline)?;
+        self.take_levels(memory::current_ids(), deadline, count)
+    }
+
+    #[inline]
+    fn take_levels(
+        &self,
+        ids: (u32, u32),
+        deadline: Option<Instant>,
+        count: u32,
+    ) -> Result<Option<Obtained>, SyncError> {
+        let obtained = self.take(ids, deadline)?;
         if obtained.is_some() {
             self.count.store(count, Ordering::Relaxed);
         }
@@ -107,7 +121,7 @@ impl LockState {
         &self,
         deadline: Option<Instant>,
     ) -> Result<Option<Obtained>, SyncError> {
-        self.take(deadline)
+        self.take(memory::current_ids(), deadline)
     }
 
     /// Release a mutex taken with `lock_plain`; `NotOwner` if this thread does not hold it
@@ -158,25 +172,33 @@ impl LockState {
 
     /// Release every level this thread holds; returns how many there were.
     pub(crate) fn unlock_all(&self) -> Result<u32, SyncError> {
-        if !self.held_by_me() {
+        self.unlock_all_as(memory::current_ids().1)
+    }
+
+    /// [`unlock_all`](LockState::unlock_all) by the thread `tid`.
+    #[inline]
+    fn unlock_all_as(&self, tid: u32) -> Result<u32, SyncError> {
+        if self.mutex.owner_tid() != tid {
             return Err(SyncError::NotOwner);
         }
         let levels = self.count.swap(0, Ordering::Relaxed);
-        self.mutex.unlock().map_err(|_| SyncError::NotOwner)?;
+        self.mutex.unlock_as(tid).map_err(|_| SyncError::NotOwner)?;
         self.notify_released();
         Ok(levels)
     }
 
     /// Release one level.
+    #[inline]
     pub(crate) fn unlock_one(&self) -> Result<(), SyncError> {
-        if !self.held_by_me() {
+        let tid = memory::current_ids().1;
+        if self.mutex.owner_tid() != tid {
             return Err(SyncError::NotOwner);
         }
         if self.count.load(Ordering::Relaxed) > 1 {
             self.count.fetch_sub(1, Ordering::Relaxed);
             return Ok(());
         }
-        self.unlock_all().map(|_| ())
+        self.unlock_all_as(tid).map(|_| ())
     }
 
     /// Recursive acquire: one more level if held by this thread, else lock.
@@ -184,7 +206,8 @@ impl LockState {
         &self,
         deadline: Option<Instant>,
     ) -> Result<Option<Obtained>, SyncError> {
-        if self.held_by_me() {
+        let ids = memory::current_ids();
+        if self.mutex.owner_tid() == ids.1 {
             let depth = self.count.load(Ordering::Relaxed);
             let deeper = depth.checked_add(1).ok_or(SyncError::Invalid(
                 "an RLock cannot be acquired more than u32::MAX times",
@@ -192,7 +215,7 @@ impl LockState {
             self.count.store(deeper, Ordering::Relaxed);
             return Ok(Some(Obtained::Clean));
         }
-        self.lock(deadline, 1)
+        self.take_levels(ids, deadline, 1)
     }
 
     /// `(pid, tid)` of the holder, if the lock is held.

@@ -173,7 +173,7 @@ impl RobustMutex {
     fn glibc(&self) -> &GlibcMutex {
         // SAFETY: `GlibcMutex` has the size and field offsets of glibc's `pthread_mutex_t`
         // on the targets where the inline paths run (checked at compile time above; they
-        // are only used where `ThreadList::current` found glibc's format), and a
+        // are only used where `ThreadList::of` found glibc's format), and a
         // `pthread_mutex_t` is at least 8-aligned. Every field is an atomic, so a shared
         // reference permits the concurrent changes glibc and the kernel make.
         unsafe { &*self.inner.get().cast::<GlibcMutex>() }
@@ -232,8 +232,8 @@ impl RobustMutex {
     /// dead thread's id in the word and hands the lock on; after it, the word no longer holds
     /// our id and the kernel leaves it alone.
     #[inline]
-    fn unlock_inline(&self) -> Option<io::Result<()>> {
-        let list = ThreadList::current()?;
+    fn unlock_inline(&self, tid: u32) -> Option<io::Result<()>> {
+        let list = ThreadList::of(tid)?;
         let m = self.glibc();
         if m.kind.load(Ordering::Relaxed) != INLINE_KIND
             || m.lock.load(Ordering::Relaxed) & FUTEX_TID_MASK != list.tid
@@ -324,7 +324,13 @@ impl RobustMutex {
     /// Unlock; `EPERM` if the calling thread does not hold it.
     #[inline]
     pub fn unlock(&self) -> io::Result<()> {
-        match self.unlock_inline() {
+        self.unlock_as(super::current_ids().1)
+    }
+
+    /// [`unlock`](RobustMutex::unlock) for a caller that knows its kernel thread id `tid`.
+    #[inline]
+    pub fn unlock_as(&self, tid: u32) -> io::Result<()> {
+        match self.unlock_inline(tid) {
             Some(r) => r,
             None => self.unlock_slow(),
         }

@@ -28,7 +28,7 @@
 //!
 //! The fast paths are used only where this format is certain: 64-bit glibc targets, and a
 //! thread whose registered head says `futex_offset == -32`. Anywhere else
-//! [`ThreadList::current`] is `None` and every lock goes through glibc.
+//! [`ThreadList::of`] is `None` and every lock goes through glibc.
 
 use std::cell::Cell;
 use std::sync::atomic::{Ordering, compiler_fence};
@@ -66,14 +66,8 @@ pub(super) struct ThreadList {
 }
 
 impl ThreadList {
-    /// The calling thread's list, or `None` where its format is not glibc's (see the module
-    /// documentation): then the caller uses the pthread functions.
-    #[inline]
-    pub(super) fn current() -> Option<ThreadList> {
-        Self::of(super::current_ids().1)
-    }
-
-    /// [`ThreadList::current`] for a caller that knows its thread id `tid` already.
+    /// The list of the calling thread, whose kernel id is `tid`, or `None` where its format is
+    /// not glibc's (see the module documentation): then the caller uses the pthread functions.
     #[inline]
     pub(super) fn of(tid: u32) -> Option<ThreadList> {
         if !cfg!(all(target_env = "gnu", target_pointer_width = "64")) {
