@@ -2025,3 +2025,34 @@ per_start_method!(
     a_dead_worker_is_replaced,
     maxtasksperchild_and_timeout_work,
 );
+
+// ---------------------------------------------------------------------------------------------
+// One result handle: a pool's `AsyncResult` is the executor's `PoolFuture`.
+
+#[test]
+fn a_pool_result_is_a_future_for_as_completed_wait_and_await() {
+    let _g = common::guard();
+    let pool = pool(2);
+    let results: Vec<multiproc::PoolFuture<u64>> = (1..=4)
+        .map(|x| pool.apply_async(square, x).unwrap())
+        .collect();
+    let mut done: Vec<u64> = multiproc::as_completed(results, Some(LONG))
+        .map(|r| r.unwrap().result().unwrap())
+        .collect();
+    done.sort();
+    assert_eq!(done, [1, 4, 9, 16]);
+
+    let whole = pool.map_async(square, 0..10).unwrap();
+    let waited =
+        multiproc::executor::wait([&whole], Some(LONG), multiproc::ReturnWhen::AllCompleted);
+    assert_eq!(waited.done.len(), 1);
+    assert!(whole.done() && !whole.running() && !whole.cancelled());
+    assert_eq!(whole.error().map(|e| e.to_string()), None);
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let awaited = runtime.block_on(async { pool.apply_async(square, 12).unwrap().await });
+    assert_eq!(awaited.unwrap(), 144);
+    assert_eq!(whole.get().unwrap()[9], 81);
+}

@@ -233,10 +233,12 @@ fn callbacks_and_wakers_that_panic_do_not_stop_the_results() {
             .add_done_callback(|_| panic!("callback panics"));
     }
     let pool = Pool::new(1).unwrap();
-    let _ = pool
-        .apply_async(panics, 0)
-        .unwrap()
-        .error_callback(|_| panic!("error callback panics"));
+    // Dropping the handle cancels nothing (it is a future only to be awaited).
+    drop(
+        pool.apply_async(panics, 0)
+            .unwrap()
+            .error_callback(|_| panic!("error callback panics")),
+    );
     assert_eq!(
         pool.apply_async(square, 5)
             .unwrap()

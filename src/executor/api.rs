@@ -9,9 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::pool::progress::Progress;
 use crate::pool::worker::{Call, Chunks};
-use crate::pool::{
-    Delivery, Engine, PoolError, ResultCell, Sink, decode_chunk, deliver, submit_one,
-};
+use crate::pool::{Delivery, Engine, MAX_CHUNK, PoolError, deliver, submit_chunk, submit_one};
 
 use super::{ExecutorBuilder, ExecutorMap, PoolFuture};
 
@@ -110,12 +108,7 @@ impl ProcessPoolExecutor {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let (id, cell) = submit_one(&self.engine, f, arg)?;
-        Ok(PoolFuture {
-            cell,
-            id,
-            engine: Arc::downgrade(&self.engine),
-        })
+        submit_one(&self.engine, f, arg)
     }
 
     /// `f` on every item, submitted now; the results in input order as they become
@@ -199,7 +192,7 @@ impl ProcessPoolExecutor {
         let task = Chunks::<Call<A, R>>::new(f);
         // All encoded before any is submitted: an item that cannot be sent fails the call.
         let payloads = items
-            .chunks(chunksize)
+            .chunks(chunksize.min(MAX_CHUNK))
             .map(|chunk| task.payload(chunk).map(|payload| (payload, chunk.len())))
             .collect::<Result<Vec<_>, String>>()
             .map_err(PoolError::Failed)?;
@@ -209,19 +202,15 @@ impl ProcessPoolExecutor {
             chunks: VecDeque::with_capacity(payloads.len()),
             buffer: VecDeque::new(),
             deadline,
-            engine: Arc::downgrade(&self.engine),
             progress: Progress::default(),
             len: payloads.iter().map(|(_, n)| *n as u64).sum(),
         };
         for (payload, n) in payloads {
-            let cell = Arc::new(ResultCell::new());
-            let done = cell.clone();
-            let sink: Sink = Box::new(move |delivery| {
-                done.complete(Ok(decode_chunk::<R>(delivery, n).into_items(n)));
-            });
             // On failure the map drops and cancels what was submitted.
-            let id = self.engine.submit(code, payload, n as u32, sink, false)?;
-            map.chunks.push_back((id, cell));
+            let chunk = submit_chunk(&self.engine, code, payload, n, move |results| {
+                Ok(results.into_items(n))
+            })?;
+            map.chunks.push_back(chunk);
         }
         Ok(map)
     }

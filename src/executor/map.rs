@@ -2,22 +2,18 @@
 //! [`ProcessPoolExecutor::map`](super::ProcessPoolExecutor::map) in input order.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use crate::pool::progress::Progress;
-use crate::pool::{Delivery, Engine, PoolError, ResultCell, deliver};
-
-type ChunkCell<R> = ResultCell<Vec<Result<R, PoolError>>>;
+use crate::pool::{AsyncResult, PoolError};
 
 /// The iterator of [`ProcessPoolExecutor::map`](super::ProcessPoolExecutor::map): one
 /// `Result` per item, in input order. Dropping it cancels the tasks that have not started.
 pub struct ExecutorMap<R> {
-    /// Each task's id and where its items' results land.
-    pub(super) chunks: VecDeque<(u64, Arc<ChunkCell<R>>)>,
+    /// Each task's results, one per item, in input order.
+    pub(super) chunks: VecDeque<AsyncResult<Vec<Result<R, PoolError>>>>,
     pub(super) buffer: VecDeque<Result<R, PoolError>>,
     pub(super) deadline: Option<Instant>,
-    pub(super) engine: Weak<Engine>,
     pub(super) progress: Progress,
     /// The number of items, for the progress bar.
     #[cfg_attr(not(feature = "progress"), allow(dead_code))]
@@ -52,13 +48,8 @@ impl<R> ExecutorMap<R> {
     }
 
     fn cancel_rest(&mut self) {
-        let chunks = std::mem::take(&mut self.chunks);
-        if let Some(engine) = self.engine.upgrade() {
-            for (id, _) in chunks {
-                if let Some(sink) = engine.cancel(id) {
-                    deliver(sink, Delivery::Failed(PoolError::Cancelled));
-                }
-            }
+        for chunk in std::mem::take(&mut self.chunks) {
+            chunk.cancel();
         }
     }
 }
@@ -72,15 +63,13 @@ impl<R> Iterator for ExecutorMap<R> {
                 self.progress.inc(1);
                 return Some(item);
             }
-            let (_, cell) = self.chunks.front()?;
-            if !cell.wait_until(self.deadline) {
+            if !self.chunks.front()?.cell.wait_until(self.deadline) {
                 self.cancel_rest();
                 self.progress.finish();
                 return Some(Err(PoolError::ResultTimeout));
             }
-            let results = cell.take();
-            self.chunks.pop_front();
-            match results {
+            let chunk = self.chunks.pop_front()?;
+            match chunk.get() {
                 Ok(items) => self.buffer.extend(items),
                 Err(e) => self.buffer.push_back(Err(e)),
             }

@@ -21,13 +21,29 @@
 mod api;
 mod as_completed;
 mod builder;
-mod future;
 mod map;
 mod wait;
 
 pub use api::ProcessPoolExecutor;
 pub use as_completed::{AsCompleted, as_completed};
 pub use builder::ExecutorBuilder;
-pub use future::PoolFuture;
+
+/// The result of a task submitted to a [`ProcessPoolExecutor`] (Python's
+/// `concurrent.futures.Future`): the pool's [`AsyncResult`](crate::AsyncResult), one handle
+/// for both, with the futures names ([`done`](crate::AsyncResult::done),
+/// [`result`](crate::AsyncResult::result), [`add_done_callback`](crate::AsyncResult::add_done_callback),
+/// ...) beside the pool's. It is a [`std::future::Future`]: `.await` it.
+///
+/// ```
+/// fn square(x: u64) -> u64 { x * x }
+/// let ex = multiproc::ProcessPoolExecutor::new(1)?;
+/// let f: multiproc::PoolFuture<u64> = ex.submit(square, 6)?;
+/// f.wait();
+/// assert!(f.done());
+/// assert!(f.error().is_none());
+/// assert_eq!(f.result()?, 36);
+/// # Ok::<(), multiproc::PoolError>(())
+/// ```
+pub type PoolFuture<R> = crate::pool::AsyncResult<R>;
 pub use map::ExecutorMap;
 pub use wait::{ReturnWhen, Waited, wait};

@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::engine::Engine;
 use super::worker::StarArgs;
-use super::{AsyncResult, Imap, MapWith, PoolBuilder, PoolError, Tasks, submit_one};
+use super::{AsyncResult, Imap, MapWith, PoolBuilder, PoolError, submit_one};
 
 /// A pool of worker processes (Python's `multiprocessing.Pool`).
 ///
@@ -241,14 +241,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let (id, cell) = submit_one(&self.engine, f, arg)?;
-        Ok(AsyncResult {
-            cell,
-            tasks: Tasks {
-                engine: Arc::downgrade(&self.engine),
-                ids: vec![id],
-            },
-        })
+        submit_one(&self.engine, f, arg)
     }
 
     /// Apply `f` to every item lazily: items are taken from `items` as results are

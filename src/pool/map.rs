@@ -10,17 +10,17 @@ use serde::de::DeserializeOwned;
 use super::engine::{Delivery, Engine, Sink};
 use super::imap::{ImapShared, ImapState};
 use super::progress::Progress;
-use super::worker::{Apply, Call, ChunkOutput, Chunks, ItemFailure, StarArgs, StarCall};
-use super::{AsyncResult, Imap, Pool, PoolError, ResultCell, Tasks, zero_chunksize};
+use super::worker::{Apply, Call, ChunkOutput, Chunks, Code, ItemFailure, StarArgs, StarCall};
+use super::{AsyncResult, Imap, Pool, PoolError, ResultCell, zero_chunksize};
 use crate::handle;
 
-/// Submit the call `f(arg)` as a chunk of one item: its id and where its result lands
-/// (`apply_async` and the executor's `submit`).
+/// Submit the call `f(arg)` as a chunk of one item (`apply_async` and the executor's
+/// `submit`).
 pub(crate) fn submit_one<A, R>(
-    engine: &Engine,
+    engine: &Arc<Engine>,
     f: fn(A) -> R,
     arg: A,
-) -> Result<(u64, Arc<ResultCell<R>>), PoolError>
+) -> Result<AsyncResult<R>, PoolError>
 where
     A: Serialize + DeserializeOwned + 'static,
     R: Serialize + DeserializeOwned + Send + 'static,
@@ -29,17 +29,40 @@ where
     let payload = task
         .payload(std::slice::from_ref(&arg))
         .map_err(PoolError::Failed)?;
-    let cell = Arc::new(ResultCell::new());
-    let done = cell.clone();
-    let sink: Sink = Box::new(move |delivery| {
-        let result = decode_chunk::<R>(delivery, 1)
+    submit_chunk(engine, task.code(), payload, 1, |results| {
+        results
             .into_items(1)
             .pop()
-            .unwrap_or_else(|| Err(PoolError::Failed("a task's result is missing".into())));
-        done.complete(result);
-    });
-    let id = engine.submit(task.code(), payload, 1, sink, false)?;
-    Ok((id, cell))
+            .unwrap_or_else(|| Err(PoolError::Failed("a task's result is missing".into())))
+    })
+}
+
+/// Submit the encoded chunk `payload` of `n` items of `code`; the handle's value is what
+/// `finish` makes of the chunk's results.
+pub(crate) fn submit_chunk<R, O>(
+    engine: &Arc<Engine>,
+    code: Code,
+    payload: Vec<u8>,
+    n: usize,
+    finish: impl FnOnce(ChunkResults<R>) -> Result<O, PoolError> + Send + 'static,
+) -> Result<AsyncResult<O>, PoolError>
+where
+    R: DeserializeOwned,
+    O: Send + 'static,
+{
+    let cell = Arc::new(ResultCell::new());
+    let done = cell.clone();
+    let sink: Sink = Box::new(move |delivery| done.complete(finish(decode_chunk(delivery, n))));
+    let id = engine.submit(code, payload, chunk_len(n), sink, false)?;
+    Ok(AsyncResult::new(cell, engine, vec![id]))
+}
+
+/// The most items in one chunk: its count travels as a `u32`.
+pub(crate) const MAX_CHUNK: usize = u32::MAX as usize;
+
+/// A chunk's item count as it travels (chunk sizes are capped at [`MAX_CHUNK`]).
+pub(crate) fn chunk_len(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Encode a value holding `T`s, which must not carry OS handles (they cannot go through the
@@ -119,10 +142,9 @@ impl<'p> MapWith<'p> {
 
     /// Python's default: four chunks per worker.
     fn size_for(&self, len: usize) -> usize {
-        self.chunksize.unwrap_or_else(|| {
-            let parts = 4 * self.pool.processes();
-            len.div_ceil(parts).max(1)
-        })
+        self.chunksize
+            .unwrap_or_else(|| len.div_ceil(4 * self.pool.processes()).max(1))
+            .min(MAX_CHUNK)
     }
 
     fn run_map<C: Apply>(
@@ -139,13 +161,9 @@ impl<'p> MapWith<'p> {
         }
         let len = items.len();
         let cell = Arc::new(ResultCell::new());
-        let mut tasks = Tasks {
-            engine: Arc::downgrade(&self.pool.engine),
-            ids: Vec::new(),
-        };
         if len == 0 {
             cell.complete(Ok(Vec::new()));
-            return Ok(AsyncResult { cell, tasks });
+            return Ok(AsyncResult::new(cell, &self.pool.engine, Vec::new()));
         }
         let size = self.size_for(len);
         let chunks = len.div_ceil(size);
@@ -163,6 +181,7 @@ impl<'p> MapWith<'p> {
         // Each chunk is submitted as soon as it is encoded, so the workers start while the
         // rest is encoded. An item that cannot be encoded fails the call (the chunks already
         // submitted run for nothing, as in Python).
+        let mut ids = Vec::with_capacity(chunks);
         for (index, chunk) in items.chunks(size).enumerate() {
             let payload = task.payload(chunk).map_err(PoolError::Failed)?;
             let (start, n) = (index * size, chunk.len());
@@ -193,10 +212,10 @@ impl<'p> MapWith<'p> {
             let id = self
                 .pool
                 .engine
-                .submit(code, payload, n as u32, sink, false)?;
-            tasks.ids.push(id);
+                .submit(code, payload, chunk_len(n), sink, false)?;
+            ids.push(id);
         }
-        Ok(AsyncResult { cell, tasks })
+        Ok(AsyncResult::new(cell, &self.pool.engine, ids))
     }
 
     /// [`Pool::map`] with this chunk size.
@@ -334,7 +353,7 @@ impl<'p> MapWith<'p> {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let size = self.checked_chunksize()?.unwrap_or(1);
+        let size = self.checked_chunksize()?.unwrap_or(1).min(MAX_CHUNK);
         let lease = self.pool.engine.lease()?;
         let mut items = items.into_iter();
         let len = match items.size_hint() {
@@ -348,7 +367,7 @@ impl<'p> MapWith<'p> {
             if chunk.is_empty() {
                 return None;
             }
-            let n = chunk.len() as u32;
+            let n = chunk_len(chunk.len());
             Some((task.payload(&chunk).map_err(PoolError::Failed), n))
         });
         Ok(Imap {

@@ -2,7 +2,7 @@
 //!
 //! A pool keeps `n` worker processes and runs functions on them: `map`, `imap`,
 //! `imap_unordered`, `starmap`, `apply` and their `_async` forms. Work travels as *chunks*
-//! of items through a shared-memory ring that every worker takes from (see `engine.rs`);
+//! of items through a shared-memory ring that every worker takes from (see `engine/`);
 //! results come back through a second ring to a collector thread in the parent.
 //!
 //! # Failures stay local
@@ -51,12 +51,11 @@ pub(crate) mod worker;
 pub use api::Pool;
 pub use builder::PoolBuilder;
 pub(crate) use cell::{ResultCell, Watch};
-pub(crate) use engine::{Delivery, Engine, Sink, deliver};
+pub(crate) use engine::{Delivery, Engine, deliver};
 pub use error::PoolError;
 pub(crate) use error::zero_chunksize;
 pub use imap::Imap;
 pub use map::MapWith;
-pub(crate) use map::{decode_chunk, encode_plain, submit_one};
+pub(crate) use map::{MAX_CHUNK, decode_chunk, encode_plain, submit_chunk, submit_one};
 pub use result::AsyncResult;
-pub(crate) use result::Tasks;
 pub use worker::StarArgs;

@@ -219,7 +219,7 @@ impl WorkerStatus {
     }
 
     /// The running item panicked: its report is on its way (the watcher stops its timeout
-    /// clock, see `engine.rs`). Called from the panic hook, before anything slow.
+    /// clock, see `engine/watcher.rs`). Called from the panic hook, before anything slow.
     fn mark_panicked(&self) {
         let now = monotonic_ns().max(1);
         self.write(|s| s.panicked_ns.store(now, Relaxed));
