@@ -156,7 +156,9 @@ pub use executor::{
 };
 pub use handle::{CodecError, Handle};
 pub use manager::Manager;
-pub use pool::{AsyncResult, Imap, MapWith, Pool, PoolBuilder, PoolError, StarArgs};
+pub use pool::{
+    AsyncResult, Imap, MapWith, Pool, PoolBuilder, PoolError, StarArgs, TaskArg, TaskOutput,
+};
 #[allow(deprecated)]
 pub use process::Builder;
 pub use process::{

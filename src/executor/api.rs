@@ -4,11 +4,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
 use crate::pool::progress::Progress;
-use crate::pool::worker::{Call, Chunks};
+use crate::pool::task::{Call, Chunks, TaskArg, TaskOutput};
 use crate::pool::{Delivery, Engine, MAX_CHUNK, PoolError, deliver, submit_chunk, submit_one};
 
 use super::{ExecutorBuilder, ExecutorMap, PoolFuture};
@@ -103,11 +100,11 @@ impl ProcessPoolExecutor {
     /// assert_eq!(sum.result()?, 5);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<PoolFuture<R>, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    pub fn submit<A: TaskArg, R: TaskOutput>(
+        &self,
+        f: fn(A) -> R,
+        arg: A,
+    ) -> Result<PoolFuture<R>, PoolError> {
         submit_one(&self.engine, f, arg)
     }
 
@@ -121,15 +118,11 @@ impl ProcessPoolExecutor {
     /// assert_eq!(squares, [0, 1, 4, 9]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map<A, R>(
+    pub fn map<A: TaskArg, R: TaskOutput>(
         &self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
-    ) -> Result<ExecutorMap<R>, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<ExecutorMap<R>, PoolError> {
         self.map_chunked(f, items, 1, None)
     }
 
@@ -148,16 +141,12 @@ impl ProcessPoolExecutor {
     /// ex.terminate();
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map_timeout<A, R>(
+    pub fn map_timeout<A: TaskArg, R: TaskOutput>(
         &self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
         timeout: Duration,
-    ) -> Result<ExecutorMap<R>, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<ExecutorMap<R>, PoolError> {
         self.map_chunked(f, items, 1, Some(timeout))
     }
 
@@ -173,17 +162,13 @@ impl ProcessPoolExecutor {
     /// assert_eq!(doubled[999], 1998);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map_chunked<A, R>(
+    pub fn map_chunked<A: TaskArg, R: TaskOutput>(
         &self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
         chunksize: usize,
         timeout: Option<Duration>,
-    ) -> Result<ExecutorMap<R>, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<ExecutorMap<R>, PoolError> {
         if chunksize == 0 {
             return Err(crate::pool::zero_chunksize());
         }

@@ -3,10 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-use crate::pool::{Engine, PoolBuilder, PoolError};
+use crate::pool::{Engine, PoolBuilder, PoolError, TaskArg};
 use crate::process::StartMethod;
 
 use super::ProcessPoolExecutor;
@@ -70,10 +67,7 @@ impl ExecutorBuilder {
     /// assert_eq!(ex.submit(scaled, 4)?.result()?, 40);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn initializer<A>(mut self, f: fn(A), arg: A) -> Self
-    where
-        A: Serialize + DeserializeOwned + 'static,
-    {
+    pub fn initializer<A: TaskArg>(mut self, f: fn(A), arg: A) -> Self {
         self.pool = self.pool.initializer(f, arg);
         self
     }

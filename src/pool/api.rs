@@ -2,11 +2,8 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
 use super::engine::Engine;
-use super::worker::StarArgs;
+use super::task::{StarArgs, TaskArg, TaskOutput};
 use super::{AsyncResult, Imap, MapWith, PoolBuilder, PoolError, submit_one};
 
 /// A pool of worker processes (Python's `multiprocessing.Pool`).
@@ -131,15 +128,11 @@ impl Pool {
     /// assert_eq!(pool.map(square, vec![1, 2, 3])?, [1, 4, 9]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map<A, R>(
+    pub fn map<A: TaskArg, R: TaskOutput>(
         &self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
-    ) -> Result<Vec<R>, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<Vec<R>, PoolError> {
         self.default_chunks().map(f, items)
     }
 
@@ -157,15 +150,11 @@ impl Pool {
     /// assert_eq!(pool.starmap(add as fn(i32, i32) -> i32, [(5, 6)])?, [11]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn starmap<Args, R>(
+    pub fn starmap<Args: StarArgs + TaskArg, R: TaskOutput>(
         &self,
         f: Args::Fn<R>,
         items: impl IntoIterator<Item = Args>,
-    ) -> Result<Vec<R>, PoolError>
-    where
-        Args: StarArgs + Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<Vec<R>, PoolError> {
         self.default_chunks().starmap(f, items)
     }
 
@@ -178,15 +167,11 @@ impl Pool {
     /// assert_eq!(pending.get()?, [0, 1, 4]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map_async<A, R>(
+    pub fn map_async<A: TaskArg, R: TaskOutput>(
         &self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
-    ) -> Result<AsyncResult<Vec<R>>, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<AsyncResult<Vec<R>>, PoolError> {
         self.default_chunks().map_async(f, items)
     }
 
@@ -198,15 +183,11 @@ impl Pool {
     /// assert_eq!(pool.starmap_async(|a, b| mul(a, b), [(2, 3)])?.get()?, [6]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn starmap_async<Args, R>(
+    pub fn starmap_async<Args: StarArgs + TaskArg, R: TaskOutput>(
         &self,
         f: Args::Fn<R>,
         items: impl IntoIterator<Item = Args>,
-    ) -> Result<AsyncResult<Vec<R>>, PoolError>
-    where
-        Args: StarArgs + Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<AsyncResult<Vec<R>>, PoolError> {
         self.default_chunks().starmap_async(f, items)
     }
 
@@ -218,11 +199,7 @@ impl Pool {
     /// assert_ne!(pool.apply(pid, ())?, std::process::id());
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    pub fn apply<A: TaskArg, R: TaskOutput>(&self, f: fn(A) -> R, arg: A) -> Result<R, PoolError> {
         self.apply_async(f, arg)?.get()
     }
 
@@ -236,11 +213,11 @@ impl Pool {
     /// assert_eq!(a.get()? + b.get()?, 25);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<R>, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    pub fn apply_async<A: TaskArg, R: TaskOutput>(
+        &self,
+        f: fn(A) -> R,
+        arg: A,
+    ) -> Result<AsyncResult<R>, PoolError> {
         submit_one(&self.engine, f, arg)
     }
 
@@ -256,15 +233,11 @@ impl Pool {
     /// assert_eq!(first, [0, 1, 4, 9]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn imap<'p, A, R>(
+    pub fn imap<'p, A: TaskArg, R: TaskOutput>(
         &'p self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
-    ) -> Result<Imap<'p, R>, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<Imap<'p, R>, PoolError> {
         self.default_chunks().imap(f, items)
     }
 
@@ -278,15 +251,11 @@ impl Pool {
     /// assert_eq!(all, [0, 1, 4, 9, 16]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn imap_unordered<'p, A, R>(
+    pub fn imap_unordered<'p, A: TaskArg, R: TaskOutput>(
         &'p self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
-    ) -> Result<Imap<'p, R>, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<Imap<'p, R>, PoolError> {
         self.default_chunks().imap_unordered(f, items)
     }
 

@@ -3,12 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
 use super::engine::{Engine, EngineConfig};
-use super::worker;
-use super::worker::InitCode;
+use super::task::InitCode;
+use super::task::{self, TaskArg};
 use super::{Pool, PoolError};
 use crate::process::{Limits, StartMethod};
 
@@ -90,11 +87,8 @@ impl PoolBuilder {
     /// assert_eq!(pool.map(add_base, [1, 2])?, [101, 102]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn initializer<A>(mut self, f: fn(A), arg: A) -> Self
-    where
-        A: Serialize + DeserializeOwned + 'static,
-    {
-        self.init = Some(worker::initializer(f, &arg));
+    pub fn initializer<A: TaskArg>(mut self, f: fn(A), arg: A) -> Self {
+        self.init = Some(task::initializer(f, &arg));
         self
     }
 

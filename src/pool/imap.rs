@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::engine::{self, Sink};
 use super::progress::Progress;
-use super::worker::Code;
+use super::task::Code;
 use super::{Pool, PoolError, decode_chunk};
 
 pub(super) struct ImapShared<R> {

@@ -10,21 +10,19 @@ use serde::de::DeserializeOwned;
 use super::engine::{Delivery, Engine, Sink};
 use super::imap::{ImapShared, ImapState};
 use super::progress::Progress;
-use super::worker::{Apply, Call, ChunkOutput, Chunks, Code, ItemFailure, StarArgs, StarCall};
+use super::task::{
+    Apply, Call, ChunkOutput, Chunks, Code, ItemFailure, StarArgs, StarCall, TaskArg, TaskOutput,
+};
 use super::{AsyncResult, Imap, Pool, PoolError, ResultCell, zero_chunksize};
 use crate::handle;
 
 /// Submit the call `f(arg)` as a chunk of one item (`apply_async` and the executor's
 /// `submit`).
-pub(crate) fn submit_one<A, R>(
+pub(crate) fn submit_one<A: TaskArg, R: TaskOutput>(
     engine: &Arc<Engine>,
     f: fn(A) -> R,
     arg: A,
-) -> Result<AsyncResult<R>, PoolError>
-where
-    A: Serialize + DeserializeOwned + 'static,
-    R: Serialize + DeserializeOwned + Send + 'static,
-{
+) -> Result<AsyncResult<R>, PoolError> {
     let task = Chunks::<Call<A, R>>::new(f);
     let payload = task
         .payload(std::slice::from_ref(&arg))
@@ -226,15 +224,11 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(pool.chunksize(2).map(inc, [1, 2, 3])?, [2, 3, 4]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map<A, R>(
+    pub fn map<A: TaskArg, R: TaskOutput>(
         &self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
-    ) -> Result<Vec<R>, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<Vec<R>, PoolError> {
         self.map_async(f, items)?.get()
     }
 
@@ -246,15 +240,11 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(pool.chunksize(1).map_async(inc, [1])?.get()?, [2]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn map_async<A, R>(
+    pub fn map_async<A: TaskArg, R: TaskOutput>(
         &self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A>,
-    ) -> Result<AsyncResult<Vec<R>>, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<AsyncResult<Vec<R>>, PoolError> {
         self.run_map(Chunks::<Call<A, R>>::new(f), items.into_iter().collect())
     }
 
@@ -266,15 +256,11 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(pool.chunksize(1).starmap(|a, b| add(a, b), [(1, 1)])?, [2]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn starmap<Args, R>(
+    pub fn starmap<Args: StarArgs + TaskArg, R: TaskOutput>(
         &self,
         f: Args::Fn<R>,
         items: impl IntoIterator<Item = Args>,
-    ) -> Result<Vec<R>, PoolError>
-    where
-        Args: StarArgs + Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<Vec<R>, PoolError> {
         self.starmap_async(f, items)?.get()
     }
 
@@ -286,15 +272,11 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(pool.chunksize(1).starmap_async(|a, b| add(a, b), [(1, 1)])?.get()?, [2]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn starmap_async<Args, R>(
+    pub fn starmap_async<Args: StarArgs + TaskArg, R: TaskOutput>(
         &self,
         f: Args::Fn<R>,
         items: impl IntoIterator<Item = Args>,
-    ) -> Result<AsyncResult<Vec<R>>, PoolError>
-    where
-        Args: StarArgs + Serialize + DeserializeOwned,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<AsyncResult<Vec<R>>, PoolError> {
         self.run_map(
             Chunks::<StarCall<Args, R>>::new(f),
             items.into_iter().collect(),
@@ -310,15 +292,11 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(v, [1, 2, 3, 4, 5]);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn imap<A, R>(
+    pub fn imap<A: TaskArg, R: TaskOutput>(
         &self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
-    ) -> Result<Imap<'p, R>, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<Imap<'p, R>, PoolError> {
         self.lazy(f, items, true)
     }
 
@@ -331,28 +309,20 @@ impl<'p> MapWith<'p> {
     /// assert_eq!(n, 5);
     /// # Ok::<(), multiproc::PoolError>(())
     /// ```
-    pub fn imap_unordered<A, R>(
+    pub fn imap_unordered<A: TaskArg, R: TaskOutput>(
         &self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
-    ) -> Result<Imap<'p, R>, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<Imap<'p, R>, PoolError> {
         self.lazy(f, items, false)
     }
 
-    fn lazy<A, R>(
+    fn lazy<A: TaskArg, R: TaskOutput>(
         &self,
         f: fn(A) -> R,
         items: impl IntoIterator<Item = A> + 'p,
         ordered: bool,
-    ) -> Result<Imap<'p, R>, PoolError>
-    where
-        A: Serialize + DeserializeOwned + 'static,
-        R: Serialize + DeserializeOwned + Send + 'static,
-    {
+    ) -> Result<Imap<'p, R>, PoolError> {
         let size = self.checked_chunksize()?.unwrap_or(1).min(MAX_CHUNK);
         let lease = self.pool.engine.lease()?;
         let mut items = items.into_iter();

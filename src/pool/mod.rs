@@ -33,7 +33,7 @@
 //! program). A closure that captures a variable is refused where it is passed, by the type
 //! checker ("closures can only be coerced to `fn` types if they do not capture any
 //! variables"). The task's data goes in the items, which like the results are any serde
-//! types; [`apply_async!`](crate::apply_async!) puts named variables there for you.
+//! types ([`TaskArg`], [`TaskOutput`]); [`apply_async!`](crate::apply_async!) puts named variables there for you.
 
 mod api;
 mod builder;
@@ -46,6 +46,8 @@ mod map;
 pub mod mpi;
 pub(crate) mod progress;
 mod result;
+pub(crate) mod status;
+pub(crate) mod task;
 pub(crate) mod worker;
 
 pub use api::Pool;
@@ -58,4 +60,4 @@ pub use imap::Imap;
 pub use map::MapWith;
 pub(crate) use map::{MAX_CHUNK, decode_chunk, encode_plain, submit_chunk, submit_one};
 pub use result::AsyncResult;
-pub use worker::StarArgs;
+pub use task::{StarArgs, TaskArg, TaskOutput};

@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering::SeqCst;
 
 use super::{Death, Inner, LOST_LIMIT, Phase, State, deliver_empty_done};
 use crate::pool::PoolError;
-use crate::pool::worker::{self, WorkerExit};
+use crate::pool::status;
+use crate::pool::worker::WorkerExit;
 use crate::process::ProcessError;
 use crate::sys;
 
@@ -118,7 +119,7 @@ impl Inner {
                         p.failed.push((i, PoolError::Killed));
                     }
                 }
-            } else if item == worker::NOT_STARTED {
+            } else if item == status::NOT_STARTED {
                 // Died between taking the chunk and starting it (killed while receiving it):
                 // nothing ran, so it all goes again, unless that keeps happening.
                 p.lost += 1;

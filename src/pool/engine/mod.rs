@@ -33,7 +33,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::PoolError;
-use super::worker::{Code, InitCode, Order, Report, WorkerExit, WorkerStatus};
+use super::status::WorkerStatus;
+use super::task::{Code, InitCode};
+use super::worker::{Order, Report, WorkerExit};
 use crate::handle;
 use crate::process::{Limits, Process, StartMethod};
 use crate::queue::ring::{Ring, RingConfig};

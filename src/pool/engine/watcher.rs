@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Inner, KILL_TICK, REPORT_GRACE, State};
-use crate::pool::worker::{self, Report};
+use crate::pool::status;
+use crate::pool::worker::Report;
 use crate::{handle, sys};
 
 impl Inner {
@@ -25,7 +26,7 @@ impl Inner {
                 if st.threads_stopped {
                     return;
                 }
-                let now = worker::monotonic_ns();
+                let now = status::monotonic_ns();
                 let mut killing = false;
                 let State {
                     slots,
@@ -44,7 +45,7 @@ impl Inner {
                         let progress = slot.status.read();
                         if let (Some(limit), Some(at)) = (self.config.timeout, progress)
                             && at.task != 0
-                            && at.item != worker::NOT_STARTED
+                            && at.item != status::NOT_STARTED
                             && at.started_ns != 0
                         {
                             let limit = limit.as_nanos() as u64;

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::panic_report::PanicReport;
-use crate::pool::worker::InitCode;
+use crate::pool::task::InitCode;
 
 /// Worker → hub, once after `MPI_Init`: [`Hello`].
 pub(crate) const TAG_HELLO: i32 = 1;

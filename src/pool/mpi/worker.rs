@@ -14,7 +14,9 @@ use ::mpi::topology::Communicator;
 use super::wire::{self, Command, Hello, InitReply};
 use crate::identity::Identity;
 use crate::panic_report::PanicReport;
-use crate::pool::worker::{self as pool_worker, Order, WorkerStatus};
+use crate::pool::status::WorkerStatus;
+use crate::pool::task;
+use crate::pool::worker::{self as pool_worker, Order};
 use crate::process::child;
 use crate::shared::segment::Shared;
 use crate::sys;
@@ -120,7 +122,7 @@ fn run<C: Communicator>(comm: &C, rank: i32) -> i32 {
                     let result = match init {
                         None => Ok(()),
                         Some((code, arg)) => {
-                            match pool_worker::resolve_init(code).and_then(|run| run(&arg)) {
+                            match task::resolve_init(code).and_then(|run| run(&arg)) {
                                 Ok(Ok(())) => Ok(()),
                                 Ok(Err(report)) => Err(Some(report)),
                                 Err(reason) => Err(Some(PanicReport {
