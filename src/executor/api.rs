@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::pool::progress::Progress;
+use crate::pool::progress::{Handout, Progress};
 use crate::pool::task::{Call, Chunks, TaskArg, TaskOutput};
 use crate::pool::{Delivery, Engine, MAX_CHUNK, PoolError, deliver, submit_chunk, submit_one};
 
@@ -185,9 +185,8 @@ impl ProcessPoolExecutor {
         let code = task.code();
         let mut map = ExecutorMap {
             chunks: VecDeque::with_capacity(payloads.len()),
-            buffer: VecDeque::new(),
+            out: Handout::new(Progress::default()),
             deadline,
-            progress: Progress::default(),
             len: payloads.iter().map(|(_, n)| *n as u64).sum(),
         };
         for (payload, n) in payloads {

@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::pool::progress::Progress;
+use crate::pool::progress::Handout;
 use crate::pool::{AsyncResult, PoolError};
 
 /// The iterator of [`ProcessPoolExecutor::map`](super::ProcessPoolExecutor::map): one
@@ -12,9 +12,8 @@ use crate::pool::{AsyncResult, PoolError};
 pub struct ExecutorMap<R> {
     /// Each task's results, one per item, in input order.
     pub(super) chunks: VecDeque<AsyncResult<Vec<Result<R, PoolError>>>>,
-    pub(super) buffer: VecDeque<Result<R, PoolError>>,
+    pub(super) out: Handout<R>,
     pub(super) deadline: Option<Instant>,
-    pub(super) progress: Progress,
     /// The number of items, for the progress bar.
     #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     pub(super) len: u64,
@@ -43,7 +42,7 @@ impl<R> ExecutorMap<R> {
     /// ```
     #[cfg(feature = "progress")]
     pub fn progress(mut self) -> Self {
-        self.progress = Progress::new(Some(self.len));
+        self.out.progress = crate::pool::progress::Progress::new(Some(self.len));
         self
     }
 
@@ -59,22 +58,21 @@ impl<R> Iterator for ExecutorMap<R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(item) = self.buffer.pop_front() {
-                self.progress.inc(1);
+            if let Some(item) = self.out.next() {
                 return Some(item);
             }
             if !self.chunks.front()?.cell.wait_until(self.deadline) {
                 self.cancel_rest();
-                self.progress.finish();
+                self.out.progress.finish();
                 return Some(Err(PoolError::ResultTimeout));
             }
             let chunk = self.chunks.pop_front()?;
             match chunk.get() {
-                Ok(items) => self.buffer.extend(items),
-                Err(e) => self.buffer.push_back(Err(e)),
+                Ok(items) => self.out.receive(items),
+                Err(e) => self.out.receive([Err(e)]),
             }
-            if self.chunks.is_empty() && self.buffer.len() <= 1 {
-                self.progress.finish();
+            if self.chunks.is_empty() && self.out.len() <= 1 {
+                self.out.progress.finish();
             }
         }
     }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use serde::de::DeserializeOwned;
 
 use super::engine::{self, Sink};
-use super::progress::Progress;
+use super::progress::Handout;
 use super::task::Code;
 use super::{Pool, PoolError, decode_chunk};
 
@@ -36,8 +36,7 @@ pub struct Imap<'p, R> {
     pub(super) yielded: u64,
     pub(super) exhausted: bool,
     pub(super) window: usize,
-    pub(super) buffer: VecDeque<Result<R, PoolError>>,
-    pub(super) progress: Progress,
+    pub(super) out: Handout<R>,
     /// The number of items, if the iterator knew it (for the progress bar).
     #[cfg_attr(not(feature = "progress"), allow(dead_code))]
     pub(super) len: Option<u64>,
@@ -67,7 +66,7 @@ impl<R> Imap<'_, R> {
     /// ```
     #[cfg(feature = "progress")]
     pub fn progress(mut self) -> Self {
-        self.progress = Progress::new(self.len);
+        self.out.progress = super::progress::Progress::new(self.len);
         self
     }
 }
@@ -116,13 +115,12 @@ impl<R: DeserializeOwned + Send + 'static> Iterator for Imap<'_, R> {
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(item) = self.buffer.pop_front() {
-                self.progress.inc(1);
+            if let Some(item) = self.out.next() {
                 return Some(item);
             }
             self.top_up();
             if self.yielded == self.submitted {
-                self.progress.finish();
+                self.out.progress.finish();
                 return None;
             }
             let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -133,7 +131,7 @@ impl<R: DeserializeOwned + Send + 'static> Iterator for Imap<'_, R> {
                     st.arrived.pop_front()
                 };
                 if let Some(results) = got {
-                    self.buffer.extend(results);
+                    self.out.receive(results);
                     self.yielded += 1;
                     break;
                 }

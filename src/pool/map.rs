@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::engine::{Delivery, Engine, Sink};
 use super::imap::{ImapShared, ImapState};
-use super::progress::Progress;
+use super::progress::{Handout, Progress};
 use super::task::{
     Apply, Call, ChunkOutput, Chunks, Code, ItemFailure, StarArgs, StarCall, TaskArg, TaskOutput,
 };
@@ -357,12 +357,11 @@ impl<'p> MapWith<'p> {
             yielded: 0,
             exhausted: false,
             window: (8 * self.pool.processes()).max(64),
-            buffer: VecDeque::new(),
-            progress: if self.progress {
+            out: Handout::new(if self.progress {
                 Progress::new(len)
             } else {
                 Progress::default()
-            },
+            }),
             len,
         })
     }

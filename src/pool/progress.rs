@@ -123,6 +123,39 @@ impl std::fmt::Debug for Progress {
     }
 }
 
+/// The results a map's iterator has received and not handed out yet, counted on its
+/// progress bar as they are handed out (`Imap`, `ExecutorMap`).
+pub(crate) struct Handout<R> {
+    items: std::collections::VecDeque<Result<R, super::PoolError>>,
+    pub(crate) progress: Progress,
+}
+
+impl<R> Handout<R> {
+    pub(crate) fn new(progress: Progress) -> Self {
+        Handout {
+            items: std::collections::VecDeque::new(),
+            progress,
+        }
+    }
+
+    /// The next result received, counted.
+    pub(crate) fn next(&mut self) -> Option<Result<R, super::PoolError>> {
+        let item = self.items.pop_front()?;
+        self.progress.inc(1);
+        Some(item)
+    }
+
+    /// A chunk's results, in order.
+    pub(crate) fn receive(&mut self, chunk: impl IntoIterator<Item = Result<R, super::PoolError>>) {
+        self.items.extend(chunk);
+    }
+
+    /// How many are waiting.
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::rate;
