@@ -35,15 +35,11 @@ static EMIT: Mutex<()> = Mutex::new(());
 /// Hold emission off across `fork`: the logger (and the standard-stream locks it takes)
 /// must not be in use by the drain thread at the moment the child copies them.
 pub(super) fn lock_for_fork() -> MutexGuard<'static, ()> {
-    EMIT.lock().unwrap_or_else(|e| e.into_inner())
+    super::lock_unpoisoned(&EMIT)
 }
 
 fn lock() -> MutexGuard<'static, Option<Hub>> {
-    let mut hub = HUB.lock().unwrap_or_else(|e| e.into_inner());
-    if hub.as_ref().is_some_and(|h| h.owner != sys::getpid()) {
-        *hub = None;
-    }
-    hub
+    super::lock_this_process(&HUB, |h| h.owner)
 }
 
 /// This process's log ring, created with its drain thread on first use.

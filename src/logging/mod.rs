@@ -63,6 +63,8 @@ mod stderr;
 #[cfg(feature = "tracing")]
 mod tracing_forward;
 
+use std::sync::{Mutex, MutexGuard};
+
 use log::LevelFilter;
 
 pub(crate) use forward::{ChildSetup, become_child, forward_panic, prepare_child};
@@ -78,8 +80,27 @@ pub(crate) fn lock_for_fork() -> ForkGuard {
 
 /// See [`lock_for_fork`].
 pub(crate) struct ForkGuard {
-    _records: std::sync::MutexGuard<'static, ()>,
-    _output: std::sync::MutexGuard<'static, ()>,
+    _records: MutexGuard<'static, ()>,
+    _output: MutexGuard<'static, ()>,
+}
+
+/// Lock `mutex`, also after a holder panicked (what it guards stays usable).
+fn lock_unpoisoned<T>(mutex: &'static Mutex<T>) -> MutexGuard<'static, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Lock `slot`, the state of one of this module's library threads (the log drain, the
+/// output relay), which belongs to the process that set it (`owner` reads its pid): a
+/// forked child, which has none of its parent's threads, finds it empty.
+fn lock_this_process<T>(
+    slot: &'static Mutex<Option<T>>,
+    owner: fn(&T) -> u32,
+) -> MutexGuard<'static, Option<T>> {
+    let mut state = lock_unpoisoned(slot);
+    if state.as_ref().is_some_and(|s| owner(s) != crate::sys::getpid()) {
+        *state = None;
+    }
+    state
 }
 
 /// Emit the records children have written so far (not the relayed output), e.g. before

@@ -84,15 +84,11 @@ static RELAY: Mutex<Option<Relay>> = Mutex::new(None);
 static WRITE: Mutex<()> = Mutex::new(());
 
 pub(super) fn lock_for_fork() -> MutexGuard<'static, ()> {
-    WRITE.lock().unwrap_or_else(|e| e.into_inner())
+    super::lock_unpoisoned(&WRITE)
 }
 
 fn lock() -> MutexGuard<'static, Option<Relay>> {
-    let mut relay = RELAY.lock().unwrap_or_else(|e| e.into_inner());
-    if relay.as_ref().is_some_and(|r| r.owner != sys::getpid()) {
-        *relay = None;
-    }
-    relay
+    super::lock_this_process(&RELAY, |r| r.owner)
 }
 
 /// In the parent, before starting a child named `name`: its pipes, if prefixing is on.
