@@ -84,23 +84,42 @@ pub(crate) struct ForkGuard {
     _output: MutexGuard<'static, ()>,
 }
 
-/// Lock `mutex`, also after a holder panicked (what it guards stays usable).
-fn lock_unpoisoned<T>(mutex: &'static Mutex<T>) -> MutexGuard<'static, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
+/// The state of one of this module's library threads (the log drain, the output relay),
+/// and the lock the thread holds while it writes, which `fork` takes too
+/// ([`lock_for_fork`]).
+struct ThreadState<T> {
+    state: Mutex<Option<T>>,
+    writing: Mutex<()>,
+    /// The pid of the process that set a state.
+    owner: fn(&T) -> u32,
 }
 
-/// Lock `slot`, the state of one of this module's library threads (the log drain, the
-/// output relay), which belongs to the process that set it (`owner` reads its pid): a
-/// forked child, which has none of its parent's threads, finds it empty.
-fn lock_this_process<T>(
-    slot: &'static Mutex<Option<T>>,
-    owner: fn(&T) -> u32,
-) -> MutexGuard<'static, Option<T>> {
-    let mut state = lock_unpoisoned(slot);
-    if state.as_ref().is_some_and(|s| owner(s) != crate::sys::getpid()) {
-        *state = None;
+impl<T> ThreadState<T> {
+    const fn new(owner: fn(&T) -> u32) -> ThreadState<T> {
+        ThreadState {
+            state: Mutex::new(None),
+            writing: Mutex::new(()),
+            owner,
+        }
     }
-    state
+
+    /// Lock the state, which belongs to the process that set it: a forked child, which has
+    /// none of its parent's threads, finds it empty.
+    fn lock(&self) -> MutexGuard<'_, Option<T>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state
+            .as_ref()
+            .is_some_and(|s| (self.owner)(s) != crate::sys::getpid())
+        {
+            *state = None;
+        }
+        state
+    }
+
+    /// Hold the thread's writing off (also after a writer panicked).
+    fn lock_writing(&self) -> MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Emit the records children have written so far (not the relayed output), e.g. before
