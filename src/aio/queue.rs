@@ -162,8 +162,6 @@ impl Core {
                     Ok(None) => {}
                     Err(e) => return Poll::Ready(Err(e)),
                 }
-                // Data, yet nothing taken: the get lock is held; no data: sleep on the data
-                // signal.
                 // A producer that died inside a put leaves an item that only a repair
                 // completes: look every HEAL_INTERVAL while one is open, as blocking `get`s do.
                 let deadline = || {
@@ -174,6 +172,8 @@ impl Core {
                         None
                     }
                 };
+                // Data, yet nothing taken: the get lock is held; no data: sleep on the data
+                // signal.
                 let data = || ring.has_data();
                 if let Some(poll) =
                     waiting.wait_for(cx, self, data, || ring.announce_data(), deadline)
