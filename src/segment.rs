@@ -74,12 +74,15 @@ pub(crate) unsafe trait SharedState: Sync + 'static {
     /// whose fields would overlap the mutex's robust-list pointers).
     const KIND: u32;
 
-    /// Set up a zero-filled value in place.
+    /// Set up a zero-filled value in place. The default does nothing, for the types whose
+    /// zeroed memory is already a valid value (only atomics).
     ///
     /// # Safety
     /// `this` points to zeroed, writable memory of `size_of::<Self>()` bytes, suitably
     /// aligned, used by no one else yet.
-    unsafe fn init(this: *mut Self) -> io::Result<()>;
+    unsafe fn init(_this: *mut Self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// A `T` living at `offset` in a shared segment.

@@ -19,6 +19,7 @@
 
 use std::borrow::Borrow;
 use std::future::poll_fn;
+use std::sync::atomic::AtomicU32;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,43 @@ impl Waiting {
             .sleeper
             .sleep(cx, word, announced, deadline, core.clone())?)
     }
+
+    /// After an attempt that did nothing: wait until the next one may succeed. `ready` says
+    /// whether it may already (room for the item, or data), `announce` announces the call on
+    /// the signal that tells (space or data), and `deadline` bounds the sleep. `None`: attempt
+    /// again at once; otherwise what the call's poll returns.
+    fn wait_for<'r, T>(
+        &mut self,
+        cx: &Context<'_>,
+        core: &Core,
+        ready: impl Fn() -> bool,
+        announce: impl FnOnce() -> (&'r AtomicU32, u32),
+        deadline: impl FnOnce() -> Option<Instant>,
+    ) -> Option<Poll<Result<T, QueueError>>> {
+        if ready() {
+            // Ready, yet the attempt did nothing: the side lock (put or get) is held.
+            return Some(match self.contended(cx, core) {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e)),
+            });
+        }
+        // Announce on the signal, then look again: a consumer that frees room (a producer
+        // that publishes data) after the announcement changes the word and wakes the watcher.
+        let (word, announced) = announce();
+        if ready() {
+            return None;
+        }
+        let deadline = deadline();
+        Some(
+            match self
+                .sleeper
+                .sleep(cx, word, announced, deadline, core.clone())
+            {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e.into())),
+            },
+        )
+    }
 }
 
 impl Core {
@@ -97,26 +135,14 @@ impl Core {
                     Ok(Attempt::Again(len)) => len,
                     Err(e) => return Poll::Ready(Err(e)),
                 };
-                if ring.room_for(len) {
-                    // Room, yet nothing was put: the put lock is held.
-                    return match waiting.contended(cx, self) {
-                        Ok(()) => Poll::Pending,
-                        Err(e) => Poll::Ready(Err(e)),
-                    };
-                }
-                // Announce on the space signal, then look again: a consumer that frees room
-                // after the announcement changes the word and wakes the watcher.
-                let (word, announced) = ring.announce_space();
-                if ring.room_for(len) {
-                    continue;
-                }
-                return match waiting
-                    .sleeper
-                    .sleep(cx, word, announced, None, self.clone())
+                // Room, yet nothing put: the put lock is held; no room: sleep on the space
+                // signal.
+                let room = || ring.room_for(len);
+                if let Some(poll) =
+                    waiting.wait_for(cx, self, room, || ring.announce_space(), || None)
                 {
-                    Ok(()) => Poll::Pending,
-                    Err(e) => Poll::Ready(Err(e.into())),
-                };
+                    return poll;
+                }
             }
         })
         .await
@@ -136,33 +162,24 @@ impl Core {
                     Ok(None) => {}
                     Err(e) => return Poll::Ready(Err(e)),
                 }
-                if ring.has_data() {
-                    // Data, yet nothing was taken: the get lock is held.
-                    return match waiting.contended(cx, self) {
-                        Ok(()) => Poll::Pending,
-                        Err(e) => Poll::Ready(Err(e)),
-                    };
-                }
-                // Announce on the data signal, then look again (see `put_async`).
-                let (word, announced) = ring.announce_data();
-                if ring.has_data() {
-                    continue;
-                }
                 // A producer that died inside a put leaves an item that only a repair
                 // completes: look every HEAL_INTERVAL while one is open, as blocking `get`s do.
-                let deadline = if ring.needs_healing() {
-                    ring.heal_now();
-                    Some(Instant::now() + crate::queue::ring::Ring::HEAL_INTERVAL)
-                } else {
-                    None
+                let deadline = || {
+                    if ring.needs_healing() {
+                        ring.heal_now();
+                        Some(Instant::now() + crate::queue::ring::Ring::HEAL_INTERVAL)
+                    } else {
+                        None
+                    }
                 };
-                return match waiting
-                    .sleeper
-                    .sleep(cx, word, announced, deadline, self.clone())
+                // Data, yet nothing taken: the get lock is held; no data: sleep on the data
+                // signal.
+                let data = || ring.has_data();
+                if let Some(poll) =
+                    waiting.wait_for(cx, self, data, || ring.announce_data(), deadline)
                 {
-                    Ok(()) => Poll::Pending,
-                    Err(e) => Poll::Ready(Err(e.into())),
-                };
+                    return poll;
+                }
             }
         })
         .await

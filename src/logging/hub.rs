@@ -6,11 +6,12 @@
 //! order; the ring's consumed count therefore says exactly how far emission got.
 
 use std::io;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use log::{Level, Record};
 
+use super::ThreadState;
 use super::forward::{Origin, WireRecord};
 use crate::queue::ring::{Ring, RingConfig};
 use crate::sys;
@@ -27,28 +28,19 @@ struct Hub {
     ring: Ring,
 }
 
-static HUB: Mutex<Option<Hub>> = Mutex::new(None);
-
-/// Held while a record is emitted, and by `fork` (see [`lock_for_fork`]).
-static EMIT: Mutex<()> = Mutex::new(());
+/// The hub; its writing lock is held while a record is emitted, and by `fork` (see
+/// [`lock_for_fork`]).
+static HUB: ThreadState<Hub> = ThreadState::new(|h| h.owner);
 
 /// Hold emission off across `fork`: the logger (and the standard-stream locks it takes)
 /// must not be in use by the drain thread at the moment the child copies them.
 pub(super) fn lock_for_fork() -> MutexGuard<'static, ()> {
-    EMIT.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn lock() -> MutexGuard<'static, Option<Hub>> {
-    let mut hub = HUB.lock().unwrap_or_else(|e| e.into_inner());
-    if hub.as_ref().is_some_and(|h| h.owner != sys::getpid()) {
-        *hub = None;
-    }
-    hub
+    HUB.lock_writing()
 }
 
 /// This process's log ring, created with its drain thread on first use.
 pub(super) fn ring() -> io::Result<Ring> {
-    let mut hub = lock();
+    let mut hub = HUB.lock();
     if let Some(h) = hub.as_ref() {
         return Ok(h.ring.clone());
     }
@@ -73,7 +65,7 @@ fn drain(ring: Ring) {
 /// Emit every record put into this process's ring before the call (see
 /// [`flush`](super::flush)). Emits them itself when the drain thread is busy elsewhere.
 pub(crate) fn flush_quietly() {
-    let Some(ring) = lock().as_ref().map(|h| h.ring.clone()) else {
+    let Some(ring) = HUB.lock().as_ref().map(|h| h.ring.clone()) else {
         return;
     };
     let (target, mut got) = ring.counts();

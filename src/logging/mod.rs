@@ -63,6 +63,8 @@ mod stderr;
 #[cfg(feature = "tracing")]
 mod tracing_forward;
 
+use std::sync::{Mutex, MutexGuard};
+
 use log::LevelFilter;
 
 pub(crate) use forward::{ChildSetup, become_child, forward_panic, prepare_child};
@@ -78,8 +80,46 @@ pub(crate) fn lock_for_fork() -> ForkGuard {
 
 /// See [`lock_for_fork`].
 pub(crate) struct ForkGuard {
-    _records: std::sync::MutexGuard<'static, ()>,
-    _output: std::sync::MutexGuard<'static, ()>,
+    _records: MutexGuard<'static, ()>,
+    _output: MutexGuard<'static, ()>,
+}
+
+/// The state of one of this module's library threads (the log drain, the output relay),
+/// and the lock the thread holds while it writes, which `fork` takes too
+/// ([`lock_for_fork`]).
+struct ThreadState<T> {
+    state: Mutex<Option<T>>,
+    writing: Mutex<()>,
+    /// The pid of the process that set a state.
+    owner: fn(&T) -> u32,
+}
+
+impl<T> ThreadState<T> {
+    const fn new(owner: fn(&T) -> u32) -> ThreadState<T> {
+        ThreadState {
+            state: Mutex::new(None),
+            writing: Mutex::new(()),
+            owner,
+        }
+    }
+
+    /// Lock the state, which belongs to the process that set it: a forked child, which has
+    /// none of its parent's threads, finds it empty.
+    fn lock(&self) -> MutexGuard<'_, Option<T>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state
+            .as_ref()
+            .is_some_and(|s| (self.owner)(s) != crate::sys::getpid())
+        {
+            *state = None;
+        }
+        state
+    }
+
+    /// Hold the thread's writing off (also after a writer panicked).
+    fn lock_writing(&self) -> MutexGuard<'_, ()> {
+        self.writing.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Emit the records children have written so far (not the relayed output), e.g. before

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::ThreadState;
 use crate::handle::{deserialize_fd, serialize_fd};
 use crate::sys;
 
@@ -77,22 +78,12 @@ struct Relay {
     wake: OwnedFd,
 }
 
-static RELAY: Mutex<Option<Relay>> = Mutex::new(None);
-
-/// Held while relayed lines are written, and by `fork` (the standard-stream locks must not
-/// be held by the relay thread when a child copies them).
-static WRITE: Mutex<()> = Mutex::new(());
+/// The relay; its writing lock is held while relayed lines are written, and by `fork` (the
+/// standard-stream locks must not be held by the relay thread when a child copies them).
+static RELAY: ThreadState<Relay> = ThreadState::new(|r| r.owner);
 
 pub(super) fn lock_for_fork() -> MutexGuard<'static, ()> {
-    WRITE.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn lock() -> MutexGuard<'static, Option<Relay>> {
-    let mut relay = RELAY.lock().unwrap_or_else(|e| e.into_inner());
-    if relay.as_ref().is_some_and(|r| r.owner != sys::getpid()) {
-        *relay = None;
-    }
-    relay
+    RELAY.lock_writing()
 }
 
 /// In the parent, before starting a child named `name`: its pipes, if prefixing is on.
@@ -115,7 +106,7 @@ pub(super) fn prepare(name: &str) -> Option<Pipes> {
 fn add_streams(name: &str) -> std::io::Result<Pipes> {
     let (out_read, out_write) = sys::output_pipe()?;
     let (err_read, err_write) = sys::output_pipe()?;
-    let mut relay = lock();
+    let mut relay = RELAY.lock();
     if relay.is_none() {
         let (wake_read, wake_write) = sys::output_pipe()?;
         crate::library_thread::spawn("multiproc-output", move || relay_loop(wake_read))?;
@@ -145,7 +136,7 @@ fn add_streams(name: &str) -> std::io::Result<Pipes> {
 }
 
 fn snapshot() -> Vec<Arc<Stream>> {
-    let mut relay = lock();
+    let mut relay = RELAY.lock();
     let Some(r) = relay.as_mut() else {
         return Vec::new();
     };

@@ -107,6 +107,65 @@ pub enum PyKey {
     FrozenSet(BTreeSet<PyKey>),
 }
 
+/// A `match` on `$value`, with an arm for each scalar variant, which [`PyValue`], [`PyKey`] and
+/// serde-pickle's `Value` and `HashableValue` all have (`None` to `Str`), then the caller's
+/// `$rest` for the others:
+/// - `into`: a scalar of one of our kinds (`$from`) moved into the same variant of the other;
+/// - `from_pickle`: a scalar of serde-pickle's (`$from`) moved into ours (an `Int` that fits
+///   in 64 bits becomes `Int`);
+/// - `to_pickle`: a scalar of ours, by reference, copied into serde-pickle's (`$to`);
+/// - `serialize`: a scalar of ours, by reference, serialized with `$s`.
+macro_rules! match_scalars {
+    (into $value:expr, $from:ident => $to:ident { $($rest:tt)* }) => {
+        match $value {
+            $from::None => $to::None,
+            $from::Bool(b) => $to::Bool(b),
+            $from::Int(i) => $to::Int(i),
+            $from::BigInt(i) => $to::BigInt(i),
+            $from::Float(f) => $to::Float(f),
+            $from::Bytes(b) => $to::Bytes(b),
+            $from::Str(s) => $to::Str(s),
+            $($rest)*
+        }
+    };
+    (from_pickle $value:expr, $from:ident => $to:ident { $($rest:tt)* }) => {
+        match $value {
+            $from::None => $to::None,
+            $from::Bool(b) => $to::Bool(b),
+            $from::I64(i) => $to::Int(i),
+            $from::Int(i) => i64::try_from(&i).map_or($to::BigInt(i), $to::Int),
+            $from::F64(f) => $to::Float(f),
+            $from::Bytes(b) => $to::Bytes(b),
+            $from::String(s) => $to::Str(s),
+            $($rest)*
+        }
+    };
+    (to_pickle $value:expr, $from:ident => $to:ident { $($rest:tt)* }) => {
+        match $value {
+            $from::None => $to::None,
+            $from::Bool(b) => $to::Bool(*b),
+            $from::Int(i) => $to::I64(*i),
+            $from::BigInt(i) => $to::Int(i.clone()),
+            $from::Float(f) => $to::F64(*f),
+            $from::Bytes(b) => $to::Bytes(b.clone()),
+            $from::Str(s) => $to::String(s.clone()),
+            $($rest)*
+        }
+    };
+    (serialize $value:expr, $from:ident, $s:ident { $($rest:tt)* }) => {
+        match $value {
+            $from::None => $s.serialize_unit(),
+            $from::Bool(b) => $s.serialize_bool(*b),
+            $from::Int(i) => $s.serialize_i64(*i),
+            $from::BigInt(i) => serialize_big(i, $s),
+            $from::Float(f) => $s.serialize_f64(*f),
+            $from::Bytes(b) => $s.serialize_bytes(b),
+            $from::Str(v) => $s.serialize_str(v),
+            $($rest)*
+        }
+    };
+}
+
 impl PyValue {
     /// A `dict` from key/value pairs.
     ///
@@ -128,14 +187,7 @@ impl PyValue {
     /// assert_eq!(PyValue::List(vec![]).into_key(), None);
     /// ```
     pub fn into_key(self) -> Option<PyKey> {
-        Some(match self {
-            PyValue::None => PyKey::None,
-            PyValue::Bool(b) => PyKey::Bool(b),
-            PyValue::Int(i) => PyKey::Int(i),
-            PyValue::BigInt(i) => PyKey::BigInt(i),
-            PyValue::Float(f) => PyKey::Float(f),
-            PyValue::Bytes(b) => PyKey::Bytes(b),
-            PyValue::Str(s) => PyKey::Str(s),
+        Some(match_scalars!(into self, PyValue => PyKey {
             PyValue::Tuple(items) => PyKey::Tuple(
                 items
                     .into_iter()
@@ -144,7 +196,7 @@ impl PyValue {
             ),
             PyValue::FrozenSet(items) => PyKey::FrozenSet(items),
             PyValue::List(_) | PyValue::Set(_) | PyValue::Dict(_) => return None,
-        })
+        }))
     }
 }
 
@@ -156,19 +208,12 @@ impl PyKey {
     /// assert_eq!(PyKey::from(2).into_value(), PyValue::Int(2));
     /// ```
     pub fn into_value(self) -> PyValue {
-        match self {
-            PyKey::None => PyValue::None,
-            PyKey::Bool(b) => PyValue::Bool(b),
-            PyKey::Int(i) => PyValue::Int(i),
-            PyKey::BigInt(i) => PyValue::BigInt(i),
-            PyKey::Float(f) => PyValue::Float(f),
-            PyKey::Bytes(b) => PyValue::Bytes(b),
-            PyKey::Str(s) => PyValue::Str(s),
+        match_scalars!(into self, PyKey => PyValue {
             PyKey::Tuple(items) => {
                 PyValue::Tuple(items.into_iter().map(PyKey::into_value).collect())
             }
             PyKey::FrozenSet(items) => PyValue::FrozenSet(items),
-        }
+        })
     }
 
     /// Rank of the kind, the first criterion of the order.
@@ -261,14 +306,7 @@ impl From<PyKey> for PyValue {
 impl From<serde_pickle::Value> for PyValue {
     fn from(value: serde_pickle::Value) -> Self {
         use serde_pickle::Value as V;
-        match value {
-            V::None => PyValue::None,
-            V::Bool(b) => PyValue::Bool(b),
-            V::I64(i) => PyValue::Int(i),
-            V::Int(i) => i64::try_from(&i).map_or(PyValue::BigInt(i), PyValue::Int),
-            V::F64(f) => PyValue::Float(f),
-            V::Bytes(b) => PyValue::Bytes(b),
-            V::String(s) => PyValue::Str(s),
+        match_scalars!(from_pickle value, V => PyValue {
             V::List(items) => PyValue::List(items.into_iter().map(PyValue::from).collect()),
             V::Tuple(items) => PyValue::Tuple(items.into_iter().map(PyValue::from).collect()),
             V::Set(items) => PyValue::Set(items.into_iter().map(PyKey::from).collect()),
@@ -279,38 +317,24 @@ impl From<serde_pickle::Value> for PyValue {
                     .map(|(k, v)| (PyKey::from(k), PyValue::from(v)))
                     .collect(),
             ),
-        }
+        })
     }
 }
 
 impl From<serde_pickle::HashableValue> for PyKey {
     fn from(value: serde_pickle::HashableValue) -> Self {
         use serde_pickle::HashableValue as H;
-        match value {
-            H::None => PyKey::None,
-            H::Bool(b) => PyKey::Bool(b),
-            H::I64(i) => PyKey::Int(i),
-            H::Int(i) => i64::try_from(&i).map_or(PyKey::BigInt(i), PyKey::Int),
-            H::F64(f) => PyKey::Float(f),
-            H::Bytes(b) => PyKey::Bytes(b),
-            H::String(s) => PyKey::Str(s),
+        match_scalars!(from_pickle value, H => PyKey {
             H::Tuple(items) => PyKey::Tuple(items.into_iter().map(PyKey::from).collect()),
             H::FrozenSet(items) => PyKey::FrozenSet(items.into_iter().map(PyKey::from).collect()),
-        }
+        })
     }
 }
 
 /// `value` as serde-pickle's value, for its exact encoder.
 pub(super) fn to_pickle_value(value: &PyValue) -> serde_pickle::Value {
     use serde_pickle::Value as V;
-    match value {
-        PyValue::None => V::None,
-        PyValue::Bool(b) => V::Bool(*b),
-        PyValue::Int(i) => V::I64(*i),
-        PyValue::BigInt(i) => V::Int(i.clone()),
-        PyValue::Float(f) => V::F64(*f),
-        PyValue::Bytes(b) => V::Bytes(b.clone()),
-        PyValue::Str(s) => V::String(s.clone()),
+    match_scalars!(to_pickle value, PyValue => V {
         PyValue::List(items) => V::List(items.iter().map(to_pickle_value).collect()),
         PyValue::Tuple(items) => V::Tuple(items.iter().map(to_pickle_value).collect()),
         PyValue::Set(items) => V::Set(items.iter().map(to_pickle_key).collect()),
@@ -321,22 +345,15 @@ pub(super) fn to_pickle_value(value: &PyValue) -> serde_pickle::Value {
                 .map(|(k, v)| (to_pickle_key(k), to_pickle_value(v)))
                 .collect(),
         ),
-    }
+    })
 }
 
 fn to_pickle_key(key: &PyKey) -> serde_pickle::HashableValue {
     use serde_pickle::HashableValue as H;
-    match key {
-        PyKey::None => H::None,
-        PyKey::Bool(b) => H::Bool(*b),
-        PyKey::Int(i) => H::I64(*i),
-        PyKey::BigInt(i) => H::Int(i.clone()),
-        PyKey::Float(f) => H::F64(*f),
-        PyKey::Bytes(b) => H::Bytes(b.clone()),
-        PyKey::Str(s) => H::String(s.clone()),
+    match_scalars!(to_pickle key, PyKey => H {
         PyKey::Tuple(items) => H::Tuple(items.iter().map(to_pickle_key).collect()),
         PyKey::FrozenSet(items) => H::FrozenSet(items.iter().map(to_pickle_key).collect()),
-    }
+    })
 }
 
 impl fmt::Display for PyValue {
@@ -360,14 +377,7 @@ impl Serialize for PyValue {
     /// integer beyond 64 bits as `i128`/`u128` (which pickle's encoder refuses: use
     /// [`value_to_vec`](super::value_to_vec)).
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            PyValue::None => s.serialize_unit(),
-            PyValue::Bool(b) => s.serialize_bool(*b),
-            PyValue::Int(i) => s.serialize_i64(*i),
-            PyValue::BigInt(i) => serialize_big(i, s),
-            PyValue::Float(f) => s.serialize_f64(*f),
-            PyValue::Bytes(b) => s.serialize_bytes(b),
-            PyValue::Str(v) => s.serialize_str(v),
+        match_scalars!(serialize self, PyValue, s {
             PyValue::List(items) => serialize_seq(items.iter(), s),
             PyValue::Tuple(items) => serialize_tuple(items, s),
             PyValue::Set(items) | PyValue::FrozenSet(items) => serialize_seq(items.iter(), s),
@@ -378,24 +388,17 @@ impl Serialize for PyValue {
                 }
                 map.end()
             }
-        }
+        })
     }
 }
 
 impl Serialize for PyKey {
     /// As the same [`PyValue`] would be.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            PyKey::None => s.serialize_unit(),
-            PyKey::Bool(b) => s.serialize_bool(*b),
-            PyKey::Int(i) => s.serialize_i64(*i),
-            PyKey::BigInt(i) => serialize_big(i, s),
-            PyKey::Float(f) => s.serialize_f64(*f),
-            PyKey::Bytes(b) => s.serialize_bytes(b),
-            PyKey::Str(v) => s.serialize_str(v),
+        match_scalars!(serialize self, PyKey, s {
             PyKey::Tuple(items) => serialize_tuple(items, s),
             PyKey::FrozenSet(items) => serialize_seq(items.iter(), s),
-        }
+        })
     }
 }
 

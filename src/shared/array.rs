@@ -4,9 +4,8 @@
 use std::fmt;
 
 use bytemuck::Pod;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::cells::{Cells, deserialize_locked_cells, hold, serialize_cells};
+use super::cells::{Cells, cells_serde, debug_locked, hold};
 use crate::sync::{RLock, RLockGuard, SyncError};
 
 /// An array of plain data in shared memory with its own [`RLock`] (Python's
@@ -43,9 +42,7 @@ impl<T: Pod> Array<T> {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn zeroed(len: usize) -> Result<Array<T>, SyncError> {
-        let (cells, lock) = Cells::new(len, true)?;
-        let lock = lock.ok_or(SyncError::Invalid("array lock missing"))?;
-        Ok(Array { cells, lock })
+        Array::with_lock(Cells::new(len, true)?)
     }
 
     /// A new array holding a copy of `items`.
@@ -55,10 +52,12 @@ impl<T: Pod> Array<T> {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn from_slice(items: &[T]) -> Result<Array<T>, SyncError> {
-        let array = Array::zeroed(items.len())?;
-        // No lock needed: no one else has the array yet.
-        array.cells.write_from(0, items);
-        Ok(array)
+        Array::with_lock(Cells::from_slice(items, true)?)
+    }
+
+    fn with_lock((cells, lock): (Cells<T>, Option<RLock>)) -> Result<Array<T>, SyncError> {
+        let lock = lock.ok_or(SyncError::Invalid("array lock missing"))?;
+        Ok(Array { cells, lock })
     }
 
     /// Number of elements.
@@ -215,25 +214,11 @@ impl<T: Pod> Array<T> {
     }
 }
 
-impl<T> Serialize for Array<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_cells(&self.cells, true, s)
-    }
-}
-
-impl<'de, T: Pod> Deserialize<'de> for Array<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (cells, lock) = deserialize_locked_cells::<T, D>(d)?;
-        Ok(Array { cells, lock })
-    }
-}
+cells_serde!(Array, locked: true);
 
 impl<T: Pod + fmt::Debug> fmt::Debug for Array<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.to_vec() {
-            Ok(v) => f.debug_tuple("Array").field(&v).finish(),
-            Err(e) => f.debug_tuple("Array").field(&e).finish(),
-        }
+        debug_locked(f, "Array", self.to_vec())
     }
 }
 
@@ -294,16 +279,12 @@ impl<T: Pod> ArrayGuard<'_, T> {
 
     /// A copy of element `i`, or `None` out of bounds.
     pub fn get(&self, i: usize) -> Option<T> {
-        (i < self.len()).then(|| self.cells.read(i))
+        self.cells.get(i)
     }
 
     /// Set element `i`; `false` out of bounds.
     pub fn set(&mut self, i: usize, value: T) -> bool {
-        if i >= self.len() {
-            return false;
-        }
-        self.cells.write(i, value);
-        true
+        self.cells.set(i, value)
     }
 
     /// Replace element `i` by `f(element)`; the new element, or `None` out of bounds.

@@ -45,6 +45,7 @@
 //! returns the guard, whose `owner_died()` says so (as [`RLock::acquire`] does), and
 //! `get`/`set`/`to_vec`, like Python's, carry on (the library logs the event).
 
+use std::fmt;
 use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::sync::Arc;
@@ -77,25 +78,8 @@ const fn chunk_width<T>() -> usize {
 /// invariant). `dst` is aligned for `T`, valid for writes of `count` elements, and not
 /// accessed by anyone else meanwhile.
 unsafe fn load<T: Pod>(src: *const T, dst: *mut T, count: usize) {
-    let bytes = count * size_of::<T>();
-    macro_rules! copy {
-        ($word:ty, $atomic:ty) => {{
-            let (src, dst) = (src.cast::<$atomic>(), dst.cast::<$word>());
-            for k in 0..bytes / size_of::<$word>() {
-                // SAFETY: chunk `k` is within both ranges (`bytes` is a multiple of the
-                // width) and aligned (the width divides `align_of::<T>()`, and `$atomic` has
-                // the alignment of its size); the shared side is only accessed atomically at
-                // this width, and a reference to an atomic may alias other atomic accesses.
-                unsafe { dst.add(k).write((*src.add(k)).load(Ordering::Relaxed)) }
-            }
-        }};
-    }
-    match chunk_width::<T>() {
-        8 => copy!(u64, AtomicU64),
-        4 => copy!(u32, AtomicU32),
-        2 => copy!(u16, AtomicU16),
-        _ => copy!(u8, AtomicU8),
-    }
+    // SAFETY: forwarded contract.
+    unsafe { copy_chunks::<T, false>(src, dst, count) }
 }
 
 /// Copy `count` elements from private memory at `src` into shared memory at `dst`, in relaxed
@@ -106,14 +90,34 @@ unsafe fn load<T: Pod>(src: *const T, dst: *mut T, count: usize) {
 /// `count` elements, accessed only atomically at the chunk width), `src` the private one
 /// (aligned, valid for reads of `count` elements).
 unsafe fn store<T: Pod>(src: *const T, dst: *mut T, count: usize) {
+    // SAFETY: forwarded contract.
+    unsafe { copy_chunks::<T, true>(src, dst, count) }
+}
+
+/// [`load`] (`STORE` false: `src` is the shared side) or [`store`] (`STORE` true: `dst` is).
+///
+/// # Safety
+/// That of [`load`] or [`store`].
+#[inline]
+unsafe fn copy_chunks<T: Pod, const STORE: bool>(src: *const T, dst: *mut T, count: usize) {
     let bytes = count * size_of::<T>();
     macro_rules! copy {
         ($word:ty, $atomic:ty) => {{
-            let (src, dst) = (src.cast::<$word>(), dst.cast::<$atomic>());
             for k in 0..bytes / size_of::<$word>() {
-                // SAFETY: as in `load`; the private chunk is initialised because `T: Pod` has
-                // no padding bytes.
-                unsafe { (*dst.add(k)).store(src.add(k).read(), Ordering::Relaxed) }
+                if !STORE {
+                    let (src, dst) = (src.cast::<$atomic>(), dst.cast::<$word>());
+                    // SAFETY: chunk `k` is within both ranges (`bytes` is a multiple of the
+                    // width) and aligned (the width divides `align_of::<T>()`, and `$atomic`
+                    // has the alignment of its size); the shared side is only accessed
+                    // atomically at this width, and a reference to an atomic may alias other
+                    // atomic accesses.
+                    unsafe { dst.add(k).write((*src.add(k)).load(Ordering::Relaxed)) }
+                } else {
+                    let (src, dst) = (src.cast::<$word>(), dst.cast::<$atomic>());
+                    // SAFETY: as for a load above; the private chunk is initialised because
+                    // `T: Pod` has no padding bytes.
+                    unsafe { (*dst.add(k)).store(src.add(k).read(), Ordering::Relaxed) }
+                }
             }
         }};
     }
@@ -166,6 +170,17 @@ impl<T: Pod> Cells<T> {
         ))
     }
 
+    /// New cells holding a copy of `items` (and the lock, as [`new`](Cells::new) makes it).
+    pub(super) fn from_slice(
+        items: &[T],
+        locked: bool,
+    ) -> Result<(Cells<T>, Option<RLock>), SyncError> {
+        let (cells, lock) = Cells::new(items.len(), locked)?;
+        // No lock needed: no one else has the cells yet.
+        cells.write_from(0, items);
+        Ok((cells, lock))
+    }
+
     pub(super) fn from_segment(segment: Segment, len: usize) -> std::io::Result<Cells<T>> {
         let needed = size_of::<T>()
             .checked_mul(len)
@@ -208,6 +223,20 @@ impl<T: Pod> Cells<T> {
     /// Write element `i`. Panics if `i` is out of bounds.
     pub(super) fn write(&self, i: usize, value: T) {
         self.write_from(i, std::slice::from_ref(&value));
+    }
+
+    /// A copy of element `i`, or `None` out of bounds.
+    pub(super) fn get(&self, i: usize) -> Option<T> {
+        (i < self.len).then(|| self.read(i))
+    }
+
+    /// Write element `i`; `false` out of bounds.
+    pub(super) fn set(&self, i: usize, value: T) -> bool {
+        if i >= self.len {
+            return false;
+        }
+        self.write(i, value);
+        true
     }
 
     /// Copy the elements from `start` on into `dst`. Panics if they are out of bounds.
@@ -324,6 +353,47 @@ pub(super) fn deserialize_locked_cells<'de, T: Pod, D: Deserializer<'de>>(
     let lock =
         RLock::from_state(Shared::at(cells.segment.clone(), 0).map_err(serde::de::Error::custom)?);
     Ok((cells, lock))
+}
+
+/// `Serialize` and `Deserialize` for a value or array kind, `$name<T>`: a handle travels as
+/// its cells (field `cells`); a `locked` kind (`true`) also has the `RLock` at the start of
+/// their segment (field `lock`).
+macro_rules! cells_serde {
+    ($name:ident, locked: $locked:tt) => {
+        impl<T> serde::Serialize for $name<T> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                super::cells::serialize_cells(&self.cells, $locked, s)
+            }
+        }
+
+        impl<'de, T: bytemuck::Pod> serde::Deserialize<'de> for $name<T> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                cells_serde!(@receive $name, $locked, d)
+            }
+        }
+    };
+    (@receive $name:ident, true, $d:ident) => {{
+        let (cells, lock) = super::cells::deserialize_locked_cells::<T, D>($d)?;
+        Ok($name { cells, lock })
+    }};
+    (@receive $name:ident, false, $d:ident) => {
+        Ok($name {
+            cells: super::cells::deserialize_cells::<T, D>($d, false)?,
+        })
+    };
+}
+pub(super) use cells_serde;
+
+/// `Debug` of a locked kind (`name`): what a read under its lock gave, or why it failed.
+pub(super) fn debug_locked<V: fmt::Debug>(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    read: Result<V, SyncError>,
+) -> fmt::Result {
+    match read {
+        Ok(v) => f.debug_tuple(name).field(&v).finish(),
+        Err(e) => f.debug_tuple(name).field(&e).finish(),
+    }
 }
 
 /// Hold `lock` (also after its previous holder died: the guard says so and the library logs

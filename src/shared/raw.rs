@@ -3,10 +3,9 @@
 use std::fmt;
 
 use bytemuck::Pod;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::atomic::AtomicInt;
-use super::cells::{Cells, atomic_methods, deserialize_cells, serialize_cells};
+use super::cells::{Cells, atomic_methods, cells_serde};
 use crate::sync::SyncError;
 
 /// A value of plain data in shared memory without a lock (Python's `RawValue` /
@@ -33,9 +32,9 @@ impl<T: Pod> RawValue<T> {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn new(value: T) -> Result<RawValue<T>, SyncError> {
-        let (cells, _) = Cells::new(1, false)?;
-        cells.write(0, value);
-        Ok(RawValue { cells })
+        Ok(RawValue {
+            cells: Cells::from_slice(&[value], false)?.0,
+        })
     }
 
     /// Read the value.
@@ -69,19 +68,7 @@ impl<T: Pod + fmt::Debug> fmt::Debug for RawValue<T> {
     }
 }
 
-impl<T> Serialize for RawValue<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_cells(&self.cells, false, s)
-    }
-}
-
-impl<'de, T: Pod> Deserialize<'de> for RawValue<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(RawValue {
-            cells: deserialize_cells::<T, D>(d, false)?,
-        })
-    }
-}
+cells_serde!(RawValue, locked: false);
 
 /// An array of plain data in shared memory without a lock (Python's `RawArray` /
 /// `Array(..., lock=False)`). Element reads and writes are copies made of relaxed atomic
@@ -118,9 +105,9 @@ impl<T: Pod> RawArray<T> {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn from_slice(items: &[T]) -> Result<RawArray<T>, SyncError> {
-        let array = RawArray::zeroed(items.len())?;
-        array.cells.write_from(0, items);
-        Ok(array)
+        Ok(RawArray {
+            cells: Cells::from_slice(items, false)?.0,
+        })
     }
 
     /// Number of elements.
@@ -150,7 +137,7 @@ impl<T: Pod> RawArray<T> {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn get(&self, i: usize) -> Option<T> {
-        (i < self.len()).then(|| self.cells.read(i))
+        self.cells.get(i)
     }
 
     /// Set element `i`; `false` out of bounds.
@@ -160,11 +147,7 @@ impl<T: Pod> RawArray<T> {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn set(&self, i: usize, value: T) -> bool {
-        if i >= self.len() {
-            return false;
-        }
-        self.cells.write(i, value);
-        true
+        self.cells.set(i, value)
     }
 
     /// A copy of all elements.
@@ -268,16 +251,4 @@ impl<T: Pod + fmt::Debug> fmt::Debug for RawArray<T> {
     }
 }
 
-impl<T> Serialize for RawArray<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_cells(&self.cells, false, s)
-    }
-}
-
-impl<'de, T: Pod> Deserialize<'de> for RawArray<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(RawArray {
-            cells: deserialize_cells::<T, D>(d, false)?,
-        })
-    }
-}
+cells_serde!(RawArray, locked: false);

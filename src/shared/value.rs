@@ -4,10 +4,9 @@
 use std::fmt;
 
 use bytemuck::Pod;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::atomic::AtomicInt;
-use super::cells::{Cells, atomic_methods, deserialize_locked_cells, hold, serialize_cells};
+use super::cells::{Cells, atomic_methods, cells_serde, debug_locked, hold};
 use crate::sync::{RLock, RLockGuard, SyncError};
 
 /// A value of plain data in shared memory, with its own [`RLock`] (Python's
@@ -47,8 +46,7 @@ impl<T: Pod> Value<T> {
     /// # Ok::<(), multiproc::SyncError>(())
     /// ```
     pub fn new(value: T) -> Result<Value<T>, SyncError> {
-        let (cells, lock) = Cells::new(1, true)?;
-        cells.write(0, value);
+        let (cells, lock) = Cells::from_slice(&[value], true)?;
         let lock = lock.ok_or(SyncError::Invalid("value lock missing"))?;
         Ok(Value { cells, lock })
     }
@@ -133,25 +131,11 @@ impl<T: Pod> Value<T> {
 
 impl<T: Pod + fmt::Debug> fmt::Debug for Value<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.get() {
-            Ok(v) => f.debug_tuple("Value").field(&v).finish(),
-            Err(e) => f.debug_tuple("Value").field(&e).finish(),
-        }
+        debug_locked(f, "Value", self.get())
     }
 }
 
-impl<T> Serialize for Value<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serialize_cells(&self.cells, true, s)
-    }
-}
-
-impl<'de, T: Pod> Deserialize<'de> for Value<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let (cells, lock) = deserialize_locked_cells::<T, D>(d)?;
-        Ok(Value { cells, lock })
-    }
-}
+cells_serde!(Value, locked: true);
 
 /// The lock of a [`Value`], held; released on drop. It gives copies of the value, never a
 /// reference into the shared memory, which other processes may write at any time (the

@@ -31,7 +31,6 @@
 //! a death between two of them leaves each word valid.
 
 use std::fmt;
-use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -92,10 +91,6 @@ pub(crate) struct BarrierState {
 // SAFETY: only atomics; zeroed memory is a valid (empty, unbroken) barrier.
 unsafe impl SharedState for BarrierState {
     const KIND: u32 = 6;
-
-    unsafe fn init(_: *mut Self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A barrier for a fixed number of parties (Python's `multiprocessing.Barrier`): each

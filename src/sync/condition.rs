@@ -1,7 +1,6 @@
 //! `Condition`: wait for a state change announced by another process.
 
 use std::fmt;
-use std::io;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -46,10 +45,6 @@ pub(crate) struct CondState {
 // SAFETY: only atomics; zeroed memory is a valid state.
 unsafe impl SharedState for CondState {
     const KIND: u32 = 3;
-
-    unsafe fn init(_: *mut Self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 impl CondState {

@@ -1,7 +1,6 @@
 //! `Event`: a flag processes can wait for.
 
 use std::fmt;
-use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -24,10 +23,6 @@ const SET: u32 = 1;
 // SAFETY: only atomics; zeroed memory is a valid (unset) event.
 unsafe impl SharedState for EventState {
     const KIND: u32 = 5;
-
-    unsafe fn init(_: *mut Self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// A flag shared between processes (Python's `multiprocessing.Event`): `set`, `clear`,

@@ -1,7 +1,6 @@
 //! `Semaphore` and `BoundedSemaphore`.
 
 use std::fmt;
-use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -27,10 +26,6 @@ const MAX_VALUE: u32 = !WAITERS;
 // SAFETY: only atomics; zeroed memory is a valid (empty) state.
 unsafe impl SharedState for SemState {
     const KIND: u32 = 4;
-
-    unsafe fn init(_: *mut Self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 impl SemState {

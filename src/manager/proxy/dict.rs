@@ -118,10 +118,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> DictProxy
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
     pub fn keys(&self) -> Result<Vec<K>, ManagerError> {
-        match self.remote.call(Op::DictKeys)? {
-            Reply::Many(keys) => keys.iter().map(|k| decode(k)).collect(),
-            other => Err(unexpected(&other)),
-        }
+        super::many(self.remote.call(Op::DictKeys)?)
     }
 
     /// The entries, in insertion order (a snapshot taken in one round trip).

@@ -7,8 +7,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::manager::ManagerError;
-use crate::manager::server::{Op, Reply};
-use crate::manager::session::{FromRemote, Remote, count, decode, done, encode, maybe, unexpected};
+use crate::manager::server::Op;
+use crate::manager::session::{FromRemote, Remote, count, done, encode, maybe};
 
 /// A list in a manager (Python's `ListProxy`). Indexes may be negative, as in Python.
 ///
@@ -143,10 +143,7 @@ impl<T: Serialize + DeserializeOwned> ListProxy<T> {
     /// # Ok::<(), multiproc::manager::ManagerError>(())
     /// ```
     pub fn items(&self) -> Result<Vec<T>, ManagerError> {
-        match self.remote.call(Op::ListItems)? {
-            Reply::Many(items) => items.iter().map(|b| decode(b)).collect(),
-            other => Err(unexpected(&other)),
-        }
+        super::many(self.remote.call(Op::ListItems)?)
     }
 }
 
@@ -166,19 +163,7 @@ pub struct ArrayProxy<T> {
     pub(in crate::manager) list: ListProxy<T>,
 }
 
-impl<T> Clone for ArrayProxy<T> {
-    fn clone(&self) -> Self {
-        ArrayProxy {
-            list: self.list.clone(),
-        }
-    }
-}
-
-impl<T> fmt::Debug for ArrayProxy<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ArrayProxy({:?})", self.list.remote)
-    }
-}
+wrapping_proxy!(ArrayProxy, list);
 
 impl<T: Serialize + DeserializeOwned> ArrayProxy<T> {
     /// The item at `index` (negative: from the end), `None` out of range.

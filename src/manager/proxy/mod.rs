@@ -1,6 +1,13 @@
 //! The typed proxies of a manager's objects: each holds a `Remote`
-//! and turns its methods into one request each. The two macros give every proxy the same
-//! `Clone`, `Debug`, serde and construction impls.
+//! and turns its methods into one request each. The first two macros give every proxy the
+//! same `Clone`, `Debug`, serde and construction impls; the third those of a proxy that
+//! wraps another (`ArrayProxy`, `JoinableQueueProxy`).
+
+use serde::de::DeserializeOwned;
+
+use crate::manager::ManagerError;
+use crate::manager::server::Reply;
+use crate::manager::session::{decode, unexpected};
 
 macro_rules! proxy_basics {
     ($name:ident < $($p:ident),* >) => {
@@ -64,6 +71,33 @@ macro_rules! untyped_proxy {
             }
         }
     };
+}
+
+/// `Clone` and `Debug` for a proxy that wraps another one, held in its field `$field`
+/// (without the `T: Clone`/`T: Debug` bounds a derive would add).
+macro_rules! wrapping_proxy {
+    ($name:ident, $field:ident) => {
+        impl<T> Clone for $name<T> {
+            fn clone(&self) -> Self {
+                $name {
+                    $field: self.$field.clone(),
+                }
+            }
+        }
+        impl<T> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.$field.remote)
+            }
+        }
+    };
+}
+
+/// The items of a reply that carries several.
+fn many<T: DeserializeOwned>(reply: Reply) -> Result<Vec<T>, ManagerError> {
+    match reply {
+        Reply::Many(items) => items.iter().map(|b| decode(b)).collect(),
+        other => Err(unexpected(&other)),
+    }
 }
 
 mod dict;

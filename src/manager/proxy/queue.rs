@@ -131,19 +131,7 @@ pub struct JoinableQueueProxy<T> {
     pub(in crate::manager) queue: QueueProxy<T>,
 }
 
-impl<T> Clone for JoinableQueueProxy<T> {
-    fn clone(&self) -> Self {
-        JoinableQueueProxy {
-            queue: self.queue.clone(),
-        }
-    }
-}
-
-impl<T> fmt::Debug for JoinableQueueProxy<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "JoinableQueueProxy({:?})", self.queue.remote)
-    }
-}
+wrapping_proxy!(JoinableQueueProxy, queue);
 
 impl<T> std::ops::Deref for JoinableQueueProxy<T> {
     type Target = QueueProxy<T>;
