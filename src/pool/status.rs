@@ -1,7 +1,6 @@
 //! [`WorkerStatus`]: what a pool worker publishes about itself in shared memory (the chunk
 //! and item it runs, since when, whether that item panicked), and how the parent reads it.
 
-use std::io;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicU64, fence};
 
@@ -34,10 +33,6 @@ pub(crate) struct WorkerStatus {
 // SAFETY: only atomics; zero is a valid (idle, not ready) status.
 unsafe impl SharedState for WorkerStatus {
     const KIND: u32 = 7;
-
-    unsafe fn init(_: *mut Self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// One consistent reading of a worker's record.
