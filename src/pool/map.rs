@@ -89,8 +89,8 @@ pub struct MapWith<'p> {
 }
 
 impl<'p> MapWith<'p> {
-    /// Send `chunksize` items per task instead of the default (Python's heuristic for
-    /// `map`: about four chunks per worker; 1 for `imap`).
+    /// Send `chunksize` items per task instead of the default (for `map`, chunks that shrink
+    /// as the map goes on, see [`Pool::map`]; 1 for `imap`).
     ///
     /// ```
     /// fn inc(x: u8) -> u8 { x + 1 }
@@ -138,11 +138,12 @@ impl<'p> MapWith<'p> {
         self
     }
 
-    /// Python's default: four chunks per worker.
-    fn size_for(&self, len: usize) -> usize {
-        self.chunksize
-            .unwrap_or_else(|| len.div_ceil(4 * self.pool.processes()).max(1))
-            .min(MAX_CHUNK)
+    /// The sizes of the chunks of a map of `len` items, in order.
+    fn chunk_sizes(&self, len: usize) -> Vec<usize> {
+        match self.chunksize {
+            Some(size) => fixed_chunks(len, size),
+            None => guided_chunks(len, self.pool.processes()),
+        }
     }
 
     fn run_map<C: Apply>(
@@ -163,8 +164,8 @@ impl<'p> MapWith<'p> {
             cell.complete(Ok(Vec::new()));
             return Ok(AsyncResult::new(cell, &self.pool.engine, Vec::new()));
         }
-        let size = self.size_for(len);
-        let chunks = len.div_ceil(size);
+        let sizes = self.chunk_sizes(len);
+        let chunks = sizes.len();
         let bar = if self.progress {
             Progress::new(Some(len as u64))
         } else {
@@ -180,9 +181,10 @@ impl<'p> MapWith<'p> {
         // rest is encoded. An item that cannot be encoded fails the call (the chunks already
         // submitted run for nothing, as in Python).
         let mut ids = Vec::with_capacity(chunks);
-        for (index, chunk) in items.chunks(size).enumerate() {
+        let mut start = 0;
+        for (index, n) in sizes.into_iter().enumerate() {
+            let chunk = &items[start..start + n];
             let payload = task.payload(chunk).map_err(PoolError::Failed)?;
-            let (start, n) = (index * size, chunk.len());
             let gather = gather.clone();
             let cell = cell.clone();
             let bar = bar.clone();
@@ -212,6 +214,7 @@ impl<'p> MapWith<'p> {
                 .engine
                 .submit(code, payload, chunk_len(n), sink, false)?;
             ids.push(id);
+            start += n;
         }
         Ok(AsyncResult::new(cell, &self.pool.engine, ids))
     }
@@ -367,6 +370,40 @@ impl<'p> MapWith<'p> {
     }
 }
 
+/// `len` items in chunks of `size` (the last one shorter).
+fn fixed_chunks(len: usize, size: usize) -> Vec<usize> {
+    let size = size.clamp(1, MAX_CHUNK);
+    let mut sizes = vec![size; len / size];
+    if len % size != 0 {
+        sizes.push(len % size);
+    }
+    sizes
+}
+
+/// The default chunks of a map of `len` items on `workers` workers (guided scheduling, as
+/// OpenMP's `schedule(guided)`): each chunk takes 1/(2·workers) of the items not yet given
+/// out, but never fewer than 1/(16·workers) of them all. Large chunks come first, so a map
+/// sends few messages (about as few per item as Python's fixed four chunks per worker), and
+/// small ones last, so that when a worker is slowed (a busy machine, items of uneven cost)
+/// the others take what is left and no worker idles long while the last chunk runs; with
+/// Python's fixed chunks the map waits for a whole 1/(4·workers) of the work at the end.
+fn guided_chunks(len: usize, workers: usize) -> Vec<usize> {
+    let workers = workers.max(1);
+    let floor = len.div_ceil(16 * workers).max(1);
+    let mut sizes = Vec::new();
+    let mut left = len;
+    while left > 0 {
+        let size = left
+            .div_ceil(2 * workers)
+            .max(floor)
+            .min(left)
+            .min(MAX_CHUNK);
+        sizes.push(size);
+        left -= size;
+    }
+    sizes
+}
+
 pub(super) struct Gather<R> {
     pub(super) chunks: Vec<Option<Vec<R>>>,
     pub(super) first_error: Option<(usize, PoolError)>,
@@ -474,5 +511,37 @@ pub(crate) fn decode_chunk<R: DeserializeOwned>(
                 errors,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fixed_chunks, guided_chunks};
+
+    #[test]
+    fn guided_chunks_cover_every_item_and_shrink() {
+        for workers in 1..=8 {
+            for len in (0..300).chain([10_000, 1_000_000]) {
+                let sizes = guided_chunks(len, workers);
+                assert_eq!(
+                    sizes.iter().sum::<usize>(),
+                    len,
+                    "{len} items, {workers} workers"
+                );
+                assert!(sizes.iter().all(|&s| s > 0));
+                assert!(sizes.windows(2).all(|w| w[0] >= w[1]), "{sizes:?}");
+                // Few chunks: about as many as Python's 4 per worker, times a small factor.
+                assert!(sizes.len() <= 16 * workers, "{len} items: {sizes:?}");
+            }
+        }
+        assert_eq!(guided_chunks(64, 2), [16, 12, 9, 7, 5, 4, 3, 2, 2, 2, 2]);
+    }
+
+    #[test]
+    fn fixed_chunks_end_with_the_remainder() {
+        assert_eq!(fixed_chunks(7, 3), [3, 3, 1]);
+        assert_eq!(fixed_chunks(6, 3), [3, 3]);
+        assert_eq!(fixed_chunks(2, usize::MAX), [2]);
+        assert!(fixed_chunks(0, 4).is_empty());
     }
 }
