@@ -374,7 +374,7 @@ impl<'p> MapWith<'p> {
 fn fixed_chunks(len: usize, size: usize) -> Vec<usize> {
     let size = size.clamp(1, MAX_CHUNK);
     let mut sizes = vec![size; len / size];
-    if len % size != 0 {
+    if !len.is_multiple_of(size) {
         sizes.push(len % size);
     }
     sizes
