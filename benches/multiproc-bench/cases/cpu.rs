@@ -123,10 +123,7 @@ pub(crate) fn case_cpu_bound_speedup(ctx: &Ctx) -> CaseResult {
             |bounds| Ok(pool.map(count_primes, bounds.iter().copied())?.iter().sum()),
             params! {
                 "processes" => 2usize,
-                "api" => format!(
-                    "Pool(2).map (default chunksize = {})",
-                    (PRIME_CHUNKS as usize).div_ceil(2 * 4)
-                ),
+                "api" => "Pool(2).map (default, guided chunks)",
                 "pool_create_ms" => create_ms,
             },
         )
