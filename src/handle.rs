@@ -31,6 +31,17 @@ thread_local! {
 }
 
 /// Why a value could not be turned into a message or back.
+///
+/// ```
+/// use multiproc::{CodecError, ConnectionError};
+/// let (mut a, mut b) = multiproc::pipe()?;
+/// a.send(&2u8)?; // a byte that is neither `false` (0) nor `true` (1)
+/// match b.recv::<bool>() {
+///     Err(ConnectionError::Codec(CodecError::Decode { type_name, .. })) => assert_eq!(type_name, "bool"),
+///     other => panic!("expected a decode error, got {other:?}"),
+/// }
+/// # Ok::<(), ConnectionError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
     /// Serializing failed (a `Serialize` impl reported an error, or a handle could not be
@@ -183,11 +194,40 @@ where
     T: AsFd + From<OwnedFd>,
 {
     /// Wrap a handle so it can travel to another process.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// use multiproc::Handle;
+    /// let (mine, theirs) = UnixStream::pair()?;
+    /// let (mut tx, mut rx) = multiproc::pipe()?;
+    /// tx.send(&Handle::new(theirs))?; // the descriptor travels beside the bytes
+    /// let mut received: Handle<UnixStream> = rx.recv()?;
+    /// received.write_all(b"hi")?; // a Handle derefs to the handle inside
+    /// let mut buf = [0; 2];
+    /// (&mine).read_exact(&mut buf)?;
+    /// assert_eq!(&buf, b"hi");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn new(inner: T) -> Self {
         Handle { inner }
     }
 
     /// The wrapped handle.
+    ///
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::unix::net::UnixStream;
+    /// let (a, mut b) = UnixStream::pair()?;
+    /// let handle = multiproc::Handle::new(a);
+    /// let mut a: UnixStream = handle.into_inner(); // the plain stream again
+    /// a.write_all(b"ok")?;
+    /// drop(a);
+    /// let mut text = String::new();
+    /// b.read_to_string(&mut text)?;
+    /// assert_eq!(text, "ok");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn into_inner(self) -> T {
         self.inner
     }

@@ -309,3 +309,183 @@ fn top_level_modules_form_no_circle_beyond_the_known_ones() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
+
+/// Public items that need no example, each with why: (file under `src/`, item name, reason).
+/// Only items that are `pub` in name but not reachable by users belong here; an entry must go
+/// when its item does.
+///
+/// Private modules are not skipped file by file: the crate marks what is internal
+/// `pub(crate)`, and several private modules hold public items that are re-exported
+/// (`event.rs`'s `TARGET`, `shared/tracker.rs`'s `resource_tracker_pid`, `process/fork.rs`'s
+/// `allow_fork_with_threads`, `pool/task.rs`'s `TaskArg`/`TaskOutput`/`StarArgs`), which
+/// must keep their examples.
+const NO_EXAMPLE_NEEDED: &[(&str, &str, &str)] = &[
+    (
+        "code.rs",
+        "CodeFn",
+        "in the crate-private module `code`: public in name only so that the public `StarArgs` \
+         can require it of its function-pointer types; users can neither name nor implement it",
+    ),
+    (
+        "shared/atomic.rs",
+        "Sealed",
+        "the sealed-trait pattern: in the private inline `mod sealed`, so that no one outside \
+         the crate can implement `AtomicInt`",
+    ),
+];
+
+/// A `pub` item declared on `line` (not `pub(crate)`/`pub(super)`): its kind and name.
+fn public_item(line: &str) -> Option<(&str, &str)> {
+    let rest = line.trim_start().strip_prefix("pub ")?;
+    let mut words = rest.split_whitespace().peekable();
+    let mut kind = words.next()?;
+    loop {
+        let qualifier = match kind {
+            "async" | "unsafe" | "extern" => true,
+            "const" => matches!(words.peek(), Some(&("fn" | "async" | "unsafe" | "extern"))),
+            abi => abi.starts_with('"'),
+        };
+        if !qualifier {
+            break;
+        }
+        kind = words.next()?;
+    }
+    if ![
+        "fn", "struct", "enum", "trait", "type", "const", "static", "union",
+    ]
+    .contains(&kind)
+    {
+        return None;
+    }
+    let mut name = words.next()?;
+    if kind == "static" && name == "mut" {
+        name = words.next()?;
+    }
+    let end = name
+        .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .unwrap_or(name.len());
+    Some((kind, &name[..end]))
+}
+
+/// What is written just above the item at `lines[at]`: its `///` lines (top to bottom), and
+/// whether an attribute hides it from the documentation (`#[doc(hidden)]`) or makes it exist
+/// only for doctests (`#[cfg(doctest)]`). Walks up over doc comments, `//` comments and
+/// attributes, including attributes spread over several lines.
+fn doc_above(lines: &[&str], at: usize) -> (Vec<String>, bool) {
+    let mut doc = Vec::new();
+    let mut exempt = false;
+    let mut i = at;
+    while i > 0 {
+        i -= 1;
+        let line = lines[i].trim();
+        if let Some(text) = line.strip_prefix("///") {
+            doc.push(text.trim().to_string());
+        } else if line.starts_with("//!") {
+            break; // the module's own documentation
+        } else if line.starts_with("//") {
+            continue;
+        } else if line.starts_with("#[") || (line.ends_with(")]") && !line.contains(';')) {
+            // An attribute; one spread over lines ends here and starts at its `#[`.
+            let mut attribute = line.to_string();
+            while !lines[i].trim_start().starts_with("#[") {
+                if i == 0 || at - i > 30 {
+                    return (doc, exempt); // not an attribute after all
+                }
+                i -= 1;
+                attribute = format!("{} {attribute}", lines[i].trim());
+            }
+            let compact: String = attribute.split_whitespace().collect();
+            exempt |=
+                compact.starts_with("#[doc(hidden)]") || compact.starts_with("#[cfg(doctest)]");
+        } else {
+            break;
+        }
+    }
+    doc.reverse();
+    (doc, exempt)
+}
+
+/// Whether `doc` holds a code block that rustdoc compiles as working code: not `ignore`,
+/// `text` or `compile_fail` (a `no_run` block counts: it is compiled, and some examples
+/// cannot run in a doctest, such as those that need an MPI launcher).
+fn has_example(doc: &[String]) -> bool {
+    let mut in_block = false;
+    let mut found = false;
+    for line in doc {
+        let Some(info) = line.strip_prefix("```") else {
+            continue;
+        };
+        if !in_block {
+            let info = info.trim();
+            found |= !info
+                .split(',')
+                .any(|tag| ["ignore", "text", "compile_fail"].contains(&tag.trim()));
+        }
+        in_block = !in_block;
+    }
+    found
+}
+
+#[test]
+fn every_public_item_has_a_runnable_example() {
+    let mut problems = Vec::new();
+    let mut allowed_seen = Vec::new();
+    let mut checked = 0;
+    for (relative, text) in sources() {
+        // sys/ is private: the OS layer, wholly internal to the crate.
+        if relative.starts_with("sys/") {
+            continue;
+        }
+        // A module hidden as a whole (`fuzzing`: entry points for fuzz/, no stability promise).
+        if text.lines().any(|l| l.trim() == "#![doc(hidden)]") {
+            continue;
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            // Unit tests sit at the end of a file; nothing in them is public API.
+            if line.trim() == "#[cfg(test)]"
+                && lines
+                    .get(i + 1)
+                    .is_some_and(|next| next.trim_start().starts_with("mod "))
+            {
+                break;
+            }
+            let Some((kind, name)) = public_item(line) else {
+                continue;
+            };
+            if let Some(entry) = NO_EXAMPLE_NEEDED
+                .iter()
+                .find(|(file, item, _)| *file == relative && *item == name)
+            {
+                allowed_seen.push(entry);
+                continue;
+            }
+            checked += 1;
+            let (doc, exempt) = doc_above(&lines, i);
+            if !exempt && !has_example(&doc) {
+                let what = if doc.is_empty() {
+                    "no doc comment"
+                } else {
+                    "no example"
+                };
+                problems.push(format!(
+                    "{relative}:{}: pub {kind} {name}: {what}; add a ``` block",
+                    i + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        checked > 300,
+        "found only {checked} public items: is the scan broken?"
+    );
+    for entry in NO_EXAMPLE_NEEDED {
+        if !allowed_seen.contains(&entry) {
+            problems.push(format!(
+                "{}: pub {} is gone: remove it from NO_EXAMPLE_NEEDED",
+                entry.0, entry.1
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

@@ -5,6 +5,15 @@ use std::io;
 use crate::handle::CodecError;
 
 /// What can go wrong on a [`Connection`](crate::connection::Connection).
+///
+/// ```
+/// use multiproc::ConnectionError;
+/// let (a, mut b) = multiproc::pipe()?;
+/// drop(a);
+/// assert!(matches!(b.recv::<u32>(), Err(ConnectionError::Eof))); // Python's EOFError
+/// assert!(matches!(b.send(&1u32), Err(ConnectionError::PeerClosed))); // BrokenPipeError
+/// # Ok::<(), ConnectionError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConnectionError {

@@ -33,6 +33,15 @@ pub use error::ConnectionError;
 pub use wait::wait;
 
 /// Default largest message body a [`Connection`] accepts: 1 GiB.
+///
+/// ```
+/// let (mut a, mut b) = multiproc::pipe()?;
+/// assert_eq!(b.max_message_size(), multiproc::DEFAULT_MAX_MESSAGE_SIZE);
+/// b.set_max_message_size(4 * multiproc::DEFAULT_MAX_MESSAGE_SIZE); // accept up to 4 GiB
+/// a.send("small")?;
+/// assert_eq!(b.recv::<String>()?, "small");
+/// # Ok::<(), multiproc::ConnectionError>(())
+/// ```
 pub const DEFAULT_MAX_MESSAGE_SIZE: u64 = 1 << 30;
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -42,4 +51,20 @@ const INITIAL_READ: usize = 4 * 1024;
 const GROW_STEP: usize = 16 << 20;
 
 /// Shorthand for results of connection operations.
+///
+/// ```
+/// use multiproc::connection::{Connection, Result};
+/// fn ask(conn: &mut Connection, question: &str) -> Result<usize> {
+///     conn.send(question)?;
+///     conn.recv()
+/// }
+/// let (mut a, mut b) = multiproc::pipe()?;
+/// let answerer = std::thread::spawn(move || -> Result<()> {
+///     let q: String = b.recv()?;
+///     b.send(&q.len())
+/// });
+/// assert_eq!(ask(&mut a, "how long?")?, 9);
+/// answerer.join().expect("the answering thread panicked")?;
+/// # Ok::<(), multiproc::ConnectionError>(())
+/// ```
 pub type Result<T, E = ConnectionError> = std::result::Result<T, E>;

@@ -48,6 +48,18 @@ pub fn as_completed<R>(
 }
 
 /// The iterator of [`as_completed`].
+///
+/// ```
+/// use multiproc::{AsCompleted, ProcessPoolExecutor, as_completed};
+/// fn square(x: u64) -> u64 { x * x }
+/// let ex = ProcessPoolExecutor::new(2)?;
+/// let futures = (1..=4).map(|x| ex.submit(square, x)).collect::<Result<Vec<_>, _>>()?;
+/// let finished: AsCompleted<u64> = as_completed(futures, None);
+/// let mut squares = finished.map(|f| f?.result()).collect::<Result<Vec<_>, _>>()?;
+/// squares.sort(); // they came in the order they finished
+/// assert_eq!(squares, [1, 4, 9, 16]);
+/// # Ok::<(), multiproc::PoolError>(())
+/// ```
 pub struct AsCompleted<R> {
     futures: Vec<Option<PoolFuture<R>>>,
     watch: Arc<Watch>,

@@ -9,6 +9,19 @@ use crate::pool::{AsyncResult, PoolError};
 
 /// The iterator of [`ProcessPoolExecutor::map`](super::ProcessPoolExecutor::map): one
 /// `Result` per item, in input order. Dropping it cancels the tasks that have not started.
+///
+/// ```
+/// use multiproc::{ExecutorMap, PoolError, ProcessPoolExecutor};
+/// fn halve(x: u32) -> u32 { assert!(x % 2 == 0, "odd input"); x / 2 }
+/// let ex = ProcessPoolExecutor::new(2)?;
+/// let results: ExecutorMap<u32> = ex.map(halve, [4, 3, 8])?;
+/// // One Result per item, in input order: a failed item does not hide the others.
+/// let results: Vec<Result<u32, PoolError>> = results.collect();
+/// assert_eq!(results[0].as_ref().ok(), Some(&2));
+/// assert!(matches!(results[1], Err(PoolError::Panicked(_))));
+/// assert_eq!(results[2].as_ref().ok(), Some(&4));
+/// # Ok::<(), PoolError>(())
+/// ```
 pub struct ExecutorMap<R> {
     /// Each task's results, one per item, in input order.
     pub(super) chunks: VecDeque<AsyncResult<Vec<Result<R, PoolError>>>>,

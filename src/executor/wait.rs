@@ -8,6 +8,18 @@ use crate::pool::Watch;
 use super::PoolFuture;
 
 /// When [`wait`] returns (Python's `FIRST_COMPLETED`, `FIRST_EXCEPTION`, `ALL_COMPLETED`).
+///
+/// ```
+/// use multiproc::executor::{ProcessPoolExecutor, ReturnWhen, wait};
+/// fn check(x: i32) -> i32 { assert!(x >= 0, "negative input"); x }
+/// let ex = ProcessPoolExecutor::new(2)?;
+/// let futures = vec![ex.submit(check, -1)?, ex.submit(check, 1)?];
+/// // FirstException: back as soon as one fails (or when all are done).
+/// let w = wait(&futures, None, ReturnWhen::FirstException);
+/// assert!(w.done.iter().any(|f| f.successful() == Some(false)));
+/// assert_eq!(ReturnWhen::default(), ReturnWhen::AllCompleted);
+/// # Ok::<(), multiproc::PoolError>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum ReturnWhen {
     /// As soon as any future is done (or cancelled).
@@ -21,6 +33,19 @@ pub enum ReturnWhen {
 
 /// What [`wait`] found: the futures done and those not done, each in the given order, each
 /// future once (even if it was given more than once).
+///
+/// ```
+/// use multiproc::executor::{ProcessPoolExecutor, ReturnWhen, Waited, wait};
+/// fn square(x: u64) -> u64 { x * x }
+/// let ex = ProcessPoolExecutor::new(2)?;
+/// let futures = (1..=3).map(|x| ex.submit(square, x)).collect::<Result<Vec<_>, _>>()?;
+/// let Waited { done, not_done } = wait(&futures, None, ReturnWhen::AllCompleted);
+/// assert_eq!((done.len(), not_done.len()), (3, 0));
+/// assert!(done.iter().zip(&futures).all(|(d, f)| d.id() == f.id())); // in the given order
+/// let total = futures.into_iter().map(|f| f.result()).sum::<Result<u64, _>>()?;
+/// assert_eq!(total, 14);
+/// # Ok::<(), multiproc::PoolError>(())
+/// ```
 #[derive(Debug)]
 pub struct Waited<'a, R> {
     /// Done: finished, failed or cancelled.

@@ -209,6 +209,10 @@ impl IntoAddress for PathBuf {
 }
 
 /// How long each step of the handshake may take by default.
+///
+/// ```
+/// assert_eq!(multiproc::listener::DEFAULT_HANDSHAKE_TIMEOUT, std::time::Duration::from_secs(10));
+/// ```
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 enum Socket {

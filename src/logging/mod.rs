@@ -131,6 +131,22 @@ pub(crate) fn flush_records() {
 pub use crate::event::TARGET;
 
 /// Why a logger could not be installed.
+///
+/// ```
+/// use log::LevelFilter;
+/// use multiproc::logging::{self, LoggingError};
+/// struct Quiet;
+/// impl log::Log for Quiet {
+///     fn enabled(&self, _: &log::Metadata) -> bool { false }
+///     fn log(&self, _: &log::Record) {}
+///     fn flush(&self) {}
+/// }
+/// logging::install(Quiet, LevelFilter::Info)?;
+/// // `log` allows one logger per process: a second one is refused, and nothing changes.
+/// assert!(matches!(logging::install(Quiet, LevelFilter::Debug), Err(LoggingError::AlreadyInstalled)));
+/// assert_eq!(log::max_level(), LevelFilter::Info);
+/// # Ok::<(), LoggingError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LoggingError {

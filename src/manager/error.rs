@@ -5,6 +5,19 @@ use crate::handle::CodecError;
 use crate::process::ProcessError;
 
 /// What can go wrong with a manager or a proxy.
+///
+/// ```
+/// use multiproc::manager::ManagerError;
+/// let m = multiproc::Manager::start()?;
+/// let l = m.list::<u8>()?;
+/// // The server refuses what it cannot do, and the proxy stays usable.
+/// assert!(matches!(l.set(0, &1), Err(ManagerError::Refused(_))));
+/// l.push(&1)?;
+/// // Once the server is gone, every call says so.
+/// m.shutdown()?;
+/// assert!(matches!(l.len(), Err(ManagerError::Disconnected { .. })));
+/// # Ok::<(), ManagerError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ManagerError {

@@ -50,6 +50,15 @@ pub use num_bigint::BigInt;
 pub use value::{PyKey, PyValue};
 
 /// The former name of [`PyValue`].
+///
+/// ```
+/// use multiproc::pickle::{self, PyValue};
+/// #[allow(deprecated)]
+/// let old: pickle::Value = PyValue::from("same type"); // `Value` is `PyValue`
+/// let bytes = pickle::to_vec(&old)?;
+/// assert_eq!(pickle::from_slice::<PyValue>(&bytes)?, old);
+/// # Ok::<(), multiproc::CodecError>(())
+/// ```
 #[deprecated(
     since = "0.2.0",
     note = "renamed `PyValue` (beside `PyKey`), so it does not read as `multiproc::Value`; its \

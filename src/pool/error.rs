@@ -5,6 +5,18 @@ use std::time::Duration;
 use crate::process::{LimitError, RemotePanic};
 
 /// Why a pool task (or the pool) failed.
+///
+/// ```
+/// use multiproc::{Pool, PoolError};
+/// fn check(x: i32) -> i32 { assert!(x >= 0, "negative input"); x }
+/// let pool = Pool::new(1)?;
+/// match pool.apply(check, -1) {
+///     Err(PoolError::Panicked(p)) => assert_eq!(p.message, "negative input"),
+///     other => panic!("expected a panic, got {other:?}"),
+/// }
+/// assert_eq!(pool.apply(check, 1)?, 1); // the pool goes on
+/// # Ok::<(), PoolError>(())
+/// ```
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum PoolError {

@@ -24,6 +24,19 @@ pub(super) struct ImapState<R> {
 pub(super) type NextChunk<'p> = Box<dyn FnMut() -> Option<(Result<Vec<u8>, PoolError>, u32)> + 'p>;
 
 /// The iterator of [`Pool::imap`] and [`Pool::imap_unordered`]: one `Result` per item.
+///
+/// ```
+/// use multiproc::{Imap, Pool, PoolError};
+/// fn check(x: i32) -> i32 { assert!(x >= 0, "negative input"); x }
+/// let pool = Pool::new(2)?;
+/// let results: Imap<'_, i32> = pool.imap(check, [1, -2, 3])?;
+/// // One Result per item, in input order: a failed item does not end the iteration.
+/// let results: Vec<Result<i32, PoolError>> = results.collect();
+/// assert_eq!(results.len(), 3);
+/// assert!(matches!(results[1], Err(PoolError::Panicked(_))));
+/// assert_eq!(results[2].as_ref().ok(), Some(&3));
+/// # Ok::<(), PoolError>(())
+/// ```
 pub struct Imap<'p, R> {
     pub(super) pool: &'p Pool,
     /// Lets this iterator finish after the pool is closed; dropped once all is submitted.

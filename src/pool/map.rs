@@ -81,6 +81,17 @@ pub(crate) fn encode_plain<T: ?Sized>(
 
 /// A [`Pool`]'s map functions with options: a fixed chunk size ([`Pool::chunksize`]) or a
 /// progress bar ([`Pool::progress`]).
+///
+/// ```
+/// use multiproc::{MapWith, Pool};
+/// fn inc(x: u32) -> u32 { x + 1 }
+/// let pool = Pool::new(2)?;
+/// let tens: MapWith<'_> = pool.chunksize(10); // ten items per task
+/// // It is Copy: one set of options serves several maps.
+/// assert_eq!(tens.map(inc, 0..100)?.len(), 100);
+/// assert_eq!(tens.imap(inc, [1, 2])?.collect::<Result<Vec<_>, _>>()?, [2, 3]);
+/// # Ok::<(), multiproc::PoolError>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct MapWith<'p> {
     pub(super) pool: &'p Pool,

@@ -11,6 +11,16 @@ use crate::sys;
 use super::registry::{self, ChildInfo};
 
 /// Facts about the running process (Python's `current_process()`).
+///
+/// ```
+/// use multiproc::{Process, ProcessInfo};
+/// fn whoami(_: ()) -> ProcessInfo { multiproc::current_process() }
+/// let child = Process::builder().name("worker-1").start(whoami, ())?;
+/// let pid = child.pid();
+/// let info = child.join()?;
+/// assert_eq!((info.name.as_str(), info.pid, info.daemon), ("worker-1", pid, false));
+/// # Ok::<(), multiproc::ProcessError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct ProcessInfo {
@@ -64,6 +74,19 @@ pub fn parent_process() -> Option<ParentProcess> {
 }
 
 /// The parent of this process, as seen from a child.
+///
+/// ```
+/// use multiproc::{Process, parent_process};
+/// // In a child: who started it, and is it still there?
+/// fn parent(_: ()) -> Option<(u32, String, bool)> {
+///     let p = parent_process()?;
+///     Some((p.pid(), p.name().to_string(), p.is_alive()))
+/// }
+/// assert!(parent_process().is_none()); // the main process has no parent process
+/// let seen = Process::start(parent, ())?.join()?;
+/// assert_eq!(seen, Some((std::process::id(), "MainProcess".to_string(), true)));
+/// # Ok::<(), multiproc::ProcessError>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct ParentProcess {
     pid: u32,

@@ -12,6 +12,17 @@ use crate::sys;
 use super::LimitError;
 
 /// Where a panic happened in the child.
+///
+/// ```
+/// fn boom(_: ()) { panic!("bad input") }
+/// let Err(multiproc::ProcessError::Panicked(panic)) = multiproc::Process::start(boom, ())?.join() else {
+///     panic!("expected a panic");
+/// };
+/// let at = panic.location.expect("a panic records where it happened");
+/// assert!(at.line > 0 && at.column > 0);
+/// assert_eq!(at.to_string(), format!("{}:{}:{}", at.file, at.line, at.column));
+/// # Ok::<(), multiproc::ProcessError>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Location {
     /// Source file.
@@ -29,6 +40,21 @@ impl fmt::Display for Location {
 }
 
 /// A panic in a child process, as reported to the parent.
+///
+/// ```
+/// use multiproc::{Process, ProcessError};
+/// fn boom(_: ()) { panic!("bad input") }
+/// let child = Process::builder().name("fragile").start(boom, ())?;
+/// let pid = child.pid();
+/// match child.join() {
+///     Err(ProcessError::Panicked(p)) => {
+///         assert_eq!((p.process_name.as_str(), p.pid, p.message.as_str()), ("fragile", pid, "bad input"));
+///         assert!(p.to_string().starts_with(&format!("process 'fragile' (pid {pid}) panicked at ")));
+///     }
+///     other => panic!("expected a panic, got {other:?}"),
+/// }
+/// # Ok::<(), ProcessError>(())
+/// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct RemotePanic {
@@ -61,6 +87,16 @@ impl fmt::Display for RemotePanic {
 }
 
 /// Why starting or joining a process failed.
+///
+/// ```
+/// use multiproc::{Process, ProcessError};
+/// fn leave(code: i32) { std::process::exit(code) }
+/// match Process::start(leave, 3)?.join() {
+///     Err(e @ ProcessError::Exited { code: 3, .. }) => assert_eq!(e.exitcode(), Some(3)),
+///     other => panic!("expected an exit without a value, got {other:?}"),
+/// }
+/// # Ok::<(), ProcessError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProcessError {

@@ -61,6 +61,20 @@ pub struct Limits {
 }
 
 /// Which limit an error is about.
+///
+/// ```
+/// use std::time::Duration;
+/// use multiproc::{Limit, LimitError, Limits, ProcessBuilder, ProcessError};
+/// fn noop(_: ()) {}
+/// let no_cpu = Limits::new().cpu_time(Duration::ZERO);
+/// match ProcessBuilder::new().limits(no_cpu).start(noop, ()) {
+///     Err(ProcessError::Limits(LimitError::OutOfRange { limit, .. })) => {
+///         assert_eq!(limit, Limit::CpuTime);
+///         assert_eq!(limit.to_string(), "CPU-time");
+///     }
+///     other => panic!("expected a refusal, got {other:?}"),
+/// }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Limit {

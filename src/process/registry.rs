@@ -131,6 +131,23 @@ impl ChildRecord {
 }
 
 /// Basic facts about a running child, as [`active_children`](crate::active_children) lists it.
+///
+/// ```
+/// use multiproc::{ChildInfo, Connection, Process};
+/// fn wait_for_eof(mut conn: Connection) { while conn.recv::<()>().is_ok() {} }
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let (here, there) = multiproc::pipe()?;
+/// let child = Process::builder().name("waiter").start(wait_for_eof, there)?;
+/// let running: Vec<ChildInfo> = multiproc::active_children();
+/// let info = running.iter().find(|c| c.pid == child.pid()).ok_or("not listed")?;
+/// assert_eq!((info.name.as_str(), info.daemon), ("waiter", false));
+/// let pid = child.pid();
+/// drop(here); // the child sees end of file and returns
+/// child.join()?;
+/// assert!(multiproc::active_children().iter().all(|c| c.pid != pid));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChildInfo {
     /// Process id.

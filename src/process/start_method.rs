@@ -10,6 +10,19 @@ use serde::{Deserialize, Serialize};
 use super::ProcessError;
 
 /// How a child process is created (Python's start methods).
+///
+/// ```
+/// use multiproc::{Process, StartMethod};
+/// fn double(x: u32) -> u32 { x * 2 }
+/// assert_eq!(StartMethod::default(), StartMethod::ForkServer);
+/// assert_eq!("spawn".parse::<StartMethod>()?, StartMethod::Spawn); // Python's names
+/// assert_eq!(StartMethod::Fork.to_string(), "fork");
+/// // Any method runs the same task; spawn starts a fresh copy of this executable for it.
+/// let child = Process::builder().start_method(StartMethod::Spawn).start(double, 21)?;
+/// assert_eq!(child.start_method(), StartMethod::Spawn);
+/// assert_eq!(child.join()?, 42);
+/// # Ok::<(), multiproc::ProcessError>(())
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum StartMethod {
     /// `fork()` the calling process: fastest, and the only method that can run a capturing

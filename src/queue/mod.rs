@@ -61,12 +61,33 @@ use ring::{Ring, RingConfig};
 
 /// The default size of a queue's buffer in shared memory: 64 MiB of address space, of which
 /// only the pages holding items occupy memory (about 1 MiB when consumers keep up).
+///
+/// ```
+/// use multiproc::{DEFAULT_BUFFER_SIZE, Queue};
+/// assert_eq!(Queue::<u8>::new()?.buffer_size(), DEFAULT_BUFFER_SIZE);
+/// // Many small queues: a smaller buffer each.
+/// let small = Queue::<u8>::builder().buffer_size(DEFAULT_BUFFER_SIZE / 64).build()?;
+/// assert_eq!(small.buffer_size(), 1 << 20);
+/// # Ok::<(), multiproc::QueueError>(())
+/// ```
 pub const DEFAULT_BUFFER_SIZE: usize = 64 << 20;
 
 /// Encode buffers larger than this are not kept for the next `put`.
 const KEEP_SCRATCH: usize = 4 << 20;
 
 /// Why a queue operation failed.
+///
+/// ```
+/// use multiproc::{Connection, Queue, QueueError};
+/// let q = Queue::<u8>::new()?;
+/// q.close();
+/// assert!(matches!(q.put(1), Err(QueueError::Closed)));
+/// // Items travel as bytes in shared memory: one carrying an OS handle cannot.
+/// let conns = Queue::<Connection>::new()?;
+/// let (a, _b) = multiproc::pipe()?;
+/// assert!(matches!(conns.put(a), Err(QueueError::Codec(_))));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum QueueError {

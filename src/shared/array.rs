@@ -268,26 +268,61 @@ impl<T: Pod> ArrayGuard<'_, T> {
     }
 
     /// Number of elements.
+    ///
+    /// ```
+    /// let a = multiproc::Array::<u8>::zeroed(3)?;
+    /// assert_eq!(a.lock()?.len(), 3);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.cells.len
     }
 
     /// Whether there are no elements.
+    ///
+    /// ```
+    /// let a = multiproc::Array::<u8>::zeroed(0)?;
+    /// assert!(a.lock()?.is_empty());
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.cells.len == 0
     }
 
     /// A copy of element `i`, or `None` out of bounds.
+    ///
+    /// ```
+    /// let a = multiproc::Array::from_slice(&[5u8, 6])?;
+    /// let g = a.lock()?;
+    /// assert_eq!((g.get(1), g.get(2)), (Some(6), None));
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
     pub fn get(&self, i: usize) -> Option<T> {
         self.cells.get(i)
     }
 
     /// Set element `i`; `false` out of bounds.
+    ///
+    /// ```
+    /// let a = multiproc::Array::<u8>::zeroed(2)?;
+    /// let mut g = a.lock()?;
+    /// assert!(g.set(1, 9) && !g.set(2, 9));
+    /// assert_eq!(g.to_vec(), [0, 9]);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
     pub fn set(&mut self, i: usize, value: T) -> bool {
         self.cells.set(i, value)
     }
 
     /// Replace element `i` by `f(element)`; the new element, or `None` out of bounds.
+    ///
+    /// ```
+    /// let a = multiproc::Array::from_slice(&[1u32, 2])?;
+    /// let mut g = a.lock()?;
+    /// assert_eq!(g.update(1, |x| x * 10), Some(20));
+    /// assert_eq!(g.update(5, |x| x * 10), None);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
     pub fn update(&mut self, i: usize, f: impl FnOnce(T) -> T) -> Option<T> {
         let new = f(self.get(i)?);
         self.set(i, new);
@@ -295,6 +330,12 @@ impl<T: Pod> ArrayGuard<'_, T> {
     }
 
     /// A copy of all elements.
+    ///
+    /// ```
+    /// let a = multiproc::Array::from_slice(&[1i16, -1])?;
+    /// assert_eq!(a.lock()?.to_vec(), vec![1, -1]);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
     pub fn to_vec(&self) -> Vec<T> {
         self.cells.to_vec()
     }
@@ -303,6 +344,14 @@ impl<T: Pod> ArrayGuard<'_, T> {
     ///
     /// # Panics
     /// If `start + dst.len()` exceeds the length, like slice indexing.
+    ///
+    /// ```
+    /// let a = multiproc::Array::from_slice(&[1u8, 2, 3])?;
+    /// let mut two = [0; 2];
+    /// a.lock()?.copy_to_slice(1, &mut two);
+    /// assert_eq!(two, [2, 3]);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
     pub fn copy_to_slice(&self, start: usize, dst: &mut [T]) {
         self.cells.read_into(start, dst)
     }
@@ -311,11 +360,25 @@ impl<T: Pod> ArrayGuard<'_, T> {
     ///
     /// # Panics
     /// If `start + src.len()` exceeds the length, like slice indexing.
+    ///
+    /// ```
+    /// let a = multiproc::Array::<u8>::zeroed(3)?;
+    /// a.lock()?.copy_from_slice(1, &[7, 8]);
+    /// assert_eq!(a.to_vec()?, [0, 7, 8]);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
     pub fn copy_from_slice(&mut self, start: usize, src: &[T]) {
         self.cells.write_from(start, src)
     }
 
     /// Set every element to `value`.
+    ///
+    /// ```
+    /// let a = multiproc::Array::<f32>::zeroed(3)?;
+    /// a.lock()?.fill(0.5);
+    /// assert_eq!(a.to_vec()?, [0.5; 3]);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
     pub fn fill(&mut self, value: T) {
         for i in 0..self.len() {
             self.cells.write(i, value);

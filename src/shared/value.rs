@@ -197,16 +197,37 @@ impl<T: Pod> ValueGuard<'_, T> {
     }
 
     /// A copy of the value.
+    ///
+    /// ```
+    /// let v = multiproc::Value::new(7i32)?;
+    /// assert_eq!(v.lock()?.get(), 7);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
     pub fn get(&self) -> T {
         self.cells.read(0)
     }
 
     /// Write the value.
+    ///
+    /// ```
+    /// let v = multiproc::Value::new(0u64)?;
+    /// v.lock()?.set(42);
+    /// assert_eq!(v.get()?, 42);
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
     pub fn set(&mut self, value: T) {
         self.cells.write(0, value)
     }
 
     /// Replace the value by `f(value)`; returns the new value.
+    ///
+    /// ```
+    /// let v = multiproc::Value::new(10u32)?;
+    /// let mut g = v.lock()?;
+    /// assert_eq!(g.update(|n| n * 2), 20);
+    /// assert_eq!(g.update(|n| n + 1), 21); // both steps under one lock
+    /// # Ok::<(), multiproc::SyncError>(())
+    /// ```
     pub fn update(&mut self, f: impl FnOnce(T) -> T) -> T {
         let new = f(self.get());
         self.set(new);

@@ -266,6 +266,26 @@ impl fmt::Debug for Condition {
 }
 
 /// The lock of a [`Condition`], held: wait and notify through it.
+///
+/// ```
+/// use std::time::Duration;
+/// use multiproc::{Condition, SyncError, Value};
+/// let (cond, jobs) = (Condition::new()?, Value::new(0u32)?);
+/// let (c, j) = (cond.clone(), jobs.clone());
+/// let worker = std::thread::spawn(move || -> Result<u32, SyncError> {
+///     let mut guard = c.acquire()?;
+///     // Sleeps with the lock released; holds it again when it returns.
+///     guard.wait_for(|| j.get().is_ok_and(|n| n > 0), Some(Duration::from_secs(10)));
+///     j.get()
+/// });
+/// {
+///     let guard = cond.acquire()?;
+///     jobs.set(3)?;
+///     guard.notify_all(); // the waiter runs once this guard is dropped
+/// }
+/// assert_eq!(worker.join().expect("the worker thread panicked")?, 3);
+/// # Ok::<(), SyncError>(())
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct CondGuard<'a> {
     cond: &'a Condition,

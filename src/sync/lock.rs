@@ -414,6 +414,19 @@ impl Drop for RLock {
 }
 
 /// Holds a [`Lock`]; releases it when dropped.
+///
+/// ```
+/// use multiproc::{Lock, Process};
+/// fn free(lock: Lock) -> bool { matches!(lock.try_acquire(), Ok(Some(_))) }
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let lock = Lock::new()?;
+/// let guard = lock.acquire()?;
+/// assert!(!Process::start(free, lock.clone())?.join()?); // held here: no one else gets it
+/// drop(guard);
+/// assert!(Process::start(free, lock.clone())?.join()?);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     state: &'a LockState,
@@ -593,6 +606,18 @@ impl fmt::Debug for RLock {
 }
 
 /// Holds one level of an [`RLock`]; releases it when dropped.
+///
+/// ```
+/// let lock = multiproc::RLock::new()?;
+/// let outer = lock.acquire()?;
+/// let inner = lock.acquire()?; // the holder may take it again
+/// assert_eq!(lock.count(), 2);
+/// drop(inner); // each guard gives back one level
+/// assert_eq!(lock.count(), 1);
+/// drop(outer);
+/// assert!(lock.owner().is_none());
+/// # Ok::<(), multiproc::SyncError>(())
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct RLockGuard<'a> {
     state: &'a LockState,

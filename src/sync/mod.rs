@@ -46,6 +46,18 @@ pub use lock::{Lock, LockGuard, RLock, RLockGuard};
 pub use semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
 
 /// Errors of the synchronization primitives.
+///
+/// ```
+/// use multiproc::{BoundedSemaphore, Lock, SyncError};
+/// let lock = Lock::new()?;
+/// let held = lock.acquire()?;
+/// assert!(matches!(lock.acquire(), Err(SyncError::WouldDeadlock))); // instead of hanging
+/// drop(held);
+/// assert!(matches!(lock.release(), Err(SyncError::NotOwner)));
+/// let sem = BoundedSemaphore::new(1)?;
+/// assert!(matches!(sem.release(), Err(SyncError::ReleasedTooManyTimes(1))));
+/// # Ok::<(), SyncError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SyncError {

@@ -218,6 +218,17 @@ impl fmt::Debug for Semaphore {
 }
 
 /// A permit of a [`Semaphore`] or [`BoundedSemaphore`]; given back when dropped.
+///
+/// ```
+/// let slots = multiproc::Semaphore::new(2)?;
+/// let first = slots.acquire();
+/// let _second = slots.acquire();
+/// assert!(slots.try_acquire().is_none()); // both permits are out
+/// drop(first); // given back
+/// assert_eq!(slots.get_value(), 1);
+/// assert!(slots.try_acquire().is_some());
+/// # Ok::<(), multiproc::SyncError>(())
+/// ```
 #[must_use = "the permit is given back as soon as the guard is dropped"]
 pub struct SemaphoreGuard<'a> {
     sem: &'a Semaphore,

@@ -28,6 +28,17 @@ pub struct LockProxy {
 untyped_proxy!(LockProxy);
 
 /// Holds a [`LockProxy`]; releases it when dropped.
+///
+/// ```
+/// let m = multiproc::Manager::start()?;
+/// let lock = m.lock()?;
+/// {
+///     let _held = lock.acquire()?;
+///     assert!(lock.locked()?);
+/// } // dropping the guard releases the lock on the server
+/// assert!(!lock.locked()?);
+/// # Ok::<(), multiproc::manager::ManagerError>(())
+/// ```
 #[derive(Debug)]
 #[must_use = "the lock is released when the guard is dropped"]
 pub struct LockProxyGuard<'a> {
