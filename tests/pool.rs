@@ -380,7 +380,7 @@ fn map_of_nothing_is_empty() {
 }
 
 /// The default chunks shrink as the map goes on (guided scheduling: 1/(2·workers) of what is
-/// left, at least 1/(16·workers) of all items). A worker that runs one chunk and retires
+/// left, at most Python's 1/(4·workers) of all items and at least 1/(16·workers)). A worker that runs one chunk and retires
 /// (`maxtasksperchild(1)`) makes the chunks visible: one pid per chunk.
 #[test]
 fn map_default_chunks_shrink_as_the_map_goes_on() {
@@ -395,8 +395,9 @@ fn map_default_chunks_shrink_as_the_map_goes_on() {
         ran.iter().map(|(x, _)| *x).collect::<Vec<_>>(),
         (0..80).collect::<Vec<_>>()
     );
-    // 80 items, 2 workers: a quarter of what is left each time, at least 3 items.
-    let sizes = [20, 15, 12, 9, 6, 5, 4, 3, 3, 3];
+    // 80 items, 2 workers: a quarter of what is left each time, at most Python's 10 (an
+    // eighth of all) and at least 3.
+    let sizes = [10, 10, 10, 10, 10, 8, 6, 4, 3, 3, 3, 3];
     let mut start = 0;
     for (i, size) in sizes.into_iter().enumerate() {
         let chunk = &ran[start..start + size];

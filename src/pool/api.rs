@@ -122,10 +122,11 @@ impl Pool {
     /// Apply `f` to every item, in parallel; the results in input order. The first failed
     /// item (in input order) is the error, as Python's `map` raises it.
     ///
-    /// The items go to the workers in chunks that shrink as the map goes on (each takes a
-    /// share of what is left, down to 1/16 of a worker's share of the whole), so the map
-    /// sends few messages yet ends with small chunks that every worker helps finish; set a
-    /// fixed size with [`chunksize`](Pool::chunksize).
+    /// The items go to the workers in chunks of Python's size at first (a quarter of a
+    /// worker's share), then shrinking (each a quarter of what is left per worker, down to a
+    /// sixteenth of a worker's share), so the map sends few messages yet ends with small
+    /// chunks that every worker helps finish; set a fixed size with
+    /// [`chunksize`](Pool::chunksize).
     ///
     /// ```
     /// fn square(x: u64) -> u64 { x * x }

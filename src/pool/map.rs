@@ -392,20 +392,24 @@ fn fixed_chunks(len: usize, size: usize) -> Vec<usize> {
 }
 
 /// The default chunks of a map of `len` items on `workers` workers (guided scheduling, as
-/// OpenMP's `schedule(guided)`): each chunk takes 1/(2·workers) of the items not yet given
-/// out, but never fewer than 1/(16·workers) of them all. Large chunks come first, so a map
-/// sends few messages (about as few per item as Python's fixed four chunks per worker), and
-/// small ones last, so that when a worker is slowed (a busy machine, items of uneven cost)
-/// the others take what is left and no worker idles long while the last chunk runs; with
-/// Python's fixed chunks the map waits for a whole 1/(4·workers) of the work at the end.
+/// OpenMP's `schedule(guided)`, capped by Python's fixed size): each chunk takes
+/// 1/(2·workers) of the items not yet given out, but at most Python's 1/(4·workers) of them
+/// all and at least 1/(16·workers). The first chunks are Python's, so the workers start as
+/// soon as with Python's chunking (a larger first chunk keeps them waiting while it is
+/// encoded); the last ones shrink, so that when a worker is slowed (a busy machine, items of
+/// uneven cost) the others take what is left and no worker idles long while the last chunk
+/// runs: with Python's fixed chunks the map waits for a whole 1/(4·workers) of the work at
+/// the end.
 fn guided_chunks(len: usize, workers: usize) -> Vec<usize> {
     let workers = workers.max(1);
+    let cap = len.div_ceil(4 * workers).max(1);
     let floor = len.div_ceil(16 * workers).max(1);
     let mut sizes = Vec::new();
     let mut left = len;
     while left > 0 {
         let size = left
             .div_ceil(2 * workers)
+            .min(cap)
             .max(floor)
             .min(left)
             .min(MAX_CHUNK);
@@ -545,7 +549,7 @@ mod tests {
                 assert!(sizes.len() <= 16 * workers, "{len} items: {sizes:?}");
             }
         }
-        assert_eq!(guided_chunks(64, 2), [16, 12, 9, 7, 5, 4, 3, 2, 2, 2, 2]);
+        assert_eq!(guided_chunks(64, 2), [8, 8, 8, 8, 8, 6, 5, 4, 3, 2, 2, 2]);
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub(crate) fn pool_map_noop_as(ctx: &Ctx, name: &str) -> CaseResult {
         let mut params = params! {
             "tasks" => n,
             "processes" => 2usize,
-            "chunksize" => "default (guided: 1/4 of what is left, at least 1/32 of all)",
+            "chunksize" => "default (guided: 1/4 of what is left, between 1/32 and 1/8 of all)",
             "per" => "task",
             "api" => "pool.map(noop_item, 0..k) (u64 in, () out)",
             "pool_create_ms" => create_ms,
