@@ -15,6 +15,8 @@ pub(super) const PTHREAD_MUTEX_ERRORCHECK: libc::c_int = 2;
 pub(super) const PTHREAD_PRIO_INHERIT: libc::c_int = 1;
 /// The owner's thread id in a PI futex word (the kernel's `FUTEX_TID_MASK`).
 pub(super) const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+/// Set in a PI futex word by the kernel while threads sleep in its queue.
+const FUTEX_WAITERS: u32 = 0x8000_0000;
 
 unsafe extern "C" {
     // glibc 2.30+; not (yet) in the libc crate. Same contract as `pthread_mutex_timedlock`,
@@ -277,6 +279,41 @@ impl RobustMutex {
     pub fn lock_as(&self, tid: u32, deadline: Option<Instant>) -> io::Result<MutexLock> {
         if self.lock_inline(tid) {
             return Ok(MutexLock::Acquired);
+        }
+        self.lock_contended(tid, deadline)
+    }
+
+    /// The lock is taken: poll it for a while (the holder of a short critical section lets
+    /// go within microseconds), then sleep in the kernel's queue.
+    ///
+    /// Without the poll every contended acquire sleeps, and every release with a sleeper hands
+    /// the lock through the kernel to a thread that is not running yet: a lock convoy, where
+    /// two processes taking the lock in a loop trade it with a wake-up per turn (a contended
+    /// counter ran at half the speed of Python's, whose lock lets the releaser take it
+    /// again). A poll is the whole inline lock, whose steps keep the robust-list argument
+    /// above at every instruction, so a poller's death changes nothing; a poller owes and is
+    /// owed nothing, and one that gives up sleeps in the queue as before. Polling stops once
+    /// the kernel has sleepers (`FUTEX_WAITERS`): the lock then goes to them, never to a
+    /// poller, so only the kernel's order hands it on from there.
+    #[cold]
+    fn lock_contended(&self, tid: u32, deadline: Option<Instant>) -> io::Result<MutexLock> {
+        let m = self.glibc();
+        // Only where the inline path can take the lock, and not for our own lock (EDEADLK).
+        let pollable = m.kind.load(Ordering::Relaxed) == INLINE_KIND
+            && ThreadList::of(tid).is_some()
+            && m.lock.load(Ordering::Relaxed) & FUTEX_TID_MASK != tid;
+        if pollable {
+            let mut acquired = false;
+            super::spin_until(deadline, || {
+                if m.lock.load(Ordering::Relaxed) & FUTEX_WAITERS != 0 {
+                    return true;
+                }
+                acquired = self.lock_inline(tid);
+                acquired
+            });
+            if acquired {
+                return Ok(MutexLock::Acquired);
+            }
         }
         self.lock_slow(deadline)
     }
