@@ -1,3 +1,9 @@
+/* The floor of an uncontended lock that survives its holder's death, beside the plain
+ * process-shared mutex of limits.c: lock+unlock of glibc's process-shared, robust, and robust
+ * priority-inheritance mutexes (the kind multiproc's Lock is), best of 5 x 2,000,000.
+ *
+ *   gcc -O2 -o /tmp/pi_floor bench/pi_floor.c -lpthread && /tmp/pi_floor
+ */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdio.h>
