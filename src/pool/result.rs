@@ -77,7 +77,7 @@ impl Tasks {
     fn started(&self) -> bool {
         self.engine
             .upgrade()
-            .is_some_and(|engine| self.ids.iter().any(|&id| !engine.is_queued(id)))
+            .is_some_and(|engine| engine.any_started(&self.ids))
     }
 }
 

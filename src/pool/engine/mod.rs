@@ -217,6 +217,14 @@ struct State {
     kill_requests: usize,
 }
 
+impl State {
+    /// Whether a worker has taken (or may have taken) chunk `id`, or it is done: it can no
+    /// longer be withdrawn.
+    fn started(&self, id: u64) -> bool {
+        self.pending.get(&id).is_none_or(|p| p.dispatched)
+    }
+}
+
 struct Inner {
     tasks: Ring,
     results: Ring,
@@ -454,11 +462,7 @@ impl Engine {
     /// Their ids stay in the backlog, where the dispatchers skip what is not pending.
     pub(crate) fn cancel_all(&self, ids: &[u64]) -> Option<Vec<Sink>> {
         let mut st = self.inner.lock();
-        if ids.is_empty()
-            || ids
-                .iter()
-                .any(|id| st.pending.get(id).is_none_or(|p| p.dispatched))
-        {
+        if ids.is_empty() || ids.iter().any(|&id| st.started(id)) {
             return None;
         }
         let sinks = ids
@@ -532,13 +536,11 @@ impl Engine {
         sinks
     }
 
-    /// Whether the chunk waits in the parent (no worker has taken it).
-    pub(crate) fn is_queued(&self, id: u64) -> bool {
-        self.inner
-            .lock()
-            .pending
-            .get(&id)
-            .is_some_and(|p| !p.dispatched)
+    /// Whether a worker has taken (or may have taken) any of the chunks `ids`, or one is
+    /// done: anything but all of them waiting in the parent. One look under the lock.
+    pub(crate) fn any_started(&self, ids: &[u64]) -> bool {
+        let st = self.inner.lock();
+        ids.iter().any(|&id| st.started(id))
     }
 
     /// No more submissions; workers exit once every chunk is done.
