@@ -68,20 +68,57 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     value: &T,
     out: &mut Vec<u8>,
 ) -> Result<Vec<OwnedFd>, CodecError> {
-    let previous = OUTGOING.with(|o| o.borrow_mut().replace(Vec::new()));
-    let taken = std::mem::take(out);
-    let result = postcard::to_extend(value, taken);
-    let fds = OUTGOING.with(|o| std::mem::replace(&mut *o.borrow_mut(), previous));
-    match result {
-        Ok(bytes) => {
-            *out = bytes;
-            Ok(fds.unwrap_or_default())
-        }
-        Err(e) => Err(CodecError::Encode {
-            type_name: std::any::type_name::<T>(),
-            reason: e.to_string(),
-        }),
+    let start = out.len();
+    let (result, fds) = encode_with(value, Append(out));
+    if result.is_err() {
+        out.truncate(start);
     }
+    result.map(|()| fds)
+}
+
+/// postcard's output into a `Vec<u8>`, appending with `extend_from_slice`: one `memcpy` for
+/// a byte string, where postcard's own `ExtendFlavor` goes through `Extend`, byte by byte.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    #[inline]
+    fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        self.0.push(byte);
+        Ok(())
+    }
+
+    #[inline]
+    fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+/// Serialize `value` into any postcard output (`flavor`); returns what the output resolves
+/// to, and the descriptors the value contains (also when encoding failed part-way, so that
+/// the caller closes them).
+pub(crate) fn encode_with<T, F>(
+    value: &T,
+    flavor: F,
+) -> (Result<F::Output, CodecError>, Vec<OwnedFd>)
+where
+    T: Serialize + ?Sized,
+    F: postcard::ser_flavors::Flavor,
+{
+    let previous = OUTGOING.with(|o| o.borrow_mut().replace(Vec::new()));
+    let result = postcard::serialize_with_flavor(value, flavor);
+    let fds = OUTGOING.with(|o| std::mem::replace(&mut *o.borrow_mut(), previous));
+    let result = result.map_err(|e| CodecError::Encode {
+        type_name: std::any::type_name::<T>(),
+        reason: e.to_string(),
+    });
+    (result, fds.unwrap_or_default())
 }
 
 /// Deserialize a `T` from `bytes`, giving it `fds` (in the order `encode` returned them).

@@ -2,7 +2,7 @@
 //! Process-safe FIFO queues: [`Queue`], [`SimpleQueue`] and [`JoinableQueue`] (Python's
 //! `multiprocessing.Queue` and friends).
 //!
-//! A queue is a ring buffer in anonymous shared memory (see `ring.rs`), shared by every
+//! A queue is a ring buffer in anonymous shared memory (see `ring/mod.rs`), shared by every
 //! process that has a handle: clone it for more threads, pass it to a child as (part of) its
 //! argument, or send it over a [`Connection`](crate::Connection). Items are any serde type,
 //! encoded with postcard.
@@ -40,10 +40,10 @@
 //! serde encodes `Vec<u8>` element by element. For large byte payloads use
 //! `serde_bytes::ByteBuf` (or `#[serde(with = "serde_bytes")]`), which is copied in one go.
 
+mod encode;
 pub(crate) mod ring;
 
 use std::borrow::Borrow;
-use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -57,6 +57,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::handle::{self, CodecError};
 use crate::sync::deadline;
+pub(crate) use encode::with_encoded;
 use ring::{Ring, RingConfig};
 
 /// The default size of a queue's buffer in shared memory: 64 MiB of address space, of which
@@ -71,9 +72,6 @@ use ring::{Ring, RingConfig};
 /// # Ok::<(), multiproc::QueueError>(())
 /// ```
 pub const DEFAULT_BUFFER_SIZE: usize = 64 << 20;
-
-/// Encode buffers larger than this are not kept for the next `put`.
-const KEEP_SCRATCH: usize = 4 << 20;
 
 /// Why a queue operation failed.
 ///
@@ -103,33 +101,6 @@ pub enum QueueError {
     /// An operating-system error, or a corrupt queue.
     #[error("queue: {0}")]
     Io(#[from] io::Error),
-}
-
-thread_local! {
-    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
-
-/// Encode `item` into a reused per-thread buffer and give the bytes to `f`.
-pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
-    item: &T,
-    f: impl FnOnce(&[u8]) -> Result<R, QueueError>,
-) -> Result<R, QueueError> {
-    let mut buf = SCRATCH.take();
-    buf.clear();
-    let result = match handle::encode(item, &mut buf) {
-        Ok(fds) if fds.is_empty() => f(&buf),
-        Ok(_) => Err(QueueError::Codec(CodecError::Encode {
-            type_name: std::any::type_name::<T>(),
-            reason: "OS handles cannot travel through a queue; pass them as process \
-                     arguments or send them over a Connection"
-                .into(),
-        })),
-        Err(e) => Err(e.into()),
-    };
-    if buf.capacity() <= KEEP_SCRATCH {
-        SCRATCH.set(buf);
-    }
-    result
 }
 
 /// What every queue handle holds: the ring, and this process's `closed` flag.
@@ -165,7 +136,7 @@ impl Core {
     /// Put `item`; `Ok(false)` if `deadline` passed before there was room.
     fn put<T: Serialize>(&self, item: &T, deadline: Option<Instant>) -> Result<bool, QueueError> {
         self.check_open()?;
-        with_encoded(item, |bytes| self.0.ring.put(bytes, deadline))
+        encode::put(&self.0.ring, item, deadline)
     }
 
     /// Take the next item; `Ok(None)` if `deadline` passed before one came.

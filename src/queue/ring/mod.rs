@@ -15,7 +15,9 @@
 //! - Producers serialize on the robust `put_lock` and own the bytes `[head, tail + capacity)`;
 //!   consumers serialize on the robust `get_lock` and own `[tail, head)`. A chunk is written
 //!   first and published by storing `head`; it is freed by storing `tail`. So between the two
-//!   sides the ring is single-producer single-consumer and needs no further locking.
+//!   sides the ring is single-producer single-consumer and needs no further locking. The
+//!   producer side is `put.rs`: an item's bytes go into its open chunk as an encoder produces
+//!   them, and each chunk is published when it is full or the item ends.
 //! - `put_seq` counts reserved items and `get_seq` finished ones; `qsize` and `maxsize` use
 //!   their difference. A producer sets `open_item` while it writes an item.
 //! - Waits poll briefly, then sleep on a futex word (`Signal`); a side wakes the other only
@@ -89,6 +91,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use super::QueueError;
 use crate::shared::segment::{Shared, SharedState};
 use crate::sys::memory::{self, MutexLock, RobustMutex};
+
+mod put;
+
+pub(crate) use put::ItemWriter;
 
 /// Where the ring starts in the segment: after the state page, so ring pages can be punched.
 const RING_OFFSET: u64 = 4096;
@@ -483,8 +489,6 @@ impl Ring {
         }
     }
 
-    // ----- producer side ---------------------------------------------------------------
-
     /// Take one of the side locks; `None` on timeout. A dead previous holder is not an
     /// error here: each side repairs what it may have left (see the module docs).
     fn lock(
@@ -499,241 +503,6 @@ impl Ring {
                 "this thread is already inside an operation on this queue",
             ))),
         }
-    }
-
-    /// Take the put lock and cancel an item a previous holder left open.
-    fn lock_put(&self, deadline: Option<Instant>) -> Result<Option<Unlock<'_>>, QueueError> {
-        let guard = Ring::lock(&self.state.put_lock.0, deadline)?;
-        Ok(guard.filter(|_| self.abort_open(deadline)))
-    }
-
-    /// Free bytes are at least `need` (waiting until `deadline`). Put lock held.
-    fn wait_space(&self, need: u64, deadline: Option<Instant>) -> bool {
-        let p = &self.state.producer.0;
-        let head = p.head.load(SeqCst);
-        if head + need <= p.tail_seen.load(SeqCst) + self.capacity {
-            return true;
-        }
-        let tail = &self.state.consumer.0.tail;
-        self.state.space.0.wait(
-            deadline,
-            || {
-                let t = tail.load(SeqCst);
-                p.tail_seen.store(t, SeqCst);
-                head + need <= t + self.capacity
-            },
-            || false,
-            || {},
-        )
-    }
-
-    /// Write and publish one chunk at `head`.
-    fn push_chunk(&self, header: ChunkHeader, payload: &[u8]) {
-        let p = &self.state.producer.0;
-        let head = p.head.load(SeqCst);
-        self.write_header(head, header);
-        self.write_at(head + HEADER, payload);
-        let size = HEADER + round16(payload.len() as u64);
-        let end = (head % self.capacity + size).min(self.capacity);
-        if end > p.high_water.load(SeqCst) {
-            p.high_water.store(end, SeqCst);
-        }
-        p.last_chunk.store(head + 1, SeqCst);
-        p.head.store(head + size, SeqCst);
-        self.state.data.0.notify();
-    }
-
-    /// With the consumer caught up past the first `need` bytes of this lap, jump to the
-    /// start of the ring rather than touch fresh pages, and give back pages beyond the
-    /// jump point that an earlier burst used.
-    fn maybe_wrap_early(&self, need: u64) {
-        let p = &self.state.producer.0;
-        let head = p.head.load(SeqCst);
-        let offset = head % self.capacity;
-        if offset < self.soft_wrap {
-            return;
-        }
-        let lap = head - offset;
-        let tail = self.state.consumer.0.tail.load(SeqCst);
-        if tail < lap + need + HEADER {
-            return;
-        }
-        // [offset, capacity) of this lap is unused: behind it the consumer has passed, and
-        // nobody reads past head.
-        let keep = offset.div_ceil(PAGE) * PAGE;
-        let high = p.high_water.load(SeqCst);
-        if high > keep {
-            let file = self.state.segment().file();
-            // Best effort: on failure the pages just stay in memory.
-            let _ = memory::punch_hole(file, RING_OFFSET + keep, high - keep);
-        }
-        p.high_water.store(offset, SeqCst);
-        let skip = ChunkHeader {
-            len: 0,
-            kind: KIND_SKIP,
-            flags: 0,
-            _pad: 0,
-            seq: 0,
-        };
-        self.write_header(head, skip);
-        p.head.store(lap + self.capacity, SeqCst);
-        self.state.data.0.notify();
-    }
-
-    /// Finish the item a dead (or timed-out) producer left open with an `ABORT` chunk.
-    /// Put lock held. `false` if there was no room before `deadline`.
-    fn abort_open(&self, deadline: Option<Instant>) -> bool {
-        let p = &self.state.producer.0;
-        let open = p.open_item.load(SeqCst);
-        if open == 0 {
-            return true;
-        }
-        if self.open_item_is_whole(open) {
-            // Its producer died after publishing the last piece: the item stands, counted.
-            if self.joinable {
-                self.state.tasks.0.word.fetch_and(!OPEN_COUNTED, SeqCst);
-            }
-            p.open_item.store(0, SeqCst);
-            return true;
-        }
-        if !self.wait_space(HEADER, deadline) {
-            return false;
-        }
-        let abort = ChunkHeader {
-            len: 0,
-            kind: KIND_ABORT,
-            flags: if open & UNCOUNTED != 0 {
-                FLAG_UNCOUNTED
-            } else {
-                0
-            },
-            _pad: 0,
-            seq: (open & !UNCOUNTED) - 1,
-        };
-        self.push_chunk(abort, &[]);
-        self.uncount_open();
-        p.open_item.store(0, SeqCst);
-        true
-    }
-
-    /// Whether the last published chunk is the last piece of the open item (put lock held:
-    /// nobody has written the ring since the producer that left the item open).
-    fn open_item_is_whole(&self, open: u64) -> bool {
-        let p = &self.state.producer.0;
-        let last = p.last_chunk.load(SeqCst);
-        if last == 0 || last > p.head.load(SeqCst) {
-            return false;
-        }
-        self.read_header(last - 1).is_ok_and(|h| {
-            h.kind == KIND_DATA && h.flags & FLAG_LAST != 0 && h.seq == (open & !UNCOUNTED) - 1
-        })
-    }
-
-    /// Put one encoded item. `Ok(false)`: the queue stayed full until `deadline`.
-    pub(crate) fn put(&self, bytes: &[u8], deadline: Option<Instant>) -> Result<bool, QueueError> {
-        let Some(_guard) = self.lock_put(deadline)? else {
-            return Ok(false);
-        };
-        let p = &self.state.producer.0;
-        if self.maxsize != 0 {
-            let got = &self.state.consumer.0.get_seq;
-            let room = || p.put_seq.load(SeqCst).saturating_sub(got.load(SeqCst)) < self.maxsize;
-            if !self.state.space.0.wait(deadline, room, || false, || {}) {
-                return Ok(false);
-            }
-        }
-        let seq = p.put_seq.load(SeqCst);
-        p.open_item.store(seq + 1, SeqCst);
-        p.put_seq.store(seq + 1, SeqCst);
-        if self.joinable {
-            self.state
-                .tasks
-                .0
-                .word
-                .fetch_add(ONE_TASK | OPEN_COUNTED, SeqCst);
-        }
-        let mut rest = bytes;
-        let mut first = true;
-        loop {
-            let len = rest.len().min(self.max_chunk as usize);
-            let need = HEADER + round16(len as u64);
-            self.maybe_wrap_early(need);
-            if !self.wait_space(need, deadline) {
-                if first {
-                    // Nothing published: take the reservation back.
-                    self.uncount_open();
-                    p.put_seq.store(seq, SeqCst);
-                    p.open_item.store(0, SeqCst);
-                } else {
-                    // Part of the item is out. It was not put, so stop counting it now; then
-                    // cancel it if there is room, else leave that to the next producer (or a
-                    // waiting consumer). The next item reuses its sequence number.
-                    self.uncount_open();
-                    p.put_seq.store(seq, SeqCst);
-                    p.open_item.store((seq + 1) | UNCOUNTED, SeqCst);
-                    self.abort_open(Some(Instant::now()));
-                }
-                return Ok(false);
-            }
-            let (piece, tail) = rest.split_at(len);
-            let mut flags = if first { FLAG_FIRST } else { 0 };
-            if tail.is_empty() {
-                flags |= FLAG_LAST;
-            }
-            let header = ChunkHeader {
-                len: len as u32,
-                kind: KIND_DATA,
-                flags,
-                _pad: 0,
-                seq,
-            };
-            self.push_chunk(header, piece);
-            rest = tail;
-            first = false;
-            if rest.is_empty() {
-                break;
-            }
-        }
-        if self.joinable {
-            // Whole: the count keeps it, the item is no longer open.
-            self.state.tasks.0.word.fetch_and(!OPEN_COUNTED, SeqCst);
-        }
-        p.open_item.store(0, SeqCst);
-        Ok(true)
-    }
-
-    /// Take the open item out of the task count if it is in it (put lock held).
-    fn uncount_open(&self) {
-        if !self.joinable {
-            return;
-        }
-        let t = &self.state.tasks.0;
-        let mut w = t.word.load(SeqCst);
-        while w & OPEN_COUNTED != 0 {
-            let next = (w & !OPEN_COUNTED).saturating_sub(ONE_TASK);
-            match t.word.compare_exchange(w, next, SeqCst, SeqCst) {
-                Ok(_) => {
-                    if next < ONE_TASK {
-                        t.signal.notify();
-                    }
-                    return;
-                }
-                Err(now) => w = now,
-            }
-        }
-    }
-
-    /// If a producer died inside a put, cancel its item (called by waiters, which hold
-    /// no put lock).
-    fn heal(&self) {
-        if self.producer_may_be_dead() {
-            // Taking the lock cancels the open item (if there is room); nothing else to do.
-            let _ = self.lock_put(Some(Instant::now()));
-        }
-    }
-
-    fn producer_may_be_dead(&self) -> bool {
-        self.state.producer.0.open_item.load(SeqCst) != 0
     }
 
     // ----- consumer side ---------------------------------------------------------------
