@@ -104,15 +104,22 @@ impl LockState {
 
     /// The library's lifecycle event for a lock whose owner died holding it (read before the
     /// new owner is recorded, so it names the dead one).
+    #[inline]
     fn note(&self, obtained: Obtained) {
         if obtained == Obtained::OwnerDied {
-            let dead = self.owner_pid.load(Ordering::Relaxed);
-            crate::event::event!(
-                log::Level::Warn,
-                "the owner of a lock (pid {dead}) died holding it; the lock was recovered and \
-                 the data it guards may be inconsistent"
-            );
+            self.note_owner_died();
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn note_owner_died(&self) {
+        let dead = self.owner_pid.load(Ordering::Relaxed);
+        crate::event::event!(
+            log::Level::Warn,
+            "the owner of a lock (pid {dead}) died holding it; the lock was recovered and \
+             the data it guards may be inconsistent"
+        );
     }
 
     /// Take the mutex without depth bookkeeping (`Lock`, internal locks).
