@@ -76,8 +76,20 @@ pub(crate) fn encode<T: Serialize + ?Sized>(
     result.map(|()| fds)
 }
 
-/// postcard's output into a `Vec<u8>`, appending with `extend_from_slice`: one `memcpy` for
-/// a byte string, where postcard's own `ExtendFlavor` goes through `Extend`, byte by byte.
+/// Append `bytes` to `out`, as postcard's outputs into a `Vec` do.
+#[inline]
+pub(crate) fn append(out: &mut Vec<u8>, bytes: &[u8]) {
+    // A varint or a short string: a copy loop the compiler keeps inline (a call to `memcpy`
+    // per value would cost more than the value's encoding).
+    if bytes.len() < 32 {
+        out.extend(bytes.iter().copied());
+    } else {
+        out.extend_from_slice(bytes);
+    }
+}
+
+/// postcard's output into a `Vec<u8>` ([`append`]): one `memcpy` for a long byte string, where postcard's
+/// own `ExtendFlavor` goes through `Extend`, byte by byte.
 struct Append<'a>(&'a mut Vec<u8>);
 
 impl postcard::ser_flavors::Flavor for Append<'_> {
@@ -91,7 +103,7 @@ impl postcard::ser_flavors::Flavor for Append<'_> {
 
     #[inline]
     fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-        self.0.extend_from_slice(bytes);
+        append(self.0, bytes);
         Ok(())
     }
 

@@ -8,7 +8,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::packed::{PackedSlice, PackedVec};
 use super::status::WorkerStatus;
 use crate::code::{Borrowing, CodeFn, CodeRef};
 use crate::handle;
@@ -81,16 +80,8 @@ pub(crate) enum ItemFailure {
 /// A chunk's results: the values of the items that succeeded, in order, and the failed
 /// items by index. Kept apart so that a chunk of a million `()` results is a few bytes.
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(bound(
-    serialize = "R: Serialize + 'static",
-    deserialize = "R: DeserializeOwned + 'static"
-))]
 pub(crate) struct ChunkOutput<R> {
     pub failures: Vec<(u32, ItemFailure)>,
-    #[serde(
-        serialize_with = "super::packed::serialize",
-        deserialize_with = "super::packed::deserialize"
-    )]
     pub values: Vec<R>,
 }
 
@@ -107,8 +98,8 @@ fn mark_panicked(status: usize) {
 pub(crate) trait Apply: 'static {
     /// The task function's type: a function pointer.
     type Func: CodeFn;
-    type Item: Serialize + DeserializeOwned + 'static;
-    type Output: Serialize + DeserializeOwned + 'static;
+    type Item: Serialize + DeserializeOwned;
+    type Output: Serialize + DeserializeOwned;
     fn apply(f: Self::Func, item: Self::Item) -> Self::Output;
 }
 
@@ -199,7 +190,7 @@ impl<C: Apply> Chunks<C> {
 
     /// A chunk's payload: the function's code reference, then the items.
     pub(crate) fn payload(&self, items: &[C::Item]) -> Result<Vec<u8>, String> {
-        super::encode_plain::<C::Item>(&(CodeRef::of(self.func), PackedSlice(items)))
+        super::encode_plain::<C::Item>(&(CodeRef::of(self.func), items))
     }
 }
 
@@ -210,7 +201,7 @@ fn run_chunk<A: Apply>(
     status: &WorkerStatus,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let (func, PackedVec(items)): (CodeRef<A::Func>, PackedVec<A::Item>) =
+    let (func, items): (CodeRef<A::Func>, Vec<A::Item>) =
         handle::decode(payload, Vec::new()).map_err(|e| e.to_string())?;
     let func = func
         .resolve()

@@ -144,6 +144,10 @@ impl postcard::ser_flavors::Flavor for &mut Sink<'_> {
 
     #[inline]
     fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+        if self.writer.is_none() && self.buf.len() < SPILL {
+            self.buf.push(byte);
+            return Ok(());
+        }
         self.try_extend(&[byte])
     }
 
@@ -155,7 +159,7 @@ impl postcard::ser_flavors::Flavor for &mut Sink<'_> {
                 false => self.stop(Stop::NoRoom),
             },
             None if self.buf.len() + bytes.len() <= SPILL => {
-                self.buf.extend_from_slice(bytes);
+                handle::append(&mut self.buf, bytes);
                 Ok(())
             }
             None => self.spill(bytes),

@@ -50,7 +50,11 @@
 //!   waker.
 //!
 //! # Orderings, field by field
-//! Every access is `SeqCst`. That is more than most fields need; what each one needs, and why:
+//! Loads are `SeqCst` (a plain load on x86). Stores are `SeqCst` where the field takes part
+//! in a wake-up argument or in what the other side reads without the lock (`head`, `tail`,
+//! `put_seq`, `get_seq`, the signal and task words); a side's private, lock-ordered words
+//! are stored with what they need, since on x86 a `SeqCst` store is a locked exchange and a
+//! small put made six of them. What each field needs, and why:
 //! - `Config` (`capacity`, `soft_wrap`, `max_chunk`, `maxsize`, `joinable`): written once
 //!   before the segment's handle leaves the creating process (sending the handle orders it);
 //!   any ordering would do.
@@ -65,15 +69,16 @@
 //!   consumer finished reading (`Release`, paired with the producer's `Acquire` load before it
 //!   overwrites them), and precedes the read of `space`'s word: `SeqCst` for the same reason.
 //! - `tail_seen`, `head_seen`, `high_water`: each side's private cache, read and written only
-//!   under that side's lock (the mutex orders them between holders); `Relaxed` would do.
+//!   under that side's lock (the mutex orders them between holders): `Relaxed` (`head_seen`
+//!   is still stored `SeqCst`).
 //! - `put_seq` / `get_seq`: under their side's lock; the other side reads them only for
 //!   `qsize` and the `maxsize` check, where a stale value errs towards "full" or "empty" and
 //!   is corrected by the next wake-up of the `space` / `data` signal (whose argument is the
 //!   one above, with `get_seq` / `put_seq` as the stored condition): `SeqCst` for that pairing.
 //! - `open_item`, `last_chunk`: written by the producer under the put lock, read by the next
 //!   holder (ordered by the lock) and by a consumer healing a dead producer's item without
-//!   that lock: `last_chunk` is stored before `head` and read after it, so `Release`/`Acquire`
-//!   through `head` would do.
+//!   that lock (only as a hint to take the lock and look again): stored `Release`, so a
+//!   holder that sees the new value also sees the stores before it.
 //! - `Signal::seq` and `TaskCount::word`: read-modify-writes and the loads of the
 //!   store-buffering argument (see [`Signal`] and [`TaskCount`]): `SeqCst`.
 //!

@@ -23,7 +23,7 @@
 //! `max_chunk` bytes, a quarter of the ring, and consumers can free everything published
 //! before it.
 
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::Ordering::{Relaxed, Release, SeqCst};
 use std::time::Instant;
 
 use super::{
@@ -44,18 +44,23 @@ impl Ring {
     }
 
     /// Free bytes are at least `need` (waiting until `deadline`). Put lock held.
+    #[inline]
     fn wait_space(&self, need: u64, deadline: Option<Instant>) -> bool {
         let p = &self.state.producer.0;
         let head = p.head.load(SeqCst);
-        if head + need <= p.tail_seen.load(SeqCst) + self.capacity {
-            return true;
-        }
+        head + need <= p.tail_seen.load(SeqCst) + self.capacity
+            || self.wait_space_slow(head, need, deadline)
+    }
+
+    #[cold]
+    fn wait_space_slow(&self, head: u64, need: u64, deadline: Option<Instant>) -> bool {
+        let p = &self.state.producer.0;
         let tail = &self.state.consumer.0.tail;
         self.state.space.0.wait(
             deadline,
             || {
                 let t = tail.load(SeqCst);
-                p.tail_seen.store(t, SeqCst);
+                p.tail_seen.store(t, Relaxed);
                 head + need <= t + self.capacity
             },
             || false,
@@ -64,6 +69,7 @@ impl Ring {
     }
 
     /// Write one chunk at `head` and publish it.
+    #[inline]
     pub(super) fn push_chunk(&self, header: ChunkHeader, payload: &[u8]) {
         let head = self.state.producer.0.head.load(SeqCst);
         self.write_at(head + HEADER, payload);
@@ -72,6 +78,7 @@ impl Ring {
 
     /// Publish the chunk at `head` whose payload (`header.len` bytes) is written: its
     /// header, then `head` past it.
+    #[inline]
     fn publish(&self, header: ChunkHeader) {
         let p = &self.state.producer.0;
         let head = p.head.load(SeqCst);
@@ -79,9 +86,9 @@ impl Ring {
         let size = HEADER + round16(u64::from(header.len));
         let end = (head % self.capacity + size).min(self.capacity);
         if end > p.high_water.load(SeqCst) {
-            p.high_water.store(end, SeqCst);
+            p.high_water.store(end, Relaxed);
         }
-        p.last_chunk.store(head + 1, SeqCst);
+        p.last_chunk.store(head + 1, Release);
         p.head.store(head + size, SeqCst);
         self.state.data.0.notify();
     }
@@ -89,13 +96,18 @@ impl Ring {
     /// With the consumer caught up past the first `need` bytes of this lap, jump to the
     /// start of the ring rather than touch fresh pages, and give back pages beyond the
     /// jump point that an earlier burst used.
+    #[inline]
     fn maybe_wrap_early(&self, need: u64) {
-        let p = &self.state.producer.0;
-        let head = p.head.load(SeqCst);
+        let head = self.state.producer.0.head.load(SeqCst);
         let offset = head % self.capacity;
-        if offset < self.soft_wrap {
-            return;
+        if offset >= self.soft_wrap {
+            self.wrap_early(head, offset, need);
         }
+    }
+
+    #[cold]
+    fn wrap_early(&self, head: u64, offset: u64, need: u64) {
+        let p = &self.state.producer.0;
         let lap = head - offset;
         let tail = self.state.consumer.0.tail.load(SeqCst);
         if tail < lap + need + HEADER {
@@ -110,7 +122,7 @@ impl Ring {
             // Best effort: on failure the pages just stay in memory.
             let _ = memory::punch_hole(file, RING_OFFSET + keep, high - keep);
         }
-        p.high_water.store(offset, SeqCst);
+        p.high_water.store(offset, Relaxed);
         let skip = ChunkHeader {
             len: 0,
             kind: KIND_SKIP,
@@ -136,7 +148,7 @@ impl Ring {
             if self.joinable {
                 self.state.tasks.0.word.fetch_and(!OPEN_COUNTED, SeqCst);
             }
-            p.open_item.store(0, SeqCst);
+            p.open_item.store(0, Release);
             return true;
         }
         if !self.wait_space(HEADER, deadline) {
@@ -155,7 +167,7 @@ impl Ring {
         };
         self.push_chunk(abort, &[]);
         self.uncount_open();
-        p.open_item.store(0, SeqCst);
+        p.open_item.store(0, Release);
         true
     }
 
@@ -173,16 +185,18 @@ impl Ring {
     }
 
     /// Put one encoded item. `Ok(false)`: the queue stayed full until `deadline`.
+    #[inline]
     pub(crate) fn put(&self, bytes: &[u8], deadline: Option<Instant>) -> Result<bool, QueueError> {
-        let Some(mut item) = self.begin_put(deadline)? else {
+        let Some(item) = self.begin_put(deadline)? else {
             return Ok(false);
         };
-        Ok(item.write(bytes) && item.finish())
+        Ok(item.put_whole(bytes))
     }
 
     /// Start an item: take the put lock, wait for `maxsize` to allow one more item, and
     /// reserve its sequence number (and its task, for a JoinableQueue). `Ok(None)`: the lock
     /// or the room did not come before `deadline`.
+    #[inline]
     pub(crate) fn begin_put(
         &self,
         deadline: Option<Instant>,
@@ -199,7 +213,7 @@ impl Ring {
             }
         }
         let seq = p.put_seq.load(SeqCst);
-        p.open_item.store(seq + 1, SeqCst);
+        p.open_item.store(seq + 1, Release);
         p.put_seq.store(seq + 1, SeqCst);
         if self.joinable {
             self.state
@@ -297,6 +311,7 @@ impl ItemWriter<'_> {
         self.room > 0 || self.chunk_len > 0 || self.make_room(n)
     }
 
+    #[inline]
     fn write_slow(&mut self, mut data: &[u8]) -> bool {
         while !data.is_empty() {
             if self.room == 0 && !self.make_room(data.len()) {
@@ -330,6 +345,7 @@ impl ItemWriter<'_> {
 
     /// Make `room` non-zero for a write of `want` more bytes: publish the open chunk if it is
     /// full, wrap early at the start of a chunk, wait for the space the chunk needs to grow.
+    #[inline]
     fn make_room(&mut self, want: usize) -> bool {
         let ring = self.ring;
         if self.chunk_len == ring.max_chunk {
@@ -354,6 +370,7 @@ impl ItemWriter<'_> {
     }
 
     /// Publish the open chunk, marked `LAST` if `last`.
+    #[inline]
     fn publish(&mut self, last: bool) {
         let mut flags = if self.published { 0 } else { FLAG_FIRST };
         if last {
@@ -372,8 +389,37 @@ impl ItemWriter<'_> {
         self.room = 0;
     }
 
+    /// The whole item (nothing written yet) as `bytes`: `write` then `finish`, with one
+    /// chunk copied and published at once when it fits in one (what most puts are).
+    #[inline]
+    pub(crate) fn put_whole(mut self, bytes: &[u8]) -> bool {
+        let ring = self.ring;
+        let len = bytes.len() as u64;
+        if len > ring.max_chunk || self.chunk_len > 0 || self.published {
+            return self.write(bytes) && self.finish();
+        }
+        let need = HEADER + round16(len);
+        ring.maybe_wrap_early(need);
+        if !ring.wait_space(need, self.deadline) {
+            return false;
+        }
+        let header = ChunkHeader {
+            // At most `max_chunk`, which is below 2^30.
+            len: len as u32,
+            kind: KIND_DATA,
+            flags: FLAG_FIRST | FLAG_LAST,
+            _pad: 0,
+            seq: self.seq,
+        };
+        ring.push_chunk(header, bytes);
+        self.published = true;
+        self.close();
+        true
+    }
+
     /// Publish the rest of the item; `false` if an empty item found no room for its one
     /// (empty) chunk before the deadline (the item is then cancelled).
+    #[inline]
     pub(crate) fn finish(mut self) -> bool {
         if self.chunk_len == 0 && !self.published {
             self.ring.maybe_wrap_early(HEADER);
@@ -382,14 +428,20 @@ impl ItemWriter<'_> {
             }
         }
         self.publish(true);
+        self.close();
+        true
+    }
+
+    /// The item is whole in the ring: it is no longer open.
+    #[inline]
+    fn close(&mut self) {
         let ring = self.ring;
         if ring.joinable {
             // Whole: the count keeps it, the item is no longer open.
             ring.state.tasks.0.word.fetch_and(!OPEN_COUNTED, SeqCst);
         }
-        ring.state.producer.0.open_item.store(0, SeqCst);
+        ring.state.producer.0.open_item.store(0, Release);
         self.finished = true;
-        true
     }
 }
 
@@ -404,12 +456,12 @@ impl Drop for ItemWriter<'_> {
         p.put_seq.store(self.seq, SeqCst);
         if !self.published {
             // Nothing published: take the reservation back.
-            p.open_item.store(0, SeqCst);
+            p.open_item.store(0, Release);
         } else {
             // Part of the item is out. It was not put, so it is no longer counted; cancel it
             // now if there is room, else leave that to the next producer (or a waiting
             // consumer). The next item reuses its sequence number.
-            p.open_item.store((self.seq + 1) | UNCOUNTED, SeqCst);
+            p.open_item.store((self.seq + 1) | UNCOUNTED, Release);
             ring.abort_open(Some(Instant::now()));
         }
     }
