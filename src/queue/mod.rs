@@ -14,7 +14,11 @@
 //!   written it yet when the process exits.)
 //! - Items of any size: an item larger than the buffer streams through it while a consumer
 //!   reads it, so memory stays bounded by the buffer size (default
-//!   [`DEFAULT_BUFFER_SIZE`]; only the pages in use occupy memory).
+//!   [`DEFAULT_BUFFER_SIZE`]; only the pages in use occupy memory). An item whose encoding
+//!   passes 64 KiB is encoded straight into the buffer (copied once), so its `Serialize`
+//!   runs while this process holds the queue's put lock: other producers wait for it, and a
+//!   `Serialize` that itself puts into the same queue gets an error. If encoding fails or
+//!   panics part-way, nothing of the item is put.
 //! - "Unbounded" ([`Queue::new`]) means no limit on the number of items; the bytes waiting
 //!   are limited by the buffer size, and a `put` that finds the buffer full waits for room
 //!   like a `put` on a full bounded queue (`put_timeout`/`put_nowait` return `Ok(false)`).
