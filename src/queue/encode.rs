@@ -32,7 +32,9 @@ thread_local! {
     static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
-/// Encode `item` into a reused per-thread buffer and give the bytes to `f`.
+/// Encode `item` into a reused per-thread buffer and give the bytes to `f` (the async queue,
+/// which must know an item's size before it waits for room).
+#[cfg(feature = "async")]
 pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
     item: &T,
     f: impl FnOnce(&[u8]) -> Result<R, QueueError>,

@@ -61,6 +61,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::handle::{self, CodecError};
 use crate::sync::deadline;
+#[cfg(feature = "async")]
 pub(crate) use encode::with_encoded;
 use ring::{Ring, RingConfig};
 
