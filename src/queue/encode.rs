@@ -5,8 +5,7 @@
 //! bytes is written straight into the ring instead: the buffered prefix goes in first, and
 //! every later byte the encoder produces lands in its chunk directly (an
 //! [`ItemWriter`](super::ring::ItemWriter)). A large item is then copied once on the way in,
-//! not encoded into a buffer and copied again, and a byte string leaves the producer while
-//! it is still in the cache. The price: for such an item the put lock is held while the
+//! not encoded into a buffer and copied again. The price: for such an item the put lock is held while the
 //! item's `Serialize` runs (a `Serialize` that puts into the same queue gets an error, not a
 //! deadlock: the lock checks its owner).
 //!
