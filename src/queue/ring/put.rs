@@ -389,13 +389,13 @@ impl ItemWriter<'_> {
         self.room = 0;
     }
 
-    /// The whole item (nothing written yet) as `bytes`: `write` then `finish`, with one
-    /// chunk copied and published at once when it fits in one (what most puts are).
+    /// The whole item as `bytes`, nothing written yet: `write` then `finish`, except that an
+    /// item that fits in one chunk (what most puts are) is copied and published at once.
     #[inline]
     pub(crate) fn put_whole(mut self, bytes: &[u8]) -> bool {
         let ring = self.ring;
         let len = bytes.len() as u64;
-        if len > ring.max_chunk || self.chunk_len > 0 || self.published {
+        if len > ring.max_chunk {
             return self.write(bytes) && self.finish();
         }
         let need = HEADER + round16(len);
@@ -403,16 +403,9 @@ impl ItemWriter<'_> {
         if !ring.wait_space(need, self.deadline) {
             return false;
         }
-        let header = ChunkHeader {
-            // At most `max_chunk`, which is below 2^30.
-            len: len as u32,
-            kind: KIND_DATA,
-            flags: FLAG_FIRST | FLAG_LAST,
-            _pad: 0,
-            seq: self.seq,
-        };
-        ring.push_chunk(header, bytes);
-        self.published = true;
+        ring.write_at(ring.state.producer.0.head.load(SeqCst) + HEADER, bytes);
+        self.chunk_len = len;
+        self.publish(true);
         self.close();
         true
     }
@@ -422,10 +415,7 @@ impl ItemWriter<'_> {
     #[inline]
     pub(crate) fn finish(mut self) -> bool {
         if self.chunk_len == 0 && !self.published {
-            self.ring.maybe_wrap_early(HEADER);
-            if !self.ring.wait_space(HEADER, self.deadline) {
-                return false;
-            }
+            return self.put_whole(&[]);
         }
         self.publish(true);
         self.close();
