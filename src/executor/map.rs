@@ -74,7 +74,12 @@ impl<R> Iterator for ExecutorMap<R> {
             if let Some(item) = self.out.next() {
                 return Some(item);
             }
-            if !self.chunks.front()?.cell.wait_until(self.deadline) {
+            let Some(front) = self.chunks.front() else {
+                // Every result handed out.
+                self.out.progress.finish();
+                return None;
+            };
+            if !front.cell.wait_until(self.deadline) {
                 self.cancel_rest();
                 self.out.progress.finish();
                 return Some(Err(PoolError::ResultTimeout));
@@ -83,9 +88,6 @@ impl<R> Iterator for ExecutorMap<R> {
             match chunk.get() {
                 Ok(items) => self.out.receive(items),
                 Err(e) => self.out.receive([Err(e)]),
-            }
-            if self.chunks.is_empty() && self.out.len() <= 1 {
-                self.out.progress.finish();
             }
         }
     }

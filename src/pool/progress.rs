@@ -149,11 +149,6 @@ impl<R> Handout<R> {
     pub(crate) fn receive(&mut self, chunk: impl IntoIterator<Item = Result<R, super::PoolError>>) {
         self.items.extend(chunk);
     }
-
-    /// How many are waiting.
-    pub(crate) fn len(&self) -> usize {
-        self.items.len()
-    }
 }
 
 #[cfg(test)]
