@@ -21,7 +21,7 @@ mod common;
 
 use common::{LATE, assert_on_time};
 
-use common::children::{LONG, join, kill, start, within};
+use common::children::{LONG, join, kill, retyped, start, within};
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -178,14 +178,6 @@ fn signal(pid: u32, signal: i32) {
 fn stop(pid: u32) {
     signal(pid, libc::SIGSTOP);
     wait_for_state(pid, 'T', "stopping a child");
-}
-
-/// Another handle on the ring behind `q`, typed for items of type `U`, made the way another
-/// process would get it (through a `Connection`).
-fn retyped<T, U>(q: &Queue<T>) -> Queue<U> {
-    let (mut a, mut b) = pipe().unwrap();
-    a.send(q).unwrap();
-    b.recv().unwrap()
 }
 
 /// A field of `/proc/self/status` in kB (`VmRSS`, `VmHWM`...).
@@ -1277,7 +1269,7 @@ fn simple_queue_close_fails_put_and_get_on_that_handle_while_another_process_goe
 fn queue_close_fails_put_and_get_on_that_handle_and_keeps_the_items() {
     let _g = common::guard();
     let q = Queue::new().unwrap();
-    let other = retyped::<u32, u32>(&q);
+    let other: Queue<u32> = retyped(&q);
     q.put(1u32).unwrap();
     let clone = q.clone();
     assert!(!q.is_closed());

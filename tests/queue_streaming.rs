@@ -10,8 +10,9 @@
 #[macro_use]
 mod common;
 
+use common::children::{LONG, retyped, within};
+
 use std::cell::RefCell;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use multiproc::{CodecError, JoinableQueue, Queue, QueueError};
@@ -20,10 +21,9 @@ use serde::{Serialize, Serializer};
 use serde_bytes::{ByteBuf, Bytes};
 
 const KIB: usize = 1 << 10;
+const MIB_4: usize = 4 << 20;
 /// How much of an encoding is buffered before the rest goes straight into the ring.
 const SPILL: usize = 64 * KIB;
-/// Reached only if the library is broken.
-const LONG: Duration = Duration::from_secs(60);
 
 /// `len` bytes, byte `i` being `(i * 7 + seed) % 251`: a piece lost, repeated or misplaced
 /// anywhere shows.
@@ -82,14 +82,6 @@ fn assert_pieces(got: &[ByteBuf], pieces: usize, piece: usize, seed: u8) {
     for (i, p) in got.iter().enumerate() {
         assert!(p[..] == want[..], "piece {i} of the item with seed {seed}");
     }
-}
-
-/// Another handle on the same queue, typed differently, made the way another process would
-/// get it (through a `Connection`).
-fn retyped<A: Serialize, B: serde::de::DeserializeOwned>(handle: &A) -> B {
-    let (mut a, mut b) = multiproc::pipe().unwrap();
-    a.send(handle).unwrap();
-    b.recv().unwrap()
 }
 
 /// Put `items` from another thread while this one takes them: sizes beyond the buffer only
@@ -203,8 +195,6 @@ fn an_item_whose_encoding_fails_part_way_is_not_put() {
     assert!(q.join_timeout(Duration::ZERO));
 }
 
-const MIB_4: usize = 4 << 20;
-
 #[test]
 fn an_item_whose_encoding_panics_part_way_is_not_put_and_the_queue_goes_on() {
     let _g = common::guard();
@@ -302,17 +292,12 @@ fn an_encoding_that_puts_into_the_same_queue_gets_an_error_not_a_deadlock() {
     let _g = common::guard();
     let q: Queue<Reentrant> = Queue::new().unwrap();
     SAME_QUEUE.with(|s| *s.borrow_mut() = Some(q.clone()));
-    let (tx, rx) = mpsc::channel();
     let q2 = q.clone();
-    let t = std::thread::spawn(move || {
+    let (outer, nested) = within(LONG, move || {
         SAME_QUEUE.with(|s| *s.borrow_mut() = Some(q2.clone()));
         let outer = q2.put(Reentrant(200 * KIB)).map_err(|e| e.to_string());
-        tx.send((outer, NESTED.with(|n| n.borrow_mut().take())))
-            .expect("send");
+        (outer, NESTED.with(|n| n.borrow_mut().take()))
     });
-    let outcome = rx.recv_timeout(LONG).expect("the put returned");
-    t.join().expect("thread");
-    let (outer, nested) = outcome;
     assert!(outer.is_err(), "the item was refused");
     let nested = nested.expect("the nested put failed");
     assert!(nested.contains("already inside an operation"), "{nested}");

@@ -98,3 +98,11 @@ pub fn abort_without_core() -> ! {
     unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) };
     std::process::abort();
 }
+
+/// Another handle on the same object (a queue, a lock...), possibly typed differently, made
+/// the way a child receives one: sent over a `Connection` and received.
+pub fn retyped<A: Serialize, B: DeserializeOwned>(handle: &A) -> B {
+    let (mut a, mut b) = multiproc::pipe().expect("pipe");
+    a.send(handle).expect("send the handle");
+    b.recv().expect("receive the handle")
+}
