@@ -314,6 +314,100 @@ fn map_returns_results_in_input_order() {
     close_and_join(pool);
 }
 
+/// Chunks of primitive numbers travel packed (one byte string, not one serde call per
+/// element): every such type, its extremes and every varint length, through real workers
+/// and back, in chunks of every size from one item up.
+#[test]
+fn map_carries_every_primitive_number_exactly() {
+    fn same<T>(x: T) -> T {
+        x
+    }
+    let _g = common::guard();
+    let pool = pool(2);
+    let wide: Vec<u64> = (0..64)
+        .flat_map(|s| [(1u64 << s) - 1, 1 << s, (1 << s) | 1])
+        .chain([u64::MAX, u64::MAX - 1])
+        .collect();
+    for size in [1, 3, 64, 1000] {
+        let chunks = pool.chunksize(size);
+        assert_eq!(chunks.map(same::<u64>, wide.clone()).unwrap(), wide);
+        let signed: Vec<i64> = wide.iter().map(|&v| v as i64).collect();
+        assert_eq!(chunks.map(same::<i64>, signed.clone()).unwrap(), signed);
+    }
+    assert_eq!(
+        pool.map(same::<u8>, 0..=255).unwrap(),
+        (0..=255).collect::<Vec<u8>>()
+    );
+    assert_eq!(
+        pool.map(same::<i8>, [i8::MIN, -1, 0, i8::MAX]).unwrap(),
+        [i8::MIN, -1, 0, i8::MAX]
+    );
+    assert_eq!(
+        pool.map(same::<u16>, [0, 300, u16::MAX]).unwrap(),
+        [0, 300, u16::MAX]
+    );
+    assert_eq!(
+        pool.map(same::<i16>, [i16::MIN, 0, i16::MAX]).unwrap(),
+        [i16::MIN, 0, i16::MAX]
+    );
+    assert_eq!(pool.map(same::<u32>, [0, u32::MAX]).unwrap(), [0, u32::MAX]);
+    assert_eq!(
+        pool.map(same::<i32>, [i32::MIN, -1, i32::MAX]).unwrap(),
+        [i32::MIN, -1, i32::MAX]
+    );
+    assert_eq!(
+        pool.map(same::<usize>, [0, usize::MAX]).unwrap(),
+        [0, usize::MAX]
+    );
+    assert_eq!(
+        pool.map(same::<isize>, [isize::MIN, isize::MAX]).unwrap(),
+        [isize::MIN, isize::MAX]
+    );
+    let floats = [
+        0.0,
+        -0.0,
+        1.5,
+        f64::MIN_POSITIVE,
+        f64::MAX,
+        f64::NEG_INFINITY,
+    ];
+    let back = pool.map(same::<f64>, floats).unwrap();
+    assert_eq!(
+        back.iter().map(|f| f.to_bits()).collect::<Vec<_>>(),
+        floats.map(f64::to_bits)
+    );
+    assert!(pool.map(same::<f64>, [f64::NAN]).unwrap()[0].is_nan());
+    assert_eq!(
+        pool.map(same::<f32>, [-2.5f32, f32::MAX]).unwrap(),
+        [-2.5f32, f32::MAX]
+    );
+    // Mixed: a number in, something else out, and back; and through the other entry points.
+    assert_eq!(
+        pool.map(|x: u32| x.to_string(), [7, 8]).unwrap(),
+        ["7", "8"]
+    );
+    assert_eq!(
+        pool.map(|s: String| s.len() as u64, ["abc".to_string()])
+            .unwrap(),
+        [3]
+    );
+    assert_eq!(
+        pool.apply_async(same::<u64>, u64::MAX)
+            .unwrap()
+            .get()
+            .unwrap(),
+        u64::MAX
+    );
+    let mut got: Vec<i32> = pool
+        .imap_unordered(same::<i32>, [-1, 2])
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    got.sort();
+    assert_eq!(got, [-1, 2]);
+    close_and_join(pool);
+}
+
 #[test]
 fn map_runs_an_unannotated_closure_that_captures_nothing() {
     let _g = common::guard();

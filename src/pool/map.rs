@@ -45,7 +45,7 @@ pub(crate) fn submit_chunk<R, O>(
     finish: impl FnOnce(ChunkResults<R>) -> Result<O, PoolError> + Send + 'static,
 ) -> Result<AsyncResult<O>, PoolError>
 where
-    R: DeserializeOwned,
+    R: DeserializeOwned + 'static,
     O: Send + 'static,
 {
     let cell = Arc::new(ResultCell::new());
@@ -461,7 +461,7 @@ impl<R> ChunkResults<R> {
 }
 
 /// Turn a chunk's delivery into its values and errors.
-pub(crate) fn decode_chunk<R: DeserializeOwned>(
+pub(crate) fn decode_chunk<R: DeserializeOwned + 'static>(
     delivery: Delivery<'_>,
     n: usize,
 ) -> ChunkResults<R> {

@@ -44,6 +44,7 @@ mod imap;
 mod map;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+mod packed;
 pub(crate) mod progress;
 mod result;
 pub(crate) mod status;

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::packed::{Seq, SeqBuf};
 use super::status::WorkerStatus;
 use crate::code::{Borrowing, CodeFn, CodeRef};
 use crate::handle;
@@ -80,8 +81,16 @@ pub(crate) enum ItemFailure {
 /// A chunk's results: the values of the items that succeeded, in order, and the failed
 /// items by index. Kept apart so that a chunk of a million `()` results is a few bytes.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(bound(
+    serialize = "R: Serialize + 'static",
+    deserialize = "R: DeserializeOwned + 'static"
+))]
 pub(crate) struct ChunkOutput<R> {
     pub failures: Vec<(u32, ItemFailure)>,
+    #[serde(
+        serialize_with = "super::packed::serialize_vec",
+        deserialize_with = "super::packed::deserialize_vec"
+    )]
     pub values: Vec<R>,
 }
 
@@ -98,8 +107,8 @@ fn mark_panicked(status: usize) {
 pub(crate) trait Apply: 'static {
     /// The task function's type: a function pointer.
     type Func: CodeFn;
-    type Item: Serialize + DeserializeOwned;
-    type Output: Serialize + DeserializeOwned;
+    type Item: Serialize + DeserializeOwned + 'static;
+    type Output: Serialize + DeserializeOwned + 'static;
     fn apply(f: Self::Func, item: Self::Item) -> Self::Output;
 }
 
@@ -190,7 +199,7 @@ impl<C: Apply> Chunks<C> {
 
     /// A chunk's payload: the function's code reference, then the items.
     pub(crate) fn payload(&self, items: &[C::Item]) -> Result<Vec<u8>, String> {
-        super::encode_plain::<C::Item>(&(CodeRef::of(self.func), items))
+        super::encode_plain::<C::Item>(&(CodeRef::of(self.func), Seq(items)))
     }
 }
 
@@ -201,7 +210,7 @@ fn run_chunk<A: Apply>(
     status: &WorkerStatus,
     out: &mut Vec<u8>,
 ) -> Result<(), String> {
-    let (func, items): (CodeRef<A::Func>, Vec<A::Item>) =
+    let (func, SeqBuf(items)): (CodeRef<A::Func>, SeqBuf<A::Item>) =
         handle::decode(payload, Vec::new()).map_err(|e| e.to_string())?;
     let func = func
         .resolve()
