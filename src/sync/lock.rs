@@ -188,7 +188,10 @@ impl LockState {
         if self.mutex.owner_tid() != tid {
             return Err(SyncError::NotOwner);
         }
-        let levels = self.count.swap(0, Ordering::Relaxed);
+        // Only the holder writes `count`: a load and a store, not a `swap` (a locked
+        // instruction on x86, which would cost as much as the unlock itself).
+        let levels = self.count.load(Ordering::Relaxed);
+        self.count.store(0, Ordering::Relaxed);
         self.mutex.unlock_as(tid).map_err(|_| SyncError::NotOwner)?;
         self.notify_released();
         Ok(levels)
@@ -201,8 +204,10 @@ impl LockState {
         if self.mutex.owner_tid() != tid {
             return Err(SyncError::NotOwner);
         }
-        if self.count.load(Ordering::Relaxed) > 1 {
-            self.count.fetch_sub(1, Ordering::Relaxed);
+        let depth = self.count.load(Ordering::Relaxed);
+        if depth > 1 {
+            // The holder's own word (see `unlock_all_as`).
+            self.count.store(depth - 1, Ordering::Relaxed);
             return Ok(());
         }
         self.unlock_all_as(tid).map(|_| ())
