@@ -316,24 +316,27 @@ fn gather7(word: u64) -> u64 {
 #[inline(always)]
 fn get_varint(bytes: &[u8], pos: &mut usize) -> Option<u64> {
     let at = *pos;
-    let first = *bytes.get(at)?;
-    if first < 0x80 {
+    let Some(eight) = bytes.get(at..at + 8) else {
+        return get_short(bytes, pos);
+    };
+    let word = u64::from_le_bytes(eight.try_into().ok()?);
+    let stops = !word & CONTINUE;
+    // The length by branches, not by counting zeros: a chunk's lengths repeat, the branches
+    // are predicted, and the next varint's position does not wait for this one's bytes (a
+    // computed length chains every read to the one before).
+    if stops & 0x80 != 0 {
         *pos = at + 1;
-        return Some(first.into());
+        return Some(word & 0x7f);
     }
-    match bytes.get(at..at + 8) {
-        Some(eight) => {
-            let word = u64::from_le_bytes(eight.try_into().ok()?);
-            let stops = !word & CONTINUE;
-            if stops == 0 {
-                return get_long(bytes, pos, word);
-            }
-            let len = (stops.trailing_zeros() / 8 + 1) as usize;
-            *pos = at + len;
-            Some(gather7(word & (u64::MAX >> (64 - 8 * len))))
-        }
-        None => get_short(bytes, pos),
+    if stops == 0 {
+        return get_long(bytes, pos, word);
     }
+    let mut len = 2;
+    while len < 8 && stops & (0x80 << (8 * (len - 1))) == 0 {
+        len += 1;
+    }
+    *pos = at + len;
+    Some(gather7(word & (u64::MAX >> (64 - 8 * len))))
 }
 
 /// A varint of nine or ten bytes, whose first eight (`word`) carry 56 bits.
