@@ -532,6 +532,30 @@ mod tests {
             let _ = postcard::from_bytes::<SeqBuf<f64>>(&framed);
             let _ = postcard::from_bytes::<SeqBuf<i8>>(&framed);
         }
+        // Well-formed sequences with one byte changed or cut short: an error or a sequence no
+        // longer than the count said, never a panic.
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..2000 {
+            let n = (next() % 40) as usize;
+            let values: Vec<u64> = (0..n).map(|_| next() >> (next() % 64)).collect();
+            let mut framed = postcard::to_allocvec(&Seq(&values)).unwrap();
+            let at = (next() as usize) % framed.len();
+            if next() % 2 == 0 {
+                framed[at] = next() as u8;
+            } else {
+                framed.truncate(at);
+            }
+            if let Ok(back) = postcard::from_bytes::<SeqBuf<u64>>(&framed) {
+                assert!(back.0.len() <= framed.len());
+            }
+            let _ = postcard::from_bytes::<SeqBuf<i16>>(&framed);
+            let _ = postcard::from_bytes::<SeqBuf<f32>>(&framed);
+        }
     }
 
     /// `bytes` as a serde byte string (not a sequence of `u8`s).
