@@ -52,6 +52,8 @@ impl<T: Serialize + 'static> Serialize for Seq<'_, T> {
         let Some(room) = with_prim!(T, P => room_for::<P>(self.0.len())) else {
             return serializer.collect_seq(self.0);
         };
+        // Below, `pack_as` cannot fail (`with_prim!` chose P as the type T is); were it to,
+        // the empty byte string would be refused by the decoder, not misread.
         if room <= SMALL {
             // A task or two (`apply_async`, `imap`): on the stack.
             let mut buf = [0u8; SMALL];
