@@ -6,6 +6,9 @@
 //! draws its challenge from the OS's random source. These functions run exactly the same
 //! handshake code on a given [`Connection`] with a given challenge, so a fuzz target can play
 //! the peer deterministically (it knows the challenge and can answer it correctly, or not).
+//!
+//! A pool's chunk results reach the parent through shared memory, not a `Connection`:
+//! [`decode_chunk_output`] runs the collector's decoding on given bytes.
 
 #![doc(hidden)]
 
@@ -39,4 +42,27 @@ pub fn client_handshake(
     timeout: Duration,
 ) -> Result<()> {
     listener::client_handshake(conn, key, challenge, timeout)
+}
+
+/// The parent's decoding of a pool worker's chunk result (`ChunkOutput<R>`: the failed items
+/// and the values, packed when `R` is a primitive number), as the collector decodes the
+/// bytes it takes from the result ring: the values and how many failures there were.
+pub fn decode_chunk_output<R: crate::TaskOutput>(
+    bytes: &[u8],
+) -> std::result::Result<(Vec<R>, usize), String> {
+    crate::handle::decode::<crate::pool::task::ChunkOutput<R>>(bytes, Vec::new())
+        .map(|out| (out.values, out.failures.len()))
+        .map_err(|e| e.to_string())
+}
+
+/// What a pool worker writes for a chunk whose items all returned `values`.
+pub fn encode_chunk_output<R: crate::TaskOutput + Clone>(values: &[R]) -> Vec<u8> {
+    let output = crate::pool::task::ChunkOutput {
+        failures: Vec::new(),
+        values: values.to_vec(),
+    };
+    let mut out = Vec::new();
+    // Plain numbers and strings carry no OS handles and always encode.
+    let _ = crate::handle::encode(&output, &mut out);
+    out
 }
