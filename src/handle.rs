@@ -14,7 +14,7 @@
 //! child. Encoding outside that mechanism (say, `serde_json::to_string(&connection)`) fails
 //! with a clear error instead of producing a number that means nothing elsewhere.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -28,6 +28,29 @@ thread_local! {
     static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
     /// Descriptors available while decoding on this thread (`None` outside `decode`).
     static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+    /// This thread's encode buffer between uses (see [`take_scratch`]).
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Scratch buffers larger than this are not kept for the next encoding.
+const KEEP_SCRATCH: usize = 4 << 20;
+
+/// This thread's reusable encode buffer, empty: a queue's put, a log record, a pool chunk's
+/// packed numbers are encoded into it and copied out, and a fresh buffer for each would
+/// cost an allocation and a page fault per 4 KiB. Re-entrant: a nested user (a `Serialize`
+/// that logs, say) gets a new, empty buffer. Give it back with [`keep_scratch`].
+pub(crate) fn take_scratch() -> Vec<u8> {
+    let mut buf = SCRATCH.take();
+    buf.clear();
+    buf
+}
+
+/// Give back a buffer from [`take_scratch`] for the next encoding on this thread (a large
+/// one is freed instead).
+pub(crate) fn keep_scratch(buf: Vec<u8>) {
+    if buf.capacity() <= KEEP_SCRATCH {
+        SCRATCH.set(buf);
+    }
 }
 
 /// Why a value could not be turned into a message or back.

@@ -6,7 +6,6 @@
 //! as a [`WireRecord`] and puts it into the ring. The root's drain thread (`hub`) emits it.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
@@ -211,9 +210,6 @@ impl Sink {
         if self.dead.load(Ordering::Relaxed) {
             return;
         }
-        thread_local! {
-            static BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-        }
         let put = |bytes: &[u8]| loop {
             let deadline = Instant::now() + Duration::from_millis(200);
             match self.setup.ring.put(bytes, Some(deadline)) {
@@ -225,21 +221,13 @@ impl Sink {
                 }
             }
         };
-        BUF.with(|buf| match buf.try_borrow_mut() {
-            Ok(mut buf) => {
-                buf.clear();
-                if let Ok(bytes) = postcard::to_extend(record, std::mem::take(&mut *buf)) {
-                    put(&bytes);
-                    *buf = bytes;
-                }
-            }
-            // Re-entered (a record logged while this thread sends one): use a fresh buffer.
-            Err(_) => {
-                if let Ok(bytes) = postcard::to_stdvec(record) {
-                    put(&bytes);
-                }
-            }
-        });
+        // The thread's scratch buffer; a record logged while this thread sends one gets a
+        // fresh buffer (`take_scratch` is re-entrant).
+        let mut buf = crate::handle::take_scratch();
+        if crate::handle::encode(record, &mut buf).is_ok() {
+            put(&buf);
+        }
+        crate::handle::keep_scratch(buf);
     }
 }
 

@@ -49,44 +49,18 @@ pub(crate) struct Seq<'a, T>(pub(crate) &'a [T]);
 
 impl<T: Serialize + 'static> Serialize for Seq<'_, T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let Some(room) = with_prim!(T, P => room_for::<P>(self.0.len())) else {
+        if !is_packed::<T>() {
             return serializer.collect_seq(self.0);
-        };
-        // Below, `pack_as` cannot fail (`with_prim!` chose P as the type T is); were it to,
-        // the empty byte string would be refused by the decoder, not misread.
-        if room <= SMALL {
-            // A task or two (`apply_async`, `imap`): on the stack.
-            let mut buf = [0u8; SMALL];
-            let len = with_prim!(T, P => pack_as::<T, P>(self.0, &mut buf))
-                .flatten()
-                .unwrap_or(0);
-            return serializer.serialize_bytes(&buf[..len]);
         }
-        SCRATCH.with_borrow_mut(|scratch| {
-            scratch.resize(room, 0);
-            let len = with_prim!(T, P => pack_as::<T, P>(self.0, scratch))
-                .flatten()
-                .unwrap_or(0);
-            let result = serializer.serialize_bytes(&scratch[..len]);
-            if scratch.capacity() > SCRATCH_KEPT {
-                *scratch = Vec::new();
-            }
-            result
-        })
+        let mut buf = crate::handle::take_scratch();
+        // `pack_as` cannot fail (`with_prim!` chose P as the type T is); were it to, the
+        // empty byte string would be refused by the decoder, not misread.
+        with_prim!(T, P => pack_as::<T, P>(self.0, &mut buf));
+        let result = serializer.serialize_bytes(&buf);
+        crate::handle::keep_scratch(buf);
+        result
     }
 }
-
-/// Chunks that pack into this many bytes are packed on the stack.
-const SMALL: usize = 128;
-
-thread_local! {
-    /// Where [`Seq`] packs a larger chunk before the serializer copies it: reused, because a
-    /// fresh buffer for every chunk costs a page fault per 4 KiB.
-    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The largest scratch buffer a thread keeps between chunks.
-const SCRATCH_KEPT: usize = 4 << 20;
 
 /// The chunk elements [`Seq`] wrote, read back.
 pub(crate) struct SeqBuf<T>(pub(crate) Vec<T>);
@@ -218,32 +192,33 @@ fn is_packed<T: 'static>() -> bool {
 /// The longest varint (a `u64`'s).
 const VARINT_MAX: usize = 10;
 
-/// The bytes [`pack_as`] needs for `n` items of `P`: the widest encoding of each, and eight
-/// bytes of slack for its eight-byte stores.
-fn room_for<P: Prim>(n: usize) -> usize {
+/// The count, then each item in `P`'s form, into `out` (empty). `T` is `P` (the caller
+/// checked their type ids); if it were not, `out` is left empty.
+fn pack_as<T: 'static, P: Prim>(items: &[T], out: &mut Vec<u8>) {
     let each = match P::FORM {
         Form::Varint => VARINT_MAX,
         Form::Fixed(n) => n,
     };
-    VARINT_MAX + n * each + 8
-}
-
-/// The count, then each item in `P`'s form, into `out` (at least [`room_for`] bytes long);
-/// returns the length written. `T` is `P` (the caller checked their type ids).
-fn pack_as<T: 'static, P: Prim>(items: &[T], out: &mut [u8]) -> Option<usize> {
-    let mut pos = put_varint(out, 0, items.len() as u64);
+    // Room for the widest encoding, and eight bytes of slack for the eight-byte stores.
+    out.resize(VARINT_MAX + items.len() * each + 8, 0);
+    let buf = out.as_mut_slice();
+    let mut pos = put_varint(buf, 0, items.len() as u64);
     for item in items {
         // Always `Some` (T is P); optimised to a plain read.
-        let bits = (item as &dyn Any).downcast_ref::<P>()?.to_bits();
+        let Some(&p) = (item as &dyn Any).downcast_ref::<P>() else {
+            out.clear();
+            return;
+        };
+        let bits = p.to_bits();
         pos += match P::FORM {
-            Form::Varint => put_varint(out, pos, bits),
+            Form::Varint => put_varint(buf, pos, bits),
             Form::Fixed(n) => {
-                out[pos..pos + 8].copy_from_slice(&bits.to_le_bytes());
+                buf[pos..pos + 8].copy_from_slice(&bits.to_le_bytes());
                 n
             }
         };
     }
-    Some(pos)
+    out.truncate(pos);
 }
 
 const CONTINUE: u64 = 0x8080_8080_8080_8080;

@@ -1,6 +1,6 @@
 //! Encoding an item into a queue's ring.
 //!
-//! A small item is encoded into a per-thread buffer and copied into the ring in one piece,
+//! A small item is encoded into the thread's scratch buffer (`handle::take_scratch`) and copied into the ring in one piece,
 //! so the put lock is held only for the copy. An item whose encoding grows past [`SPILL`]
 //! bytes is written straight into the ring instead: the buffered prefix goes in first, and
 //! every later byte the encoder produces lands in its chunk directly (an
@@ -13,7 +13,6 @@
 //! deadline, an OS handle inside the item), the writer is dropped unfinished and cancels the
 //! item: consumers never see any of it (see `ring/put.rs`).
 
-use std::cell::Cell;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -24,12 +23,6 @@ use crate::handle::{self, CodecError};
 
 /// Encodings up to this size are buffered and copied into the ring in one piece.
 const SPILL: usize = 64 << 10;
-/// Encode buffers larger than this are not kept for the next `put`.
-const KEEP_SCRATCH: usize = 4 << 20;
-
-thread_local! {
-    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-}
 
 /// Encode `item` into a reused per-thread buffer and give the bytes to `f` (the async queue,
 /// which must know an item's size before it waits for room).
@@ -38,14 +31,13 @@ pub(crate) fn with_encoded<T: Serialize + ?Sized, R>(
     item: &T,
     f: impl FnOnce(&[u8]) -> Result<R, QueueError>,
 ) -> Result<R, QueueError> {
-    let mut buf = SCRATCH.take();
-    buf.clear();
+    let mut buf = handle::take_scratch();
     let result = match handle::encode(item, &mut buf) {
         Ok(fds) if fds.is_empty() => f(&buf),
         Ok(_) => Err(carries_handles::<T>()),
         Err(e) => Err(e.into()),
     };
-    keep_scratch(buf);
+    handle::keep_scratch(buf);
     result
 }
 
@@ -56,12 +48,10 @@ pub(crate) fn put<T: Serialize + ?Sized>(
     item: &T,
     deadline: Option<Instant>,
 ) -> Result<bool, QueueError> {
-    let mut buf = SCRATCH.take();
-    buf.clear();
     let mut sink = Sink {
         ring,
         deadline,
-        buf,
+        buf: handle::take_scratch(),
         writer: None,
         stopped: None,
     };
@@ -78,14 +68,8 @@ pub(crate) fn put<T: Serialize + ?Sized>(
     };
     // An unfinished writer cancels its item here, before the buffer is kept.
     drop(sink.writer.take());
-    keep_scratch(std::mem::take(&mut sink.buf));
+    handle::keep_scratch(std::mem::take(&mut sink.buf));
     result
-}
-
-fn keep_scratch(buf: Vec<u8>) {
-    if buf.capacity() <= KEEP_SCRATCH {
-        SCRATCH.set(buf);
-    }
 }
 
 fn carries_handles<T: ?Sized>() -> QueueError {
