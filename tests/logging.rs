@@ -1168,6 +1168,51 @@ fn log_to_stderr_format() {
     }
 }
 
+/// Inner part of `fork_as_logging_starts_leaves_no_child_asleep` (does nothing unless
+/// re-executed): in a fresh process, `log_to_stderr(Info)` starts the drain thread, and two
+/// fork children start at once and log a burst each.
+#[test]
+fn inner_fork_as_logging_starts() {
+    let _g = common::guard();
+    if !is_inner() {
+        return;
+    }
+    inner_begins();
+    logging::log_to_stderr(LevelFilter::Info).unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|c| {
+            let arg = ("early-burst".to_string(), c, 200);
+            start(StartMethod::Fork, &format!("early-{c}"), burst, arg)
+        })
+        .collect();
+    for child in children {
+        let pid = child.pid();
+        assert!(
+            child.join_timeout(LONG).unwrap(),
+            "fork child {pid} never finished"
+        );
+    }
+    inner_ends();
+}
+
+/// A process forked while another thread of the parent was computing one of the library's
+/// lazily initialized values (here: the log drain thread starting to wait, the first use of
+/// the polling policy) used to inherit that value half-initialized and sleep forever on its
+/// first use. Fresh processes, each forking two children as logging starts.
+#[test]
+fn fork_as_logging_starts_leaves_no_child_asleep() {
+    let _g = common::guard();
+    for _ in 0..20 {
+        let out = run_inner("inner_fork_as_logging_starts");
+        assert_eq!(
+            lines_with(&out.stderr, "early-burst").len(),
+            400,
+            "{}",
+            out.both()
+        );
+    }
+}
+
 /// Inner part of `library_level_off_hides_only_the_library_events` (does nothing unless
 /// re-executed): `log_to_stderr(Info)`, the library's level `Off`, a child per start method
 /// logs a record of its own.

@@ -100,6 +100,9 @@ pub(crate) fn start<R: Serialize>(
     let _ = std::io::stdout().flush();
     let (mine, theirs) = sys::socketpair()?;
     let parent_pid = sys::getpid();
+    // Computed now if another thread is not already computing it (then this waits for it):
+    // the child must not inherit it half-initialized (see `sys::fork`).
+    crate::code::fingerprint();
     // First: the log drain thread takes the identity lock while it emits.
     let logging_guard = crate::logging::lock_for_fork();
     let registry_guard = registry::lock_for_fork();

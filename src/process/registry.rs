@@ -185,14 +185,21 @@ fn lock() -> MutexGuard<'static, Registry> {
     reg
 }
 
-/// Hold the table locked across `fork` so the child's copy is consistent.
+/// Hold the table locked across `fork` so the child's copy is consistent. The exit handler
+/// is installed first: a `Once` another thread were running at the fork would stay "running"
+/// in the child forever (see `sys::fork`).
 pub(crate) fn lock_for_fork() -> MutexGuard<'static, Registry> {
+    install_exit_handler();
     lock()
+}
+
+fn install_exit_handler() {
+    AT_EXIT.call_once(|| sys::at_exit(exit_handler));
 }
 
 /// Add a freshly started child.
 pub(crate) fn register(record: Arc<ChildRecord>) {
-    AT_EXIT.call_once(|| sys::at_exit(exit_handler));
+    install_exit_handler();
     let mut reg = lock();
     reg.children
         .retain(|c| !(c.detached.load(Ordering::Relaxed) && c.finished()));

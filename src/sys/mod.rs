@@ -390,12 +390,26 @@ pub enum Fork {
 /// In the child only the forking thread exists; the caller must not rely on locks other threads
 /// might have held (glibc's allocator is fork-safe; user locks may not be).
 pub unsafe fn fork() -> io::Result<Fork> {
+    settle_lazy_statics();
     // SAFETY: the caller upholds the contract above; fork itself has no preconditions.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
         0 => Ok(Fork::Child),
         pid => Ok(Fork::Parent(pid as u32)),
     }
+}
+
+/// Complete this layer's lazily computed statics before a fork. A `OnceLock` that another
+/// thread is initializing at the moment of the fork is copied into the child in its
+/// "running" state, with no thread left to finish it: the child's first use then sleeps
+/// forever (seen: a forked child stuck in `spin_enabled` while the parent's log drain thread
+/// computed it). Each call returns at once once computed, or waits for the thread computing
+/// it; after the calls, none of these can be in progress, since a complete one stays complete.
+fn settle_lazy_statics() {
+    memory::spin_enabled();
+    memory::current_ids();
+    image::main_image();
+    add_close_from();
 }
 
 /// End this process at once, without running `atexit` handlers or destructors.
