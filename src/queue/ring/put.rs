@@ -145,10 +145,7 @@ impl Ring {
         }
         if self.open_item_is_whole(open) {
             // Its producer died after publishing the last piece: the item stands, counted.
-            if self.joinable {
-                self.state.tasks.0.word.fetch_and(!OPEN_COUNTED, SeqCst);
-            }
-            p.open_item.store(0, Release);
+            self.close_open();
             return true;
         }
         if !self.wait_space(HEADER, deadline) {
@@ -233,6 +230,16 @@ impl Ring {
             published: false,
             finished: false,
         }))
+    }
+
+    /// The open item is whole in the ring: the task count keeps it, and it is no longer open
+    /// (put lock held).
+    #[inline]
+    fn close_open(&self) {
+        if self.joinable {
+            self.state.tasks.0.word.fetch_and(!OPEN_COUNTED, SeqCst);
+        }
+        self.state.producer.0.open_item.store(0, Release);
     }
 
     /// Take the open item out of the task count if it is in it (put lock held).
@@ -425,12 +432,7 @@ impl ItemWriter<'_> {
     /// The item is whole in the ring: it is no longer open.
     #[inline]
     fn close(&mut self) {
-        let ring = self.ring;
-        if ring.joinable {
-            // Whole: the count keeps it, the item is no longer open.
-            ring.state.tasks.0.word.fetch_and(!OPEN_COUNTED, SeqCst);
-        }
-        ring.state.producer.0.open_item.store(0, Release);
+        self.ring.close_open();
         self.finished = true;
     }
 }
