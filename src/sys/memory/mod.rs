@@ -23,9 +23,9 @@ pub use ids::{current_ids, is_own_thread};
 pub use mapping::{Mapping, memfd, punch_hole};
 pub use mutex::{MutexLock, RobustMutex};
 pub use shm::{shm_create, shm_open, shm_unlink};
-pub use spin::spin_until;
 #[cfg(feature = "async")]
-pub use spin::{SPIN_BEFORE_BLOCKING, spin_enabled};
+pub use spin::SPIN_BEFORE_BLOCKING;
+pub use spin::{spin_enabled, spin_until};
 
 #[cfg(test)]
 mod tests {
